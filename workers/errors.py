@@ -1,0 +1,37 @@
+"""One root exception for guardstream; subclasses carry the data a caller needs."""
+
+from __future__ import annotations
+
+
+class GuardstreamError(Exception):
+    """Root of every error guardstream raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(GuardstreamError):
+    """Settings or policy that cannot be used as given."""
+
+    exit_code = 2
+
+
+class TopicMismatchError(GuardstreamError):
+    """Existing topics whose settings contradict the catalog."""
+
+    exit_code = 3
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class InvalidEventError(GuardstreamError):
+    """An event failed validation before it was published."""
+
+    exit_code = 4
+
+    def __init__(self, reason: str, *, line: int | None = None) -> None:
+        self.reason = reason
+        self.line = line
+        where = f"line {line}: " if line is not None else ""
+        super().__init__(f"{where}{reason}")

@@ -1,0 +1,116 @@
+"""Runtime settings: one typed object read from the environment (prefix ``GUARDSTREAM_``).
+
+Precedence is environment variable > policy file > mode default (DESIGN §5). This module owns
+the first and last of those; policy files are applied on top by the policy loader.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class ProcessingGuarantee(StrEnum):
+    AT_LEAST_ONCE = "at_least_once"
+    EXACTLY_ONCE = "exactly_once"
+
+
+# What each mode implies when neither the environment nor a policy file says otherwise.
+MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
+    Mode.DEVELOPMENT: {
+        "processing_guarantee": ProcessingGuarantee.AT_LEAST_ONCE,
+        "log_format": "text",
+        "log_level": "INFO",
+    },
+    Mode.STAGING: {
+        "processing_guarantee": ProcessingGuarantee.AT_LEAST_ONCE,
+        "log_format": "json",
+        "log_level": "INFO",
+    },
+    Mode.PRODUCTION: {
+        "processing_guarantee": ProcessingGuarantee.EXACTLY_ONCE,
+        "log_format": "json",
+        "log_level": "WARNING",
+    },
+}
+
+
+class Settings(BaseSettings):
+    """Everything a guardstream process needs to connect and behave; immutable once built."""
+
+    model_config = SettingsConfigDict(env_prefix="GUARDSTREAM_", frozen=True, extra="ignore")
+
+    mode: Mode = Mode.DEVELOPMENT
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    topic_prefix: str = "guardstream."
+    app_id: str = "guardstream"
+    # None means "the mode decides" (see MODE_DEFAULTS).
+    processing_guarantee: ProcessingGuarantee | None = None
+    log_format: str | None = None
+    log_level: str | None = None
+
+    # Kafka security is configuration, not code (DESIGN §10).
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+
+    # Ingest.
+    dedup_horizon_s: float = Field(default=3600.0, gt=0)
+    dedup_max_ids_per_partition: int = Field(default=1_000_000, gt=0)
+    input_partitions: int = Field(default=4, ge=1)
+    retention_days_inputs: int = Field(default=7, ge=1)
+
+    # Worker web server (health + Prometheus metrics).
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    data_dir: str = "/tmp/guardstream"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_topic_safe(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError(f"topic prefix {value!r} may only contain [a-zA-Z0-9._-]")
+        return value
+
+    @cached_property
+    def effective_guarantee(self) -> ProcessingGuarantee:
+        return self.processing_guarantee or MODE_DEFAULTS[self.mode]["processing_guarantee"]
+
+    @cached_property
+    def effective_log_format(self) -> str:
+        return self.log_format or MODE_DEFAULTS[self.mode]["log_format"]
+
+    @cached_property
+    def effective_log_level(self) -> str:
+        return self.log_level or MODE_DEFAULTS[self.mode]["log_level"]
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options shared by every aiokafka client we create."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol.endswith("SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
+        return options
