@@ -164,7 +164,7 @@ class RedisServer:
             socket_connect_timeout=1.0,
         )
         try:
-            info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+            info: dict[str, Any] = client.info("server")
             return bool(info.get("process_id") == self._process.pid)
         except redis.RedisError:
             return False
