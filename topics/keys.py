@@ -1,0 +1,18 @@
+"""Record keys for the input topics: the key decides the partition, so it decides ordering.
+
+An event and its retries share a key (and so a partition), which is what lets per-partition
+de-duplication catch duplicates.
+"""
+
+from __future__ import annotations
+
+from schemas.events import CostEvent, InputEvent, LatencyEvent, ToolInvocation
+
+
+def input_key(event: InputEvent) -> bytes:
+    if isinstance(event, ToolInvocation | LatencyEvent):
+        return f"{event.vendor}/{event.tool}".encode()
+    if isinstance(event, CostEvent):
+        scope = event.team or event.project or event.user or event.org or "global"
+        return scope.encode()
+    raise TypeError(f"not an input event: {type(event).__name__}")

@@ -1,0 +1,133 @@
+"""Validate-then-publish for producers: nothing invalid reaches an input topic from here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+from schemas.codec import encode
+from schemas.dead_letter import describe_validation_error
+
+from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent
+from topics.catalog import TopicCatalog, TopicName
+from topics.keys import input_key
+from workers.errors import InvalidEventError
+
+# A JSONL line may say which input topic it is for; without it the fields decide.
+TYPE_FIELD = "type"
+TYPE_ALIASES: Mapping[str, TopicName] = {
+    "tool_invocation": TopicName.TOOL_INVOCATIONS,
+    "tool-invocation": TopicName.TOOL_INVOCATIONS,
+    "tool-invocations": TopicName.TOOL_INVOCATIONS,
+    "cost": TopicName.COST_EVENTS,
+    "cost_event": TopicName.COST_EVENTS,
+    "cost-events": TopicName.COST_EVENTS,
+    "latency": TopicName.LATENCY_EVENTS,
+    "latency_event": TopicName.LATENCY_EVENTS,
+    "latency-events": TopicName.LATENCY_EVENTS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Where a record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def topic_for(event: InputEvent) -> TopicName:
+    if isinstance(event, CostEvent):
+        return TopicName.COST_EVENTS
+    if isinstance(event, LatencyEvent):
+        return TopicName.LATENCY_EVENTS
+    return TopicName.TOOL_INVOCATIONS
+
+
+def parse_event(
+    document: Mapping[str, Any] | bytes | str, topic: TopicName | None = None
+) -> InputEvent:
+    """Validate one input event; the error names the field and the problem."""
+    fields = orjson.loads(document) if isinstance(document, bytes | str) else dict(document)
+    if not isinstance(fields, dict):
+        raise InvalidEventError(f"an event must be a JSON object, got {type(fields).__name__}")
+    declared = fields.pop(TYPE_FIELD, None)
+    if topic is None and declared is not None:
+        topic = TYPE_ALIASES.get(str(declared))
+        if topic is None:
+            raise InvalidEventError(f"{TYPE_FIELD}: unknown event type {str(declared)[:32]!r}")
+    topic = topic or _infer_topic(fields)
+    model = INPUT_EVENT_TYPES[str(topic)]
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidEventError(f"{topic}: {describe_validation_error(exc)}") from None
+
+
+def _infer_topic(fields: Mapping[str, Any]) -> TopicName:
+    if "latency_ms" in fields:
+        return TopicName.LATENCY_EVENTS
+    if "source" in fields and "tool" not in fields:
+        return TopicName.COST_EVENTS
+    return TopicName.TOOL_INVOCATIONS
+
+
+class EventPublisher:
+    """An idempotent, acks=all producer of validated input events."""
+
+    def __init__(
+        self, catalog: TopicCatalog, client_options: Mapping[str, Any], *, linger_ms: int = 5
+    ) -> None:
+        self._catalog = catalog
+        self._producer = AIOKafkaProducer(
+            **client_options,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            max_batch_size=256 * 1024,
+        )
+
+    async def __aenter__(self) -> EventPublisher:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._producer.stop()
+
+    async def publish(self, event: InputEvent) -> Published:
+        future = await self._send(event)
+        metadata = await future
+        return Published(metadata.topic, metadata.partition, metadata.offset)
+
+    async def publish_many(
+        self, events: Iterable[InputEvent], *, window: int = 10_000
+    ) -> AsyncIterator[Published]:
+        """Pipeline sends (up to ``window`` in flight) and yield coordinates in input order."""
+        pending: list[asyncio.Future[Any]] = []
+        for event in events:
+            pending.append(await self._send(event))
+            if len(pending) >= window:
+                for metadata in await asyncio.gather(*pending):
+                    yield Published(metadata.topic, metadata.partition, metadata.offset)
+                pending.clear()
+        for metadata in await asyncio.gather(*pending):
+            yield Published(metadata.topic, metadata.partition, metadata.offset)
+
+    async def send_raw(
+        self, topic: TopicName, key: bytes | None, value: bytes
+    ) -> asyncio.Future[Any]:
+        """Send bytes as they are: for traffic generators that inject corrupt records on purpose."""
+        return await self._producer.send(self._catalog.name(topic), value=value, key=key)
+
+    async def flush(self) -> None:
+        await self._producer.flush()
+
+    async def _send(self, event: InputEvent) -> asyncio.Future[Any]:
+        topic = self._catalog.name(topic_for(event))
+        return await self._producer.send(topic, value=encode(event), key=input_key(event))

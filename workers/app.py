@@ -1,0 +1,167 @@
+"""The Faust app factory: settings in, a configured worker app out.
+
+The app is thin wiring: topics from the catalog, the batch-shaped ingest agent around the pure
+:class:`IngestStage`, dead letters out, accepted events on to the sinks, and the web endpoints
+(health, Prometheus metrics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import faust
+from faust.types.auth import SASLCredentials, SSLCredentials
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from schemas.events import INPUT_EVENT_TYPES, InputEvent
+from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
+from workers.batching import BatchingApp, BatchTopic, RawBatch
+from workers.ingest.dead_letters import dead_letter_bytes
+from workers.ingest.stage import IngestResult, IngestStage
+from workers.metrics import IngestCollector, render
+from workers.settings import ProcessingGuarantee, Settings
+
+# A fetch returns up to this many records per call; batches are per partition, so agents see
+# at most this many per event. Large enough to amortise the hand-off, small enough to keep
+# one batch's latency low.
+MAX_POLL_RECORDS = 2000
+# Batches waiting per agent queue; bounds memory to ~MAX_POLL_RECORDS x this many records.
+BATCH_QUEUE_MAXSIZE = 8
+
+
+class EventSink(Protocol):
+    """Where accepted events go next (the kernels' agents, in later stages)."""
+
+    async def handle(self, result: IngestResult) -> None: ...
+
+
+@dataclass(slots=True)
+class Worker:
+    """Everything the CLI and tests need to run and observe one guardstream worker."""
+
+    settings: Settings
+    catalog: TopicCatalog
+    app: faust.App
+    stage: IngestStage
+    registry: CollectorRegistry
+    sinks: list[EventSink] = field(default_factory=list)
+
+
+def catalog_for(settings: Settings) -> TopicCatalog:
+    return TopicCatalog(
+        prefix=settings.topic_prefix,
+        input_partitions=settings.input_partitions,
+        input_retention_days=settings.retention_days_inputs,
+    )
+
+
+def create_worker(settings: Settings, sinks: Sequence[EventSink] = ()) -> Worker:
+    catalog = catalog_for(settings)
+    app = BatchingApp(settings.app_id, **_faust_settings(settings))
+    models: Mapping[str, type[InputEvent]] = {
+        catalog.name(topic): INPUT_EVENT_TYPES[str(topic)] for topic in INPUT_TOPICS
+    }
+    stage = IngestStage(
+        models,
+        dedup_horizon_ms=int(settings.dedup_horizon_s * 1000),
+        dedup_max_ids=settings.dedup_max_ids_per_partition,
+    )
+    registry = CollectorRegistry()
+    worker = Worker(settings, catalog, app, stage, registry, list(sinks))
+    registry.register(IngestCollector(stage.counters, stage.tracked_ids, lambda: _lag(app)))
+    _register_ingest_agent(worker)
+    _register_web_pages(worker)
+    return worker
+
+
+def _register_ingest_agent(worker: Worker) -> None:
+    app, catalog, stage = worker.app, worker.catalog, worker.stage
+    inputs = BatchTopic(app, topics=stage.topics, maxsize=BATCH_QUEUE_MAXSIZE)
+    dead_letter = app.topic(
+        catalog.name(TopicName.DEAD_LETTER), key_serializer="raw", value_serializer="raw"
+    )
+
+    async def ingest(batches: faust.StreamT[RawBatch]) -> None:
+        async for batch in batches:
+            result = stage.process(batch)
+            for rejected in result.rejected:
+                await dead_letter.send(key=rejected.record.key, value=dead_letter_bytes(rejected))
+            for sink in worker.sinks:
+                await sink.handle(result)
+
+    app.agent(inputs, name="guardstream.ingest", concurrency=1)(ingest)
+
+
+def _register_web_pages(worker: Worker) -> None:
+    app = worker.app
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(render(worker.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        consumer_ok = app.consumer is not None and not app.consumer.should_stop
+        status = 200 if consumer_ok and not app.should_stop else 503
+        body = {
+            "status": "ok" if status == 200 else "unavailable",
+            "mode": str(worker.settings.mode),
+        }
+        return web.json(body, status=status)
+
+
+def _lag(app: faust.App) -> dict[tuple[str, int], int]:
+    monitor = app.monitor
+    if monitor is None:
+        return {}
+    lag: dict[tuple[str, int], int] = {}
+    for tp, end in (monitor.tp_end_offsets or {}).items():
+        read = (monitor.tp_read_offsets or {}).get(tp)
+        if read is not None:
+            lag[(tp.topic, tp.partition)] = max(end - read - 1, 0)
+    return lag
+
+
+def _faust_settings(settings: Settings) -> dict[str, Any]:
+    exactly_once = settings.effective_guarantee is ProcessingGuarantee.EXACTLY_ONCE
+    conf: dict[str, Any] = {
+        "broker": [f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        "processing_guarantee": "exactly_once" if exactly_once else "at_least_once",
+        "store": "memory://",
+        "datadir": settings.data_dir,
+        "topic_partitions": settings.input_partitions,
+        # guardstream creates and verifies its topics from the catalog (topics/catalog.py).
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_max_poll_records": MAX_POLL_RECORDS,
+        "web_enabled": settings.web_port != 0,
+        "web_port": settings.web_port,
+        "web_bind": settings.web_host,
+        "web_in_thread": False,
+        "producer_acks": -1,
+    }
+    credentials = _credentials(settings)
+    if credentials is not None:
+        conf["broker_credentials"] = credentials
+    return conf
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if protocol.endswith("SSL"):
+        ssl_context = SSLCredentials(cafile=settings.kafka_ssl_cafile).context
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        return SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    return SSLCredentials(context=ssl_context)

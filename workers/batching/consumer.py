@@ -1,0 +1,140 @@
+"""Faust's aiokafka consumer with a batch-shaped drain loop.
+
+Stock Faust drains a fetch one message at a time and awaits ``wait_first(callback(message),
+suspend_flow.wait())`` for each, which creates tasks and loop iterations per message. Here a
+fetch is split per partition: partitions whose every subscriber is a :class:`BatchTopic` get
+one event carrying all their records; other partitions (table changelogs, Faust's own topics)
+go through Faust's per-message callback unchanged.
+
+Acking a batch as a unit reuses Faust's own gap bookkeeping: the offsets before the batch's
+last record are registered as a gap, so acking the last record lets the committed offset move
+past the whole batch, and never past a batch that is still being processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence, Set
+from typing import Any
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+from mode import ServiceT
+
+from workers.batching.records import RawBatch, RawRecord
+from workers.batching.topic import BatchTopic
+
+
+class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set  # type: ignore[attr-defined]
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records, active_partitions = await self._wait_next_records(timeout=1.0)
+                # A fetch can return at once many times in a row; let other tasks run.
+                await self.sleep(0)
+                if self.should_stop or not records:
+                    continue
+                if not self.flow_active:
+                    await self._seek_back_after_pause()
+                    continue
+                await self._deliver_fetch(records, active_partitions)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _seek_back_after_pause(self) -> None:
+        # Same as stock getmany: records fetched while flow was stopped are refetched later.
+        try:
+            await self.perform_seek()
+        except Exception as exc:
+            self.log.warning("exception performing seek when flow not active %r", exc)
+
+    async def _deliver_fetch(
+        self, records: Mapping[TP, Sequence[Any]], active_partitions: Set[TP] | None
+    ) -> None:
+        generation_id = self.app.consumer_generation_id
+        subscribers = self.app.topics._tp_index
+        for tp, tp_records in records.items():
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                return  # a rebalance started; the rest is refetched after it
+            if not (
+                active_partitions is None
+                or tp in active_partitions
+                or tp in self._buffered_partitions
+            ):
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            fresh = self._unread(tp, tp_records)
+            if not fresh:
+                continue
+            channels = subscribers.get(tp)
+            if channels and all(isinstance(channel, BatchTopic) for channel in channels):
+                await self._deliver_batch(tp, fresh, channels)
+            else:
+                await self._deliver_one_by_one(tp, fresh)
+
+    def _unread(self, tp: TP, tp_records: Sequence[RawRecord]) -> Sequence[RawRecord]:
+        read_offset = self._read_offset[tp]
+        if read_offset is None or tp_records[0].offset >= read_offset:
+            return tp_records
+        return [record for record in tp_records if record.offset >= read_offset]
+
+    async def _deliver_batch(
+        self, tp: TP, tp_records: Sequence[RawRecord], channels: Set[BatchTopic]
+    ) -> None:
+        first, last = tp_records[0].offset, tp_records[-1].offset
+        await self._mark_skipped_offsets(tp, first)
+        if last > first:
+            await self._add_gap(tp, first, last - 1)
+        await self._maybe_commit()
+        message: Message = self._to_message(tp, tp_records[-1])
+        message.incref(len(channels))
+        batch = RawBatch(topic=tp.topic, partition=tp.partition, records=tp_records)
+        event = self.app.create_event(message.key, batch, message.headers, message)
+        for channel in channels:
+            await channel.queue.put(event)
+        self._read_offset[tp] = last
+
+    async def _deliver_one_by_one(self, tp: TP, tp_records: Sequence[RawRecord]) -> None:
+        callback = self.callback
+        for record in tp_records:
+            await self._mark_skipped_offsets(tp, record.offset)
+            await self._maybe_commit()
+            message = self._to_message(tp, record)
+            await self.wait_first(callback(message), self.suspend_flow.wait())
+            self._read_offset[tp] = record.offset
+
+    async def _mark_skipped_offsets(self, tp: TP, next_offset: int) -> None:
+        # Offsets with no record (transaction markers, compaction) must still count as acked.
+        read_offset = self._read_offset[tp]
+        if (
+            read_offset
+            and next_offset - read_offset > 1
+            and self.app.topics.acks_enabled_for(tp.topic)
+        ):
+            await self._add_gap(tp, read_offset + 1, next_offset - 1)
+
+    async def _maybe_commit(self) -> None:
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+
+
+__all__ = ["BatchingConsumer"]

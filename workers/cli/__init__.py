@@ -1,0 +1,1 @@
+"""The ``guardstream`` command line: parses, sets up, dispatches; no logic of its own."""

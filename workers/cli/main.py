@@ -1,0 +1,65 @@
+"""Entry point of the ``guardstream`` console script."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from workers.cli.context import CliContext
+from workers.cli.publish_cmd import publish
+from workers.cli.simulate_cmd import simulate
+from workers.cli.tail_cmd import tail
+from workers.cli.topics_cmd import topics
+from workers.cli.worker_cmd import worker
+from workers.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--bootstrap", envvar="GUARDSTREAM_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")
+@click.option("--prefix", envvar="GUARDSTREAM_TOPIC_PREFIX", help="Topic name prefix.")
+@click.option(
+    "--mode",
+    envvar="GUARDSTREAM_MODE",
+    type=click.Choice(["development", "staging", "production"]),
+    help="Runtime mode; chooses defaults (default: development).",
+)
+@click.version_option(package_name="guardstream")
+@click.pass_context
+def cli(ctx: click.Context, bootstrap: str | None, prefix: str | None, mode: str | None) -> None:
+    """guardstream: circuit breakers, budgets and SLO burn rates for AI agent fleets.
+
+    Every option can also be set as an environment variable GUARDSTREAM_<NAME>
+    (e.g. GUARDSTREAM_KAFKA_BOOTSTRAP, GUARDSTREAM_REDIS_URL); flags win.
+    """
+    overrides = {
+        key: value
+        for key, value in {
+            "kafka_bootstrap": bootstrap,
+            "topic_prefix": prefix,
+            "mode": mode,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid settings: {exc}") from None
+    ctx.obj = CliContext(settings=settings, console=Console(), err=Console(stderr=True))
+
+
+cli.add_command(worker)
+cli.add_command(topics)
+cli.add_command(publish)
+cli.add_command(tail)
+cli.add_command(simulate)
+
+
+def main() -> None:
+    sys.exit(cli.main(prog_name="guardstream", standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""``guardstream topics create|describe``."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from topics.admin import TopicAction, TopicAdmin, TopicStatus
+from workers.cli.context import CliContext, pass_cli, print_json, run
+from workers.errors import TopicMismatchError
+
+
+@click.group()
+def topics() -> None:
+    """Create or inspect the topics guardstream uses."""
+
+
+@topics.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@pass_cli
+def create(cli: CliContext, as_json: bool) -> None:
+    """Create missing topics and verify existing ones (idempotent).
+
+    Exits 3 when a topic exists with partitions or cleanup policy other than the catalog's.
+    """
+
+    async def go() -> list[TopicStatus]:
+        async with TopicAdmin(cli.client_options()) as admin:
+            return await admin.ensure(cli.catalog.specs())
+
+    _report(cli, run(go()), as_json)
+
+
+@topics.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@pass_cli
+def describe(cli: CliContext, as_json: bool) -> None:
+    """Show every catalog topic and how the cluster's copy compares (exit 3 on mismatch)."""
+
+    async def go() -> list[TopicStatus]:
+        async with TopicAdmin(cli.client_options()) as admin:
+            return await admin.verify(cli.catalog.specs())
+
+    _report(cli, run(go()), as_json)
+
+
+def _report(cli: CliContext, statuses: list[TopicStatus], as_json: bool) -> None:
+    if as_json:
+        print_json({"topics": [status.as_dict() for status in statuses]})
+    else:
+        specs = {spec.name: spec for spec in cli.catalog.specs()}
+        table = Table("topic", "status", "partitions", "cleanup", "retention.ms", "notes")
+        for status in statuses:
+            spec = specs[status.name]
+            colour = {"ok": "green", "created": "cyan"}.get(str(status.action), "red")
+            table.add_row(
+                status.name,
+                f"[{colour}]{status.action}[/]",
+                str(status.partitions if status.partitions is not None else spec.partitions),
+                status.config.get("cleanup.policy", str(spec.cleanup)),
+                status.config.get("retention.ms", str(spec.retention_ms or "-")),
+                "; ".join(status.problems + status.notes),
+            )
+        cli.console.print(table)
+    problems = [
+        p for s in statuses if s.action is not TopicAction.OK and s.problems for p in s.problems
+    ]
+    if problems:
+        error = TopicMismatchError(problems)
+        cli.err.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise SystemExit(error.exit_code)

@@ -1,0 +1,53 @@
+"""``guardstream worker``: check the topics, then run the Faust worker until signalled."""
+
+from __future__ import annotations
+
+import click
+import faust
+
+from topics.admin import TopicAction, TopicAdmin, TopicStatus
+from workers.app import create_worker
+from workers.cli.context import CliContext, pass_cli, run
+from workers.errors import TopicMismatchError
+from workers.logs import logging_config
+
+
+@click.command()
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    help="Port of the health/metrics endpoint (0 disables; default 6066).",
+)
+@pass_cli
+def worker(cli: CliContext, web_port: int | None) -> None:
+    """Run a worker: ingest the input topics, dead-letter bad records, serve /metrics and
+    /health. Creates missing topics; refuses to start (exit 3) when an existing topic
+    contradicts the catalog."""
+    settings = cli.settings
+    if web_port is not None:
+        settings = settings.model_copy(update={"web_port": web_port})
+    run(_ensure_topics(cli))
+    guardstream = create_worker(settings)
+    faust_worker = faust.Worker(
+        guardstream.app,
+        loglevel=settings.effective_log_level,
+        logging_config=logging_config(settings.effective_log_format, settings.effective_log_level),
+        quiet=True,
+    )
+    faust_worker.execute_from_commandline()
+
+
+async def _ensure_topics(cli: CliContext) -> list[TopicStatus]:
+    async with TopicAdmin(cli.client_options()) as admin:
+        statuses = await admin.ensure(cli.catalog.specs())
+    problems = [p for s in statuses if s.action is TopicAction.MISMATCH for p in s.problems]
+    if problems:
+        raise TopicMismatchError(
+            [
+                "refusing to start: topics contradict the catalog",
+                *problems,
+                "fix the topics (or the prefix) and start again",
+            ]
+        )
+    return statuses

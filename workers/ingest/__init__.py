@@ -1,0 +1,1 @@
+"""Ingest: raw records of the input topics -> validated, de-duplicated events + dead letters."""

@@ -1,0 +1,61 @@
+"""Prometheus metrics: every metric name lives here.
+
+Counters are kept as plain ints by the stages (no per-event prometheus call on the hot path)
+and turned into metric families only when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from workers.ingest.stage import IngestCounters
+
+EVENTS_ACCEPTED = "guardstream_events_accepted"
+EVENTS_DUPLICATE = "guardstream_events_duplicate"
+EVENTS_DEAD_LETTERED = "guardstream_events_dead_lettered"
+DEDUP_TRACKED_IDS = "guardstream_dedup_tracked_ids"
+CONSUMER_LAG = "guardstream_consumer_lag_records"
+
+LagSource = Callable[[], Mapping[tuple[str, int], int]]
+
+
+class IngestCollector(Collector):
+    def __init__(
+        self, counters: IngestCounters, tracked_ids: Callable[[], int], lag: LagSource
+    ) -> None:
+        self._counters = counters
+        self._tracked_ids = tracked_ids
+        self._lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        accepted = CounterMetricFamily(
+            EVENTS_ACCEPTED, "Valid, first-seen input events", labels=["topic"]
+        )
+        for topic, count in sorted(self._counters.accepted.items()):
+            accepted.add_metric([topic], count)
+        duplicate = CounterMetricFamily(
+            EVENTS_DUPLICATE, "Input events dropped as duplicate event_ids", labels=["topic"]
+        )
+        for topic, count in sorted(self._counters.duplicates.items()):
+            duplicate.add_metric([topic], count)
+        dead = CounterMetricFamily(
+            EVENTS_DEAD_LETTERED, "Input records sent to dead-letter", labels=["topic", "kind"]
+        )
+        for (topic, kind), count in sorted(self._counters.rejected.items()):
+            dead.add_metric([topic, kind], count)
+        tracked = GaugeMetricFamily(DEDUP_TRACKED_IDS, "event_ids held for de-duplication")
+        tracked.add_metric([], self._tracked_ids())
+        lag = GaugeMetricFamily(
+            CONSUMER_LAG, "Records between read position and end", labels=["topic", "partition"]
+        )
+        for (topic, partition), records in sorted(self._lag().items()):
+            lag.add_metric([topic, str(partition)], records)
+        yield from (accepted, duplicate, dead, tracked, lag)
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
