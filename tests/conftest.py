@@ -7,8 +7,10 @@ with a broker each: a broker start costs seconds, a prefix costs nothing.
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Generator, Iterator
+from types import FrameType
 
 import pytest
 
@@ -19,6 +21,21 @@ from workers.localstack.redis import RedisServer
 _KAFKA_FIXTURES = frozenset({"kafka_cluster", "bootstrap_servers"})
 _REDIS_FIXTURES = frozenset({"redis_server", "redis_url"})
 _LOG_TAIL_LINES = 200
+
+
+def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Treat SIGTERM (CI timeouts, `kill`) like Ctrl-C: fixtures tear down, brokers stop.
+
+    Python's default SIGTERM action exits without running fixture teardown or atexit.
+    The servers would still die (parent-death signal) but leave their temp dirs behind.
+    A handler someone else installed is left alone.
+    """
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
 
 
 @pytest.fixture(scope="session")

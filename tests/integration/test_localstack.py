@@ -8,6 +8,7 @@ a record, and a Redis that can be taken down and brought back on the same port.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,13 +202,13 @@ def test_redis_restart_keeps_port_and_password() -> None:
     assert not server.running
 
 
-def test_children_die_with_a_sigkilled_parent(tmp_path: Path) -> None:
+def test_children_die_with_a_sigkilled_parent() -> None:
     """The parent-death signal: no orphan server when Python itself is SIGKILLed."""
     script = (
         "import sys, time\n"
         "from workers.localstack.redis import RedisServer\n"
         "server = RedisServer().start()\n"
-        "print(server._process.pid, flush=True)\n"
+        "print(server.pid, server.log_path.parent, flush=True)\n"
         "time.sleep(60)\n"
     )
     parent = subprocess.Popen(
@@ -215,12 +216,15 @@ def test_children_die_with_a_sigkilled_parent(tmp_path: Path) -> None:
     )
     try:
         assert parent.stdout is not None
-        child_pid = int(parent.stdout.readline())
+        pid_text, workdir = parent.stdout.readline().split()
+        child_pid = int(pid_text)
         assert _pid_exists(child_pid)
     finally:
         parent.kill()
         parent.communicate(timeout=10)
     assert _eventually(lambda: not _pid_exists(child_pid), timeout=10)
+    # Nothing in the killed parent could clean up; only the process was guaranteed to go.
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- plumbing

@@ -56,6 +56,7 @@ _FORMAT_TIMEOUT_S = 120.0
 _OUTPUT_TAIL_LINES = 40
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+[\w.-]*$")
 _PROBE_INTERVAL_S = 0.25
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 T = TypeVar("T")
 
@@ -125,7 +126,8 @@ def _maven_copy_dependencies(version: str, staging: Path) -> Path:
         )
     except subprocess.TimeoutExpired as exc:
         raise KafkaJarsError(f"Maven did not finish within {_MAVEN_TIMEOUT_S:.0f} s") from exc
-    output = (done.stdout or "") + (done.stderr or "")
+    # Maven 3.8 emits colour resets even in batch mode; error messages should be plain text.
+    output = _ANSI_RE.sub("", (done.stdout or "") + (done.stderr or ""))
     if done.returncode != 0:
         raise KafkaJarsError(
             f"Maven failed (exit {done.returncode}) fetching Kafka {version}:\n"

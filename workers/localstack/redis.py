@@ -112,6 +112,11 @@ class RedisServer:
         return self._process.alive
 
     @property
+    def pid(self) -> int | None:
+        """Process id of the running server (None before the first start)."""
+        return self._process.pid if self._process.alive else None
+
+    @property
     def log_path(self) -> Path:
         return self._process.log_path
 
