@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
+
 from schemas.codec import encode
 from schemas.dead_letter import describe_validation_error
-
 from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent
 from topics.catalog import TopicCatalog, TopicName
 from topics.keys import input_key

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import faust
-from faust.types.auth import SASLCredentials, SSLCredentials
+from faust.auth import SASLCredentials, SSLCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from schemas.codec import encode
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.batching import BatchingApp, BatchTopic, RawBatch
-from workers.ingest.dead_letters import dead_letter_bytes
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.metrics import IngestCollector, render
 from workers.settings import ProcessingGuarantee, Settings
@@ -27,6 +27,8 @@ from workers.settings import ProcessingGuarantee, Settings
 # at most this many per event. Large enough to amortise the hand-off, small enough to keep
 # one batch's latency low.
 MAX_POLL_RECORDS = 2000
+# aiohttp refuses parameters in content_type=, so the exposition type goes in as a header.
+METRICS_HEADERS = {"Content-Type": CONTENT_TYPE_LATEST}
 # Batches waiting per agent queue; bounds memory to ~MAX_POLL_RECORDS x this many records.
 BATCH_QUEUE_MAXSIZE = 8
 
@@ -87,7 +89,7 @@ def _register_ingest_agent(worker: Worker) -> None:
         async for batch in batches:
             result = stage.process(batch)
             for rejected in result.rejected:
-                await dead_letter.send(key=rejected.record.key, value=dead_letter_bytes(rejected))
+                await dead_letter.send(key=rejected.record.key, value=encode(rejected.dead_letter))
             for sink in worker.sinks:
                 await sink.handle(result)
 
@@ -99,7 +101,7 @@ def _register_web_pages(worker: Worker) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(render(worker.registry), content_type=CONTENT_TYPE_LATEST)
+        return web.bytes(render(worker.registry), headers=dict(METRICS_HEADERS))
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

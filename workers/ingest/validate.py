@@ -1,31 +1,16 @@
-"""Raw record bytes -> a validated input event, or the reason it cannot be one. Pure."""
+"""Raw record bytes -> a validated input event, or the dead letter saying why not. Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from pydantic import ValidationError
-from schemas.dead_letter import describe_validation_error
 
+from schemas.dead_letter import DeadLetter, DeadLetterKind
 from schemas.events import InputEvent
 from schemas.limits import MAX_EVENT_BYTES
 from workers.batching.records import RawRecord
-
-
-class RejectKind(StrEnum):
-    EMPTY = "empty"
-    TOO_LARGE = "too_large"
-    UNDECODABLE = "undecodable"
-    SCHEMA = "schema"
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    record: RawRecord
-    kind: RejectKind
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +19,14 @@ class Validated:
     event: InputEvent
 
 
-_UNDECODABLE_ERROR_TYPES = frozenset({"json_invalid", "json_type", "model_type"})
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    record: RawRecord
+    dead_letter: DeadLetter
+
+    @property
+    def kind(self) -> DeadLetterKind:
+        return self.dead_letter.error_kind
 
 
 def validate_records(
@@ -46,25 +38,40 @@ def validate_records(
     rejected: list[Rejected] = []
     for record in records:
         raw = record.value
-        if not raw:
-            rejected.append(Rejected(record, RejectKind.EMPTY, "record has no value"))
-            continue
-        if len(raw) > MAX_EVENT_BYTES:
-            reason = f"record is {len(raw)} bytes, the limit is {MAX_EVENT_BYTES}"
-            rejected.append(Rejected(record, RejectKind.TOO_LARGE, reason))
+        if raw is None or len(raw) > MAX_EVENT_BYTES:
+            rejected.append(Rejected(record, _unparsed(record, model)))
             continue
         try:
             accepted.append(Validated(record, parse(raw)))
         except ValidationError as exc:
-            rejected.append(Rejected(record, _kind_of(exc), describe_validation_error(exc)))
+            letter = DeadLetter.from_validation_error(
+                exc,
+                original=raw,
+                original_key=record.key,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                record_ts=record.timestamp,
+            )
+            rejected.append(Rejected(record, letter))
     return accepted, rejected
 
 
-def _kind_of(exc: ValidationError) -> RejectKind:
-    # Not JSON at all, or JSON that is not an object: the bytes, not a field, are the problem.
-    errors = exc.errors(include_url=False, include_input=False)
-    if len(errors) == 1 and not errors[0]["loc"] and errors[0]["type"] in _UNDECODABLE_ERROR_TYPES:
-        return RejectKind.UNDECODABLE
-    if errors and errors[0]["type"] == "json_invalid":
-        return RejectKind.UNDECODABLE
-    return RejectKind.SCHEMA
+def _unparsed(record: RawRecord, model: type[InputEvent]) -> DeadLetter:
+    raw = record.value
+    if raw is None:
+        kind, reason = DeadLetterKind.UNDECODABLE, "record has no value (tombstone)"
+    else:
+        kind = DeadLetterKind.TOO_LARGE
+        reason = f"record is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte cap; not parsed"
+    return DeadLetter.build(
+        original=raw or b"",
+        original_key=record.key,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        error_kind=kind,
+        error=reason,
+        record_ts=record.timestamp,
+        expected_type=model.__name__,
+    )
