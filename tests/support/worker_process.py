@@ -1,0 +1,128 @@
+"""Run ``guardstream`` as a user would: a real subprocess against the fixtures' broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers.localstack.ports import free_port
+
+_METRIC_PREFIX = "guardstream_"
+
+
+def cli_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GUARDSTREAM_KAFKA_BOOTSTRAP=bootstrap,
+        GUARDSTREAM_TOPIC_PREFIX=prefix,
+        GUARDSTREAM_APP_ID=f"{prefix}worker",
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    args: list[str], env: Mapping[str, str], *, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "workers.cli.main", *args],
+        env=dict(env),
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    web_port: int
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def metrics(self) -> dict[str, float]:
+        """Sum of every guardstream sample by metric name+labels, e.g. 'x_total{topic="t"}'."""
+        url = f"http://127.0.0.1:{self.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(_METRIC_PREFIX):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        return samples
+
+    def total(self, metric: str) -> float:
+        try:
+            samples = self.metrics()
+        except OSError:
+            return 0.0
+        return sum(v for k, v in samples.items() if k.split("{")[0] == metric)
+
+    def wait_for(self, metric: str, expected: float, timeout_s: float = 90) -> float:
+        deadline = time.monotonic() + timeout_s
+        value = 0.0
+        while time.monotonic() < deadline:
+            assert self.alive(), f"worker exited; log:\n{self.log_tail()}"
+            value = self.total(metric)
+            if value >= expected:
+                return value
+            time.sleep(0.25)
+        return value
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def running_worker(env: Mapping[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+    web_port = free_port()
+    log_path = tmp_path / "worker.log"
+    worker_env = dict(env, GUARDSTREAM_DATA_DIR=str(tmp_path / "data"))
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli.main", "worker", "--web-port", str(web_port)],
+            env=worker_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = WorkerProcess(process, web_port, log_path)
+    try:
+        _wait_healthy(worker)
+        yield worker
+    finally:
+        if worker.alive():
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _wait_healthy(worker: WorkerProcess, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not worker.alive():
+            raise RuntimeError(f"worker exited early:\n{worker.log_tail()}")
+        try:
+            url = f"http://127.0.0.1:{worker.web_port}/health"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"worker not healthy after {timeout_s}s:\n{worker.log_tail()}")
