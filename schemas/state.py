@@ -1,0 +1,151 @@
+"""Published state (compacted topics breaker-state, budget-state, slo-state; Redis projection).
+
+These are what gateways read (DESIGN §9), not necessarily everything a kernel keeps internally.
+Rates and utilisations are fractions (0.25 = 25 %), money is exact Decimal (JSON string).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from schemas.base import WireModel
+from schemas.limits import MAX_LIST_ITEMS
+from schemas.types import (
+    Attributes,
+    Duration,
+    EventTime,
+    Fraction,
+    Identifier,
+    MoneyTotalUSD,
+    MoneyUSD,
+    PolicyVersion,
+    ShortStr,
+    SignedMoneyUSD,
+    Text,
+    TokenCount,
+)
+
+
+class CircuitState(StrEnum):
+    """Resilience4j's states plus its special ones (forced open, disabled, metrics only)."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    FORCED_OPEN = "forced_open"
+    DISABLED = "disabled"
+    METRICS_ONLY = "metrics_only"
+
+
+class BudgetAction(StrEnum):
+    """What a gateway must do now for calls in a budget's scope."""
+
+    ALLOW = "allow"
+    THROTTLE = "throttle"
+    HALT = "halt"
+
+
+class BudgetPeriod(StrEnum):
+    """Calendar-aligned periods (in the policy's time zone) or a rolling window."""
+
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    QUARTERLY = "quarterly"
+    ANNUAL = "annual"
+    ROLLING = "rolling"
+
+
+class BreakerState(WireModel):
+    """State of one circuit breaker, published on every transition."""
+
+    key: Identifier
+    """Breaker key, by default "<vendor>/<tool>"; the Kafka key."""
+    state: CircuitState
+    since: EventTime
+    """Event time of the transition into `state`."""
+    retry_at: EventTime | None = None
+    """While open: event time at which the breaker goes half-open."""
+    attempt: int = Field(default=0, ge=0)
+    """Consecutive openings without a full recovery (drives exponential backoff)."""
+    failure_rate: Fraction = 0.0
+    """Failed / recorded calls in the window (0 until the minimum number of calls)."""
+    slow_call_rate: Fraction = 0.0
+    calls_in_window: int = Field(default=0, ge=0)
+    consecutive_failures: int = Field(default=0, ge=0)
+    """Trips the breaker at the seeds' `failure_threshold`."""
+    calls_while_open: int = Field(default=0, ge=0)
+    """Calls rejected since the breaker opened."""
+    fallback_action: ShortStr | None = None
+    """What callers should do instead while open (seeds: use_cache...)."""
+    reason: Text | None = None
+    """Why the last transition happened, e.g. "failure_rate 0.62 >= 0.50"."""
+    policy_id: Identifier
+    """The breaker policy entry that governs this key (e.g. cb.vendor.default)."""
+    policy_version: PolicyVersion
+    updated_at: EventTime
+
+
+class BudgetState(WireModel):
+    """Spend of one budget in one period and the action gateways must take."""
+
+    budget_id: Identifier
+    scope: Attributes = Field(default_factory=dict)
+    """Selector the budget applies to, e.g. {"team": "search"}; empty for global."""
+    period: BudgetPeriod
+    period_start: EventTime
+    period_end: EventTime
+    spent_usd: MoneyTotalUSD
+    tokens: TokenCount = 0
+    limit_usd: MoneyUSD | None = None
+    limit_tokens: TokenCount | None = None
+    remaining_usd: SignedMoneyUSD | None = None
+    """limit_usd - spent_usd; negative when overspent."""
+    utilization: float = Field(ge=0.0)
+    """spent / limit as a fraction (may exceed 1); 0 when there is no limit."""
+    projected_spend_usd: MoneyTotalUSD
+    """Spend at period end at the current rate."""
+    thresholds_crossed: list[int | float] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    """Alert thresholds crossed this period, in percent as the seeds write them (50, 80...)."""
+    action: BudgetAction
+    decided_by: ShortStr | None = None
+    """Which rule set `action`, e.g. "threshold:95" or "rate_limit:tokens"."""
+    rate_window_ms: int | None = Field(default=None, gt=0)
+    """Length of the sliding rate-limit window (60000 for the seeds' per-minute limits)."""
+    request_rate_limit: int | None = Field(default=None, ge=0)
+    """Requests allowed per window, burst allowance included."""
+    requests_remaining: int | None = Field(default=None, ge=0)
+    token_rate_limit: int | None = Field(default=None, ge=0)
+    """Tokens allowed per window, burst allowance included."""
+    tokens_remaining: int | None = Field(default=None, ge=0)
+    rate_limit_reset_at: EventTime | None = None
+    """When the oldest counted request leaves the window (capacity frees up)."""
+    policy_version: PolicyVersion
+    updated_at: EventTime
+
+
+class SloState(WireModel):
+    """Error budget and burn rates of one SLO over its rolling period."""
+
+    slo_id: Identifier
+    labels: Attributes = Field(default_factory=dict)
+    """The label set the SLO is evaluated for (vendor, tool, ...)."""
+    target: float = Field(gt=0.0, lt=1.0)
+    """Objective as a fraction, e.g. 0.995."""
+    period: Duration
+    """Rolling period, ISO 8601 duration on the wire (e.g. "P30D")."""
+    good: int = Field(ge=0)
+    total: int = Field(ge=0)
+    error_budget_remaining: float
+    """Fraction of the error budget left over the period; negative once exhausted."""
+    burn_rates: dict[ShortStr, float] = Field(default_factory=dict, max_length=MAX_LIST_ITEMS)
+    """Burn rate per window name (e.g. "5m", "1h", "6h"); 1.0 spends the budget exactly."""
+    firing: list[ShortStr] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    """Names of the burn-rate alerts currently firing (e.g. "page:1h/5m")."""
+    sla_tier: ShortStr | None = None
+    """standard | premium | enterprise when an SLA contract applies."""
+    policy_version: PolicyVersion
+    updated_at: EventTime
