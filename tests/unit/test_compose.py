@@ -87,9 +87,10 @@ def _service_argv(service: dict[str, Any]) -> list[str]:
 
 
 def test_the_stack_has_broker_redis_topics_worker_and_simulator(
-    services: dict[str, dict[str, Any]],
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
     assert set(services) == {"kafka", "redis", "topics", "worker", "simulator"}
+    assert compose["name"] == "guardstream"  # not the checkout directory's name
 
 
 def test_worker_waits_for_healthy_broker_and_redis_and_created_topics(
