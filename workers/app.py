@@ -140,7 +140,7 @@ def _faust_settings(settings: Settings) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "broker_max_poll_records": MAX_POLL_RECORDS,
         "web_enabled": settings.web_port != 0,
-        "web_port": settings.web_port,
+        "web_port": settings.web_port or 6066,  # Faust validates it even when disabled
         "web_bind": settings.web_host,
         "web_in_thread": False,
         "producer_acks": -1,

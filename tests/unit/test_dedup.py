@@ -100,11 +100,6 @@ def test_cap_of_one_holds_only_the_latest_id() -> None:
     assert (len(dedup), dedup.forgotten_early) == (1, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a cap eviction counts an id whose horizon already ran out as forgotten_early "
-    "(only expiry on a watermark advance checks the horizon; the cap never does)",
-)
 def test_cap_eviction_of_an_already_expired_id_is_not_counted_as_early() -> None:
     dedup = Deduplicator(horizon_ms=10, max_ids=2)
     dedup.first_time("a", 100)  # watermark 100

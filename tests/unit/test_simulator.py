@@ -348,13 +348,8 @@ def test_bad_spike_is_a_config_error(text: str) -> None:
     assert repr(text) in str(raised.value)
 
 
-_ACCEPTS_NONSENSE = (
-    "bug: parse checks the shape only, so nonsense values are accepted and the scenario "
-    "silently misbehaves"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=_ACCEPTS_NONSENSE)
 @pytest.mark.parametrize(
     "text",
     [
@@ -368,7 +363,6 @@ def test_outage_with_impossible_values_is_a_config_error(text: str) -> None:
         Outage.parse(text)
 
 
-@pytest.mark.xfail(strict=True, reason=_ACCEPTS_NONSENSE)
 @pytest.mark.parametrize(
     "text",
     [
@@ -383,11 +377,6 @@ def test_spike_with_impossible_values_is_a_config_error(text: str) -> None:
         SpendSpike.parse(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SpendSpike accepts a negative factor, and the generator then marks "
-    "negative-cost invocations valid although ToolInvocation rejects them",
-)
 def test_a_negative_spike_factor_never_yields_a_valid_record_that_fails_validation() -> None:
     try:
         spike = SpendSpike.parse("research:0:60:-2")
@@ -397,11 +386,6 @@ def test_a_negative_spike_factor_never_yields_a_valid_record_that_fails_validati
         assert _decodes(record) is record.valid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `guardstream simulate` parses --outage/--spike outside run(), so a "
-    "ConfigError escapes as a traceback instead of exit code 2 with a message",
-)
 def test_cli_reports_a_bad_outage_as_a_usage_problem() -> None:
     result = CliRunner().invoke(cli, ["simulate", "--count", "1", "--outage", "openai:soon"])
     assert not isinstance(result.exception, ConfigError), "escaped as a traceback"

@@ -10,6 +10,7 @@ import click
 
 from topics.publish import EventPublisher
 from workers.cli.context import CliContext, pass_cli, print_json, run
+from workers.errors import ConfigError
 from workers.simulate.scenario import Chaos, Outage, Scenario, SpendSpike
 from workers.simulate.traffic import TrafficGenerator
 
@@ -70,12 +71,15 @@ def simulate(
     as_json: bool,
 ) -> None:
     """Publish synthetic tool-invocation, cost and latency traffic until stopped."""
-    scenario = Scenario(
-        chaos=Chaos() if chaos else Chaos.none(),
-        outages=tuple(Outage.parse(text) for text in outages),
-        spikes=tuple(SpendSpike.parse(text) for text in spikes),
-        duplicate_share=duplicates,
-    )
+    try:
+        scenario = Scenario(
+            chaos=Chaos() if chaos else Chaos.none(),
+            outages=tuple(Outage.parse(text) for text in outages),
+            spikes=tuple(SpendSpike.parse(text) for text in spikes),
+            duplicate_share=duplicates,
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         outcomes = run(_simulate(cli, scenario, seed, rate, duration, count))
     except KeyboardInterrupt:

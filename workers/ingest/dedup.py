@@ -45,9 +45,10 @@ class Deduplicator:
         self._seen[event_id] = ts_ms
         self._arrival.append((event_id, ts_ms))
         if len(self._arrival) > self.max_ids:
-            oldest_id, _ = self._arrival.popleft()
+            oldest_id, oldest_ts_ms = self._arrival.popleft()
             del self._seen[oldest_id]
-            self.forgotten_early += 1
+            if oldest_ts_ms >= self.watermark_ms - self.horizon_ms:
+                self.forgotten_early += 1
         return True
 
     def _expire(self, cutoff_ms: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -34,6 +35,14 @@ class Chaos:
         return cls(0.0, 0.0, 0.0, 0.0)
 
 
+def _window(what: str, text: str, start_s: float, duration_s: float) -> None:
+    # NaN compares false with everything, so "not (x >= 0)" also rejects it.
+    if not (start_s >= 0 and math.isfinite(start_s)):
+        raise ConfigError(f"{what} {text!r}: START_S must be a finite number >= 0")
+    if not (duration_s > 0 and math.isfinite(duration_s)):
+        raise ConfigError(f"{what} {text!r}: DURATION_S must be a finite number > 0")
+
+
 @dataclass(frozen=True, slots=True)
 class Outage:
     """Every call to ``vendor`` fails (503 or timeout) from ``start_s`` for ``duration_s``."""
@@ -47,9 +56,13 @@ class Outage:
         """``VENDOR:START_S:DURATION_S``, e.g. ``openai:30:60``."""
         try:
             vendor, start, duration = text.split(":")
-            return cls(vendor, float(start), float(duration))
+            outage = cls(vendor, float(start), float(duration))
         except ValueError:
             raise ConfigError(f"outage {text!r}: expected VENDOR:START_S:DURATION_S") from None
+        if not vendor:
+            raise ConfigError(f"outage {text!r}: VENDOR is empty")
+        _window("outage", text, outage.start_s, outage.duration_s)
+        return outage
 
     def active(self, vendor: str, elapsed_s: float) -> bool:
         return vendor == self.vendor and self.start_s <= elapsed_s < self.start_s + self.duration_s
@@ -69,9 +82,15 @@ class SpendSpike:
         """``TEAM:START_S:DURATION_S:FACTOR``, e.g. ``research:60:30:20``."""
         try:
             team, start, duration, factor = text.split(":")
-            return cls(team, float(start), float(duration), float(factor))
+            spike = cls(team, float(start), float(duration), float(factor))
         except ValueError:
             raise ConfigError(f"spike {text!r}: expected TEAM:START_S:DURATION_S:FACTOR") from None
+        if not team:
+            raise ConfigError(f"spike {text!r}: TEAM is empty")
+        _window("spike", text, spike.start_s, spike.duration_s)
+        if not (spike.factor >= 0 and math.isfinite(spike.factor)):
+            raise ConfigError(f"spike {text!r}: FACTOR must be a finite number >= 0")
+        return spike
 
     def active(self, team: str, elapsed_s: float) -> bool:
         return team == self.team and self.start_s <= elapsed_s < self.start_s + self.duration_s
@@ -111,3 +130,11 @@ class Scenario:
     latency_event_share: float = 0.10
     # Share of calls re-sent with the same event_id (producer retries), to exercise dedup.
     duplicate_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("cost_event_share", "latency_event_share", "duplicate_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}={value}: must be within [0, 1]")
+        if self.cost_event_share + self.latency_event_share > 1.0:
+            raise ConfigError("cost_event_share + latency_event_share must not exceed 1")
