@@ -44,31 +44,33 @@ async def _create_topic(
         await admin.create_topics(
             [NewTopic(name, partitions, replication, topic_configs=configs or {})]
         )
-        await _wait_for_leaders(admin, name, partitions)
     finally:
         await admin.close()
+    # CreateTopics returns before every partition has a leader; producers would retry.
+    await _leaders(bootstrap, name, partitions, accept=lambda _: True)
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, topic: str, partitions: int) -> None:
-    """CreateTopics returns before every partition has a leader; producers would retry."""
-    async with asyncio.timeout(30):
-        while True:
-            [described] = await admin.describe_topics([topic])
-            leaders = [p["leader"] for p in described["partitions"]]
-            if described["error_code"] == 0 and len(leaders) == partitions and min(leaders) >= 0:
-                return
-            await asyncio.sleep(0.1)
+async def _leaders(
+    bootstrap: str, topic: str, partitions: int, accept: Callable[[dict[int, int]], bool]
+) -> dict[int, int]:
+    """Partition -> leader once every partition has one and ``accept`` agrees.
 
-
-async def _partition_leader(bootstrap: str, topic: str, partition: int) -> int:
+    Polls (bounded): brokers learn metadata changes asynchronously, so the broker a new
+    client asks may not know a just-created topic or a just-moved leader yet.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        [described] = await admin.describe_topics([topic])
+        async with asyncio.timeout(30):
+            while True:
+                [described] = await admin.describe_topics([topic])
+                leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
+                complete = len(leaders) == partitions and min(leaders.values()) >= 0
+                if described["error_code"] == 0 and complete and accept(leaders):
+                    return leaders
+                await asyncio.sleep(0.1)
     finally:
         await admin.close()
-    [info] = [p for p in described["partitions"] if p["partition"] == partition]
-    return int(info["leader"])
 
 
 async def _consume(
@@ -328,7 +330,7 @@ async def test_three_brokers_lose_nothing_when_a_leader_stops(
     topic = f"{topic_prefix}replicated"
     partitions, total = 3, 3000
     await _create_topic(bootstrap, topic, partitions, 3, {"min.insync.replicas": "2"})
-    victim = await _partition_leader(bootstrap, topic, 0)
+    victim = (await _leaders(bootstrap, topic, partitions, accept=lambda _: True))[0]
 
     consumed = asyncio.create_task(
         asyncio.wait_for(_consume(bootstrap, topic, partitions, until=total), 90)
@@ -351,7 +353,7 @@ async def test_three_brokers_lose_nothing_when_a_leader_stops(
             _produce(producer, topic, partitions, range(total // 3, 2 * total // 3)),
         )
         assert victim not in three_brokers.alive_brokers()
-        assert await _partition_leader(bootstrap, topic, 0) != victim
+        await _leaders(bootstrap, topic, partitions, accept=lambda ls: victim not in ls.values())
         await _produce(producer, topic, partitions, range(2 * total // 3, total))
     finally:
         await producer.stop()

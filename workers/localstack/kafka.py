@@ -244,7 +244,11 @@ async def _broker_ids_via(address: str, timeout_s: float) -> set[int]:
         client_id="guardstream-localstack-probe",
     )
     try:
-        await asyncio.wait_for(client.bootstrap(), timeout_s)
+        # No asyncio timeout around bootstrap(): cancelling it between connect and the
+        # metadata answer leaks the connection (an "Unclosed AIOKafkaConnection"
+        # ResourceWarning, an error under pytest). request_timeout_ms bounds each step
+        # and aiokafka closes the connection itself when it fires.
+        await client.bootstrap()
         return {broker.nodeId for broker in client.cluster.brokers()}
     finally:
         await client.close()
