@@ -7,6 +7,7 @@ The app is thin wiring: topics from the catalog, the batch-shaped ingest agent a
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,9 +27,11 @@ from workers.settings import ProcessingGuarantee, Settings
 # A fetch returns up to this many records per call; batches are per partition, so agents see
 # at most this many per event. Large enough to amortise the hand-off, small enough to keep
 # one batch's latency low.
-MAX_POLL_RECORDS = 2000
+MAX_POLL_RECORDS = 10_000
 # aiohttp refuses parameters in content_type=, so the exposition type goes in as a header.
 METRICS_HEADERS = {"Content-Type": CONTENT_TYPE_LATEST}
+# Bigger fetch responses mean fewer round trips through Faust's consumer thread.
+MAX_FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
 # Batches waiting per agent queue; bounds memory to ~MAX_POLL_RECORDS x this many records.
 BATCH_QUEUE_MAXSIZE = 8
 
@@ -49,6 +52,22 @@ class Worker:
     stage: IngestStage
     registry: CollectorRegistry
     sinks: list[EventSink] = field(default_factory=list)
+
+
+# See tune_garbage_collector.
+GC_GEN0_THRESHOLD = 100_000
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic GC run per many batches instead of many times per batch.
+
+    A batch keeps thousands of freshly validated events alive at once; with CPython's default
+    gen-0 threshold (700) that triggers collections over Faust's large, long-lived heap several
+    times per batch, which profiling showed costs ~40% per event. Freezing what exists at start
+    keeps those long-lived objects out of every later collection.
+    """
+    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+    gc.freeze()
 
 
 def catalog_for(settings: Settings) -> TopicCatalog:
@@ -139,6 +158,7 @@ def _faust_settings(settings: Settings) -> dict[str, Any]:
         "topic_disable_leader": True,
         "consumer_auto_offset_reset": "earliest",
         "broker_max_poll_records": MAX_POLL_RECORDS,
+        "consumer_max_fetch_size": MAX_FETCH_BYTES_PER_PARTITION,
         "web_enabled": settings.web_port != 0,
         "web_port": settings.web_port or 6066,  # Faust validates it even when disabled
         "web_bind": settings.web_host,

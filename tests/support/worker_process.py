@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workers.localstack.ports import free_port
-
-_METRIC_PREFIX = "guardstream_"
+from workers.metrics_scrape import scrape, total
 
 
 def cli_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
@@ -52,23 +51,10 @@ class WorkerProcess:
         return self.process.poll() is None
 
     def metrics(self) -> dict[str, float]:
-        """Sum of every guardstream sample by metric name+labels, e.g. 'x_total{topic="t"}'."""
-        url = f"http://127.0.0.1:{self.web_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        samples: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith(_METRIC_PREFIX):
-                name, value = line.rsplit(" ", 1)
-                samples[name] = float(value)
-        return samples
+        return scrape(self.web_port)
 
     def total(self, metric: str) -> float:
-        try:
-            samples = self.metrics()
-        except OSError:
-            return 0.0
-        return sum(v for k, v in samples.items() if k.split("{")[0] == metric)
+        return total(self.metrics(), metric)
 
     def wait_for(self, metric: str, expected: float, timeout_s: float = 90) -> float:
         deadline = time.monotonic() + timeout_s

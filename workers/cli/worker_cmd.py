@@ -6,7 +6,7 @@ import click
 import faust
 
 from topics.admin import TopicAction, TopicAdmin, TopicStatus
-from workers.app import create_worker
+from workers.app import create_worker, tune_garbage_collector
 from workers.cli.context import CliContext, pass_cli, run
 from workers.errors import TopicMismatchError
 from workers.logs import logging_config
@@ -29,6 +29,7 @@ def worker(cli: CliContext, web_port: int | None) -> None:
         settings = settings.model_copy(update={"web_port": web_port})
     run(_ensure_topics(cli))
     guardstream = create_worker(settings)
+    tune_garbage_collector()
     faust_worker = faust.Worker(
         guardstream.app,
         loglevel=settings.effective_log_level,

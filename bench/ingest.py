@@ -1,0 +1,181 @@
+"""Ingest throughput: guardstream's ingest stage vs raw aiokafka consume + orjson decode.
+
+Both read the same N records from the same topic in the same run, timed from the first record
+received to the last, so broker start-up and group rebalances are not counted. The ratio is
+the figure to compare across machines; absolute rates move with load on a shared machine.
+
+    python -m bench.ingest                 # starts its own broker, 200k events, 4 partitions
+    python -m bench.ingest --events 50000 --bootstrap 127.0.0.1:9092
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from topics.admin import TopicAdmin
+from topics.catalog import TopicCatalog, TopicName
+from workers.localstack.kafka import KafkaCluster
+from workers.localstack.ports import free_port
+from workers.metrics_scrape import scrape, total
+from workers.simulate.scenario import Chaos, Scenario
+from workers.simulate.traffic import TrafficGenerator
+
+
+@dataclass
+class Rate:
+    events: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else float("inf")
+
+
+async def produce(bootstrap: str, catalog: TopicCatalog, count: int) -> int:
+    generator = TrafficGenerator(
+        Scenario(chaos=Chaos.none(), cost_event_share=0, latency_event_share=0), seed=1
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    size = 0
+    try:
+        pending = []
+        for i in range(count):
+            record = generator.next_record(elapsed_s=0.0, now_ms=1_795_000_000_000 + i)
+            size += len(record.value)
+            pending.append(
+                await producer.send(
+                    catalog.name(TopicName.TOOL_INVOCATIONS), record.value, key=record.key
+                )
+            )
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return size // count
+
+
+async def raw_consume(bootstrap: str, topic: str, partitions: int, count: int) -> Rate:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    seen, started = 0, None
+    loads = orjson.loads
+    try:
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            if started is None and batches:
+                started = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    loads(record.value)
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    assert started is not None
+    return Rate(seen, time.perf_counter() - started)
+
+
+async def guardstream_ingest(bootstrap: str, prefix: str, count: int, timeout_s: float) -> Rate:
+    """Run `guardstream worker` as users do; time first to last record from its metrics."""
+    web_port = free_port()
+    env = dict(
+        os.environ,
+        GUARDSTREAM_KAFKA_BOOTSTRAP=bootstrap,
+        GUARDSTREAM_TOPIC_PREFIX=prefix,
+        GUARDSTREAM_APP_ID=f"{prefix}bench",
+        GUARDSTREAM_DATA_DIR=f"/tmp/guardstream-bench-{uuid.uuid4().hex[:8]}",
+        GUARDSTREAM_LOG_LEVEL="WARNING",
+    )
+    command = [sys.executable, "-m", "workers.cli.main", "worker", "--web-port", str(web_port)]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        started = finished = None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and finished is None:
+            seen = await asyncio.to_thread(_records_seen, web_port)
+            now = time.perf_counter()
+            if started is None and seen > 0:
+                started = now
+            if seen >= count:
+                finished = now
+            await asyncio.sleep(_POLL_S)
+        if started is None or finished is None:
+            raise RuntimeError(f"worker did not see {count} records within {timeout_s}s")
+        return Rate(count, finished - started)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=30)
+
+
+_POLL_S = 0.01
+_SEEN_METRICS = (
+    "guardstream_events_accepted_total",
+    "guardstream_events_duplicate_total",
+    "guardstream_events_dead_lettered_total",
+)
+
+
+def _records_seen(web_port: int) -> int:
+    samples = scrape(web_port)
+    return int(sum(total(samples, metric) for metric in _SEEN_METRICS))
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    async with AsyncExitStack():
+        with ExitStack() as stack:
+            bootstrap = args.bootstrap
+            if bootstrap is None:
+                cluster = stack.enter_context(KafkaCluster(n_brokers=1))
+                bootstrap = cluster.bootstrap_servers
+            prefix = f"bench{uuid.uuid4().hex[:8]}."
+            catalog = TopicCatalog(prefix=prefix, input_partitions=args.partitions)
+            async with TopicAdmin({"bootstrap_servers": bootstrap}) as admin:
+                await admin.ensure(catalog.specs())
+            print(f"producing {args.events} events to {args.partitions} partitions ...")
+            avg = await produce(bootstrap, catalog, args.events)
+            topic = catalog.name(TopicName.TOOL_INVOCATIONS)
+            raw = await raw_consume(bootstrap, topic, args.partitions, args.events)
+            ingest = await guardstream_ingest(bootstrap, prefix, args.events, args.timeout)
+            ratio = ingest.per_second / raw.per_second
+            print(f"events: {args.events} x ~{avg} B, partitions: {args.partitions}")
+            print(f"raw aiokafka getmany + orjson : {raw.per_second:>10,.0f} events/s")
+            print(f"guardstream ingest stage      : {ingest.per_second:>10,.0f} events/s")
+            print(f"ratio (ingest / raw)          : {ratio:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--bootstrap", default=None, help="Use this broker instead of starting one")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
