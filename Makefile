@@ -13,11 +13,13 @@ PYTEST_ARGS ?=
 # Commands the harness runs, and the Debian packages that provide them.
 SYSTEM_DEPS := redis-server:redis-server java:openjdk-17-jre-headless mvn:maven
 
-.PHONY: help deps system-deps kafka-jars test lint
+.PHONY: help deps system-deps kafka-jars test lint demo bench
 
 help:
 	@echo "make deps   - venv (.venv), redis-server, Java/Maven if missing, Kafka jars"
 	@echo "make test   - the whole test suite (PYTEST_ARGS='-k ...' to narrow it)"
+	@echo "make demo   - Kafka + Redis + worker + traffic generator, live view (DEMO_SECONDS=N)"
+	@echo "make bench  - ingest benchmark: raw aiokafka vs guardstream (BENCH_ARGS=...)"
 	@echo "make lint   - ruff check + ruff format --check"
 
 deps: $(VENV)/.installed system-deps kafka-jars
@@ -54,5 +56,9 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# demo: defined below
-# bench: defined below
+demo: deps
+	$(VPY) -m workers.demo
+
+BENCH_ARGS ?=
+bench: deps
+	$(VPY) -m bench.ingest $(BENCH_ARGS)

@@ -8,6 +8,7 @@ The app is thin wiring: topics from the catalog, the batch-shaped ingest agent a
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +53,7 @@ class Worker:
     stage: IngestStage
     registry: CollectorRegistry
     sinks: list[EventSink] = field(default_factory=list)
+    last_batch_unixtime: float | None = None  # shell bookkeeping; the stage itself has no clock
 
 
 # See tune_garbage_collector.
@@ -91,7 +93,11 @@ def create_worker(settings: Settings, sinks: Sequence[EventSink] = ()) -> Worker
     )
     registry = CollectorRegistry()
     worker = Worker(settings, catalog, app, stage, registry, list(sinks))
-    registry.register(IngestCollector(stage.counters, stage.tracked_ids, lambda: _lag(app)))
+    registry.register(
+        IngestCollector(
+            stage.counters, stage.tracked_ids, lambda: _lag(app), lambda: worker.last_batch_unixtime
+        )
+    )
     _register_ingest_agent(worker)
     _register_web_pages(worker)
     return worker
@@ -111,6 +117,7 @@ def _register_ingest_agent(worker: Worker) -> None:
                 await dead_letter.send(key=rejected.record.key, value=encode(rejected.dead_letter))
             for sink in worker.sinks:
                 await sink.handle(result)
+            worker.last_batch_unixtime = time.time()
 
     app.agent(inputs, name="guardstream.ingest", concurrency=1)(ingest)
 

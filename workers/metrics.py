@@ -19,17 +19,23 @@ EVENTS_DUPLICATE = "guardstream_events_duplicate"
 EVENTS_DEAD_LETTERED = "guardstream_events_dead_lettered"
 DEDUP_TRACKED_IDS = "guardstream_dedup_tracked_ids"
 CONSUMER_LAG = "guardstream_consumer_lag_records"
+LAST_BATCH_TIME = "guardstream_ingest_last_batch_unixtime"
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
 
 
 class IngestCollector(Collector):
     def __init__(
-        self, counters: IngestCounters, tracked_ids: Callable[[], int], lag: LagSource
+        self,
+        counters: IngestCounters,
+        tracked_ids: Callable[[], int],
+        lag: LagSource,
+        last_batch_unixtime: Callable[[], float | None],
     ) -> None:
         self._counters = counters
         self._tracked_ids = tracked_ids
         self._lag = lag
+        self._last_batch_unixtime = last_batch_unixtime
 
     def collect(self) -> Iterator[Metric]:
         accepted = CounterMetricFamily(
@@ -54,7 +60,16 @@ class IngestCollector(Collector):
         )
         for (topic, partition), records in sorted(self._lag().items()):
             lag.add_metric([topic, str(partition)], records)
-        yield from (accepted, duplicate, dead, tracked, lag)
+        metrics: list[Metric] = [accepted, duplicate, dead, tracked, lag]
+        last_batch = self._last_batch_unixtime()
+        if last_batch is not None:
+            # Staleness alerting (and the benchmark's clock): when did a batch last finish?
+            metrics.append(
+                GaugeMetricFamily(
+                    LAST_BATCH_TIME, "Wall time the last input batch finished", value=last_batch
+                )
+            )
+        yield from metrics
 
 
 def render(registry: CollectorRegistry) -> bytes:

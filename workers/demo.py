@@ -1,0 +1,172 @@
+"""``make demo``: the whole stack on this machine, live.
+
+Starts a real Kafka broker and redis-server, creates the topics, runs ``guardstream worker``
+and ``guardstream simulate`` (the seeds' chaos injection plus a scripted outage and spend
+spike) as subprocesses, and shows the worker's live counts until Ctrl-C, or for
+``DEMO_SECONDS`` seconds when that is set (scripted runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from topics.admin import TopicAdmin
+from topics.catalog import TopicCatalog
+from workers.localstack.kafka import KafkaCluster
+from workers.localstack.ports import free_port
+from workers.localstack.redis import RedisServer
+from workers.metrics import (
+    CONSUMER_LAG,
+    DEDUP_TRACKED_IDS,
+    EVENTS_ACCEPTED,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_DUPLICATE,
+)
+from workers.metrics_scrape import labels, scrape, total
+
+SIMULATOR_ARGS = [
+    "simulate",
+    "--rate",
+    "300",
+    "--duplicates",
+    "0.02",
+    "--outage",
+    "openai:20:30",
+    "--spike",
+    "research:40:20:20",
+]
+_REFRESH_S = 1.0
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli.main", *args],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _view(samples: dict[str, float], rate: float, elapsed_s: float, logs: Path) -> Group:
+    ingest = Table("topic", "accepted", "duplicates", title="ingest", expand=True)
+    for key, value in sorted(samples.items()):
+        if key.startswith(EVENTS_ACCEPTED):
+            topic = labels(key)["topic"]
+            dup = samples.get(f'{EVENTS_DUPLICATE}_total{{topic="{topic}"}}', 0.0)
+            ingest.add_row(topic, f"{value:,.0f}", f"{dup:,.0f}")
+    dead = Table("topic", "kind", "dead-lettered", title="dead-letter", expand=True)
+    for key, value in sorted(samples.items()):
+        if key.startswith(EVENTS_DEAD_LETTERED):
+            found = labels(key)
+            dead.add_row(found["topic"], found["kind"], f"{value:,.0f}")
+    summary = (
+        f"running {elapsed_s:5.0f}s   throughput {rate:8,.0f} events/s   "
+        f"dedup ids {total(samples, DEDUP_TRACKED_IDS):,.0f}   "
+        f"lag {total(samples, CONSUMER_LAG):,.0f}\n"
+        f"simulator: chaos (timeout 0.1, api_error 0.05, rate_limit 0.15, corruption 0.01), "
+        f"openai outage at 20s for 30s, research spend x20 at 40s for 20s\n"
+        f"logs: {logs}   Ctrl-C stops everything"
+    )
+    return Group(Panel(summary, title="guardstream demo"), ingest, dead)
+
+
+def run_demo(seconds: float | None) -> None:
+    console = Console()
+    logs = Path(tempfile.mkdtemp(prefix="guardstream-demo-"))
+    with ExitStack() as stack:
+        console.print("starting Kafka (KRaft) and redis-server ...")
+        cluster = stack.enter_context(KafkaCluster(n_brokers=1))
+        redis_server = stack.enter_context(RedisServer())
+        settings_env = dict(
+            os.environ,
+            GUARDSTREAM_KAFKA_BOOTSTRAP=cluster.bootstrap_servers,
+            GUARDSTREAM_REDIS_URL=redis_server.url,
+            GUARDSTREAM_DATA_DIR=str(logs / "data"),
+        )
+        catalog = TopicCatalog(prefix=settings_env.get("GUARDSTREAM_TOPIC_PREFIX", "guardstream."))
+        asyncio.run(_create_topics(cluster.bootstrap_servers, catalog))
+        web_port = free_port()
+        worker = stack.enter_context(
+            _process(["worker", "--web-port", str(web_port)], settings_env, logs / "worker.log")
+        )
+        stack.enter_context(_process(SIMULATOR_ARGS, settings_env, logs / "simulator.log"))
+        console.print(
+            f"Kafka {cluster.bootstrap_servers}, Redis {redis_server.url}, "
+            f"metrics http://127.0.0.1:{web_port}/metrics"
+        )
+        _watch(console, web_port, worker, seconds, logs)
+
+
+def _watch(
+    console: Console,
+    web_port: int,
+    worker: subprocess.Popen[bytes],
+    seconds: float | None,
+    logs: Path,
+) -> None:
+    started = time.monotonic()
+    last_total, last_time = 0.0, started
+    try:
+        with Live(console=console, refresh_per_second=2) as live:
+            while seconds is None or time.monotonic() - started < seconds:
+                if worker.poll() is not None:
+                    console.print(f"[red]worker exited ({worker.returncode}); see {logs}")
+                    return
+                samples = scrape(web_port)
+                seen = sum(
+                    total(samples, m)
+                    for m in (
+                        f"{EVENTS_ACCEPTED}_total",
+                        f"{EVENTS_DUPLICATE}_total",
+                        f"{EVENTS_DEAD_LETTERED}_total",
+                    )
+                )
+                now = time.monotonic()
+                rate = (seen - last_total) / max(now - last_time, 1e-6)
+                last_total, last_time = seen, now
+                live.update(_view(samples, rate, now - started, logs))
+                time.sleep(_REFRESH_S)
+    except KeyboardInterrupt:
+        pass
+    console.print("stopping worker, simulator, Kafka and Redis ...")
+
+
+async def _create_topics(bootstrap: str, catalog: TopicCatalog) -> None:
+    async with TopicAdmin({"bootstrap_servers": bootstrap}) as admin:
+        await admin.ensure(catalog.specs())
+
+
+def main() -> None:
+    seconds = os.environ.get("DEMO_SECONDS")
+    run_demo(float(seconds) if seconds else None)
+
+
+if __name__ == "__main__":
+    main()
