@@ -25,8 +25,25 @@ from mode import ServiceT
 from workers.batching.records import RawBatch, RawRecord
 from workers.batching.topic import BatchTopic
 
+# How long the broker may hold a fetch that found no data. aiokafka keeps one fetch in flight
+# per broker, covering every assigned partition that has nothing buffered; Faust pins this to
+# 1500 ms, so whenever a fetch includes only idle partitions (a quiet input topic), the busy
+# ones wait up to 1.5 s for their next records. Measured: stalls of 1-1.5 s mid-backlog.
+FETCH_MAX_WAIT_MS = 100
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by AIOKafkaConsumer.start() when it builds its Fetcher, which happens later.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
 
 class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set  # type: ignore[attr-defined]
