@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -13,8 +14,9 @@ from schemas.limits import MAX_EVENT_BYTES
 from workers.batching.records import RawRecord
 
 
-@dataclass(frozen=True, slots=True)
-class Validated:
+class Validated(NamedTuple):
+    """An accepted record and its event (a tuple: one is built per input event)."""
+
     record: RawRecord
     event: InputEvent
 
