@@ -348,8 +348,6 @@ def test_bad_spike_is_a_config_error(text: str) -> None:
     assert repr(text) in str(raised.value)
 
 
-
-
 @pytest.mark.parametrize(
     "text",
     [
