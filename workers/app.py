@@ -8,6 +8,7 @@ The app is thin wiring: topics from the catalog, the batch-shaped ingest agent a
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from schemas.codec import encode
@@ -22,8 +24,11 @@ from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.ingest.stage import IngestResult, IngestStage
+from workers.ingest.warmup import ensure_memory
 from workers.metrics import IngestCollector, render
 from workers.settings import ProcessingGuarantee, Settings
+
+log = logging.getLogger(__name__)
 
 # A fetch returns up to this many records per call; batches are per partition, so agents see
 # at most this many per event. Large enough to amortise the hand-off, small enough to keep
@@ -110,8 +115,13 @@ def _register_ingest_agent(worker: Worker) -> None:
         catalog.name(TopicName.DEAD_LETTER), key_serializer="raw", value_serializer="raw"
     )
 
+    client_options = worker.settings.kafka_client_options()
+
     async def ingest(batches: faust.StreamT[RawBatch]) -> None:
         async for batch in batches:
+            recalled = await ensure_memory(stage, client_options, batch)
+            if recalled is not None:
+                log.info("dedup memory of %s[%d]: %d ids", batch.topic, batch.partition, recalled)
             result = stage.process(batch)
             for rejected in result.rejected:
                 await dead_letter.send(key=rejected.record.key, value=encode(rejected.dead_letter))
@@ -120,6 +130,11 @@ def _register_ingest_agent(worker: Worker) -> None:
             worker.last_batch_unixtime = time.time()
 
     app.agent(inputs, name="guardstream.ingest", concurrency=1)(ingest)
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        for tp in revoked:
+            stage.forget_partition(tp.topic, tp.partition)
 
 
 def _register_web_pages(worker: Worker) -> None:

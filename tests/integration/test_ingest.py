@@ -227,3 +227,27 @@ async def test_money_is_exact_on_the_wire(bootstrap_servers: str, topic_prefix: 
     decoded = ToolInvocation.model_validate_json(record.value)
     assert decoded.cost_usd == Decimal("0.0001")
     assert decoded == events[0]
+
+
+async def test_dedup_memory_survives_a_worker_restart(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    catalog = TopicCatalog(prefix=topic_prefix)
+    await _create_topics(bootstrap_servers, catalog)
+    calls = [e for e in valid_events(3_000) if isinstance(e, ToolInvocation)]
+    first, later = calls[:900], calls[900:]
+    env = cli_env(bootstrap_servers, topic_prefix)
+    async with EventPublisher(catalog, {"bootstrap_servers": bootstrap_servers}) as publisher:
+        _ = [p async for p in publisher.publish_many(first)]
+    with running_worker(env, tmp_path / "run1") as worker:
+        assert worker.wait_for(ACCEPTED, len(first)) == len(first)
+
+    # While no worker runs: producer retries of already-processed events, and new events.
+    async with EventPublisher(catalog, {"bootstrap_servers": bootstrap_servers}) as publisher:
+        _ = [p async for p in publisher.publish_many(first[:200] + later)]
+    with running_worker(env, tmp_path / "run2") as worker:
+        assert worker.wait_for(ACCEPTED, len(later)) == len(later)
+        assert worker.wait_for(DUPLICATE, 200) == 200
+        await asyncio.sleep(1)
+        assert worker.total(ACCEPTED) == len(later)
+        assert worker.total(DUPLICATE) == 200

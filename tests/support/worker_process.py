@@ -74,6 +74,7 @@ class WorkerProcess:
 @contextmanager
 def running_worker(env: Mapping[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
     web_port = free_port()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log_path = tmp_path / "worker.log"
     worker_env = dict(env, GUARDSTREAM_DATA_DIR=str(tmp_path / "data"))
     with log_path.open("wb") as log:

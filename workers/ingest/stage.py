@@ -7,7 +7,7 @@ and passes the accepted events to the sinks (the kernels' agents, in later stage
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from schemas.events import InputEvent
@@ -40,6 +40,10 @@ class IngestCounters:
             self.rejected[(result.topic, str(rejected.kind))] += 1
 
 
+def event_time_ms(event: InputEvent) -> int:
+    return int(event.ts.timestamp() * 1000)
+
+
 class IngestStage:
     def __init__(
         self,
@@ -63,9 +67,7 @@ class IngestStage:
         dedup = self._dedup_for(batch.topic, batch.partition)
         first_time = dedup.first_time
         accepted = [
-            item
-            for item in validated
-            if first_time(item.event.event_id, int(item.event.ts.timestamp() * 1000))
+            item for item in validated if first_time(item.event.event_id, event_time_ms(item.event))
         ]
         result = IngestResult(
             topic=batch.topic,
@@ -77,8 +79,28 @@ class IngestStage:
         self.counters.add(result)
         return result
 
+    @property
+    def dedup_horizon_ms(self) -> int:
+        return self._horizon_ms
+
+    @property
+    def dedup_max_ids(self) -> int:
+        return self._max_ids
+
+    def remembers(self, topic: str, partition: int) -> bool:
+        """Whether this stage holds de-duplication memory for the partition."""
+        return (topic, partition) in self._dedup
+
+    def recall(self, topic: str, partition: int, seen: Iterable[tuple[str, int]]) -> int:
+        """Rebuild a partition's memory from ``(event_id, event_time_ms)`` already processed,
+        in partition order (after a restart or a rebalance). Returns how many ids it kept."""
+        dedup = self._dedup[(topic, partition)] = Deduplicator(self._horizon_ms, self._max_ids)
+        for event_id, ts_ms in seen:
+            dedup.first_time(event_id, ts_ms)
+        return len(dedup)
+
     def forget_partition(self, topic: str, partition: int) -> None:
-        """Drop a revoked partition's de-duplication memory (its new owner keeps its own)."""
+        """Drop a revoked partition's memory: while another worker owns it, it goes stale."""
         self._dedup.pop((topic, partition), None)
 
     def tracked_ids(self) -> int:

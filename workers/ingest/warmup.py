@@ -1,0 +1,105 @@
+"""Rebuild de-duplication memory from the input partition itself (shell: Kafka I/O).
+
+De-duplication memory lives in the worker, not in a changelog: writing every event_id to a
+changelog would double the write traffic of the hot path. The input topic already holds every
+id, in order, so a worker that takes over a partition (start, restart after a crash,
+rebalance) re-reads the ids that precede its first batch and replays them through the same
+Deduplicator; its verdicts then equal those of a worker that never stopped.
+
+Where to start reading: the Kafka record timestamp of the first new record minus *twice* the
+horizon (record time only approximates event time; the slack covers producer lag), never more
+than ``dedup_max_ids`` records back (the memory cap makes older ids irrelevant anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from schemas.base import WireModel
+from schemas.types import EventTime, Identifier
+from workers.batching.records import RawBatch
+from workers.ingest.stage import IngestStage
+
+_FETCH_TIMEOUT_MS = 1000
+
+
+class _EventKey(WireModel):
+    """The two fields de-duplication needs; everything else is skipped unparsed."""
+
+    event_id: Identifier
+    ts: EventTime
+
+
+def _lookback_start(
+    first_offset: int, offset_for_time: int | None, beginning: int, max_ids: int
+) -> int:
+    start = first_offset if offset_for_time is None else offset_for_time
+    return max(min(start, first_offset), beginning, first_offset - max_ids)
+
+
+async def read_preceding_ids(
+    client_options: Mapping[str, Any], batch: RawBatch, *, lookback_ms: int, max_ids: int
+) -> list[tuple[str, int]]:
+    """``(event_id, event_time_ms)`` of the valid records before ``batch``, in offset order."""
+    tp = TopicPartition(batch.topic, batch.partition)
+    first_offset = batch.first_offset
+    if first_offset == 0:
+        return []  # nothing precedes the partition's first record
+    consumer = AIOKafkaConsumer(
+        **client_options,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        since = max(batch.records[0].timestamp - lookback_ms, 0)
+        found = (await consumer.offsets_for_times({tp: since}))[tp]
+        beginning = (await consumer.beginning_offsets([tp]))[tp]
+        start = _lookback_start(first_offset, found.offset if found else None, beginning, max_ids)
+        if start >= first_offset:
+            return []
+        consumer.seek(tp, start)
+        return await _read_until(consumer, tp, first_offset)
+    finally:
+        await consumer.stop()
+
+
+async def _read_until(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, end_offset: int
+) -> list[tuple[str, int]]:
+    seen: list[tuple[str, int]] = []
+    parse = _EventKey.model_validate_json
+    while True:
+        fetched = await consumer.getmany(tp, timeout_ms=_FETCH_TIMEOUT_MS)
+        for record in fetched.get(tp, []):
+            if record.offset >= end_offset:
+                return seen
+            try:
+                key = parse(record.value) if record.value else None
+            except ValidationError:
+                key = None  # it was dead-lettered, never remembered
+            if key is not None:
+                seen.append((key.event_id, int(key.ts.timestamp() * 1000)))
+        if await consumer.position(tp) >= end_offset:
+            return seen
+
+
+async def ensure_memory(
+    stage: IngestStage, client_options: Mapping[str, Any], batch: RawBatch
+) -> int | None:
+    """Rebuild the partition's memory before its first batch; None when it was already there."""
+    if stage.remembers(batch.topic, batch.partition):
+        return None
+    seen = await read_preceding_ids(
+        client_options,
+        batch,
+        lookback_ms=2 * stage.dedup_horizon_ms,
+        max_ids=stage.dedup_max_ids,
+    )
+    return stage.recall(batch.topic, batch.partition, seen)
