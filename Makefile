@@ -20,7 +20,7 @@ help:
 	@echo "make test   - the whole test suite (PYTEST_ARGS='-k ...' to narrow it)"
 	@echo "make demo   - Kafka + Redis + worker + traffic generator, live view (DEMO_SECONDS=N)"
 	@echo "make bench  - ingest benchmark: raw aiokafka vs guardstream (BENCH_ARGS=...)"
-	@echo "make lint   - ruff check + ruff format --check"
+	@echo "make lint   - ruff check + ruff format --check + mypy --strict"
 
 deps: $(VENV)/.installed system-deps kafka-jars
 
@@ -55,6 +55,7 @@ test: deps
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy schemas topics workers bench
 
 demo: deps
 	$(VPY) -m workers.demo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -123,11 +123,13 @@ class EventPublisher:
         self, topic: TopicName, key: bytes | None, value: bytes
     ) -> asyncio.Future[Any]:
         """Send bytes as they are: for traffic generators that inject corrupt records on purpose."""
-        return await self._producer.send(self._catalog.name(topic), value=value, key=key)
+        future = await self._producer.send(self._catalog.name(topic), value=value, key=key)
+        return cast("asyncio.Future[Any]", future)
 
     async def flush(self) -> None:
         await self._producer.flush()
 
     async def _send(self, event: InputEvent) -> asyncio.Future[Any]:
         topic = self._catalog.name(topic_for(event))
-        return await self._producer.send(topic, value=encode(event), key=input_key(event))
+        future = await self._producer.send(topic, value=encode(event), key=input_key(event))
+        return cast("asyncio.Future[Any]", future)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
@@ -131,10 +131,11 @@ def _register_ingest_agent(worker: Worker) -> None:
 
     app.agent(inputs, name="guardstream.ingest", concurrency=1)(ingest)
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         for tp in revoked:
             stage.forget_partition(tp.topic, tp.partition)
+
+    app.on_partitions_revoked.connect(cast(Any, forget_revoked))
 
 
 def _register_web_pages(worker: Worker) -> None:

@@ -11,11 +11,11 @@ from faust.types import TransportT
 from workers.batching.consumer import BatchingConsumer
 
 
-class BatchingTransport(faust_aiokafka.Transport):  # type: ignore[misc]
+class BatchingTransport(faust_aiokafka.Transport):
     Consumer: ClassVar[type] = BatchingConsumer
 
 
-class BatchingApp(faust.App):  # type: ignore[misc]
+class BatchingApp(faust.App):
     """``faust.App`` with the batching consumer; everything else is stock Faust."""
 
     def _new_transport(self) -> TransportT:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence, Set
-from typing import Any
+from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -32,7 +32,7 @@ from workers.batching.topic import BatchTopic
 FETCH_MAX_WAIT_MS = 100
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Read by AIOKafkaConsumer.start() when it builds its Fetcher, which happens later.
@@ -40,7 +40,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[mi
         return consumer
 
 
-class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+class BatchingConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -87,7 +87,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
         self, records: Mapping[TP, Sequence[Any]], active_partitions: Set[TP] | None
     ) -> None:
         generation_id = self.app.consumer_generation_id
-        subscribers = self.app.topics._tp_index
+        # The conductor's partition -> subscribers index (no public accessor in Faust).
+        subscribers = cast(Any, self.app.topics)._tp_index
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 return  # a rebalance started; the rest is refetched after it

@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 
-class BatchTopic(faust.Topic):  # type: ignore[misc]
+class BatchTopic(faust.Topic):
     """A Faust topic whose partitions are delivered to its agent one fetch batch at a time.
 
     Decoding is left to the agent (``value_serializer="raw"``): validating a whole batch in

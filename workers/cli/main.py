@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -34,7 +35,7 @@ def cli(ctx: click.Context, bootstrap: str | None, prefix: str | None, mode: str
     Every option can also be set as an environment variable GUARDSTREAM_<NAME>
     (e.g. GUARDSTREAM_KAFKA_BOOTSTRAP, GUARDSTREAM_REDIS_URL); flags win.
     """
-    overrides = {
+    overrides: dict[str, Any] = {
         key: value
         for key, value in {
             "kafka_bootstrap": bootstrap,
