@@ -100,7 +100,21 @@ async def raw_consume(bootstrap: str, topic: str, partitions: int, count: int) -
 
 
 async def guardstream_ingest(bootstrap: str, prefix: str, count: int, timeout_s: float) -> Rate:
-    """Run `guardstream worker` as users do; time its first to last record.
+    """`guardstream worker`, run as users run it."""
+    command = ["-m", "workers.cli.main", "worker", "--web-port"]
+    return await timed_worker(command, bootstrap, prefix, "guardstream", count, timeout_s)
+
+
+async def plain_faust(bootstrap: str, prefix: str, count: int, timeout_s: float) -> Rate:
+    """The same job as a stock Faust agent (bench/plain_faust.py)."""
+    command = ["-m", "bench.plain_faust", "--web-port"]
+    return await timed_worker(command, bootstrap, prefix, "plain", count, timeout_s)
+
+
+async def timed_worker(
+    command: list[str], bootstrap: str, prefix: str, group: str, count: int, timeout_s: float
+) -> Rate:
+    """Run a worker process; time its first to last record.
 
     The start is when /metrics first shows a record (polled every 10 ms); the end is the
     worker's own `guardstream_ingest_last_batch_unixtime` once all N were counted, so slow
@@ -111,13 +125,18 @@ async def guardstream_ingest(bootstrap: str, prefix: str, count: int, timeout_s:
         os.environ,
         GUARDSTREAM_KAFKA_BOOTSTRAP=bootstrap,
         GUARDSTREAM_TOPIC_PREFIX=prefix,
-        GUARDSTREAM_APP_ID=f"{prefix}bench",
+        GUARDSTREAM_APP_ID=f"{prefix}{group}",
+        GUARDSTREAM_WEB_PORT=str(web_port),
         GUARDSTREAM_DATA_DIR=f"/tmp/guardstream-bench-{uuid.uuid4().hex[:8]}",
         GUARDSTREAM_LOG_LEVEL="WARNING",
     )
-    command = [sys.executable, "-m", "workers.cli.main", "worker", "--web-port", str(web_port)]
     process = await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        sys.executable,
+        *command,
+        str(web_port),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + timeout_s
@@ -126,6 +145,8 @@ async def guardstream_ingest(bootstrap: str, prefix: str, count: int, timeout_s:
         while started is None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"worker saw no record within {timeout_s}s")
+            if process.returncode is not None:
+                raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
             seen_at_start = _records_seen(await asyncio.to_thread(scrape, web_port))
             if seen_at_start > 0:
                 started = time.time()
@@ -139,8 +160,9 @@ async def guardstream_ingest(bootstrap: str, prefix: str, count: int, timeout_s:
                 raise RuntimeError(f"worker did not see {count} records within {timeout_s}s")
             await asyncio.sleep(_SLOW_POLL_S)
     finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), timeout=30)
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), timeout=30)
 
 
 _FAST_POLL_S = 0.01
@@ -167,16 +189,22 @@ async def main_async(args: argparse.Namespace) -> None:
             catalog = TopicCatalog(prefix=prefix, input_partitions=args.partitions)
             async with TopicAdmin({"bootstrap_servers": bootstrap}) as admin:
                 await admin.ensure(catalog.specs())
-            print(f"producing {args.events} events to {args.partitions} partitions ...")
+            print(f"producing {args.events} events to {args.partitions} partitions ...", flush=True)
             avg = await produce(bootstrap, catalog, args.events)
             topic = catalog.name(TopicName.TOOL_INVOCATIONS)
             raw = await raw_consume(bootstrap, topic, args.partitions, args.events)
             ingest = await guardstream_ingest(bootstrap, prefix, args.events, args.timeout)
+            plain = None
+            if not args.skip_plain_faust:
+                plain = await plain_faust(bootstrap, prefix, args.events, args.timeout)
             ratio = ingest.per_second / raw.per_second
             print(f"events: {args.events} x ~{avg} B, partitions: {args.partitions}")
             print(f"raw aiokafka getmany + orjson : {raw.per_second:>10,.0f} events/s")
             print(f"guardstream ingest stage      : {ingest.per_second:>10,.0f} events/s")
             print(f"ratio (ingest / raw)          : {ratio:.2f}x")
+            if plain is not None:
+                print(f"plain Faust agent + table     : {plain.per_second:>10,.0f} events/s")
+                print(f"ratio (plain Faust / raw)     : {plain.per_second / raw.per_second:.2f}x")
 
 
 def main() -> None:
@@ -185,6 +213,9 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--bootstrap", default=None, help="Use this broker instead of starting one")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--skip-plain-faust", action="store_true", help="Leave out the stock Faust baseline"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

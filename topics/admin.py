@@ -10,9 +10,10 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from topics.catalog import TopicSpec
+from workers.errors import BrokerUnavailableError
 
 # Settings whose difference breaks guardstream's semantics; anything else is only reported.
 _CRITICAL_CONFIGS = ("cleanup.policy",)
@@ -74,10 +75,15 @@ class TopicAdmin:
     """Thin async wrapper over aiokafka's admin client for the catalog's needs."""
 
     def __init__(self, client_options: dict[str, Any]) -> None:
+        self._bootstrap = str(client_options.get("bootstrap_servers", "?"))
         self._client = AIOKafkaAdminClient(**client_options, request_timeout_ms=30_000)
 
     async def __aenter__(self) -> TopicAdmin:
-        await self._client.start()
+        try:
+            await self._client.start()
+        except KafkaError as exc:
+            await self._client.close()
+            raise BrokerUnavailableError(self._bootstrap, exc) from exc
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

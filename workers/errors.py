@@ -25,6 +25,16 @@ class TopicMismatchError(GuardstreamError):
         super().__init__("; ".join(problems))
 
 
+class BrokerUnavailableError(GuardstreamError):
+    """Kafka could not be reached (or answered with an error) for an admin request."""
+
+    exit_code = 5
+
+    def __init__(self, bootstrap: str, cause: Exception) -> None:
+        self.bootstrap = bootstrap
+        super().__init__(f"cannot reach Kafka at {bootstrap}: {cause}")
+
+
 class InvalidEventError(GuardstreamError):
     """An event failed validation before it was published."""
 
