@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from schemas.codec import encode
@@ -16,7 +17,7 @@ from schemas.dead_letter import describe_validation_error
 from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent
 from topics.catalog import TopicCatalog, TopicName
 from topics.keys import input_key
-from workers.errors import InvalidEventError
+from workers.errors import BrokerUnavailableError, InvalidEventError
 
 # A JSONL line may say which input topic it is for; without it the fields decide.
 TYPE_FIELD = "type"
@@ -85,6 +86,7 @@ class EventPublisher:
         self, catalog: TopicCatalog, client_options: Mapping[str, Any], *, linger_ms: int = 5
     ) -> None:
         self._catalog = catalog
+        self._bootstrap = str(client_options.get("bootstrap_servers", "?"))
         self._producer = AIOKafkaProducer(
             **client_options,
             acks="all",
@@ -94,7 +96,11 @@ class EventPublisher:
         )
 
     async def __aenter__(self) -> EventPublisher:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            raise BrokerUnavailableError(self._bootstrap, exc) from exc
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -130,6 +130,8 @@ async def _read_dead_letters(bootstrap: str, catalog: TopicCatalog, count: int) 
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
+        # Only records of committed transactions count (production mode writes in them).
+        isolation_level="read_committed",
     )
     await consumer.start()
     letters: list[DeadLetter] = []
@@ -251,3 +253,25 @@ async def test_dedup_memory_survives_a_worker_restart(
         await asyncio.sleep(1)
         assert worker.total(ACCEPTED) == len(later)
         assert worker.total(DUPLICATE) == 200
+
+
+async def test_production_mode_runs_exactly_once_with_batches(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Production mode means processing_guarantee=exactly_once: the batch hand-off must keep
+    working under Faust's transactional producer, and dead letters must be committed."""
+    catalog = TopicCatalog(prefix=topic_prefix)
+    await _create_topics(bootstrap_servers, catalog)
+    events = valid_events(2_000)
+    async with EventPublisher(catalog, {"bootstrap_servers": bootstrap_servers}) as publisher:
+        _ = [p async for p in publisher.publish_many(events)]
+    bad = malformed_records()[:22]
+    await _publish_malformed(bootstrap_servers, catalog, bad)
+
+    env = cli_env(bootstrap_servers, topic_prefix, GUARDSTREAM_MODE="production")
+    with running_worker(env, tmp_path) as worker:
+        assert worker.wait_for(ACCEPTED, 2_000) == 2_000
+        assert worker.wait_for(DEAD, 22) == 22
+        assert worker.alive(), worker.log_tail()
+    letters = await _read_dead_letters(bootstrap_servers, catalog, 22)
+    assert len(letters) == 22
