@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from rich.table import Table
 
 from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog
+from workers.localstack._process import ManagedProcess
 from workers.localstack.kafka import KafkaCluster
 from workers.localstack.ports import free_port
 from workers.localstack.redis import RedisServer
@@ -53,25 +52,15 @@ _REFRESH_S = 1.0
 
 
 @contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli.main", *args],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[ManagedProcess]:
+    process = ManagedProcess(
+        args[0], [sys.executable, "-m", "workers.cli.main", *args], log, env=env
+    )
+    process.start()
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        process.stop(timeout=20)
 
 
 def _view(samples: dict[str, float], rate: float, elapsed_s: float, logs: Path) -> Group:
@@ -127,7 +116,7 @@ def run_demo(seconds: float | None) -> None:
 def _watch(
     console: Console,
     web_port: int,
-    worker: subprocess.Popen[bytes],
+    worker: ManagedProcess,
     seconds: float | None,
     logs: Path,
 ) -> None:
@@ -136,7 +125,7 @@ def _watch(
     try:
         with Live(console=console, refresh_per_second=2) as live:
             while seconds is None or time.monotonic() - started < seconds:
-                if worker.poll() is not None:
+                if not worker.alive:
                     console.print(f"[red]worker exited ({worker.returncode}); see {logs}")
                     return
                 samples = scrape(web_port)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from workers.localstack._process import ManagedProcess
 from workers.localstack.ports import free_port
 from workers.metrics_scrape import scrape, total
 
@@ -43,12 +43,12 @@ def run_cli(
 
 @dataclass
 class WorkerProcess:
-    process: subprocess.Popen[bytes]
+    process: ManagedProcess
     web_port: int
     log_path: Path
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.alive
 
     def metrics(self) -> dict[str, float]:
         return scrape(self.web_port)
@@ -77,26 +77,15 @@ def running_worker(env: Mapping[str, str], tmp_path: Path) -> Iterator[WorkerPro
     tmp_path.mkdir(parents=True, exist_ok=True)
     log_path = tmp_path / "worker.log"
     worker_env = dict(env, GUARDSTREAM_DATA_DIR=str(tmp_path / "data"))
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli.main", "worker", "--web-port", str(web_port)],
-            env=worker_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = [sys.executable, "-m", "workers.cli.main", "worker", "--web-port", str(web_port)]
+    process = ManagedProcess("worker", argv, log_path, env=worker_env)
+    process.start()
     worker = WorkerProcess(process, web_port, log_path)
     try:
         _wait_healthy(worker)
         yield worker
     finally:
-        if worker.alive():
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        process.stop(timeout=30)
 
 
 def _wait_healthy(worker: WorkerProcess, timeout_s: float = 60) -> None:
