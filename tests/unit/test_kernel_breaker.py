@@ -159,6 +159,60 @@ def test_should_open_after_slow_call_rate_threshold_exceeded() -> None:
     assert opened.evidence.failure_rate_pct == 40
 
 
+def test_should_open_after_failure_rate_threshold_exceeded_2() -> None:
+    m = Machine()  # 20 s time window, minimum 5 calls
+    for _ in range(3):  # seconds 0, 1, 2: successes
+        m.success()
+        m.now_ms += 1000
+    m.error()  # second 3
+    m.now_ms += 1000
+    m.error()  # second 4: 2 of 5 failed, 40 %
+    assert m.state.state is S.CLOSED
+    m.now_ms += 1000
+    assert m.advance(0) == ()  # time alone changes nothing in CLOSED
+    (t,) = m.error()  # second 5: 3 of 6 failed, 50 % >= 50 %
+    assert (t.to_state, t.evidence.calls, t.evidence.failure_rate_pct) == (S.OPEN, 6, 50)
+
+
+def test_should_open_after_slow_call_rate_threshold_exceeded_using_mock_clock() -> None:
+    m = Machine()
+    # Each call takes as long as the clock advances; it is recorded when it ends.
+    for seconds, buffered, slow in [(5, 1, 1), (5, 2, 2), (1, 3, 2), (1, 4, 2)]:
+        m.now_ms += seconds * 1000
+        assert m.success(duration_ms=seconds * 1000) == ()
+        snap = m.state.window.snapshot()
+        assert (snap.total_calls, snap.slow_calls) == (buffered, slow)
+    m.now_ms += 5000
+    (t,) = m.success(duration_ms=5000)  # call 5 is slow: 3 of 5, 60 %
+    assert (t.to_state, t.evidence.calls, t.evidence.slow_calls) == (S.OPEN, 5, 3)
+    assert t.evidence.slow_call_rate_pct == 60
+
+
+def test_should_transition_to_half_open_after_wait_interval() -> None:
+    # IntervalFunction.ofExponentialBackoff(5000): multiplier 1.5.
+    config = BreakerConfig(
+        sliding_window_size=5,
+        minimum_number_of_calls=5,
+        permitted_calls_in_half_open=4,
+        wait_in_open_ms=5000,
+        backoff_multiplier=1.5,
+    )
+    m = Machine(config)
+    m.open_with_five_errors()
+    m.now_ms += 3000
+    assert m.error() == ()  # 3 s: the 5 s wait has not elapsed
+    m.now_ms += 3000
+    (t,) = m.success()  # 6 s: half-open
+    assert t.to_state is S.HALF_OPEN
+    for _ in range(3):
+        m.error()  # the trial fails: open again, the wait is now 7.5 s
+    assert (m.state.state, m.state.retry_at_ms) == (S.OPEN, m.now_ms + 7500)
+    assert m.advance(6000) == ()  # 6 s: still open
+    (t,) = m.advance(5000)  # 11 s: half-open
+    assert t.to_state is S.HALF_OPEN
+    assert m.metrics() == (-1, 0, 0, 0, 0)
+
+
 def test_should_transition_to_half_open_after_wait_duration() -> None:
     m = Machine()
     m.open_with_five_errors()
