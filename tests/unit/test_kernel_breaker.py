@@ -471,6 +471,42 @@ def test_narrative_time_window_forgets_old_failures_and_counts_late_ones() -> No
     assert (m.state.late_calls, m.state.window.snapshot().total_calls) == (1, 1)
 
 
+def test_narrative_rate_limit_retry_after_opens_until_that_instant() -> None:
+    m = Machine(SEED)
+    # 00:00 - one rate-limited call, the vendor says retry after 30 s: open until then, not
+    # for the 60 s backoff and without waiting for the minimum number of calls.
+    limited = classify(invocation(m.now_ms, "error", "rate_limit"), SEED, retry_after_ms=30_000)
+    (t,) = m.feed(limited)
+    assert (t.to_state, t.reason, t.retry_at_ms) == (
+        S.OPEN,
+        "rate_limit_retry_after",
+        T0_MS + 30_000,
+    )
+    assert m.advance(30_000) == ()  # exactly at the instant: still open
+    (t,) = m.advance(1)  # strictly after: half-open
+    assert t.to_state is S.HALF_OPEN
+
+
+def test_retry_after_shorter_than_the_backoff_does_not_shorten_a_rate_trip() -> None:
+    m = Machine(SEED)
+    for _ in range(4):
+        m.error()
+    limited = classify(invocation(m.now_ms, "error", "rate_limit"), SEED, retry_after_ms=1000)
+    (t,) = m.feed(limited)  # 5 of 5 failed: the rate trips; the 60 s backoff is the later
+    assert (t.reason, t.retry_at_ms) == ("failure_rate_above_threshold", T0_MS + 60_000)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "expected"),
+    [("error", "rate_limit", T0_MS + 1500), ("error", "503", None), ("success", None, None)],
+)
+def test_only_rate_limit_failures_carry_retry_after(
+    status: str, error_type: str | None, expected: int | None
+) -> None:
+    result = classify(invocation(T0_MS, status, error_type), SEED, retry_after_ms=1499.2)
+    assert result.retry_at_ms == expected
+
+
 # --- classification ---
 
 
@@ -589,6 +625,7 @@ _steps = st.lists(
             st.sampled_from(list(Verdict)),
             st.booleans(),
             st.integers(0, 3),
+            st.booleans(),
         ),
         st.tuples(st.just("clock"), st.integers(0, 10_000)),
         st.tuples(st.just("command"), st.sampled_from(list(Override))),
@@ -602,13 +639,14 @@ def _events(steps: list[tuple[object, ...]]) -> list[Event]:
     now = T0_MS
     for kind, *args in steps:
         if kind == "call":
-            delta, verdict, slow, cost = args
+            delta, verdict, slow, cost, limited = args
             assert isinstance(delta, int)
             assert isinstance(verdict, Verdict)
             outcome = Outcome(
                 failed=verdict is Verdict.FAILURE, slow=bool(slow), cost_usd=Decimal(str(cost))
             )
-            events.append(Call(now + delta, verdict, outcome))
+            retry_at_ms = now + delta + 1500 if limited else None
+            events.append(Call(now + delta, verdict, outcome, retry_at_ms))
             now = max(now, now + delta)
         elif kind == "clock":
             assert isinstance(args[0], int)

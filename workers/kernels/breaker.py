@@ -13,12 +13,14 @@ window is copied (a shallow list copy) before it is touched.
 
 Beyond Resilience4j: the seeds' consecutive-failure trigger (`failure_threshold`), error types
 counted / excluded, a cost threshold over the window, `fallback_action`, event-time lateness.
-Not here yet: `rate_limit` with retry-after opening until that instant, the RESONTINEX trip
-conditions (latency p95, success rate with consecutive violations).
+A `rate_limit` failure carrying a retry-after opens the breaker until that instant.
+Not here yet: the RESONTINEX trip conditions (latency p95, success rate with consecutive
+violations).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,6 +40,8 @@ DEFAULT_MINIMUM_NUMBER_OF_CALLS = 100
 DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN = 10
 DEFAULT_WAIT_IN_OPEN_MS = 60_000
 DEFAULT_EXCLUDE_ERRORS = frozenset({"400", "401", "403"})
+RATE_LIMIT = "rate_limit"
+RETRY_AFTER_REASON = "rate_limit_retry_after"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -215,6 +219,8 @@ class Call:
     ts_ms: int
     verdict: Verdict
     outcome: Outcome
+    retry_at_ms: int | None = None
+    """A rate-limited failure: the vendor asked not to be called again before this instant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,10 +241,16 @@ class Command:
 Event = Call | Clock | Command
 
 
-def classify(invocation: ToolInvocation, config: BreakerConfig) -> Call:
+def classify(
+    invocation: ToolInvocation, config: BreakerConfig, *, retry_after_ms: float | None = None
+) -> Call:
     """Which way a call counts: excluded errors and rejected calls are ignored; an error whose
-    type is not in a non-empty `error_types` counts as a success (as in Resilience4j)."""
+    type is not in a non-empty `error_types` counts as a success (as in Resilience4j).
+
+    `retry_after_ms` is the vendor's Retry-After for a `rate_limit` failure, as the caller
+    found it (ToolInvocation has no field for it yet); it opens the breaker until then."""
     ts_ms = (invocation.ts - _EPOCH) // _ONE_MS
+    retry_at_ms = None
     slow = invocation.duration_ms > config.slow_call_duration_ms
     status = invocation.status
     if status is InvocationStatus.SUCCESS:
@@ -255,13 +267,15 @@ def classify(invocation: ToolInvocation, config: BreakerConfig) -> Call:
             verdict = Verdict.SUCCESS
         else:
             verdict = Verdict.FAILURE
+            if error_type == RATE_LIMIT and retry_after_ms is not None and retry_after_ms > 0:
+                retry_at_ms = ts_ms + math.ceil(retry_after_ms)
     outcome = Outcome(
         failed=verdict is Verdict.FAILURE,
         slow=slow,
         duration_ms=invocation.duration_ms,
         cost_usd=invocation.cost_usd,
     )
-    return Call(ts_ms, verdict, outcome)
+    return Call(ts_ms, verdict, outcome, retry_at_ms)
 
 
 # --- policy ---
@@ -386,9 +400,12 @@ def _transition(
     at_ms: int,
     reason: str,
     outputs: list[Transition],
+    *,
+    open_until_ms: int | None = None,
 ) -> BreakerSnapshot:
     """Move to `to`, with the bookkeeping of the state entered, and record the transition.
-    The evidence is taken from the state left (the window that decided)."""
+    The evidence is taken from the state left (the window that decided). Opening waits per
+    the backoff, or until `open_until_ms` when given."""
     src = state.state
     if (src, to) not in LEGAL_TRANSITIONS:
         raise IllegalTransitionError(src, to)
@@ -398,7 +415,7 @@ def _transition(
     window = state.window
     if to is CircuitState.OPEN:
         attempt += 1
-        retry_at_ms = at_ms + config.wait_ms(attempt)
+        retry_at_ms = at_ms + config.wait_ms(attempt) if open_until_ms is None else open_until_ms
     elif to is CircuitState.HALF_OPEN:
         window = CountWindow(config.permitted_calls_in_half_open)
     elif to in (CircuitState.CLOSED, CircuitState.METRICS_ONLY):
@@ -481,8 +498,18 @@ def _record(
     if current is CircuitState.METRICS_ONLY:
         return state
     reason = _trip_reason(state, config)
+    until_ms = call.retry_at_ms if failed and call.retry_at_ms is not None else None
+    if until_ms is not None and until_ms > call.ts_ms:
+        if reason is None:
+            reason = RETRY_AFTER_REASON
+        else:  # tripped anyway: wait for the backoff or the vendor, whichever is later
+            until_ms = max(until_ms, call.ts_ms + config.wait_ms(state.attempt + 1))
+    else:
+        until_ms = None
     if reason is not None:
-        return _transition(state, config, CircuitState.OPEN, call.ts_ms, reason, outputs)
+        return _transition(
+            state, config, CircuitState.OPEN, call.ts_ms, reason, outputs, open_until_ms=until_ms
+        )
     if current is CircuitState.HALF_OPEN:
         result = evaluate(window.snapshot(), config.half_open_minimum_calls, config)
         if result is Result.BELOW_THRESHOLDS:
