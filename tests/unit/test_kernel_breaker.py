@@ -336,6 +336,43 @@ def test_should_not_allow_transition_from_closed_to_half_open() -> None:
         _transition(initial_state(R4J), R4J, S.HALF_OPEN, T0_MS, "test", [])
 
 
+_LEGAL = {
+    ("closed", "open"),
+    ("open", "half_open"),
+    ("half_open", "closed"),
+    ("half_open", "open"),
+    *(
+        (a, b)
+        for a in ("closed", "open", "half_open")
+        for b in ("forced_open", "disabled", "metrics_only")
+    ),
+    ("forced_open", "disabled"),
+    ("forced_open", "metrics_only"),
+    ("disabled", "forced_open"),
+    ("disabled", "metrics_only"),
+    ("metrics_only", "forced_open"),
+    ("metrics_only", "disabled"),
+    ("forced_open", "closed"),  # reset
+    ("disabled", "closed"),
+    ("metrics_only", "closed"),
+    ("open", "closed"),
+}
+
+
+@pytest.mark.parametrize("src", list(S))
+@pytest.mark.parametrize("dst", list(S))
+def test_transition_table(src: CircuitState, dst: CircuitState) -> None:
+    legal = (src.value, dst.value) in _LEGAL
+    assert ((src, dst) in LEGAL_TRANSITIONS) is legal
+    state = BreakerSnapshot(window=R4J.new_window(), state=src)
+    if legal:
+        new = _transition(state, R4J, dst, T0_MS, "test", [])
+        assert new.state is dst
+    else:
+        with pytest.raises(IllegalTransitionError):
+            _transition(state, R4J, dst, T0_MS, "test", [])
+
+
 def test_should_reset_to_closed_state_from_open() -> None:
     m = Machine()
     m.open_with_five_errors()

@@ -513,7 +513,7 @@ def _record(
     if current is CircuitState.HALF_OPEN:
         result = evaluate(window.snapshot(), config.half_open_minimum_calls, config)
         if result is Result.BELOW_THRESHOLDS:
-            return _transition(state, config, CircuitState.CLOSED, call.ts_ms, result, outputs)
+            return _transition(state, config, CircuitState.CLOSED, call.ts_ms, str(result), outputs)
     return state
 
 
