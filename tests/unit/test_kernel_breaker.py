@@ -544,6 +544,14 @@ def test_only_rate_limit_failures_carry_retry_after(
     assert result.retry_at_ms == expected
 
 
+def test_narrative_a_call_from_before_half_open_is_not_a_trial_call() -> None:
+    m = Machine()
+    m.half_open()  # since = T0 + 5001 ms
+    # A failure made 10 ms before the breaker went half-open arrives now: late, not a trial.
+    assert m.feed(call(m.now_ms - 10, failed=True)) == ()
+    assert (m.state.late_calls, m.state.window.snapshot().total_calls) == (1, 0)
+
+
 # --- classification ---
 
 

@@ -346,7 +346,8 @@ class BreakerSnapshot:
     consecutive_failures: int = 0
     calls_while_open: int = 0
     late_calls: int = 0
-    """Calls too late for the time window: counted here, never in the rates."""
+    """Calls too late for the time window, or made before the current state began: counted
+    here, never in the rates."""
     ignored_calls: int = 0
 
     def minimum_calls(self, config: BreakerConfig) -> int:
@@ -485,6 +486,10 @@ def _record(
     current = state.state
     if call.verdict is Verdict.IGNORED:
         return replace(state, ignored_calls=state.ignored_calls + 1)
+    if state.since_ms is not None and call.ts_ms < state.since_ms:
+        # Made before the current state began (arrived out of order): it must not decide a
+        # half-open trial or enter a fresh window. Counted, as the time window does.
+        return replace(state, late_calls=state.late_calls + 1)
     if current in (CircuitState.OPEN, CircuitState.FORCED_OPEN):
         return replace(state, calls_while_open=state.calls_while_open + 1)
     if current is CircuitState.DISABLED:
