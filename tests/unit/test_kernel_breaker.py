@@ -29,6 +29,7 @@ from workers.kernels.breaker import (
     _transition,
     classify,
     initial_state,
+    published_state,
     step,
 )
 from workers.kernels.windows import Outcome
@@ -550,6 +551,37 @@ def test_narrative_a_call_from_before_half_open_is_not_a_trial_call() -> None:
     # A failure made 10 ms before the breaker went half-open arrives now: late, not a trial.
     assert m.feed(call(m.now_ms - 10, failed=True)) == ()
     assert (m.state.late_calls, m.state.window.snapshot().total_calls) == (1, 0)
+
+
+def test_published_state_after_opening() -> None:
+    m = Machine(SEED)
+    for _ in range(5):
+        m.error()
+    published = published_state(
+        m.state, SEED, key="openai/chat", policy_version="a" * 64, updated_at_ms=m.now_ms
+    )
+    assert published.state is S.OPEN
+    assert published.retry_at == datetime(2019, 1, 1, 12, 1, tzinfo=UTC)
+    assert (published.failure_rate, published.calls_in_window, published.attempt) == (1.0, 5, 1)
+    assert (published.reason, published.fallback_action) == (
+        "failure_rate_above_threshold",
+        "use_cache",
+    )
+    assert published.policy_id == "cb.vendor.default"
+
+
+def test_published_state_reports_zero_rates_below_the_minimum() -> None:
+    m = Machine(SEED)
+    m.error()
+    published = published_state(
+        m.state, SEED, key="openai/chat", policy_version="a" * 64, updated_at_ms=m.now_ms
+    )
+    assert (published.state, published.failure_rate, published.calls_in_window) == (
+        S.CLOSED,
+        0.0,
+        1,
+    )
+    assert published.since == published.updated_at
 
 
 # --- classification ---

@@ -27,7 +27,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from schemas.events import InvocationStatus, ToolInvocation
-from schemas.state import CircuitState
+from schemas.state import BreakerState, CircuitState
 from workers.errors import ConfigError, GuardstreamError
 from workers.kernels.windows import CountWindow, Outcome, TimeWindow, Window, WindowSnapshot
 
@@ -349,6 +349,8 @@ class BreakerSnapshot:
     """Calls too late for the time window, or made before the current state began: counted
     here, never in the rates."""
     ignored_calls: int = 0
+    reason: str | None = None
+    """Why the last transition happened."""
 
     def minimum_calls(self, config: BreakerConfig) -> int:
         if self.state is CircuitState.HALF_OPEN:
@@ -372,6 +374,39 @@ class BreakerSnapshot:
 
 def initial_state(config: BreakerConfig) -> BreakerSnapshot:
     return BreakerSnapshot(window=config.new_window())
+
+
+def _utc(ts_ms: int) -> datetime:
+    return _EPOCH + ts_ms * _ONE_MS
+
+
+def published_state(
+    state: BreakerSnapshot,
+    config: BreakerConfig,
+    *,
+    key: str,
+    policy_version: str,
+    updated_at_ms: int,
+) -> BreakerState:
+    """The `breaker-state` record gateways read (rates as fractions, 0 below the minimum)."""
+    e = state.evidence(config)
+    return BreakerState(
+        key=key,
+        state=state.state,
+        since=_utc(state.since_ms if state.since_ms is not None else updated_at_ms),
+        retry_at=_utc(state.retry_at_ms) if state.retry_at_ms is not None else None,
+        attempt=state.attempt,
+        failure_rate=max(e.failure_rate_pct, 0.0) / 100,
+        slow_call_rate=max(e.slow_call_rate_pct, 0.0) / 100,
+        calls_in_window=e.calls,
+        consecutive_failures=e.consecutive_failures,
+        calls_while_open=e.calls_while_open,
+        fallback_action=config.fallback_action,
+        reason=state.reason,
+        policy_id=config.policy_id,
+        policy_version=policy_version,
+        updated_at=_utc(updated_at_ms),
+    )
 
 
 Outputs = tuple[Transition, ...]
@@ -430,6 +465,7 @@ def _transition(
         attempt=attempt,
         late_calls=state.late_calls,
         ignored_calls=state.ignored_calls,
+        reason=reason,
     )
     outputs.append(
         Transition(
