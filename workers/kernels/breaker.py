@@ -20,33 +20,47 @@ violations).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from schemas.events import InvocationStatus, ToolInvocation
 from schemas.state import BreakerState, CircuitState
-from workers.errors import ConfigError, GuardstreamError
-from workers.kernels.windows import CountWindow, Outcome, TimeWindow, Window, WindowSnapshot
-
-# Resilience4j's defaults, with their units.
-DEFAULT_FAILURE_RATE_THRESHOLD_PCT = 50.0
-DEFAULT_SLOW_CALL_RATE_THRESHOLD_PCT = 100.0
-DEFAULT_SLOW_CALL_DURATION_MS = 60_000.0
-DEFAULT_SLIDING_WINDOW_SIZE = 100
-DEFAULT_MINIMUM_NUMBER_OF_CALLS = 100
-DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN = 10
-DEFAULT_WAIT_IN_OPEN_MS = 60_000
-DEFAULT_EXCLUDE_ERRORS = frozenset({"400", "401", "403"})
-RATE_LIMIT = "rate_limit"
-RETRY_AFTER_REASON = "rate_limit_retry_after"
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
+from workers.errors import GuardstreamError
+from workers.kernels.breaker_config import RETRY_AFTER_REASON, BreakerConfig, WindowType
+from workers.kernels.breaker_events import (
+    EPOCH_UTC,
+    ONE_MS,
+    Call,
+    Clock,
+    Command,
+    Event,
+    Override,
+    Verdict,
+    classify,
+)
+from workers.kernels.windows import CountWindow, Window, WindowSnapshot
 
 S = CircuitState
+
+__all__ = [
+    "LEGAL_TRANSITIONS",
+    "BreakerConfig",
+    "BreakerSnapshot",
+    "Call",
+    "Clock",
+    "Command",
+    "Event",
+    "IllegalTransitionError",
+    "Override",
+    "Transition",
+    "Verdict",
+    "WindowType",
+    "classify",
+    "initial_state",
+    "published_state",
+    "step",
+]
 
 # Every transition the machine may make, written down once (Resilience4j's StateTransition,
 # minus the self-transitions, which publish nothing and are never checked here).
@@ -72,19 +86,6 @@ class IllegalTransitionError(GuardstreamError):
         super().__init__(f"illegal breaker transition {from_state} -> {to_state}")
 
 
-class WindowType(StrEnum):
-    COUNT = "count"
-    TIME = "time"
-
-
-class Verdict(StrEnum):
-    """How a call counts for a breaker."""
-
-    IGNORED = "ignored"
-    SUCCESS = "success"
-    FAILURE = "failure"
-
-
 class Result(StrEnum):
     """What the policy makes of a window (Resilience4j's CircuitBreakerMetrics.Result)."""
 
@@ -93,189 +94,6 @@ class Result(StrEnum):
     FAILURE_RATE_ABOVE_THRESHOLD = "failure_rate_above_threshold"
     SLOW_CALL_RATE_ABOVE_THRESHOLD = "slow_call_rate_above_threshold"
     ABOVE_THRESHOLDS = "above_thresholds"
-
-
-class Override(StrEnum):
-    """Operator commands; each names the state it leads to."""
-
-    FORCE_OPEN = "forced_open"
-    DISABLE = "disabled"
-    METRICS_ONLY = "metrics_only"
-    RESET = "closed"
-
-
-def _fail(name: str, value: object, rule: str) -> ConfigError:
-    return ConfigError(f"breaker config {name} {rule}, not {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerConfig:
-    """One breaker policy. Every quantity carries its unit; validated on construction."""
-
-    policy_id: str = "default"
-    failure_rate_threshold_pct: float = DEFAULT_FAILURE_RATE_THRESHOLD_PCT
-    slow_call_rate_threshold_pct: float = DEFAULT_SLOW_CALL_RATE_THRESHOLD_PCT
-    slow_call_duration_ms: float = DEFAULT_SLOW_CALL_DURATION_MS
-    """A call is slow when its duration is strictly greater than this."""
-    sliding_window_type: WindowType = WindowType.COUNT
-    sliding_window_size: int = DEFAULT_SLIDING_WINDOW_SIZE
-    """Calls (COUNT) or seconds (TIME)."""
-    time_bucket_s: int = 1
-    allowed_lateness_ms: int = 0
-    """TIME windows: how far behind the newest event time a call may still be counted."""
-    minimum_number_of_calls: int = DEFAULT_MINIMUM_NUMBER_OF_CALLS
-    permitted_calls_in_half_open: int = DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN
-    wait_in_open_ms: int = DEFAULT_WAIT_IN_OPEN_MS
-    """Initial wait; with backoff, attempt n waits wait * multiplier**(n-1), capped."""
-    backoff_multiplier: float = 1.0
-    max_wait_in_open_ms: int | None = None
-    max_wait_in_half_open_ms: int = 0
-    """0: stay HALF_OPEN until the permitted calls decided; else reopen strictly after it."""
-    failure_threshold: int = 0
-    """Seeds: open after this many consecutive failures (0: off)."""
-    error_types: frozenset[str] = frozenset()
-    """Error types recorded as failures; empty: all. Others count as successes (Resilience4j's
-    recordExceptions rule)."""
-    exclude_errors: frozenset[str] = DEFAULT_EXCLUDE_ERRORS
-    """Error types ignored altogether (ignoreExceptions); wins over error_types."""
-    cost_threshold_usd: Decimal | None = None
-    """Open when the cost in the window exceeds this."""
-    fallback_action: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("failure_rate_threshold_pct", "slow_call_rate_threshold_pct"):
-            value = getattr(self, name)
-            if not 0 < value <= 100:
-                raise _fail(name, value, "must be in (0, 100]")
-        positive_ints = (
-            "sliding_window_size",
-            "time_bucket_s",
-            "minimum_number_of_calls",
-            "permitted_calls_in_half_open",
-            "wait_in_open_ms",
-        )
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _fail(name, value, "must be an integer >= 1")
-        for name in ("allowed_lateness_ms", "max_wait_in_half_open_ms", "failure_threshold"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise _fail(name, value, "must be an integer >= 0")
-        if self.slow_call_duration_ms <= 0:
-            raise _fail("slow_call_duration_ms", self.slow_call_duration_ms, "must be > 0")
-        if self.backoff_multiplier < 1:
-            raise _fail("backoff_multiplier", self.backoff_multiplier, "must be >= 1")
-        if self.max_wait_in_open_ms is not None and self.max_wait_in_open_ms < self.wait_in_open_ms:
-            raise _fail(
-                "max_wait_in_open_ms",
-                self.max_wait_in_open_ms,
-                f"must be >= wait_in_open_ms ({self.wait_in_open_ms})",
-            )
-        if self.cost_threshold_usd is not None and self.cost_threshold_usd <= 0:
-            raise _fail("cost_threshold_usd", self.cost_threshold_usd, "must be > 0")
-        if self.sliding_window_type is WindowType.TIME and (
-            self.sliding_window_size % self.time_bucket_s
-        ):
-            raise _fail(
-                "sliding_window_size",
-                self.sliding_window_size,
-                f"must be a multiple of time_bucket_s ({self.time_bucket_s})",
-            )
-        if self.sliding_window_type not in tuple(WindowType):
-            raise _fail("sliding_window_type", self.sliding_window_type, "must be count|time")
-
-    @property
-    def closed_minimum_calls(self) -> int:
-        """Resilience4j caps the minimum at the size for count windows only."""
-        if self.sliding_window_type is WindowType.COUNT:
-            return min(self.minimum_number_of_calls, self.sliding_window_size)
-        return self.minimum_number_of_calls
-
-    @property
-    def half_open_minimum_calls(self) -> int:
-        return min(self.minimum_number_of_calls, self.permitted_calls_in_half_open)
-
-    def new_window(self) -> Window:
-        if self.sliding_window_type is WindowType.COUNT:
-            return CountWindow(self.sliding_window_size)
-        return TimeWindow(self.sliding_window_size, self.time_bucket_s, self.allowed_lateness_ms)
-
-    def wait_ms(self, attempt: int) -> int:
-        """Wait in OPEN before the `attempt`-th (1-based) half-open trial."""
-        wait = self.wait_in_open_ms * self.backoff_multiplier ** max(attempt - 1, 0)
-        if self.max_wait_in_open_ms is not None:
-            wait = min(wait, self.max_wait_in_open_ms)
-        return round(wait)
-
-
-# --- events ---
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One classified invocation: the breaker's view of a ToolInvocation."""
-
-    ts_ms: int
-    verdict: Verdict
-    outcome: Outcome
-    retry_at_ms: int | None = None
-    """A rate-limited failure: the vendor asked not to be called again before this instant."""
-
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """Event time passes with no traffic (a clock event from the ordered stream)."""
-
-    ts_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """An operator override or reset."""
-
-    ts_ms: int
-    override: Override
-
-
-Event = Call | Clock | Command
-
-
-def classify(
-    invocation: ToolInvocation, config: BreakerConfig, *, retry_after_ms: float | None = None
-) -> Call:
-    """Which way a call counts: excluded errors and rejected calls are ignored; an error whose
-    type is not in a non-empty `error_types` counts as a success (as in Resilience4j).
-
-    `retry_after_ms` is the vendor's Retry-After for a `rate_limit` failure, as the caller
-    found it (ToolInvocation has no field for it yet); it opens the breaker until then."""
-    ts_ms = (invocation.ts - _EPOCH) // _ONE_MS
-    retry_at_ms = None
-    slow = invocation.duration_ms > config.slow_call_duration_ms
-    status = invocation.status
-    if status is InvocationStatus.SUCCESS:
-        verdict = Verdict.SUCCESS
-    elif status is InvocationStatus.REJECTED:
-        verdict = Verdict.IGNORED  # never reached the vendor
-    else:
-        error_type = invocation.error_type
-        if error_type is None and status is InvocationStatus.TIMEOUT:
-            error_type = "timeout"
-        if error_type is not None and error_type in config.exclude_errors:
-            verdict = Verdict.IGNORED
-        elif config.error_types and error_type not in config.error_types:
-            verdict = Verdict.SUCCESS
-        else:
-            verdict = Verdict.FAILURE
-            if error_type == RATE_LIMIT and retry_after_ms is not None and retry_after_ms > 0:
-                retry_at_ms = ts_ms + math.ceil(retry_after_ms)
-    outcome = Outcome(
-        failed=verdict is Verdict.FAILURE,
-        slow=slow,
-        duration_ms=invocation.duration_ms,
-        cost_usd=invocation.cost_usd,
-    )
-    return Call(ts_ms, verdict, outcome, retry_at_ms)
 
 
 # --- policy ---
@@ -377,7 +195,7 @@ def initial_state(config: BreakerConfig) -> BreakerSnapshot:
 
 
 def _utc(ts_ms: int) -> datetime:
-    return _EPOCH + ts_ms * _ONE_MS
+    return EPOCH_UTC + ts_ms * ONE_MS
 
 
 def published_state(

@@ -1,0 +1,135 @@
+"""Circuit-breaker configuration: an immutable, validated value with Resilience4j's names.
+
+Every field carries its unit; a bad value raises ConfigError naming the field and the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from workers.errors import ConfigError
+from workers.kernels.windows import CountWindow, TimeWindow, Window
+
+# Resilience4j's defaults, with their units.
+DEFAULT_FAILURE_RATE_THRESHOLD_PCT = 50.0
+DEFAULT_SLOW_CALL_RATE_THRESHOLD_PCT = 100.0
+DEFAULT_SLOW_CALL_DURATION_MS = 60_000.0
+DEFAULT_SLIDING_WINDOW_SIZE = 100
+DEFAULT_MINIMUM_NUMBER_OF_CALLS = 100
+DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN = 10
+DEFAULT_WAIT_IN_OPEN_MS = 60_000
+DEFAULT_EXCLUDE_ERRORS = frozenset({"400", "401", "403"})
+RATE_LIMIT = "rate_limit"
+RETRY_AFTER_REASON = "rate_limit_retry_after"
+
+
+class WindowType(StrEnum):
+    COUNT = "count"
+    TIME = "time"
+
+
+def _fail(name: str, value: object, rule: str) -> ConfigError:
+    return ConfigError(f"breaker config {name} {rule}, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """One breaker policy. Every quantity carries its unit; validated on construction."""
+
+    policy_id: str = "default"
+    failure_rate_threshold_pct: float = DEFAULT_FAILURE_RATE_THRESHOLD_PCT
+    slow_call_rate_threshold_pct: float = DEFAULT_SLOW_CALL_RATE_THRESHOLD_PCT
+    slow_call_duration_ms: float = DEFAULT_SLOW_CALL_DURATION_MS
+    """A call is slow when its duration is strictly greater than this."""
+    sliding_window_type: WindowType = WindowType.COUNT
+    sliding_window_size: int = DEFAULT_SLIDING_WINDOW_SIZE
+    """Calls (COUNT) or seconds (TIME)."""
+    time_bucket_s: int = 1
+    allowed_lateness_ms: int = 0
+    """TIME windows: how far behind the newest event time a call may still be counted."""
+    minimum_number_of_calls: int = DEFAULT_MINIMUM_NUMBER_OF_CALLS
+    permitted_calls_in_half_open: int = DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN
+    wait_in_open_ms: int = DEFAULT_WAIT_IN_OPEN_MS
+    """Initial wait; with backoff, attempt n waits wait * multiplier**(n-1), capped."""
+    backoff_multiplier: float = 1.0
+    max_wait_in_open_ms: int | None = None
+    max_wait_in_half_open_ms: int = 0
+    """0: stay HALF_OPEN until the permitted calls decided; else reopen strictly after it."""
+    failure_threshold: int = 0
+    """Seeds: open after this many consecutive failures (0: off)."""
+    error_types: frozenset[str] = frozenset()
+    """Error types recorded as failures; empty: all. Others count as successes (Resilience4j's
+    recordExceptions rule)."""
+    exclude_errors: frozenset[str] = DEFAULT_EXCLUDE_ERRORS
+    """Error types ignored altogether (ignoreExceptions); wins over error_types."""
+    cost_threshold_usd: Decimal | None = None
+    """Open when the cost in the window exceeds this."""
+    fallback_action: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("failure_rate_threshold_pct", "slow_call_rate_threshold_pct"):
+            value = getattr(self, name)
+            if not 0 < value <= 100:
+                raise _fail(name, value, "must be in (0, 100]")
+        positive_ints = (
+            "sliding_window_size",
+            "time_bucket_s",
+            "minimum_number_of_calls",
+            "permitted_calls_in_half_open",
+            "wait_in_open_ms",
+        )
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _fail(name, value, "must be an integer >= 1")
+        for name in ("allowed_lateness_ms", "max_wait_in_half_open_ms", "failure_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise _fail(name, value, "must be an integer >= 0")
+        if self.slow_call_duration_ms <= 0:
+            raise _fail("slow_call_duration_ms", self.slow_call_duration_ms, "must be > 0")
+        if self.backoff_multiplier < 1:
+            raise _fail("backoff_multiplier", self.backoff_multiplier, "must be >= 1")
+        if self.max_wait_in_open_ms is not None and self.max_wait_in_open_ms < self.wait_in_open_ms:
+            raise _fail(
+                "max_wait_in_open_ms",
+                self.max_wait_in_open_ms,
+                f"must be >= wait_in_open_ms ({self.wait_in_open_ms})",
+            )
+        if self.cost_threshold_usd is not None and self.cost_threshold_usd <= 0:
+            raise _fail("cost_threshold_usd", self.cost_threshold_usd, "must be > 0")
+        if self.sliding_window_type is WindowType.TIME and (
+            self.sliding_window_size % self.time_bucket_s
+        ):
+            raise _fail(
+                "sliding_window_size",
+                self.sliding_window_size,
+                f"must be a multiple of time_bucket_s ({self.time_bucket_s})",
+            )
+        if self.sliding_window_type not in tuple(WindowType):
+            raise _fail("sliding_window_type", self.sliding_window_type, "must be count|time")
+
+    @property
+    def closed_minimum_calls(self) -> int:
+        """Resilience4j caps the minimum at the size for count windows only."""
+        if self.sliding_window_type is WindowType.COUNT:
+            return min(self.minimum_number_of_calls, self.sliding_window_size)
+        return self.minimum_number_of_calls
+
+    @property
+    def half_open_minimum_calls(self) -> int:
+        return min(self.minimum_number_of_calls, self.permitted_calls_in_half_open)
+
+    def new_window(self) -> Window:
+        if self.sliding_window_type is WindowType.COUNT:
+            return CountWindow(self.sliding_window_size)
+        return TimeWindow(self.sliding_window_size, self.time_bucket_s, self.allowed_lateness_ms)
+
+    def wait_ms(self, attempt: int) -> int:
+        """Wait in OPEN before the `attempt`-th (1-based) half-open trial."""
+        wait = self.wait_in_open_ms * self.backoff_multiplier ** max(attempt - 1, 0)
+        if self.max_wait_in_open_ms is not None:
+            wait = min(wait, self.max_wait_in_open_ms)
+        return round(wait)
