@@ -38,6 +38,20 @@ from schemas.limits import (
 
 # --- time -------------------------------------------------------------------------------------
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(instant: datetime) -> int:
+    """An aware instant as integer Unix milliseconds, exactly (no float rounding), so replay
+    and every kernel agree on which millisecond an event belongs to."""
+    return (instant - _EPOCH) // _ONE_MS
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """Inverse of :func:`epoch_ms`, in ``datetime.UTC``."""
+    return _EPOCH + ms * _ONE_MS
+
 
 def _to_utc(value: datetime) -> datetime:
     # pydantic keeps a parsed "+02:00" offset; windows, periods and the audit encoding need one

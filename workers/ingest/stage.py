@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from schemas.events import InputEvent
+from schemas.types import epoch_ms
 from workers.batching.records import RawBatch
 from workers.ingest.dedup import Deduplicator
 from workers.ingest.validate import Rejected, Validated, validate_records
@@ -40,10 +41,6 @@ class IngestCounters:
             self.rejected[(result.topic, str(rejected.kind))] += 1
 
 
-def event_time_ms(event: InputEvent) -> int:
-    return int(event.ts.timestamp() * 1000)
-
-
 class IngestStage:
     def __init__(
         self,
@@ -67,7 +64,7 @@ class IngestStage:
         dedup = self._dedup_for(batch.topic, batch.partition)
         first_time = dedup.first_time
         accepted = [
-            item for item in validated if first_time(item.event.event_id, event_time_ms(item.event))
+            item for item in validated if first_time(item.event.event_id, epoch_ms(item.event.ts))
         ]
         result = IngestResult(
             topic=batch.topic,

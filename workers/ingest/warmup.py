@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from schemas.base import WireModel
-from schemas.types import EventTime, Identifier
+from schemas.types import EventTime, Identifier, epoch_ms
 from workers.batching.records import RawBatch
 from workers.ingest.stage import IngestStage
 
@@ -85,7 +85,7 @@ async def _read_until(
             except ValidationError:
                 key = None  # it was dead-lettered, never remembered
             if key is not None:
-                seen.append((key.event_id, int(key.ts.timestamp() * 1000)))
+                seen.append((key.event_id, epoch_ms(key.ts)))
         if await consumer.position(tp) >= end_offset:
             return seen
 

@@ -21,16 +21,14 @@ violations).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from schemas.state import BreakerState, CircuitState
+from schemas.types import from_epoch_ms
 from workers.errors import GuardstreamError
 from workers.kernels.breaker_config import RETRY_AFTER_REASON, BreakerConfig, WindowType
 from workers.kernels.breaker_events import (
-    EPOCH_UTC,
-    ONE_MS,
     Call,
     Clock,
     Command,
@@ -194,10 +192,6 @@ def initial_state(config: BreakerConfig) -> BreakerSnapshot:
     return BreakerSnapshot(window=config.new_window())
 
 
-def _utc(ts_ms: int) -> datetime:
-    return EPOCH_UTC + ts_ms * ONE_MS
-
-
 def published_state(
     state: BreakerSnapshot,
     config: BreakerConfig,
@@ -211,8 +205,8 @@ def published_state(
     return BreakerState(
         key=key,
         state=state.state,
-        since=_utc(state.since_ms if state.since_ms is not None else updated_at_ms),
-        retry_at=_utc(state.retry_at_ms) if state.retry_at_ms is not None else None,
+        since=from_epoch_ms(state.since_ms if state.since_ms is not None else updated_at_ms),
+        retry_at=from_epoch_ms(state.retry_at_ms) if state.retry_at_ms is not None else None,
         attempt=state.attempt,
         failure_rate=max(e.failure_rate_pct, 0.0) / 100,
         slow_call_rate=max(e.slow_call_rate_pct, 0.0) / 100,
@@ -223,7 +217,7 @@ def published_state(
         reason=state.reason,
         policy_id=config.policy_id,
         policy_version=policy_version,
-        updated_at=_utc(updated_at_ms),
+        updated_at=from_epoch_ms(updated_at_ms),
     )
 
 

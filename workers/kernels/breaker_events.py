@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from schemas.events import InvocationStatus, ToolInvocation
+from schemas.types import epoch_ms
 from workers.kernels.breaker_config import RATE_LIMIT, BreakerConfig
 from workers.kernels.windows import Outcome
-
-EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
-ONE_MS = timedelta(milliseconds=1)
 
 
 class Verdict(StrEnum):
@@ -69,7 +66,7 @@ def classify(
 
     `retry_after_ms` is the vendor's Retry-After for a `rate_limit` failure, as the caller
     found it (ToolInvocation has no field for it yet); it opens the breaker until then."""
-    ts_ms = (invocation.ts - EPOCH_UTC) // ONE_MS
+    ts_ms = epoch_ms(invocation.ts)
     retry_at_ms = None
     slow = invocation.duration_ms > config.slow_call_duration_ms
     status = invocation.status
