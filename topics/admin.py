@@ -10,10 +10,10 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
 from topics.catalog import TopicSpec
-from workers.errors import BrokerUnavailableError
+from topics.connect import start_client
 
 # Settings whose difference breaks guardstream's semantics; anything else is only reported.
 _CRITICAL_CONFIGS = ("cleanup.policy",)
@@ -79,11 +79,7 @@ class TopicAdmin:
         self._client = AIOKafkaAdminClient(**client_options, request_timeout_ms=30_000)
 
     async def __aenter__(self) -> TopicAdmin:
-        try:
-            await self._client.start()
-        except KafkaError as exc:
-            await self._client.close()
-            raise BrokerUnavailableError(self._bootstrap, exc) from exc
+        await start_client(self._client, self._bootstrap, self._client.close)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -9,15 +9,15 @@ from typing import Any, cast
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from schemas.codec import encode
 from schemas.dead_letter import describe_validation_error
 from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent
 from topics.catalog import TopicCatalog, TopicName
+from topics.connect import start_client
 from topics.keys import input_key
-from workers.errors import BrokerUnavailableError, InvalidEventError
+from workers.errors import InvalidEventError
 
 # A JSONL line may say which input topic it is for; without it the fields decide.
 TYPE_FIELD = "type"
@@ -96,11 +96,7 @@ class EventPublisher:
         )
 
     async def __aenter__(self) -> EventPublisher:
-        try:
-            await self._producer.start()
-        except KafkaError as exc:
-            await self._producer.stop()
-            raise BrokerUnavailableError(self._bootstrap, exc) from exc
+        await start_client(self._producer, self._bootstrap, self._producer.stop)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -7,12 +7,11 @@ import asyncio
 import click
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from rich.console import Console
 
 from topics.catalog import TopicName
+from topics.connect import start_client
 from workers.cli.context import CliContext, pass_cli, run
-from workers.errors import BrokerUnavailableError
 
 _TOPIC_CHOICES = [str(topic) for topic in TopicName]
 
@@ -55,11 +54,7 @@ async def _tail(
         auto_offset_reset="earliest" if from_beginning else "latest",
         isolation_level="read_committed",
     )
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        await consumer.stop()
-        raise BrokerUnavailableError(cli.settings.kafka_bootstrap, exc) from exc
+    await start_client(consumer, cli.settings.kafka_bootstrap, consumer.stop)
     seen = 0
     try:
         while max_records is None or seen < max_records:

@@ -35,12 +35,24 @@ class Chaos:
         return cls(0.0, 0.0, 0.0, 0.0)
 
 
-def _window(what: str, text: str, start_s: float, duration_s: float) -> None:
+def _parse_spec(what: str, text: str, shape: str) -> tuple[str, list[float]]:
+    """``NAME:START_S:DURATION_S[:...]`` -> (name, numbers), the time window checked."""
+    parts, fields = text.split(":"), shape.split(":")
+    try:
+        if len(parts) != len(fields):
+            raise ValueError(text)
+        numbers = [float(part) for part in parts[1:]]
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: expected {shape}") from None
+    if not parts[0]:
+        raise ConfigError(f"{what} {text!r}: {fields[0]} is empty")
+    start_s, duration_s = numbers[0], numbers[1]
     # NaN compares false with everything, so "not (x >= 0)" also rejects it.
     if not (start_s >= 0 and math.isfinite(start_s)):
         raise ConfigError(f"{what} {text!r}: START_S must be a finite number >= 0")
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise ConfigError(f"{what} {text!r}: DURATION_S must be a finite number > 0")
+    return parts[0], numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +66,8 @@ class Outage:
     @classmethod
     def parse(cls, text: str) -> Outage:
         """``VENDOR:START_S:DURATION_S``, e.g. ``openai:30:60``."""
-        try:
-            vendor, start, duration = text.split(":")
-            outage = cls(vendor, float(start), float(duration))
-        except ValueError:
-            raise ConfigError(f"outage {text!r}: expected VENDOR:START_S:DURATION_S") from None
-        if not vendor:
-            raise ConfigError(f"outage {text!r}: VENDOR is empty")
-        _window("outage", text, outage.start_s, outage.duration_s)
-        return outage
+        vendor, (start_s, duration_s) = _parse_spec("outage", text, "VENDOR:START_S:DURATION_S")
+        return cls(vendor, start_s, duration_s)
 
     def active(self, vendor: str, elapsed_s: float) -> bool:
         return vendor == self.vendor and self.start_s <= elapsed_s < self.start_s + self.duration_s
@@ -80,17 +85,11 @@ class SpendSpike:
     @classmethod
     def parse(cls, text: str) -> SpendSpike:
         """``TEAM:START_S:DURATION_S:FACTOR``, e.g. ``research:60:30:20``."""
-        try:
-            team, start, duration, factor = text.split(":")
-            spike = cls(team, float(start), float(duration), float(factor))
-        except ValueError:
-            raise ConfigError(f"spike {text!r}: expected TEAM:START_S:DURATION_S:FACTOR") from None
-        if not team:
-            raise ConfigError(f"spike {text!r}: TEAM is empty")
-        _window("spike", text, spike.start_s, spike.duration_s)
-        if not (spike.factor >= 0 and math.isfinite(spike.factor)):
+        shape = "TEAM:START_S:DURATION_S:FACTOR"
+        team, (start_s, duration_s, factor) = _parse_spec("spike", text, shape)
+        if not (factor >= 0 and math.isfinite(factor)):
             raise ConfigError(f"spike {text!r}: FACTOR must be a finite number >= 0")
-        return spike
+        return cls(team, start_s, duration_s, factor)
 
     def active(self, team: str, elapsed_s: float) -> bool:
         return team == self.team and self.start_s <= elapsed_s < self.start_s + self.duration_s
