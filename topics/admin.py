@@ -49,6 +49,11 @@ class TopicStatus:
         }
 
 
+def problems_of(statuses: Sequence[TopicStatus]) -> list[str]:
+    """Everything that fails verification (only MISMATCH and MISSING statuses carry problems)."""
+    return [problem for status in statuses for problem in status.problems]
+
+
 def compare(spec: TopicSpec, partitions: int, config: dict[str, str]) -> TopicStatus:
     """Judge an existing topic against its spec (pure, so it is table-tested)."""
     shown = {k: v for k, v in config.items() if k in _CRITICAL_CONFIGS + _REPORTED_CONFIGS}

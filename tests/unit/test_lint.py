@@ -17,8 +17,9 @@ def _ruff() -> list[str]:
     if beside_python.exists():
         return [str(beside_python)]
     found = shutil.which("ruff")
-    if found is None:
-        pytest.skip("ruff is not installed (it comes with the dev extra: make deps)")
+    # ruff is a declared dev dependency: its absence is a broken install, not a reason to
+    # stop checking, so it fails here rather than skipping.
+    assert found is not None, "ruff is not installed; run `make deps` (dev extra)"
     return [found]
 
 

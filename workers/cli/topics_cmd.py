@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from topics.admin import TopicAction, TopicAdmin, TopicStatus
+from topics.admin import TopicAdmin, TopicStatus, problems_of
 from workers.cli.context import CliContext, pass_cli, print_json, run
 from workers.errors import TopicMismatchError
 
@@ -62,9 +62,7 @@ def _report(cli: CliContext, statuses: list[TopicStatus], as_json: bool) -> None
                 "; ".join(status.problems + status.notes),
             )
         cli.console.print(table)
-    problems = [
-        p for s in statuses if s.action is not TopicAction.OK and s.problems for p in s.problems
-    ]
+    problems = problems_of(statuses)
     if problems:
         error = TopicMismatchError(problems)
         cli.err.print(f"[bold red]error:[/] {error}", highlight=False)

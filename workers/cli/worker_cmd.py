@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import faust
 
-from topics.admin import TopicAction, TopicAdmin, TopicStatus
+from topics.admin import TopicAdmin, TopicStatus, problems_of
 from workers.app import create_worker, tune_garbage_collector
 from workers.cli.context import CliContext, pass_cli, run
 from workers.errors import TopicMismatchError
@@ -42,7 +42,7 @@ def worker(cli: CliContext, web_port: int | None) -> None:
 async def _ensure_topics(cli: CliContext) -> list[TopicStatus]:
     async with TopicAdmin(cli.client_options()) as admin:
         statuses = await admin.ensure(cli.catalog.specs())
-    problems = [p for s in statuses if s.action is TopicAction.MISMATCH for p in s.problems]
+    problems = problems_of(statuses)
     if problems:
         raise TopicMismatchError(
             [
