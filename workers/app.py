@@ -198,9 +198,8 @@ def _credentials(settings: Settings) -> Any:
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
-    ssl_context = None
-    if protocol.endswith("SSL"):
-        ssl_context = SSLCredentials(cafile=settings.kafka_ssl_cafile).context
+    # The TLS context is built in one place (Settings) for Faust and the plain aiokafka clients.
+    ssl_context = settings.kafka_client_options().get("ssl_context")
     if protocol.startswith("SASL"):
         password = settings.kafka_sasl_password
         return SASLCredentials(
