@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from workers.localstack.kafka import KafkaCluster, KafkaJarsError, ensure_kafka_jars
 from workers.localstack.ports import free_ports
@@ -56,21 +57,26 @@ async def _leaders(
     """Partition -> leader once every partition has one and ``accept`` agrees.
 
     Polls (bounded): brokers learn metadata changes asynchronously, so the broker a new
-    client asks may not know a just-created topic or a just-moved leader yet.
+    client asks may not know a just-created topic or a just-moved leader yet, and after a
+    broker stops the admin client may still route its request to the dead node
+    (NodeNotReadyError) until its metadata refreshes -- so each try uses a fresh client.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        async with asyncio.timeout(30):
-            while True:
+    async with asyncio.timeout(30):
+        while True:
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            try:
+                await admin.start()
                 [described] = await admin.describe_topics([topic])
+            except KafkaError:
+                described = None
+            finally:
+                await admin.close()
+            if described is not None and described["error_code"] == 0:
                 leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
                 complete = len(leaders) == partitions and min(leaders.values()) >= 0
-                if described["error_code"] == 0 and complete and accept(leaders):
+                if complete and accept(leaders):
                     return leaders
-                await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+            await asyncio.sleep(0.1)
 
 
 async def _consume(
