@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from schemas.types import Severity
 from workers.errors import ConfigError
 from workers.kernels.windows import CountWindow, TimeWindow, Window
 
@@ -28,6 +29,49 @@ RETRY_AFTER_REASON = "rate_limit_retry_after"
 class WindowType(StrEnum):
     COUNT = "count"
     TIME = "time"
+
+
+class TripMetric(StrEnum):
+    """What a RESONTINEX-style trip condition measures over its own evaluation window."""
+
+    LATENCY_P95 = "latency_p95"
+    """95th percentile of call durations (ms); violated when > threshold."""
+    SUCCESS_RATE = "success_rate"
+    """Successful / recorded calls (fraction); violated when < threshold."""
+    ERROR_RATE = "error_rate"
+    """Failed / recorded calls (fraction); violated when > threshold."""
+
+
+@dataclass(frozen=True, slots=True)
+class TripCondition:
+    """Open when `metric` violates `threshold` in `consecutive_violations` evaluation windows
+    in a row. Windows are tumbling, `window_ms` long, aligned to the epoch, in event time; a
+    window is evaluated when event time (a call or a clock event) passes its end. A window
+    with fewer than `minimum_calls` calls neither violates nor breaks the streak."""
+
+    metric: TripMetric
+    threshold: float
+    """ms for LATENCY_P95; a fraction in [0, 1] for the rates."""
+    consecutive_violations: int = 1
+    window_ms: int = 300_000
+    minimum_calls: int = 1
+    name: str | None = None
+    """The policy's own name for the metric (e.g. fusion_overlay_latency_p95), for evidence."""
+
+    def __post_init__(self) -> None:
+        if self.metric not in tuple(TripMetric):
+            raise _fail(
+                "trip_conditions.metric", self.metric, "must be one of " + ", ".join(TripMetric)
+            )
+        if self.metric is TripMetric.LATENCY_P95:
+            if not self.threshold > 0:
+                raise _fail("trip_conditions.threshold", self.threshold, "must be > 0 ms")
+        elif not 0 <= self.threshold <= 1:
+            raise _fail("trip_conditions.threshold", self.threshold, "must be in [0, 1]")
+        for name in ("consecutive_violations", "window_ms", "minimum_calls"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _fail(f"trip_conditions.{name}", value, "must be an integer >= 1")
 
 
 def _fail(name: str, value: object, rule: str) -> ConfigError:
@@ -66,7 +110,17 @@ class BreakerConfig:
     """Error types ignored altogether (ignoreExceptions); wins over error_types."""
     cost_threshold_usd: Decimal | None = None
     """Open when the cost in the window exceeds this."""
+    success_threshold: int = 0
+    """Seeds: HALF_OPEN closes after this many successful trial calls (0: Resilience4j's
+    failure-rate evaluation of the permitted calls decides instead)."""
+    consecutive_success_threshold: int = 0
+    """Seeds (RESONTINEX): ... and the last this-many trial calls must all have succeeded."""
+    trip_conditions: tuple[TripCondition, ...] = ()
     fallback_action: str | None = None
+    alert_on_open: bool = True
+    """Whether opening fires an alert (seeds' `alert_on_open`); transitions are audited anyway."""
+    alert_severity: Severity = Severity.CRITICAL
+    """Severity of the breaker-open alert (seeds' alerting.circuit_open.severity)."""
 
     def __post_init__(self) -> None:
         for name in ("failure_rate_threshold_pct", "slow_call_rate_threshold_pct"):
@@ -84,7 +138,14 @@ class BreakerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise _fail(name, value, "must be an integer >= 1")
-        for name in ("allowed_lateness_ms", "max_wait_in_half_open_ms", "failure_threshold"):
+        non_negative_ints = (
+            "allowed_lateness_ms",
+            "max_wait_in_half_open_ms",
+            "failure_threshold",
+            "success_threshold",
+            "consecutive_success_threshold",
+        )
+        for name in non_negative_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise _fail(name, value, "must be an integer >= 0")
@@ -107,6 +168,18 @@ class BreakerConfig:
                 "sliding_window_size",
                 self.sliding_window_size,
                 f"must be a multiple of time_bucket_s ({self.time_bucket_s})",
+            )
+        permitted = self.permitted_calls_in_half_open
+        for name in ("success_threshold", "consecutive_success_threshold"):
+            if getattr(self, name) > permitted:
+                raise _fail(
+                    name,
+                    getattr(self, name),
+                    f"must be <= permitted_calls_in_half_open ({permitted})",
+                )
+        if self.alert_severity not in tuple(Severity):
+            raise _fail(
+                "alert_severity", self.alert_severity, "must be one of " + ", ".join(Severity)
             )
         if self.sliding_window_type not in tuple(WindowType):
             raise _fail("sliding_window_type", self.sliding_window_type, "must be count|time")
