@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import Alert
 from schemas.audit import AuditRecord
+from schemas.clock import ClockTick
 from schemas.control import ControlCommand
 from schemas.dead_letter import DeadLetter
 from schemas.events import CostEvent, LatencyEvent, ToolInvocation
@@ -40,6 +41,7 @@ ALL_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
             ToolInvocation,
             CostEvent,
             LatencyEvent,
+            ClockTick,
             Alert,
             AuditRecord,
             BreakerState,

@@ -11,13 +11,17 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from schemas.clock import CLOCK_TYPE, ClockTick, StreamEvent
 from schemas.codec import encode
 from schemas.dead_letter import describe_validation_error
 from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent
-from topics.catalog import TopicCatalog, TopicName
+from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from topics.connect import start_client
 from topics.keys import input_key
 from workers.errors import InvalidEventError
+
+# Clock ticks are not keyed by anything they describe; a fixed key keeps them recognisable.
+CLOCK_KEY = b"clock"
 
 # A JSONL line may say which input topic it is for; without it the fields decide.
 TYPE_FIELD = "type"
@@ -53,11 +57,16 @@ def topic_for(event: InputEvent) -> TopicName:
 
 def parse_event(
     document: Mapping[str, Any] | bytes | str, topic: TopicName | None = None
-) -> InputEvent:
-    """Validate one input event; the error names the field and the problem."""
+) -> StreamEvent:
+    """Validate one input event or clock tick; the error names the field and the problem."""
     fields = orjson.loads(document) if isinstance(document, bytes | str) else dict(document)
     if not isinstance(fields, dict):
         raise InvalidEventError(f"an event must be a JSON object, got {type(fields).__name__}")
+    if fields.get(TYPE_FIELD) == CLOCK_TYPE and topic is None:
+        try:
+            return ClockTick.model_validate(fields)
+        except ValidationError as exc:
+            raise InvalidEventError(f"clock: {describe_validation_error(exc)}") from None
     declared = fields.pop(TYPE_FIELD, None)
     if topic is None and declared is not None:
         topic = TYPE_ALIASES.get(str(declared))
@@ -107,13 +116,28 @@ class EventPublisher:
         metadata = await future
         return Published(metadata.topic, metadata.partition, metadata.offset)
 
+    async def publish_clock(
+        self,
+        tick: ClockTick,
+        topics: Iterable[TopicName] = INPUT_TOPICS,
+        partitions: Iterable[int] | None = None,
+    ) -> list[Published]:
+        """Send `tick` to every partition (or the given ones) of `topics`: time passes per
+        partition, so a tick must reach each partition whose breakers or budgets may wait."""
+        futures = await self._send_clock(tick, topics, partitions)
+        return [Published(m.topic, m.partition, m.offset) for m in await asyncio.gather(*futures)]
+
     async def publish_many(
-        self, events: Iterable[InputEvent], *, window: int = 10_000
+        self, events: Iterable[StreamEvent], *, window: int = 10_000
     ) -> AsyncIterator[Published]:
-        """Pipeline sends (up to ``window`` in flight) and yield coordinates in input order."""
+        """Pipeline sends (up to ``window`` in flight) and yield coordinates in input order.
+        A clock tick goes to every partition of every input topic (one coordinate each)."""
         pending: list[asyncio.Future[Any]] = []
         for event in events:
-            pending.append(await self._send(event))
+            if isinstance(event, ClockTick):
+                pending.extend(await self._send_clock(event, INPUT_TOPICS, None))
+            else:
+                pending.append(await self._send(event))
             if len(pending) >= window:
                 for metadata in await asyncio.gather(*pending):
                     yield Published(metadata.topic, metadata.partition, metadata.offset)
@@ -130,6 +154,23 @@ class EventPublisher:
 
     async def flush(self) -> None:
         await self._producer.flush()
+
+    async def _send_clock(
+        self, tick: ClockTick, topics: Iterable[TopicName], partitions: Iterable[int] | None
+    ) -> list[asyncio.Future[Any]]:
+        value = encode(tick)
+        futures: list[asyncio.Future[Any]] = []
+        for logical in topics:
+            topic = self._catalog.name(logical)
+            targets = partitions
+            if targets is None:
+                targets = sorted(await self._producer.partitions_for(topic))
+            for partition in targets:
+                future = await self._producer.send(
+                    topic, value=value, key=CLOCK_KEY, partition=partition
+                )
+                futures.append(cast("asyncio.Future[Any]", future))
+        return futures
 
     async def _send(self, event: InputEvent) -> asyncio.Future[Any]:
         topic = self._catalog.name(topic_for(event))

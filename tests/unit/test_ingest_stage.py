@@ -136,3 +136,31 @@ def test_lookback_start(
     first_offset: int, offset_for_time: int | None, beginning: int, max_ids: int, start: int
 ) -> None:
     assert _lookback_start(first_offset, offset_for_time, beginning, max_ids) == start
+
+
+def test_clock_ticks_are_accepted_in_stream_order_next_to_events() -> None:
+    tick = orjson.dumps({"type": "clock", "ts": TS_MS + 5})
+    result = stage().process(batch([call("a"), tick, call("b")]))
+    assert [type(item.event).__name__ for item in result.accepted] == [
+        "ToolInvocation",
+        "ClockTick",
+        "ToolInvocation",
+    ]
+    assert result.accepted[1].event.event_id == f"clock-{TS_MS + 5}"
+    assert result.rejected == []
+
+
+def test_an_event_that_only_mentions_clock_is_validated_as_an_event() -> None:
+    # A tool named "clock" with a "type" attribute is a real call, not a tick.
+    value = call("c", tool="clock", kind="clock")
+    result = stage().process(batch([value]))
+    [item] = result.accepted
+    assert isinstance(item.event, ToolInvocation)
+    assert item.event.attributes["kind"] == "clock"
+
+
+def test_a_malformed_tick_is_dead_lettered_naming_the_field() -> None:
+    result = stage().process(batch([orjson.dumps({"type": "clock", "ts": "soon"})]))
+    [rejected] = result.rejected
+    assert rejected.kind is DeadLetterKind.SCHEMA
+    assert rejected.dead_letter.error.startswith("ts:"), rejected.dead_letter.error

@@ -34,7 +34,7 @@ def test_registry_covers_every_topic_value_type() -> None:
     # DESIGN §3: one value model per topic.
     assert set(ALL_MODELS) == {
         "ToolInvocation", "CostEvent", "LatencyEvent", "PolicyDocument", "Alert", "AuditRecord",
-        "BreakerState", "BudgetState", "SloState", "ControlCommand", "DeadLetter",
+        "BreakerState", "BudgetState", "SloState", "ControlCommand", "DeadLetter", "ClockTick",
     }  # fmt: skip
     assert all(issubclass(model, WireModel) for model in ALL_MODELS.values())
 

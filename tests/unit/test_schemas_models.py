@@ -32,6 +32,7 @@ from schemas import (
     encode,
     policy_version,
 )
+from schemas.clock import ClockTick
 from schemas.jsonschema import ALL_MODELS
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -40,6 +41,7 @@ VERSION = policy_version(SPEC)
 LABELS = {"vendor": "openai", "tool": "chat"}
 
 SAMPLES: dict[str, BaseModel] = {
+    "ClockTick": ClockTick(ts=T0),
     "ToolInvocation": ToolInvocation(
         event_id="e1",
         ts=T0,

@@ -9,7 +9,7 @@ from typing import IO
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from schemas.events import InputEvent
+from schemas.clock import StreamEvent
 from topics.catalog import INPUT_TOPICS, TopicName
 from topics.publish import EventPublisher, parse_event
 from workers.cli.context import CliContext, pass_cli, print_json, run
@@ -77,7 +77,7 @@ async def _publish(
     ) as bar:
         task = bar.add_task("publish", total=total)
         async with EventPublisher(cli.catalog, cli.client_options()) as publisher:
-            chunk: list[InputEvent] = []
+            chunk: list[StreamEvent] = []
 
             async def flush() -> None:
                 async for published in publisher.publish_many(chunk):

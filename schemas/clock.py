@@ -1,0 +1,54 @@
+"""Clock ticks: event time passing with no traffic (DESIGN §6, time-driven transitions).
+
+A tick travels in an input topic's partition like any event, so every consumer of that
+partition (the live agents, `replay --source topics`, the forensic audit trail) sees time
+pass at the same position in the stream, and time-driven transitions (OPEN -> HALF_OPEN,
+period rollover, alert resolution) replay identically. Kernels never read the wall clock.
+
+On the wire: `{"type": "clock", "ts": ..., "event_id": ...}`; nothing else is allowed, so
+a tick can never be confused with a real event that happens to carry `"type": "clock"`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, model_validator
+
+from schemas.base import WIRE_CONFIG, WireModel
+from schemas.events import InputEvent
+from schemas.types import EventTime, Identifier, epoch_ms
+
+CLOCK_TYPE: Final = "clock"
+_EVENT_TIME: Final = TypeAdapter(EventTime, config=WIRE_CONFIG)
+
+
+class ClockTick(WireModel):
+    """Event time has reached `ts` in this partition."""
+
+    model_config = ConfigDict(**{**WIRE_CONFIG, "extra": "forbid"})
+
+    type: Literal["clock"] = CLOCK_TYPE
+    ts: EventTime
+    event_id: Identifier
+    """Named in decisions a tick causes; defaults to ``clock-<epoch ms>``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_event_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("event_id") is None and "ts" in data:
+            try:
+                ts = _EVENT_TIME.validate_python(data["ts"])
+            except ValidationError:
+                return data  # field validation reports it, located at `ts`
+            data = {**data, "event_id": f"clock-{epoch_ms(ts)}"}
+        return data
+
+
+def looks_like_clock(raw: bytes) -> bool:
+    """Cheap pre-check (two substring scans) before a full ClockTick parse on the hot path."""
+    return b'"clock"' in raw and b'"type"' in raw
+
+
+#: What an input partition carries: real events and the ticks between them.
+StreamEvent = InputEvent | ClockTick
