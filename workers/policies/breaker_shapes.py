@@ -1,0 +1,340 @@
+"""Turn a parsed breaker-policy file (any of the three shapes) into kernel BreakerConfigs.
+
+Layering, lowest first: the kernel's defaults, the mode's defaults (`base`), then the file
+(guardstream's `defaults:` section, then the breaker's own entry). Every problem goes into the
+file's `Problems`, so the caller raises them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from workers.errors import ConfigError
+from workers.kernels.breaker_config import (
+    DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN,
+    BreakerConfig,
+    TripCondition,
+    TripMetric,
+    WindowType,
+)
+from workers.policies.breaker_models import (
+    AlphaBreaker,
+    AlphaSpec,
+    GuardBreaker,
+    GuardSpec,
+    KeyMode,
+    ResBreaker,
+    ResSpec,
+    ResTrip,
+    Routing,
+    Rule,
+    extra_keys,
+)
+from workers.policies.files import Problems
+
+M = TypeVar("M", bound=BaseModel)
+
+ALPHA_DEFAULT_ID = "cb.vendor.default"
+NOT_EVALUATED = "not evaluated by guardstream; ignored"
+
+
+class Shape(StrEnum):
+    GUARDSTREAM = "guardstream"
+    ALPHA_SOLVER = "alpha-solver"
+    RESONTINEX = "resontinex"
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    breakers: dict[str, BreakerConfig]
+    disabled: frozenset[str]
+    rules: tuple[Rule, ...]
+    default: str
+    key: KeyMode
+
+
+def detect(spec: Mapping[str, Any]) -> Shape | str:
+    """The shape of `spec`, or why it has none. The markers do not overlap: guardstream's
+    shape forbids alpha-solver's `schema_version` / `states` / `global_config`, and only
+    RESONTINEX names its section `circuit_breakers`."""
+    if "circuit_breakers" in spec:
+        if "breakers" in spec:
+            return "has both `breakers` and `circuit_breakers`; keep one shape per file"
+        return Shape.RESONTINEX
+    if "breakers" not in spec:
+        return "has no `breakers` (guardstream, alpha-solver) or `circuit_breakers` section"
+    if any(k in spec for k in ("schema_version", "states", "global_config")):
+        return Shape.ALPHA_SOLVER
+    return Shape.GUARDSTREAM
+
+
+def parse(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Parsed | None:
+    shape = detect(spec)
+    if not isinstance(shape, Shape):
+        problems.error("(top level)", shape)
+        return None
+    parser = {
+        Shape.GUARDSTREAM: _guardstream,
+        Shape.ALPHA_SOLVER: _alpha,
+        Shape.RESONTINEX: _resontinex,
+    }[shape]
+    return parser(spec, base, problems)
+
+
+# --- shared steps ---
+
+
+def _validate(cls: type[M], spec: Mapping[str, Any], problems: Problems, *prefix: str) -> M | None:
+    # Breaker entries are validated one at a time (with their path as `prefix`), so a typo in
+    # one breaker does not hide a cross-field error in another: one run reports everything.
+    try:
+        return cls.model_validate(spec)
+    except ValidationError as exc:
+        problems.validation(exc, prefix)
+        return None
+
+
+def _build(problems: Problems, path: str, **fields: Any) -> BreakerConfig | None:
+    try:
+        return BreakerConfig(**fields)
+    except ConfigError as exc:  # cross-field rules live in the kernel; point them at the file
+        problems.error(path, str(exc))
+        return None
+
+
+def _trip(problems: Problems, path: str, **fields: Any) -> TripCondition | None:
+    try:
+        return TripCondition(**fields)
+    except ConfigError as exc:
+        problems.error(path, str(exc))
+        return None
+
+
+def _finish(
+    model: Routing,
+    section: str,
+    declared: Sequence[str],
+    built: dict[str, BreakerConfig | None],
+    disabled: set[str],
+    problems: Problems,
+) -> Parsed | None:
+    if not declared:
+        problems.error(section, "must define at least one breaker", {})
+        return None
+    for i, rule in enumerate(model.rules):
+        if rule.breaker not in declared:
+            problems.error(
+                f"rules[{i}].breaker",
+                f"must name a breaker in {section} ({', '.join(declared)})",
+                rule.breaker,
+            )
+    default = model.default
+    if default is not None and default not in declared:
+        problems.error("default", f"must name a breaker in {section}", default)
+    if default is None:
+        # No explicit default: the seeds' conventional catch-all if present, else the first.
+        default = ALPHA_DEFAULT_ID if ALPHA_DEFAULT_ID in declared else declared[0]
+    if problems.errors:
+        return None
+    return Parsed(
+        breakers={bid: config for bid, config in built.items() if config is not None},
+        disabled=frozenset(disabled),
+        rules=tuple(Rule(r.vendor, r.tool, r.breaker) for r in model.rules),
+        default=default,
+        key=model.key,
+    )
+
+
+def _set(
+    fields: dict[str, Any], name: str, value: Any, convert: Callable[[Any], Any] = lambda v: v
+) -> None:
+    if value is not None:
+        fields[name] = convert(value)
+
+
+# --- guardstream's shape ---
+
+
+def _guard_fields(entry: GuardBreaker, path: str, problems: Problems) -> dict[str, Any]:
+    fields = {name: getattr(entry, name) for name in entry.model_fields_set}
+    if entry.trip_conditions is not None:
+        trips = [
+            _trip(problems, f"{path}.trip_conditions[{i}]", **t.model_dump(exclude_unset=True))
+            for i, t in enumerate(entry.trip_conditions)
+        ]
+        fields["trip_conditions"] = tuple(t for t in trips if t is not None)
+    return fields
+
+
+def _guardstream(
+    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+) -> Parsed | None:
+    model = _validate(GuardSpec, spec, problems)
+    if model is None:
+        return None
+    defaults = _guard_fields(model.defaults, "defaults", problems)
+    built: dict[str, BreakerConfig | None] = {}
+    disabled: set[str] = set()
+    for bid, raw in model.breakers.items():
+        path = f"breakers.{bid}"
+        entry = _validate(GuardBreaker, raw, problems, "breakers", bid)
+        if entry is None:
+            continue
+        fields = {**base, **defaults, **_guard_fields(entry, path, problems)}
+        if not fields.pop("enabled", True):
+            disabled.add(bid)
+        built[bid] = _build(problems, path, policy_id=bid, **fields)
+    return _finish(model, "breakers", list(model.breakers), built, disabled, problems)
+
+
+# --- alpha-solver's circuit_breakers.json ---
+
+
+def _alpha(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Parsed | None:
+    model = _validate(AlphaSpec, spec, problems)
+    if model is None:
+        return None
+    for key in extra_keys(model):
+        if key == "states":
+            problems.note(key, "the kernel's state machine (Resilience4j's) is used; ignored")
+        elif key not in ("version", "schema_version"):
+            problems.note(key, NOT_EVALUATED)
+    for key in extra_keys(model.global_config):
+        problems.note(f"global_config.{key}", NOT_EVALUATED)
+    built: dict[str, BreakerConfig | None] = {}
+    for bid, raw in model.breakers.items():
+        path = f"breakers.{bid}"
+        entry = _validate(AlphaBreaker, raw, problems, "breakers", bid)
+        if entry is None:
+            continue
+        if entry.id is not None and entry.id != bid:
+            problems.error(f"{path}.id", f"must equal the breaker's key {bid!r}", entry.id)
+        for key in extra_keys(entry):
+            problems.note(f"{path}.{key}", NOT_EVALUATED)
+        fields = dict(base)
+        _set(fields, "failure_threshold", entry.failure_threshold)
+        _set(fields, "success_threshold", entry.success_threshold)
+        _set(fields, "wait_in_open_ms", entry.timeout_seconds, lambda s: s * 1000)
+        if entry.monitoring_window_seconds is not None:
+            fields["sliding_window_type"] = WindowType.TIME
+            fields["sliding_window_size"] = entry.monitoring_window_seconds
+        fields["permitted_calls_in_half_open"] = _half_open_calls(
+            entry.success_threshold, entry.half_open_requests, path, problems
+        )
+        _set(fields, "error_types", entry.error_types)
+        _set(fields, "exclude_errors", entry.exclude_errors)
+        _set(fields, "cost_threshold_usd", entry.cost_threshold_usd)
+        _set(fields, "fallback_action", entry.fallback_action)
+        _set(fields, "alert_on_open", entry.alert_on_open)
+        built[bid] = _build(problems, path, policy_id=bid, **fields)
+    disabled = set(model.breakers) if model.global_config.enabled is False else set()
+    return _finish(model, "breakers", list(model.breakers), built, disabled, problems)
+
+
+def _half_open_calls(
+    success: int | None, requests: int | None, path: str, problems: Problems
+) -> int:
+    """The kernel closes HALF_OPEN after `success_threshold` successful trial calls, so it must
+    permit at least that many. alpha-solver's schema lets half_open_requests (max 10) be below
+    success_threshold (max 100), as in its own cb.tool.critical (1 < 5): there it limits trial
+    calls in flight, which a gateway enforces, not a stream. We keep the seed loadable and say
+    so in a note rather than reject the example the format was published with."""
+    needed = success or 0
+    if requests is None:
+        return max(needed, DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN)
+    if needed > requests:
+        problems.note(
+            f"{path}.half_open_requests",
+            f"{requests} is below success_threshold {needed}; read as a limit on concurrent "
+            f"trial calls (a gateway's job), so permitted_calls_in_half_open = {needed}",
+        )
+        return needed
+    return requests
+
+
+# --- RESONTINEX's circuit_breakers.yaml ---
+
+
+def _resontinex(
+    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+) -> Parsed | None:
+    model = _validate(ResSpec, spec, problems)
+    if model is None:
+        return None
+    for key in extra_keys(model):
+        problems.note(key, NOT_EVALUATED)
+    for key in extra_keys(model.alerting):
+        problems.note(f"alerting.{key}", "guardstream alerts on opening only; ignored")
+    for key in extra_keys(model.alerting.circuit_open):
+        problems.note(
+            f"alerting.circuit_open.{key}", "alert routing is not a breaker setting; ignored"
+        )
+    built: dict[str, BreakerConfig | None] = {}
+    disabled: set[str] = set()
+    for bid, raw in model.circuit_breakers.items():
+        path = f"circuit_breakers.{bid}"
+        entry = _validate(ResBreaker, raw, problems, "circuit_breakers", bid)
+        if entry is None:
+            continue
+        for key in extra_keys(entry):
+            why = (
+                "no guardstream breaker field counts fast failures; not evaluated"
+                if key == "fast_fail_threshold"
+                else NOT_EVALUATED
+            )
+            problems.note(f"{path}.{key}", why)
+        fields = {**base, "sliding_window_type": WindowType.COUNT}
+        _set(fields, "failure_threshold", entry.failure_threshold)
+        _set(fields, "wait_in_open_ms", entry.recovery_timeout_seconds, lambda s: s * 1000)
+        _set(fields, "permitted_calls_in_half_open", entry.half_open_max_calls)
+        _set(fields, "success_threshold", entry.success_threshold)
+        _set(fields, "consecutive_success_threshold", entry.consecutive_success_threshold)
+        _set(fields, "sliding_window_size", entry.sliding_window_size)
+        _set(fields, "minimum_number_of_calls", entry.minimum_throughput)
+        _set(fields, "alert_severity", model.alerting.circuit_open.severity)
+        trips = [
+            _res_trip(t, f"{path}.trip_conditions[{i}]", problems)
+            for i, t in enumerate(entry.trip_conditions or ())
+        ]
+        fields["trip_conditions"] = tuple(t for t in trips if t is not None)
+        if entry.enabled is False:
+            disabled.add(bid)
+        built[bid] = _build(problems, path, policy_id=bid, **fields)
+    return _finish(
+        model, "circuit_breakers", list(model.circuit_breakers), built, disabled, problems
+    )
+
+
+def _res_trip(trip: ResTrip, path: str, problems: Problems) -> TripCondition | None:
+    """Map a RESONTINEX metric name onto the signals tool events carry (see TripMetric)."""
+    name = trip.metric
+    for key in extra_keys(trip):
+        problems.note(f"{path}.{key}", NOT_EVALUATED)
+    if name.endswith("latency_p95") or (trip.threshold_ms is not None and "p95" in name):
+        metric = TripMetric.LATENCY_P95
+    elif name.endswith("_latency_ms") and trip.threshold_ms is not None:
+        metric = TripMetric.LATENCY_P95
+        problems.note(path, f"{name} names no percentile; evaluated as the p95 of call latency")
+    elif name.endswith(("_success_rate", "_accuracy_rate")):
+        metric = TripMetric.SUCCESS_RATE
+        if name.endswith("_accuracy_rate"):
+            problems.note(path, f"{name} is evaluated as the success rate of calls")
+    elif name.endswith("_error_rate"):
+        metric = TripMetric.ERROR_RATE
+    else:
+        problems.note(path, f"{name} is not derived from tool events; not evaluated")
+        return None
+    unit = "threshold_ms" if metric is TripMetric.LATENCY_P95 else "threshold"
+    threshold = trip.threshold_ms if unit == "threshold_ms" else trip.threshold
+    if threshold is None:
+        problems.error(f"{path}.{unit}", f"is required for {metric} metric {name!r}")
+        return None
+    fields: dict[str, Any] = {"metric": metric, "threshold": threshold, "name": name}
+    _set(fields, "consecutive_violations", trip.consecutive_violations)
+    _set(fields, "window_ms", trip.window_minutes, lambda m: m * 60_000)
+    return _trip(problems, path, **fields)
