@@ -518,3 +518,30 @@ def test_a_typo_in_one_breaker_does_not_hide_another_breakers_error(tmp_path: Pa
     }
     lines = load_error(write(tmp_path, spec)).splitlines()
     assert [line.split(": ")[1] for line in lines] == ["breakers.a.wait_in_open", "breakers.b"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"breakers": {"": {}}}, "breakers.: id must be 1-"),
+        ({"breakers": {"x": 5}}, "breakers.x: Input should be a valid dictionary, not 5"),
+        ({"breakers": {"x": {"enabled": "no"}}}, "breakers.x.enabled: must be true or false"),
+        (
+            {"breakers": {"x": {"trip_conditions": [{"metric": "error_rate", "threshold": "x"}]}}},
+            "breakers.x.trip_conditions[0].threshold: must be a number, not 'x'",
+        ),
+        (
+            {"breakers": {"x": {"error_types": "timeout"}}},
+            "breakers.x.error_types: must be a list of strings, not 'timeout'",
+        ),
+        ({"breakers": {"x": {"failure_threshold": None}}}, "failure_threshold: must be an integer"),
+    ],
+)
+def test_more_type_errors(tmp_path: Path, spec: dict[str, Any], expected: str) -> None:
+    assert expected in load_error(write(tmp_path, spec))
+
+
+def test_disabled_breaker_in_guardstream_shape(tmp_path: Path) -> None:
+    spec = {"defaults": {"enabled": False}, "breakers": {"x": {}, "y": {"enabled": True}}}
+    policy = load_breaker_policy(write(tmp_path, spec))
+    assert policy.disabled == frozenset({"x"})

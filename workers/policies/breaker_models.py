@@ -21,6 +21,7 @@ from schemas.types import Severity
 from workers.kernels.breaker_config import TripMetric, WindowType
 from workers.policies.files import (
     int_at_least,
+    number,
     number_in,
     positive_decimal,
     strict_bool,
@@ -34,7 +35,7 @@ OptNonNegInt = Annotated[int | None, PlainValidator(int_at_least(0))]
 OptPosInt = Annotated[int | None, PlainValidator(int_at_least(1))]
 OptPct = Annotated[float | None, PlainValidator(number_in(0, 100, low_open=True))]
 OptPosNumber = Annotated[float | None, PlainValidator(number_in(0, None, low_open=True))]
-OptNumber = Annotated[float | None, PlainValidator(number_in(float("-inf"), None))]
+OptNumber = Annotated[float | None, PlainValidator(number)]
 OptMultiplier = Annotated[float | None, PlainValidator(number_in(1, None))]
 OptMoney = Annotated[Decimal | None, PlainValidator(positive_decimal)]
 OptBool = Annotated[bool | None, PlainValidator(strict_bool)]
@@ -96,7 +97,7 @@ class Routing(BaseModel):
 
 class GuardTrip(_Strict):
     metric: TripMetric
-    threshold: Annotated[float, PlainValidator(number_in(float("-inf"), None))]
+    threshold: Annotated[float, PlainValidator(number)]  # range: by metric, in the kernel
     consecutive_violations: OptPosInt = None
     window_ms: OptPosInt = None
     minimum_calls: OptPosInt = None

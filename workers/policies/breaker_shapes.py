@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from schemas.limits import MAX_ID_LEN
 from workers.errors import ConfigError
 from workers.kernels.breaker_config import (
     DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN,
@@ -126,6 +127,10 @@ def _finish(
     if not declared:
         problems.error(section, "must define at least one breaker", {})
         return None
+    for bid in declared:
+        # Breaker ids travel as Identifiers in breaker-state and audit records.
+        if not bid or len(bid) > MAX_ID_LEN:
+            problems.error(f"{section}.{bid}", f"id must be 1-{MAX_ID_LEN} characters", bid)
     for i, rule in enumerate(model.rules):
         if rule.breaker not in declared:
             problems.error(

@@ -152,6 +152,12 @@ def number_in(low: float, high: float | None, *, low_open: bool = False) -> Any:
     return check
 
 
+def number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad("must be a number")
+    return float(value)
+
+
 def positive_decimal(value: Any) -> Decimal:
     rule = "must be a positive amount (number or decimal string)"
     if isinstance(value, bool) or not isinstance(value, int | float | str):
