@@ -3,6 +3,7 @@ states), narrative clock-driven tests, classification and config tables, and pro
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -32,7 +33,7 @@ from workers.kernels.breaker import (
     published_state,
     step,
 )
-from workers.kernels.windows import Outcome
+from workers.kernels.windows import CountWindow, Outcome
 
 S = CircuitState
 # Resilience4j's MockClock in CircuitBreakerStateMachineTest: 2019-01-01T12:00:00Z.
@@ -768,12 +769,39 @@ def test_same_input_gives_identical_output(
 
 
 @given(config=_configs, steps=_steps)
-def test_step_never_mutates_its_input(
+def test_stepping_a_copy_never_changes_the_original(
     config: BreakerConfig, steps: list[tuple[object, ...]]
 ) -> None:
+    # `step` updates the state it is given (the caller owns it); `copy()` is how a caller
+    # keeps the state before a step. Both must then evolve identically and independently.
     state = initial_state(config)
     for event in _events(steps):
-        before = (state, state.window.snapshot())
-        new, _ = step(state, config, event)
-        assert (state, state.window.snapshot()) == before
-        state = new
+        before = state.copy()
+        kept = state.copy()
+        assert kept == state
+        new, out = step(state, config, event)
+        assert new is state  # updated in place
+        assert kept == before  # the copy did not move with it
+        again, out_again = step(kept, config, event)
+        assert (again, out_again) == (new, out)  # and the copy steps to the same place
+
+
+@given(config=_configs, steps=_steps)
+def test_window_totals_equal_a_recount_of_its_slots(
+    config: BreakerConfig, steps: list[tuple[object, ...]]
+) -> None:
+    # Whatever the state machine did with it, a count window's running totals (updated in
+    # place, subtract-on-evict) equal a recount of the flags it holds.
+    config = replace(config, sliding_window_type=WindowType.COUNT)
+    state = initial_state(config)
+    for event in _events(steps):
+        state, _ = step(state, config, event)
+        window = state.window
+        assert isinstance(window, CountWindow)
+        flags = window._flags[: window.calls]  # full or filled from slot 0
+        assert window.calls == (window.size if window.calls == window.size else len(flags))
+        assert window.failed_calls == sum(f & 1 for f in flags)
+        assert window.slow_calls == sum(f >> 1 & 1 for f in flags)
+        assert window.slow_failed_calls == sum(f == 3 for f in flags)
+        if window.cost is not None:
+            assert window.cost.ints.total == sum(window.cost.ints.slots)

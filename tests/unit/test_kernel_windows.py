@@ -1,5 +1,6 @@
-"""Sliding windows: Resilience4j's window tests with the same numbers, plus lateness and
-hypothesis properties (counts equal a brute-force recount of the records inside the window)."""
+"""Sliding windows: Resilience4j's window tests with the same numbers, plus lateness, exact cost
+channels and hypothesis properties (totals equal a brute-force recount of the records inside
+the window). Most tests track cost and duration, which breakers only ask for when needed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from hypothesis import strategies as st
 
 from workers.errors import ConfigError
 from workers.kernels.windows import CountWindow, Outcome, TimeWindow, WindowSnapshot
+
+
+def count_window(size: int) -> CountWindow:
+    return CountWindow(size, track_cost=True, track_duration=True)
+
+
+def time_window(window_s: int, bucket_s: int = 1, allowed_lateness_ms: int = 0) -> TimeWindow:
+    return TimeWindow(window_s, bucket_s, allowed_lateness_ms, track_cost=True, track_duration=True)
+
 
 # Resilience4j's MockClock starts at 2019-08-04T12:00:00Z.
 T0_MS = 1_564_920_000_000
@@ -27,7 +37,7 @@ def _counts(s: WindowSnapshot) -> tuple[int, int, int, float]:
 
 
 def _windows() -> list[CountWindow | TimeWindow]:
-    return [CountWindow(5), TimeWindow(5)]
+    return [count_window(5), time_window(5)]
 
 
 # --- both kinds: FixedSizeSlidingWindowMetricsTest / SlidingTimeWindowMetricsTest basics ---
@@ -55,7 +65,7 @@ def test_initial_snapshot_is_empty(window: CountWindow | TimeWindow) -> None:
 )
 @pytest.mark.parametrize("kind", ["count", "time"])
 def test_record_one(kind: str, outcome: Outcome, expected: tuple[int, ...]) -> None:
-    window = CountWindow(5) if kind == "count" else TimeWindow(5)
+    window = count_window(5) if kind == "count" else time_window(5)
     assert window.record(outcome, T0_MS) is True
     s = window.snapshot()
     got = (
@@ -90,7 +100,7 @@ def test_slow_calls_percentage(window: CountWindow | TimeWindow) -> None:
 
 
 def test_count_window_slides_after_size_records() -> None:
-    window = CountWindow(4)
+    window = count_window(4)
     steps = [
         # (outcome, calls, successful, failed, duration ms, failure %)
         (ERROR, 1, 0, 1, 100, 100.0),
@@ -108,7 +118,7 @@ def test_count_window_slides_after_size_records() -> None:
 
 
 def test_count_window_slides_slow_calls_out() -> None:
-    window = CountWindow(2)
+    window = count_window(2)
     steps = [
         # (outcome, calls, slow, successful, failed, slow successful, slow failed)
         (SLOW_ERROR, 1, 1, 0, 1, 0, 1),
@@ -130,14 +140,14 @@ def test_count_window_slides_slow_calls_out() -> None:
 
 
 def test_time_window_buckets_are_keyed_by_epoch_second() -> None:
-    window = TimeWindow(5)
+    window = time_window(5)
     assert window.buckets == 5
     assert window.bucket_key_s(T0_MS + 999) == T0_MS // 1000
-    assert TimeWindow(60, bucket_s=10).bucket_key_s(T0_MS + 15_000) == T0_MS // 1000 + 10
+    assert time_window(60, bucket_s=10).bucket_key_s(T0_MS + 15_000) == T0_MS // 1000 + 10
 
 
 def test_time_window_clears_after_window_without_records() -> None:
-    window = TimeWindow(5)
+    window = time_window(5)
     now = T0_MS
     window.record(ERROR, now)  # 1 call, failed, 100 ms
     assert window.snapshot().failure_rate_pct == 100
@@ -165,7 +175,7 @@ def test_time_window_clears_after_window_without_records() -> None:
 
 
 def test_time_window_slides_second_by_second() -> None:
-    window = TimeWindow(5)
+    window = time_window(5)
     steps = [
         # (advance ms, outcome, calls, successful, failed, duration ms)
         (0, ERROR, 1, 0, 1, 100),
@@ -190,7 +200,7 @@ def test_time_window_slides_second_by_second() -> None:
 
 
 def test_late_record_goes_to_its_own_bucket_while_in_window() -> None:
-    window = TimeWindow(5, allowed_lateness_ms=3000)
+    window = time_window(5, allowed_lateness_ms=3000)
     window.record(SUCCESS, T0_MS + 4500)  # head bucket: second 4
     assert window.record(ERROR, T0_MS + 1500) is True  # 3 s late: into bucket 1
     assert _counts(window.snapshot()) == (2, 1, 1, 200)
@@ -199,10 +209,10 @@ def test_late_record_goes_to_its_own_bucket_while_in_window() -> None:
 
 
 def test_too_late_records_are_reported_not_counted() -> None:
-    window = TimeWindow(5, allowed_lateness_ms=3000)
+    window = time_window(5, allowed_lateness_ms=3000)
     window.record(SUCCESS, T0_MS + 10_000)
     assert window.record(ERROR, T0_MS + 6_999) is False  # 3.001 s late
-    window2 = TimeWindow(5, allowed_lateness_ms=60_000)
+    window2 = time_window(5, allowed_lateness_ms=60_000)
     window2.record(SUCCESS, T0_MS + 10_000)
     assert window2.record(ERROR, T0_MS + 5_999) is False  # within lateness, bucket evicted
     assert window2.record(ERROR, T0_MS + 6_000) is True  # oldest bucket still in the window
@@ -211,19 +221,52 @@ def test_too_late_records_are_reported_not_counted() -> None:
 
 
 def test_cost_is_summed_exactly_and_evicted() -> None:
-    window = CountWindow(2)
+    window = count_window(2)
     for cost in ("0.10", "0.20", "0.30"):
         window.record(Outcome(failed=False, slow=False, cost_usd=Decimal(cost)), T0_MS)
     assert window.snapshot().total_cost_usd == Decimal("0.50")
+    assert str(window.snapshot().total_cost_usd) == "0.5"  # no trailing zeros of the scale
+
+
+@pytest.mark.parametrize("kind", ["count", "time"])
+def test_cost_finer_than_a_nano_dollar_rescales_exactly(kind: str) -> None:
+    window = count_window(3) if kind == "count" else time_window(5)
+    for cost in ("0.000000001", "0.0000000000001", "1.5"):  # the second has 13 places
+        window.record(Outcome(failed=False, slow=False, cost_usd=Decimal(cost)), T0_MS)
+    assert window.snapshot().total_cost_usd == Decimal("1.5000000010001")
+    assert window.cost is not None
+    assert window.cost.scale == 13
+    assert window.cost.exceeds(*Decimal("1.5000000010000").as_integer_ratio())
+    assert not window.cost.exceeds(*Decimal("1.5000000010001").as_integer_ratio())
+
+
+def test_bucket_sums_beyond_int64_widen_instead_of_wrapping() -> None:
+    window = time_window(5)
+    big = Outcome(failed=False, slow=False, cost_usd=Decimal(10**9))  # 1e18 nano-dollars
+    for _ in range(20):  # 2e19 in one bucket: past int64
+        window.record(big, T0_MS)
+    assert window.snapshot().total_cost_usd == Decimal(2 * 10**10)
+    window.advance(T0_MS + 10_000)
+    assert window.snapshot().total_cost_usd == 0
+
+
+@pytest.mark.parametrize("kind", ["count", "time"])
+def test_untracked_channels_cost_nothing_and_read_zero(kind: str) -> None:
+    window = CountWindow(5) if kind == "count" else TimeWindow(5)
+    window.record(Outcome(failed=True, slow=True, duration_ms=100, cost_usd=Decimal(1)), T0_MS)
+    s = window.snapshot()
+    assert (s.total_calls, s.failed_calls, s.slow_calls, s.slow_failed_calls) == (1, 1, 1, 1)
+    assert (s.total_duration_ms, s.total_cost_usd) == (0, 0)
+    assert (window.cost, window.duration) == (None, None)
 
 
 @pytest.mark.parametrize(
     ("make", "bad"),
     [
-        (lambda: CountWindow(0), "0"),
-        (lambda: TimeWindow(0), "0"),
-        (lambda: TimeWindow(10, bucket_s=3), "3"),
-        (lambda: TimeWindow(10, allowed_lateness_ms=-1), "-1"),
+        (lambda: count_window(0), "0"),
+        (lambda: time_window(0), "0"),
+        (lambda: time_window(10, bucket_s=3), "3"),
+        (lambda: time_window(10, allowed_lateness_ms=-1), "-1"),
     ],
 )
 def test_bad_window_config_names_the_value(make: object, bad: str) -> None:
@@ -233,12 +276,19 @@ def test_bad_window_config_names_the_value(make: object, bad: str) -> None:
 
 # --- properties ---
 
+# Costs mostly in whole nano-dollars, sometimes finer (12 places) or huge (beyond int64 once
+# summed in nano-dollars): the channel must stay exact through rescaling and widening.
+costs = st.one_of(
+    st.integers(0, 10_000).map(lambda c: Decimal(c) / 1000),
+    st.integers(0, 10**6).map(lambda c: Decimal(c).scaleb(-12)),
+    st.sampled_from([Decimal("999999999.999999999"), Decimal("1E+9")]),
+)
 outcomes = st.builds(
     Outcome,
     failed=st.booleans(),
     slow=st.booleans(),
     duration_ms=st.integers(0, 100_000).map(lambda us: us / 1000),
-    cost_usd=st.integers(0, 10_000).map(lambda c: Decimal(c) / 1000),
+    cost_usd=costs,
 )
 
 
@@ -267,7 +317,7 @@ def _as_tuple(s: WindowSnapshot) -> tuple[int, int, int, int, int, Decimal]:
 
 @given(size=st.integers(1, 8), records=st.lists(outcomes, max_size=40))
 def test_count_window_equals_recount_of_last_size(size: int, records: list[Outcome]) -> None:
-    window = CountWindow(size)
+    window = count_window(size)
     for i, outcome in enumerate(records):
         window.record(outcome, T0_MS)
         assert _as_tuple(window.snapshot()) == _recount(records[max(0, i + 1 - size) : i + 1])
@@ -285,7 +335,7 @@ def test_time_window_equals_recount_of_records_inside(
     lateness_ms: int,
     records: list[tuple[int, Outcome]],
 ) -> None:
-    window = TimeWindow(window_buckets * bucket_s, bucket_s, allowed_lateness_ms=lateness_ms)
+    window = time_window(window_buckets * bucket_s, bucket_s, allowed_lateness_ms=lateness_ms)
     accepted: list[tuple[int, Outcome]] = []
     now = T0_MS
     for step_ms, outcome in records:
@@ -306,13 +356,17 @@ def test_time_window_equals_recount_of_records_inside(
         assert _as_tuple(window.snapshot()) == _recount(inside)
 
 
+@pytest.mark.parametrize("kind", ["count", "time"])
 @given(records=st.lists(st.tuples(st.integers(0, 3_000), outcomes), max_size=30))
-def test_copy_is_independent(records: list[tuple[int, Outcome]]) -> None:
-    window = TimeWindow(5)
+def test_copy_is_independent(kind: str, records: list[tuple[int, Outcome]]) -> None:
+    window = count_window(3) if kind == "count" else time_window(5)
     now = T0_MS
     for step_ms, outcome in records:
         now += step_ms
         before = window.copy()
+        assert before == window
         snapshot = window.snapshot()
         window.record(outcome, now)
         assert before.snapshot() == snapshot
+        before.record(outcome, now)  # the copy moves the same way, on its own
+        assert before.snapshot() == window.snapshot()

@@ -1,21 +1,45 @@
 """Circuit-breaker kernel (DESIGN §6, issue 3): `step(state, config, event) -> (state, outputs)`.
 
-Resilience4j's three layers, as plain values:
-- windows (`workers.kernels.windows`) hold the outcomes;
-- `evaluate` turns a window snapshot into a `Result` (CircuitBreakerMetrics' policy);
+Resilience4j's three layers:
+- windows (`workers.kernels.windows`) hold the outcomes, with running totals;
+- the policy (`evaluate`) turns the totals into a `Result` (CircuitBreakerMetrics' rules);
 - `step` is the state machine; the legal transitions are `LEGAL_TRANSITIONS`, anything else
   raises `IllegalTransitionError`. Self-transitions publish nothing.
 
-Pure: no clock, no I/O, no randomness. Time is `ts_ms` on every event (event time); a `Clock`
-event moves time with no traffic, so OPEN -> HALF_OPEN happens with the first event of any kind
-whose `ts_ms` is strictly after `retry_at_ms`. `step` never mutates its input state: the
-window is copied (a shallow list copy) before it is touched.
+Pure: no clock, no I/O, no randomness; the same events give the same states and outputs. Time
+is `ts_ms` on every event (event time); a `Clock` event moves time with no traffic, so
+OPEN -> HALF_OPEN happens with the first event of any kind whose `ts_ms` is strictly after
+`retry_at_ms`.
+
+The caller owns the state: `step` updates the `BreakerSnapshot` it is given in place and
+returns it (allocating a new state per call was most of the cost of a step). Keep
+`state.copy()` when the state before a step is still needed; stepping a copy never changes
+the original.
 
 Beyond Resilience4j: the seeds' consecutive-failure trigger (`failure_threshold`), error types
-counted / excluded, a cost threshold over the window, `fallback_action`, event-time lateness.
-A `rate_limit` failure carrying a retry-after opens the breaker until that instant.
-Not here yet: the RESONTINEX trip conditions (latency p95, success rate with consecutive
-violations).
+counted / excluded, a cost threshold over the window (closed state), `fallback_action`,
+event-time lateness, and a `rate_limit` failure carrying a retry-after opens the breaker until
+that instant (or the backoff, if the rates tripped too, whichever is later).
+
+HALF_OPEN is decided one of two ways:
+- Resilience4j (`success_threshold == consecutive_success_threshold == 0`): once
+  `min(minimum_number_of_calls, permitted_calls_in_half_open)` trial calls were recorded, the
+  failure and slow-call rates of the trial calls decide: a rate >= its threshold reopens,
+  both below close.
+- The seeds' (either threshold > 0): with n trial calls recorded so far, s of them successes
+  and r the current run of consecutive successes, after each trial call
+  `need = max(success_threshold - s, consecutive_success_threshold - r)`;
+  `need <= 0` closes ("success_threshold_reached"); `need > permitted_calls_in_half_open - n`
+  reopens ("success_threshold_unreachable"): even all-successes from here cannot close within
+  the permitted calls (this includes n reaching the permitted calls without closing). Rates do
+  not count here; slow successes are successes.
+In both, a rate-limit failure with a retry-after reopens at once, and a `max_wait_in_half_open_ms`
+elapsing reopens.
+
+Trip conditions (`workers.kernels.breaker_trips`, RESONTINEX): evaluated on tumbling event-time
+windows while CLOSED only; a streak reaching `consecutive_violations` opens the breaker with
+reason `trip_condition:<name or metric>` and the metric value in `Evidence.trip_value`. Every
+transition (and a reset) restarts them. A policy without trip conditions never touches them.
 """
 
 from __future__ import annotations
@@ -27,16 +51,25 @@ from enum import StrEnum
 from schemas.state import BreakerState, CircuitState
 from schemas.types import from_epoch_ms
 from workers.errors import GuardstreamError
-from workers.kernels.breaker_config import RETRY_AFTER_REASON, BreakerConfig, WindowType
+from workers.kernels.breaker_config import (
+    RETRY_AFTER_REASON,
+    BreakerConfig,
+    TripCondition,
+    TripMetric,
+    WindowType,
+)
 from workers.kernels.breaker_events import (
     Call,
     Clock,
     Command,
     Event,
+    Latency,
     Override,
     Verdict,
     classify,
+    observe_latency,
 )
+from workers.kernels.breaker_trips import TripTracker, new_trackers
 from workers.kernels.windows import CountWindow, Window, WindowSnapshot
 
 S = CircuitState
@@ -49,13 +82,18 @@ __all__ = [
     "Clock",
     "Command",
     "Event",
+    "Evidence",
     "IllegalTransitionError",
+    "Latency",
     "Override",
     "Transition",
+    "TripCondition",
+    "TripMetric",
     "Verdict",
     "WindowType",
     "classify",
     "initial_state",
+    "observe_latency",
     "published_state",
     "step",
 ]
@@ -73,6 +111,17 @@ LEGAL_TRANSITIONS: frozenset[tuple[CircuitState, CircuitState]] = frozenset(
         *((src, S.CLOSED) for src in (*_OVERRIDES, S.OPEN)),  # reset (HALF_OPEN's is above)
     }
 )
+
+# Enum members as module constants: on 3.11 `CircuitState.CLOSED` is a slow class lookup.
+_CLOSED = S.CLOSED
+_OPEN = S.OPEN
+_HALF_OPEN = S.HALF_OPEN
+_FORCED_OPEN = S.FORCED_OPEN
+_DISABLED = S.DISABLED
+_METRICS_ONLY = S.METRICS_ONLY
+_IGNORED = Verdict.IGNORED
+_FAILURE = Verdict.FAILURE
+_ZERO_USD = Decimal(0)
 
 
 class IllegalTransitionError(GuardstreamError):
@@ -94,23 +143,34 @@ class Result(StrEnum):
     ABOVE_THRESHOLDS = "above_thresholds"
 
 
+_BELOW_THRESHOLDS = Result.BELOW_THRESHOLDS
+_ABOVE_THRESHOLDS = str(Result.ABOVE_THRESHOLDS)
+_FAILURE_RATE_ABOVE = str(Result.FAILURE_RATE_ABOVE_THRESHOLD)
+_SLOW_CALL_RATE_ABOVE = str(Result.SLOW_CALL_RATE_ABOVE_THRESHOLD)
+
+
 # --- policy ---
 
 
-def evaluate(snapshot: WindowSnapshot, minimum_calls: int, config: BreakerConfig) -> Result:
+def evaluate_counts(
+    calls: int, failed_calls: int, slow_calls: int, minimum_calls: int, config: BreakerConfig
+) -> Result:
     """Resilience4j's checkIfThresholdsExceeded: rates count from `minimum_calls` on, and a
-    threshold trips when the rate is >= it."""
-    if snapshot.total_calls == 0 or snapshot.total_calls < minimum_calls:
+    threshold trips when the rate is >= it (rates computed as Resilience4j does, in percent)."""
+    if calls == 0 or calls < minimum_calls:
         return Result.BELOW_MINIMUM_CALLS
-    failing = snapshot.failure_rate_pct >= config.failure_rate_threshold_pct
-    slow = snapshot.slow_call_rate_pct >= config.slow_call_rate_threshold_pct
-    if failing and slow:
-        return Result.ABOVE_THRESHOLDS
+    failing = failed_calls * 100.0 / calls >= config.failure_rate_threshold_pct
+    slow = slow_calls * 100.0 / calls >= config.slow_call_rate_threshold_pct
     if failing:
-        return Result.FAILURE_RATE_ABOVE_THRESHOLD
-    if slow:
-        return Result.SLOW_CALL_RATE_ABOVE_THRESHOLD
-    return Result.BELOW_THRESHOLDS
+        return Result.ABOVE_THRESHOLDS if slow else Result.FAILURE_RATE_ABOVE_THRESHOLD
+    return Result.SLOW_CALL_RATE_ABOVE_THRESHOLD if slow else _BELOW_THRESHOLDS
+
+
+def evaluate(snapshot: WindowSnapshot, minimum_calls: int, config: BreakerConfig) -> Result:
+    """`evaluate_counts` of a window snapshot."""
+    return evaluate_counts(
+        snapshot.total_calls, snapshot.failed_calls, snapshot.slow_calls, minimum_calls, config
+    )
 
 
 def rate_pct(rate: float, calls: int, minimum_calls: int) -> float:
@@ -123,7 +183,7 @@ def rate_pct(rate: float, calls: int, minimum_calls: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """The numbers that decided a transition."""
+    """The numbers that decided a transition (from the window of the state left)."""
 
     calls: int
     failed_calls: int
@@ -131,8 +191,31 @@ class Evidence:
     failure_rate_pct: float
     slow_call_rate_pct: float
     cost_usd: Decimal
+    """Cost in the window; tracked only when the policy has a cost threshold (else 0)."""
     consecutive_failures: int
     calls_while_open: int
+    trip_value: float | None = None
+    """The metric value of the trip condition that opened the breaker (ms or a fraction)."""
+    half_open_successes: int = 0
+    consecutive_successes: int = 0
+    """HALF_OPEN only: successful trial calls, and the current run of them."""
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready plain values; the cost as a fixed-point string (exact)."""
+        cost = self.cost_usd.copy_abs() if self.cost_usd.is_zero() else self.cost_usd
+        return {
+            "calls": self.calls,
+            "failed_calls": self.failed_calls,
+            "slow_calls": self.slow_calls,
+            "failure_rate_pct": self.failure_rate_pct,
+            "slow_call_rate_pct": self.slow_call_rate_pct,
+            "cost_usd": format(cost, "f"),
+            "consecutive_failures": self.consecutive_failures,
+            "calls_while_open": self.calls_while_open,
+            "trip_value": self.trip_value,
+            "half_open_successes": self.half_open_successes,
+            "consecutive_successes": self.consecutive_successes,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +232,10 @@ class Transition:
     fallback_action: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BreakerSnapshot:
-    """The kernel's state for one breaker key. Never mutated: `step` returns a new one."""
+    """The kernel's state for one breaker key. Mutable: `step` updates it in place (the caller
+    owns it); `copy()` gives an independent one."""
 
     window: Window
     state: CircuitState = CircuitState.CLOSED
@@ -167,29 +251,49 @@ class BreakerSnapshot:
     ignored_calls: int = 0
     reason: str | None = None
     """Why the last transition happened."""
+    half_open_successes: int = 0
+    consecutive_successes: int = 0
+    """HALF_OPEN: successful trial calls so far, and the current run of them."""
+    trips: list[TripTracker] | None = None
+    """One tracker per trip condition; None when the policy has none."""
 
     def minimum_calls(self, config: BreakerConfig) -> int:
-        if self.state is CircuitState.HALF_OPEN:
+        if self.state is _HALF_OPEN:
             return config.half_open_minimum_calls
         return config.closed_minimum_calls
 
-    def evidence(self, config: BreakerConfig) -> Evidence:
-        snap = self.window.snapshot()
+    def evidence(self, config: BreakerConfig, trip_value: float | None = None) -> Evidence:
+        window = self.window
+        calls = window.calls
         minimum = self.minimum_calls(config)
+        failure = window.failed_calls * 100.0 / calls if calls else 0.0
+        slow = window.slow_calls * 100.0 / calls if calls else 0.0
         return Evidence(
-            calls=snap.total_calls,
-            failed_calls=snap.failed_calls,
-            slow_calls=snap.slow_calls,
-            failure_rate_pct=rate_pct(snap.failure_rate_pct, snap.total_calls, minimum),
-            slow_call_rate_pct=rate_pct(snap.slow_call_rate_pct, snap.total_calls, minimum),
-            cost_usd=snap.total_cost_usd,
+            calls=calls,
+            failed_calls=window.failed_calls,
+            slow_calls=window.slow_calls,
+            failure_rate_pct=rate_pct(failure, calls, minimum),
+            slow_call_rate_pct=rate_pct(slow, calls, minimum),
+            cost_usd=window.cost.total_usd() if window.cost is not None else _ZERO_USD,
             consecutive_failures=self.consecutive_failures,
             calls_while_open=self.calls_while_open,
+            trip_value=trip_value,
+            half_open_successes=self.half_open_successes,
+            consecutive_successes=self.consecutive_successes,
+        )
+
+    def copy(self) -> BreakerSnapshot:
+        """An independent copy: stepping either never changes the other."""
+        trips = self.trips
+        return replace(
+            self,
+            window=self.window.copy(),
+            trips=None if trips is None else [tracker.copy() for tracker in trips],
         )
 
 
 def initial_state(config: BreakerConfig) -> BreakerSnapshot:
-    return BreakerSnapshot(window=config.new_window())
+    return BreakerSnapshot(window=config.new_window(), trips=new_trackers(config.trip_conditions))
 
 
 def published_state(
@@ -227,18 +331,28 @@ Outputs = tuple[Transition, ...]
 def step(
     state: BreakerSnapshot, config: BreakerConfig, event: Event
 ) -> tuple[BreakerSnapshot, Outputs]:
-    """Apply one event. Returns the new state and the transitions it caused (often none)."""
+    """Apply one event to `state` (in place) and return it with the transitions it caused
+    (usually none)."""
     outputs: list[Transition] = []
-    state = _time_passes(state, config, event.ts_ms, outputs)
-    if isinstance(event, Command):
-        state = _override(state, config, event, outputs)
-    elif isinstance(event, Call):
-        state = _record(state, config, event, outputs)
-    elif state.state in (CircuitState.CLOSED, CircuitState.METRICS_ONLY):
-        window = state.window.copy()
-        window.advance(event.ts_ms)  # a clock event slides a time window
-        state = replace(state, window=window)
-    return state, tuple(outputs)
+    ts_ms = event.ts_ms
+    current = state.state
+    if current is _CLOSED:
+        if state.trips is not None:
+            _trips_advance(state, config, ts_ms, outputs)
+    elif current is _OPEN or current is _HALF_OPEN:
+        _time_passes(state, config, ts_ms, outputs)
+    if isinstance(event, Call):
+        _record(state, config, event, outputs)
+    elif isinstance(event, Command):
+        _override(state, config, event, outputs)
+    else:  # Clock or Latency: time passes
+        current = state.state
+        if current is _CLOSED or current is _METRICS_ONLY:
+            state.window.advance(ts_ms)  # slides a time window
+        if isinstance(event, Latency) and current is _CLOSED and state.trips is not None:
+            for tracker in state.trips:
+                tracker.observe_latency(ts_ms, event.latency_ms)
+    return state, (tuple(outputs) if outputs else ())
 
 
 def _transition(
@@ -250,6 +364,7 @@ def _transition(
     outputs: list[Transition],
     *,
     open_until_ms: int | None = None,
+    trip_value: float | None = None,
 ) -> BreakerSnapshot:
     """Move to `to`, with the bookkeeping of the state entered, and record the transition.
     The evidence is taken from the state left (the window that decided). Opening waits per
@@ -257,28 +372,25 @@ def _transition(
     src = state.state
     if (src, to) not in LEGAL_TRANSITIONS:
         raise IllegalTransitionError(src, to)
-    evidence = state.evidence(config)
+    evidence = state.evidence(config, trip_value)
     attempt = state.attempt
     retry_at_ms = None
-    window = state.window
-    if to is CircuitState.OPEN:
+    if to is _OPEN:
         attempt += 1
         retry_at_ms = at_ms + config.wait_ms(attempt) if open_until_ms is None else open_until_ms
-    elif to is CircuitState.HALF_OPEN:
-        window = CountWindow(config.permitted_calls_in_half_open)
-    elif to in (CircuitState.CLOSED, CircuitState.METRICS_ONLY):
+    elif to is _HALF_OPEN:
+        state.window = CountWindow(config.permitted_calls_in_half_open)
+    elif to is _CLOSED or to is _METRICS_ONLY:
         attempt = 0
-        window = config.new_window()
-    new = BreakerSnapshot(
-        window=window,
-        state=to,
-        since_ms=at_ms,
-        retry_at_ms=retry_at_ms,
-        attempt=attempt,
-        late_calls=state.late_calls,
-        ignored_calls=state.ignored_calls,
-        reason=reason,
-    )
+        state.window = config.new_window()
+    state.state = to
+    state.since_ms = at_ms
+    state.retry_at_ms = retry_at_ms
+    state.attempt = attempt
+    state.consecutive_failures = state.calls_while_open = 0
+    state.half_open_successes = state.consecutive_successes = 0
+    state.reason = reason
+    _restart_trips(state, config)
     outputs.append(
         Transition(
             from_state=src,
@@ -291,99 +403,181 @@ def _transition(
             fallback_action=config.fallback_action,
         )
     )
-    return new
+    return state
+
+
+def _restart_trips(state: BreakerSnapshot, config: BreakerConfig) -> None:
+    if state.state is _CLOSED:  # fresh trackers, from the policy in force now
+        state.trips = new_trackers(config.trip_conditions)
+    elif state.trips is not None:
+        for tracker in state.trips:
+            tracker.reset()
 
 
 def _time_passes(
     state: BreakerSnapshot, config: BreakerConfig, ts_ms: int, outputs: list[Transition]
-) -> BreakerSnapshot:
+) -> None:
     """Transitions due to time alone, taken by whatever event first shows that time."""
-    if state.state is CircuitState.OPEN and state.retry_at_ms is not None:
-        if ts_ms > state.retry_at_ms:
-            return _transition(
-                state, config, CircuitState.HALF_OPEN, ts_ms, "wait_elapsed", outputs
-            )
+    if state.state is _OPEN:
+        if state.retry_at_ms is not None and ts_ms > state.retry_at_ms:
+            _transition(state, config, _HALF_OPEN, ts_ms, "wait_elapsed", outputs)
     elif (
-        state.state is CircuitState.HALF_OPEN
-        and config.max_wait_in_half_open_ms > 0
+        config.max_wait_in_half_open_ms > 0
         and state.since_ms is not None
         and ts_ms > state.since_ms + config.max_wait_in_half_open_ms
     ):
-        return _transition(
-            state, config, CircuitState.OPEN, ts_ms, "max_wait_in_half_open_elapsed", outputs
-        )
-    return state
+        _transition(state, config, _OPEN, ts_ms, "max_wait_in_half_open_elapsed", outputs)
+
+
+def _trips_advance(
+    state: BreakerSnapshot, config: BreakerConfig, ts_ms: int, outputs: list[Transition]
+) -> None:
+    """CLOSED: evaluate the trip-condition windows that event time has left; open on the
+    first streak that reaches its count (the transition restarts the others)."""
+    for tracker in state.trips or ():
+        value = tracker.advance(ts_ms)
+        if value is not None:
+            reason = f"trip_condition:{tracker.name}"
+            _transition(state, config, _OPEN, ts_ms, reason, outputs, trip_value=value)
+            return
 
 
 def _override(
     state: BreakerSnapshot, config: BreakerConfig, event: Command, outputs: list[Transition]
-) -> BreakerSnapshot:
+) -> None:
     to = CircuitState(event.override.value)
-    if to is state.state:
-        if to is CircuitState.CLOSED:  # reset while closed: fresh metrics, nothing to publish
-            return replace(state, window=config.new_window(), consecutive_failures=0)
-        return state
-    return _transition(
-        state, config, to, event.ts_ms, f"override:{event.override.name.lower()}", outputs
-    )
+    if to is not state.state:
+        reason = f"override:{event.override.name.lower()}"
+        _transition(state, config, to, event.ts_ms, reason, outputs)
+    elif to is _CLOSED:  # reset while closed: fresh metrics, nothing to publish
+        state.window = config.new_window()
+        state.consecutive_failures = 0
+        _restart_trips(state, config)
 
 
 def _record(
     state: BreakerSnapshot, config: BreakerConfig, call: Call, outputs: list[Transition]
-) -> BreakerSnapshot:
-    current = state.state
-    if call.verdict is Verdict.IGNORED:
-        return replace(state, ignored_calls=state.ignored_calls + 1)
-    if state.since_ms is not None and call.ts_ms < state.since_ms:
+) -> None:
+    verdict = call.verdict
+    if verdict is _IGNORED:
+        state.ignored_calls += 1
+        return
+    ts_ms = call.ts_ms
+    since_ms = state.since_ms
+    if since_ms is not None and ts_ms < since_ms:
         # Made before the current state began (arrived out of order): it must not decide a
         # half-open trial or enter a fresh window. Counted, as the time window does.
-        return replace(state, late_calls=state.late_calls + 1)
-    if current in (CircuitState.OPEN, CircuitState.FORCED_OPEN):
-        return replace(state, calls_while_open=state.calls_while_open + 1)
-    if current is CircuitState.DISABLED:
-        return state
-    window = state.window.copy()
-    if not window.record(call.outcome, call.ts_ms):
-        return replace(state, late_calls=state.late_calls + 1)
-    failed = call.verdict is Verdict.FAILURE
-    consecutive = state.consecutive_failures + 1 if failed else 0
-    state = replace(state, window=window, consecutive_failures=consecutive)
-    if current is CircuitState.METRICS_ONLY:
-        return state
-    reason = _trip_reason(state, config)
-    until_ms = call.retry_at_ms if failed and call.retry_at_ms is not None else None
-    if until_ms is not None and until_ms > call.ts_ms:
+        state.late_calls += 1
+        return
+    current = state.state
+    if current is not _CLOSED:  # (checked first: CLOSED is by far the most common state)
+        if current is _OPEN or current is _FORCED_OPEN:
+            state.calls_while_open += 1
+            return
+        if current is _DISABLED:
+            return
+    window = state.window
+    if not window.add(call.failed, call.slow, call.cost_usd, call.duration_ms, ts_ms):
+        state.late_calls += 1
+        return
+    failed = verdict is _FAILURE
+    if failed:
+        state.consecutive_failures += 1
+    elif state.consecutive_failures:
+        state.consecutive_failures = 0
+    if current is _CLOSED:
+        if state.trips is not None:
+            for tracker in state.trips:
+                tracker.observe_call(ts_ms, failed, call.duration_ms)
+        # Resilience4j's rates, inline (this runs on every call; see evaluate_counts).
+        reason = None
+        calls = window.calls
+        if calls >= config._closed_minimum_calls:  # the minimum is >= 1: calls > 0 here
+            failed_calls = window.failed_calls
+            slow_calls = window.slow_calls  # (a rate of 0 never reaches a threshold > 0)
+            failing = failed_calls > 0 and (
+                failed_calls * 100.0 / calls >= config.failure_rate_threshold_pct
+            )
+            slow = slow_calls > 0 and (
+                slow_calls * 100.0 / calls >= config.slow_call_rate_threshold_pct
+            )
+            if failing or slow:
+                reason = _rates_reason(failing, slow)
+        if reason is None and config._seed_closed_triggers:
+            reason = _seed_reason(state, config, window)
+        if reason is None and call.retry_at_ms is None:
+            return  # the common case: nothing happens
+        close = False
+    elif current is _HALF_OPEN:
+        reason, close = _half_open_decision(state, config, failed)
+    else:  # METRICS_ONLY: recorded, never decides
+        return
+    until_ms = call.retry_at_ms
+    if failed and until_ms is not None and until_ms > ts_ms:
         if reason is None:
             reason = RETRY_AFTER_REASON
         else:  # tripped anyway: wait for the backoff or the vendor, whichever is later
-            until_ms = max(until_ms, call.ts_ms + config.wait_ms(state.attempt + 1))
+            until_ms = max(until_ms, ts_ms + config.wait_ms(state.attempt + 1))
     else:
         until_ms = None
     if reason is not None:
-        return _transition(
-            state, config, CircuitState.OPEN, call.ts_ms, reason, outputs, open_until_ms=until_ms
-        )
-    if current is CircuitState.HALF_OPEN:
-        result = evaluate(window.snapshot(), config.half_open_minimum_calls, config)
-        if result is Result.BELOW_THRESHOLDS:
-            return _transition(state, config, CircuitState.CLOSED, call.ts_ms, str(result), outputs)
-    return state
+        _transition(state, config, _OPEN, ts_ms, reason, outputs, open_until_ms=until_ms)
+    elif close:
+        _transition(state, config, _CLOSED, ts_ms, close_reason(config), outputs)
 
 
-def _trip_reason(state: BreakerSnapshot, config: BreakerConfig) -> str | None:
-    """Why the breaker must open now, or None. Rates first (Resilience4j), then the seeds'
-    consecutive-failure and cost triggers (closed state only)."""
-    snapshot = state.window.snapshot()
-    result = evaluate(snapshot, state.minimum_calls(config), config)
-    if result not in (Result.BELOW_MINIMUM_CALLS, Result.BELOW_THRESHOLDS):
-        return str(result)
-    if state.state is not CircuitState.CLOSED:
-        return None
-    if config.failure_threshold and state.consecutive_failures >= config.failure_threshold:
+def _rates_reason(failing: bool, slow: bool) -> str:
+    if failing:
+        return _ABOVE_THRESHOLDS if slow else _FAILURE_RATE_ABOVE
+    return _SLOW_CALL_RATE_ABOVE
+
+
+def _seed_reason(state: BreakerSnapshot, config: BreakerConfig, window: Window) -> str | None:
+    """The seeds' CLOSED triggers, after the rates: consecutive failures, then cost."""
+    threshold = config.failure_threshold
+    if threshold and state.consecutive_failures >= threshold:
         return "consecutive_failures"
-    if (
-        config.cost_threshold_usd is not None
-        and snapshot.total_cost_usd > config.cost_threshold_usd
-    ):
+    ratio = config._cost_threshold_ratio
+    if ratio is not None and window.cost is not None and window.cost.exceeds(*ratio):
         return "cost_threshold"
     return None
+
+
+def _half_open_decision(
+    state: BreakerSnapshot, config: BreakerConfig, failed: bool
+) -> tuple[str | None, bool]:
+    """After a trial call: (reason to reopen or None, whether to close). See the module doc."""
+    if failed:
+        state.consecutive_successes = 0
+    else:
+        state.half_open_successes += 1
+        state.consecutive_successes += 1
+    trial_calls = state.window.calls
+    if config._seed_half_open:
+        need = max(
+            config.success_threshold - state.half_open_successes,
+            config.consecutive_success_threshold - state.consecutive_successes,
+        )
+        if need <= 0:
+            return None, True
+        if need > config.permitted_calls_in_half_open - trial_calls:
+            return "success_threshold_unreachable", False
+        return None, False
+    window = state.window
+    result = evaluate_counts(
+        trial_calls,
+        window.failed_calls,
+        window.slow_calls,
+        config._half_open_minimum_calls,
+        config,
+    )
+    if result is Result.BELOW_MINIMUM_CALLS:
+        return None, False
+    if result is _BELOW_THRESHOLDS:
+        return None, True
+    return str(result), False
+
+
+def close_reason(config: BreakerConfig) -> str:
+    """Why HALF_OPEN closed: the seeds' success thresholds, or Resilience4j's rates."""
+    return "success_threshold_reached" if config._seed_half_open else str(_BELOW_THRESHOLDS)

@@ -5,7 +5,7 @@ Every field carries its unit; a bad value raises ConfigError naming the field an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
@@ -35,7 +35,8 @@ class TripMetric(StrEnum):
     """What a RESONTINEX-style trip condition measures over its own evaluation window."""
 
     LATENCY_P95 = "latency_p95"
-    """95th percentile of call durations (ms); violated when > threshold."""
+    """95th percentile (ms) of the durations of recorded calls and of `Latency` events (total
+    latency measurements), from a 1 % relative-error sketch; violated when > threshold."""
     SUCCESS_RATE = "success_rate"
     """Successful / recorded calls (fraction); violated when < threshold."""
     ERROR_RATE = "error_rate"
@@ -122,7 +123,43 @@ class BreakerConfig:
     alert_severity: Severity = Severity.CRITICAL
     """Severity of the breaker-open alert (seeds' alerting.circuit_open.severity)."""
 
+    # Derived once from the fields above (the kernel reads them on every call; properties and
+    # Decimal arithmetic there cost more than the rest of a step). Not part of the value.
+    _closed_minimum_calls: int = field(init=False, repr=False, compare=False)
+    _half_open_minimum_calls: int = field(init=False, repr=False, compare=False)
+    _seed_half_open: bool = field(init=False, repr=False, compare=False)
+    _cost_threshold_ratio: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    _seed_closed_triggers: bool = field(init=False, repr=False, compare=False)
+    """Whether CLOSED checks more than the rates (consecutive failures, cost)."""
+
     def __post_init__(self) -> None:
+        self._validate()
+        derive = object.__setattr__  # frozen: the dataclass way to set derived fields
+        if self.sliding_window_type is WindowType.COUNT:
+            # Resilience4j caps the minimum at the size for count windows only.
+            closed = min(self.minimum_number_of_calls, self.sliding_window_size)
+        else:
+            closed = self.minimum_number_of_calls
+        derive(self, "_closed_minimum_calls", closed)
+        derive(
+            self,
+            "_half_open_minimum_calls",
+            min(self.minimum_number_of_calls, self.permitted_calls_in_half_open),
+        )
+        derive(
+            self,
+            "_seed_half_open",
+            self.success_threshold > 0 or self.consecutive_success_threshold > 0,
+        )
+        threshold = self.cost_threshold_usd
+        derive(
+            self,
+            "_cost_threshold_ratio",
+            None if threshold is None else threshold.as_integer_ratio(),
+        )
+        derive(self, "_seed_closed_triggers", self.failure_threshold > 0 or threshold is not None)
+
+    def _validate(self) -> None:
         for name in ("failure_rate_threshold_pct", "slow_call_rate_threshold_pct"):
             value = getattr(self, name)
             if not 0 < value <= 100:
@@ -187,18 +224,28 @@ class BreakerConfig:
     @property
     def closed_minimum_calls(self) -> int:
         """Resilience4j caps the minimum at the size for count windows only."""
-        if self.sliding_window_type is WindowType.COUNT:
-            return min(self.minimum_number_of_calls, self.sliding_window_size)
-        return self.minimum_number_of_calls
+        return self._closed_minimum_calls
 
     @property
     def half_open_minimum_calls(self) -> int:
-        return min(self.minimum_number_of_calls, self.permitted_calls_in_half_open)
+        return self._half_open_minimum_calls
+
+    @property
+    def seed_half_open(self) -> bool:
+        """Whether HALF_OPEN is decided by the seeds' success thresholds (see breaker.py)."""
+        return self._seed_half_open
 
     def new_window(self) -> Window:
+        """The CLOSED / METRICS_ONLY window; it sums cost only when a threshold needs it."""
+        track_cost = self.cost_threshold_usd is not None
         if self.sliding_window_type is WindowType.COUNT:
-            return CountWindow(self.sliding_window_size)
-        return TimeWindow(self.sliding_window_size, self.time_bucket_s, self.allowed_lateness_ms)
+            return CountWindow(self.sliding_window_size, track_cost=track_cost)
+        return TimeWindow(
+            self.sliding_window_size,
+            self.time_bucket_s,
+            self.allowed_lateness_ms,
+            track_cost=track_cost,
+        )
 
     def wait_ms(self, attempt: int) -> int:
         """Wait in OPEN before the `attempt`-th (1-based) half-open trial."""

@@ -1,23 +1,30 @@
 """Sliding windows of call outcomes: count-based and time-based (by event time).
 
 Resilience4j's two window kinds (FixedSizeSlidingWindowMetrics, SlidingTimeWindowMetrics):
-a ring of slots plus a running total; recording adds to the total and subtracts whatever falls
-out of the window, so a record is O(1) and a snapshot is a copy of the total.
+a ring of slots plus running totals; recording adds to the totals and subtracts whatever falls
+out of the window, so a record is O(1) and the totals are always those of the window.
 
 Differences from Resilience4j, all for replay (DESIGN §6):
 - Time comes with the record (`ts_ms`, event time), never from a clock.
 - A time window accepts a late record into its own bucket while that bucket is still inside
-  the window and the record is within the allowed lateness; otherwise `record` returns False
+  the window and the record is within the allowed lateness; otherwise `add` returns False
   (too late) and the caller counts and audits it. Nothing is dropped silently.
-- Durations are summed as integer microseconds so subtract-on-evict never drifts; cost is an
-  exact Decimal.
 
-The slots hold immutable values and `copy()` is a shallow list copy, so a kernel can keep its
-state copy-on-write without copying outcomes.
+Built for the hot path (one window per breaker key, every call): windows are mutable and
+updated in place (`copy()` gives an independent one). Totals are plain ints. A count window
+keeps one byte of flags per slot (bit 0 failed, bit 1 slow); a time window four counters per
+bucket in an array. Cost and duration are optional channels, allocated only when asked for
+(`track_cost`, `track_duration`), because most policies need neither:
+- cost is summed exactly as integer units of 10**-scale USD (nano-dollars, scale 9, as long
+  as every amount fits; a finer amount rescales the whole channel, so the sum stays exact for
+  any Decimal - MoneyUSD does not bound the decimal places);
+- duration is summed as integer microseconds, so subtract-on-evict never drifts.
+Slots start as compact machine integers and widen to Python ints on overflow, never wrapping.
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -25,6 +32,9 @@ from typing import Protocol
 from workers.errors import ConfigError
 
 _ZERO_USD = Decimal(0)
+_NANO_SCALE = 9
+_FAILED = 1
+_SLOW = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,44 +52,10 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class Aggregate:
-    """Sums over a set of outcomes; closed under add and subtract (the window's running total)."""
-
-    calls: int = 0
-    failed_calls: int = 0
-    slow_calls: int = 0
-    slow_failed_calls: int = 0
-    duration_us: int = 0
-    cost_usd: Decimal = _ZERO_USD
-
-    def plus(self, outcome: Outcome) -> Aggregate:
-        return Aggregate(
-            self.calls + 1,
-            self.failed_calls + outcome.failed,
-            self.slow_calls + outcome.slow,
-            self.slow_failed_calls + (outcome.slow and outcome.failed),
-            self.duration_us + outcome.duration_us,
-            self.cost_usd + outcome.cost_usd,
-        )
-
-    def minus(self, other: Aggregate) -> Aggregate:
-        return Aggregate(
-            self.calls - other.calls,
-            self.failed_calls - other.failed_calls,
-            self.slow_calls - other.slow_calls,
-            self.slow_failed_calls - other.slow_failed_calls,
-            self.duration_us - other.duration_us,
-            self.cost_usd - other.cost_usd,
-        )
-
-
-EMPTY = Aggregate()
-
-
-@dataclass(frozen=True, slots=True)
 class WindowSnapshot:
     """What a window holds now. Rates are percentages of the calls in the window (0 when empty);
-    whether too few calls make a rate meaningless (-1 in Resilience4j) is the policy's call."""
+    whether too few calls make a rate meaningless (-1 in Resilience4j) is the policy's call.
+    Duration and cost are 0 unless the window tracks them."""
 
     total_calls: int
     failed_calls: int
@@ -87,17 +63,6 @@ class WindowSnapshot:
     slow_failed_calls: int
     total_duration_ms: float
     total_cost_usd: Decimal
-
-    @classmethod
-    def of(cls, total: Aggregate) -> WindowSnapshot:
-        return cls(
-            total.calls,
-            total.failed_calls,
-            total.slow_calls,
-            total.slow_failed_calls,
-            total.duration_us / 1000,
-            total.cost_usd,
-        )
 
     @property
     def successful_calls(self) -> int:
@@ -120,13 +85,133 @@ class WindowSnapshot:
         return self.slow_calls * 100.0 / self.total_calls if self.total_calls else 0.0
 
 
-class Window(Protocol):
-    """What a breaker needs from a window, whichever kind it is."""
+# --- integer channels ---
 
+
+@dataclass(slots=True)
+class IntSlots:
+    """Per-slot integers with their running total; array('q') until a value does not fit."""
+
+    slots: array[int] | list[int]
+    total: int = 0
+
+    @classmethod
+    def zeros(cls, n: int) -> IntSlots:
+        return cls(array("q", bytes(8 * n)))
+
+    def put(self, slot: int, value: int) -> None:
+        """Replace the value in `slot` (a count window's ring)."""
+        self.total += value - self.slots[slot]
+        try:
+            self.slots[slot] = value
+        except OverflowError:
+            self.slots = list(self.slots)
+            self.slots[slot] = value
+
+    def add(self, slot: int, value: int) -> None:
+        """Add to `slot` (a time window's bucket)."""
+        self.total += value
+        try:
+            self.slots[slot] += value
+        except OverflowError:
+            self.slots = list(self.slots)
+            self.slots[slot] += value
+
+    def clear(self, slot: int) -> None:
+        self.total -= self.slots[slot]
+        self.slots[slot] = 0
+
+    def clear_all(self) -> None:
+        self.slots = array("q", bytes(8 * len(self.slots)))
+        self.total = 0
+
+    def scale_by(self, factor: int) -> None:
+        self.slots = [value * factor for value in self.slots]
+        self.total *= factor
+
+    def copy(self) -> IntSlots:
+        return IntSlots(self.slots[:], self.total)
+
+
+@dataclass(slots=True)
+class CostSlots:
+    """Exact USD amounts per slot, as integer units of 10**-scale USD."""
+
+    ints: IntSlots
+    scale: int = _NANO_SCALE
+    unit: int = 10**_NANO_SCALE
+    """10**scale: units per USD."""
+
+    @classmethod
+    def zeros(cls, n: int) -> CostSlots:
+        return cls(IntSlots.zeros(n))
+
+    def units(self, amount: Decimal) -> int:
+        """`amount` in units, exactly; rescales the channel first if it has finer digits."""
+        numerator, denominator = amount.as_integer_ratio()
+        if denominator == 1:
+            return numerator * self.unit
+        units, rest = divmod(numerator * self.unit, denominator)
+        if rest:
+            self._rescale_for(denominator)
+            units = numerator * self.unit // denominator
+        return units
+
+    def total_usd(self) -> Decimal:
+        total, scale = self.ints.total, self.scale
+        while scale and total % 10 == 0:  # drop trailing zeros: 10.01, not 10.010000000
+            total //= 10
+            scale -= 1
+        return Decimal(f"{total}E-{scale}")  # from a string: exact at any size
+
+    def exceeds(self, numerator: int, denominator: int) -> bool:
+        """Whether the total is > numerator/denominator USD (compared exactly)."""
+        return self.ints.total * denominator > numerator * self.unit
+
+    def copy(self) -> CostSlots:
+        return CostSlots(self.ints.copy(), self.scale, self.unit)
+
+    def _rescale_for(self, denominator: int) -> None:
+        # A reduced decimal fraction's denominator is 2**a * 5**b: some power of ten is a
+        # multiple of it. Only amounts with more than 9 decimal places get here.
+        scale = self.scale
+        while 10**scale % denominator:
+            scale += 1
+        self.ints.scale_by(10 ** (scale - self.scale))
+        self.scale, self.unit = scale, 10**scale
+
+
+# --- windows ---
+
+
+class Window(Protocol):
+    """What a breaker needs from a window, whichever kind it is. The totals are attributes,
+    always those of the calls in the window."""
+
+    calls: int
+    failed_calls: int
+    slow_calls: int
+    slow_failed_calls: int
+    cost: CostSlots | None
+
+    def add(
+        self, failed: bool, slow: bool, cost_usd: Decimal, duration_ms: float, ts_ms: int
+    ) -> bool: ...
     def record(self, outcome: Outcome, ts_ms: int) -> bool: ...
     def advance(self, ts_ms: int) -> None: ...
     def snapshot(self) -> WindowSnapshot: ...
     def copy(self) -> Window: ...
+
+
+def _snapshot(window: Window, duration: IntSlots | None) -> WindowSnapshot:
+    return WindowSnapshot(
+        window.calls,
+        window.failed_calls,
+        window.slow_calls,
+        window.slow_failed_calls,
+        duration.total / 1000 if duration is not None else 0.0,
+        window.cost.total_usd() if window.cost is not None else _ZERO_USD,
+    )
 
 
 @dataclass(slots=True)
@@ -134,58 +219,124 @@ class CountWindow:
     """The last `size` recorded outcomes, in the order they were recorded."""
 
     size: int
-    _ring: list[Outcome | None] = field(init=False, repr=False)
+    track_cost: bool = False
+    track_duration: bool = False
+    calls: int = field(default=0, init=False)
+    failed_calls: int = field(default=0, init=False)
+    slow_calls: int = field(default=0, init=False)
+    slow_failed_calls: int = field(default=0, init=False)
+    cost: CostSlots | None = field(default=None, init=False)
+    duration: IntSlots | None = field(default=None, init=False)
+    _flags: bytearray = field(init=False, repr=False)
     _head: int = field(default=0, init=False)
-    _total: Aggregate = field(default=EMPTY, init=False)
+    _channels: bool = field(default=False, init=False, repr=False)
+    """Whether cost or duration is tracked (one check on the hot path instead of two)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
             raise ConfigError(f"CountWindow size must be an integer >= 1, not {self.size!r}")
-        self._ring = [None] * self.size
+        self._flags = bytearray(self.size)
+        self._channels = self.track_cost or self.track_duration
+        if self.track_cost:
+            self.cost = CostSlots.zeros(self.size)
+        if self.track_duration:
+            self.duration = IntSlots.zeros(self.size)
+
+    def add(
+        self, failed: bool, slow: bool, cost_usd: Decimal, duration_ms: float, ts_ms: int
+    ) -> bool:
+        """Add one outcome, evicting the oldest once full. `ts_ms` does not matter here: a
+        count window is ordered by arrival. Always applied (returns True)."""
+        head = self._head
+        flags = self._flags
+        if self.calls == self.size:  # full: the slot at the head is the oldest; evict it
+            old = flags[head]
+            if old:
+                if old & _FAILED:
+                    self.failed_calls -= 1
+                if old & _SLOW:
+                    self.slow_calls -= 1
+                    if old & _FAILED:
+                        self.slow_failed_calls -= 1
+        else:
+            self.calls += 1
+        new = 0
+        if failed:
+            new = _FAILED
+            self.failed_calls += 1
+        if slow:
+            new |= _SLOW
+            self.slow_calls += 1
+            if failed:
+                self.slow_failed_calls += 1
+        flags[head] = new
+        if self._channels:
+            self._put_channels(head, cost_usd, duration_ms)
+        head += 1
+        self._head = 0 if head == self.size else head
+        return True
+
+    def _put_channels(self, slot: int, cost_usd: Decimal, duration_ms: float) -> None:
+        if self.cost is not None:
+            self.cost.ints.put(slot, self.cost.units(cost_usd) if cost_usd else 0)
+        if self.duration is not None:
+            self.duration.put(slot, round(duration_ms * 1000))
 
     def record(self, outcome: Outcome, ts_ms: int) -> bool:
-        """Add `outcome`, evicting the oldest once full. `ts_ms` does not matter here: a count
-        window is ordered by arrival. Always applied (returns True)."""
-        evicted = self._ring[self._head]
-        total = self._total.plus(outcome)
-        if evicted is not None:
-            total = total.minus(EMPTY.plus(evicted))
-        self._total = total
-        self._ring[self._head] = outcome
-        self._head = (self._head + 1) % self.size
-        return True
+        return self.add(outcome.failed, outcome.slow, outcome.cost_usd, outcome.duration_ms, ts_ms)
 
     def advance(self, ts_ms: int) -> None:
         """Time does not move a count window."""
 
     def snapshot(self) -> WindowSnapshot:
-        return WindowSnapshot.of(self._total)
+        return _snapshot(self, self.duration)
 
     def copy(self) -> CountWindow:
         clone = CountWindow.__new__(CountWindow)
         clone.size = self.size
-        clone._ring = self._ring.copy()
+        clone.track_cost = self.track_cost
+        clone.track_duration = self.track_duration
+        clone.calls = self.calls
+        clone.failed_calls = self.failed_calls
+        clone.slow_calls = self.slow_calls
+        clone.slow_failed_calls = self.slow_failed_calls
+        clone.cost = self.cost.copy() if self.cost is not None else None
+        clone.duration = self.duration.copy() if self.duration is not None else None
+        clone._flags = self._flags[:]
         clone._head = self._head
-        clone._total = self._total
+        clone._channels = self._channels
         return clone
+
+
+_COUNTERS = 4  # per time bucket: calls, failed, slow, slow and failed
 
 
 @dataclass(slots=True)
 class TimeWindow:
     """Outcomes whose event time falls in the last `window_s` seconds, in `bucket_s` buckets.
 
-    Buckets are keyed by the epoch second their span starts at; the window covers the bucket
-    of the newest event time seen (the head) and the `window_s / bucket_s - 1` before it, as
-    Resilience4j's does with one-second buckets. Memory is one aggregate per bucket.
+    Bucket `i` spans event times [i * bucket_s, (i + 1) * bucket_s) seconds since the epoch;
+    the window covers the bucket of the newest event time seen (the head) and the
+    `window_s / bucket_s - 1` before it, as Resilience4j's does with one-second buckets.
+    Memory is four counters per bucket (plus one per tracked channel).
     """
 
     window_s: int
     bucket_s: int = 1
     allowed_lateness_ms: int = 0
-    _slots: list[Aggregate] = field(init=False, repr=False)
-    _head_key_s: int | None = field(default=None, init=False)
+    track_cost: bool = False
+    track_duration: bool = False
+    calls: int = field(default=0, init=False)
+    failed_calls: int = field(default=0, init=False)
+    slow_calls: int = field(default=0, init=False)
+    slow_failed_calls: int = field(default=0, init=False)
+    cost: CostSlots | None = field(default=None, init=False)
+    duration: IntSlots | None = field(default=None, init=False)
+    _counts: array[int] = field(init=False, repr=False)
+    _head_index: int | None = field(default=None, init=False)
     _watermark_ms: int | None = field(default=None, init=False)
-    _total: Aggregate = field(default=EMPTY, init=False)
+    _bucket_ms: int = field(default=1000, init=False, repr=False)
+    _buckets: int = field(default=1, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("window_s", "bucket_s"):
@@ -201,11 +352,19 @@ class TimeWindow:
             raise ConfigError(
                 f"TimeWindow allowed_lateness_ms must be >= 0, not {self.allowed_lateness_ms!r}"
             )
-        self._slots = [EMPTY] * (self.window_s // self.bucket_s)
+        self._buckets = self.window_s // self.bucket_s
+        self._bucket_ms = self.bucket_s * 1000
+        # Unsigned 32-bit counters: a bucket would need 4e9 calls on one key to overflow, and
+        # then `_widen` switches to 64 bits instead of wrapping.
+        self._counts = array("I", bytes(4 * _COUNTERS * self._buckets))
+        if self.track_cost:
+            self.cost = CostSlots.zeros(self._buckets)
+        if self.track_duration:
+            self.duration = IntSlots.zeros(self._buckets)
 
     @property
     def buckets(self) -> int:
-        return len(self._slots)
+        return self._buckets
 
     @property
     def watermark_ms(self) -> int | None:
@@ -214,61 +373,111 @@ class TimeWindow:
 
     def bucket_key_s(self, ts_ms: int) -> int:
         """Epoch second at which the bucket holding `ts_ms` starts."""
-        return (ts_ms // 1000) // self.bucket_s * self.bucket_s
+        return ts_ms // self._bucket_ms * self.bucket_s
 
     def in_window(self, ts_ms: int) -> bool:
         """Whether a record at `ts_ms` would still be counted (its bucket not yet evicted)."""
-        if self._head_key_s is None:
+        if self._head_index is None:
             return True
-        return self.bucket_key_s(ts_ms) > self._head_key_s - self.window_s
+        return ts_ms // self._bucket_ms > self._head_index - self._buckets
+
+    def add(
+        self, failed: bool, slow: bool, cost_usd: Decimal, duration_ms: float, ts_ms: int
+    ) -> bool:
+        """Add one outcome at event time `ts_ms`. Returns False, changing nothing, when it is
+        too late: older than the allowed lateness or its bucket already left the window."""
+        watermark = self._watermark_ms
+        if watermark is not None and ts_ms < watermark:
+            if watermark - ts_ms > self.allowed_lateness_ms or not self.in_window(ts_ms):
+                return False
+        elif ts_ms != watermark:
+            self.advance(ts_ms)
+        slot = ts_ms // self._bucket_ms % self._buckets
+        base = slot * _COUNTERS
+        counts = self._counts
+        try:  # calls first: it is the largest counter, so if it fits the others do
+            counts[base] += 1
+        except OverflowError:
+            counts = self._counts = array("q", counts)
+            counts[base] += 1
+        self.calls += 1
+        if failed:
+            counts[base + 1] += 1
+            self.failed_calls += 1
+        if slow:
+            counts[base + 2] += 1
+            self.slow_calls += 1
+            if failed:
+                counts[base + 3] += 1
+                self.slow_failed_calls += 1
+        if self.cost is not None and cost_usd:
+            self.cost.ints.add(slot, self.cost.units(cost_usd))
+        if self.duration is not None:
+            self.duration.add(slot, round(duration_ms * 1000))
+        return True
 
     def record(self, outcome: Outcome, ts_ms: int) -> bool:
-        """Add `outcome` at event time `ts_ms`. Returns False, changing nothing, when the record
-        is too late: older than the allowed lateness or its bucket already left the window."""
-        if self._watermark_ms is not None and ts_ms < self._watermark_ms:
-            if self._watermark_ms - ts_ms > self.allowed_lateness_ms or not self.in_window(ts_ms):
-                return False
-        else:
-            self.advance(ts_ms)
-        key_s = self.bucket_key_s(ts_ms)
-        slot = self._slot(key_s)
-        self._slots[slot] = self._slots[slot].plus(outcome)
-        self._total = self._total.plus(outcome)
-        return True
+        return self.add(outcome.failed, outcome.slow, outcome.cost_usd, outcome.duration_ms, ts_ms)
 
     def advance(self, ts_ms: int) -> None:
         """Move event time to `ts_ms` (no-op if not newer), evicting buckets that fall out."""
         if self._watermark_ms is not None and ts_ms <= self._watermark_ms:
             return
         self._watermark_ms = ts_ms
-        key_s = self.bucket_key_s(ts_ms)
-        head = self._head_key_s
-        self._head_key_s = key_s
-        if head is None or key_s <= head:
+        index = ts_ms // self._bucket_ms
+        head = self._head_index
+        self._head_index = index
+        if head is None or index <= head:
             return
-        steps = (key_s - head) // self.bucket_s
-        if steps >= len(self._slots):
-            self._slots = [EMPTY] * len(self._slots)
-            self._total = EMPTY
+        steps = index - head
+        if steps >= self._buckets:
+            self._clear()
             return
-        for i in range(1, steps + 1):
-            slot = self._slot(head + i * self.bucket_s)
-            self._total = self._total.minus(self._slots[slot])
-            self._slots[slot] = EMPTY
+        for i in range(head + 1, index + 1):
+            self._evict(i % self._buckets)
 
     def snapshot(self) -> WindowSnapshot:
-        return WindowSnapshot.of(self._total)
+        return _snapshot(self, self.duration)
 
     def copy(self) -> TimeWindow:
         clone = TimeWindow.__new__(TimeWindow)
         clone.window_s = self.window_s
         clone.bucket_s = self.bucket_s
         clone.allowed_lateness_ms = self.allowed_lateness_ms
-        clone._slots = self._slots.copy()
-        clone._head_key_s = self._head_key_s
+        clone.track_cost = self.track_cost
+        clone.track_duration = self.track_duration
+        clone.calls = self.calls
+        clone.failed_calls = self.failed_calls
+        clone.slow_calls = self.slow_calls
+        clone.slow_failed_calls = self.slow_failed_calls
+        clone.cost = self.cost.copy() if self.cost is not None else None
+        clone.duration = self.duration.copy() if self.duration is not None else None
+        clone._counts = self._counts[:]
+        clone._head_index = self._head_index
         clone._watermark_ms = self._watermark_ms
-        clone._total = self._total
+        clone._bucket_ms = self._bucket_ms
+        clone._buckets = self._buckets
         return clone
 
-    def _slot(self, key_s: int) -> int:
-        return (key_s // self.bucket_s) % len(self._slots)
+    def _evict(self, slot: int) -> None:
+        counts = self._counts
+        base = slot * _COUNTERS
+        if counts[base]:
+            self.calls -= counts[base]
+            self.failed_calls -= counts[base + 1]
+            self.slow_calls -= counts[base + 2]
+            self.slow_failed_calls -= counts[base + 3]
+            counts[base] = counts[base + 1] = counts[base + 2] = counts[base + 3] = 0
+        if self.cost is not None:
+            self.cost.ints.clear(slot)
+        if self.duration is not None:
+            self.duration.clear(slot)
+
+    def _clear(self) -> None:
+        counts = self._counts
+        self._counts = array(counts.typecode, bytes(len(counts) * counts.itemsize))
+        self.calls = self.failed_calls = self.slow_calls = self.slow_failed_calls = 0
+        if self.cost is not None:
+            self.cost.ints.clear_all()
+        if self.duration is not None:
+            self.duration.clear_all()
