@@ -256,7 +256,7 @@ def test_untracked_channels_cost_nothing_and_read_zero(kind: str) -> None:
     window.record(Outcome(failed=True, slow=True, duration_ms=100, cost_usd=Decimal(1)), T0_MS)
     s = window.snapshot()
     assert (s.total_calls, s.failed_calls, s.slow_calls, s.slow_failed_calls) == (1, 1, 1, 1)
-    assert (s.total_duration_ms, s.total_cost_usd) == (0, 0)
+    assert (s.total_duration_ms, s.total_cost_usd) == (0.0, Decimal(0))
     assert (window.cost, window.duration) == (None, None)
 
 
