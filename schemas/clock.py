@@ -17,7 +17,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, model_validator
 
 from schemas.base import WIRE_CONFIG, WireModel
 from schemas.events import InputEvent
-from schemas.types import EventTime, Identifier, epoch_ms
+from schemas.types import EventTime, Identifier, epoch_ms, from_epoch_ms
 
 CLOCK_TYPE: Final = "clock"
 _EVENT_TIME: Final = TypeAdapter(EventTime, config=WIRE_CONFIG)
@@ -32,6 +32,11 @@ class ClockTick(WireModel):
     ts: EventTime
     event_id: Identifier
     """Named in decisions a tick causes; defaults to ``clock-<epoch ms>``."""
+
+    @classmethod
+    def at(cls, ms: int) -> ClockTick:
+        """The tick for Unix millisecond `ms`, with its default id."""
+        return cls(ts=from_epoch_ms(ms), event_id=f"clock-{ms}")
 
     @model_validator(mode="before")
     @classmethod

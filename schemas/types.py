@@ -53,6 +53,12 @@ def from_epoch_ms(ms: int) -> datetime:
     return _EPOCH + ms * _ONE_MS
 
 
+def rfc3339_ms(ms: int) -> str:
+    """Unix milliseconds as RFC 3339 UTC with exactly three fraction digits
+    ("2026-11-22T01:00:00.120Z"): one spelling per instant, for stable line formats."""
+    return from_epoch_ms(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
 def _to_utc(value: datetime) -> datetime:
     # pydantic keeps a parsed "+02:00" offset; windows, periods and the audit encoding need one
     # zone, so anything not at offset zero is converted. Offset-zero values are kept as parsed

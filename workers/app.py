@@ -23,9 +23,13 @@ from schemas.codec import encode
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.batching import BatchingApp, BatchTopic, RawBatch
+from workers.breakers.engine import BreakerRouting
+from workers.breakers.sink import BreakerSink
+from workers.clock_ticker import ClockTicker
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.ingest.warmup import ensure_memory
-from workers.metrics import IngestCollector, render
+from workers.metrics import BreakerCollector, IngestCollector, render
+from workers.policies.breakers import default_breaker_policy
 from workers.settings import ProcessingGuarantee, Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ class Worker:
     stage: IngestStage
     registry: CollectorRegistry
     sinks: list[EventSink] = field(default_factory=list)
+    breakers: BreakerSink | None = None
     last_batch_unixtime: float | None = None  # shell bookkeeping; the stage itself has no clock
 
 
@@ -85,7 +90,13 @@ def catalog_for(settings: Settings) -> TopicCatalog:
     )
 
 
-def create_worker(settings: Settings, sinks: Sequence[EventSink] = ()) -> Worker:
+def create_worker(
+    settings: Settings,
+    sinks: Sequence[EventSink] = (),
+    *,
+    breaker_policy: BreakerRouting | None = None,
+) -> Worker:
+    """The worker app. Breakers run under `breaker_policy`, else the mode's default policy."""
     catalog = catalog_for(settings)
     app = BatchingApp(settings.app_id, **_faust_settings(settings))
     models: Mapping[str, type[InputEvent]] = {
@@ -103,9 +114,43 @@ def create_worker(settings: Settings, sinks: Sequence[EventSink] = ()) -> Worker
             stage.counters, stage.tracked_ids, lambda: _lag(app), lambda: worker.last_batch_unixtime
         )
     )
+    policy = breaker_policy or default_breaker_policy(settings.mode)
+    breakers = BreakerSink(app, catalog, policy, settings.kafka_client_options())
+    worker.breakers = breakers
+    worker.sinks.append(breakers)
+    registry.register(
+        BreakerCollector(
+            breakers.states_by_state, lambda: breakers.transitions, lambda: breakers.alerts
+        )
+    )
     _register_ingest_agent(worker)
+    _register_clock_ticker(worker)
     _register_web_pages(worker)
     return worker
+
+
+def _register_clock_ticker(worker: Worker) -> None:
+    settings, app = worker.settings, worker.app
+    if settings.clock_interval_s <= 0:
+        return
+
+    def owned() -> list[tuple[str, int]]:
+        consumer = app.consumer if app.started else None
+        return (
+            [] if consumer is None else [(tp.topic, tp.partition) for tp in consumer.assignment()]
+        )
+
+    ticker = ClockTicker(worker.catalog, settings.kafka_client_options(), owned)
+
+    async def publish_clock_tick() -> None:
+        await ticker.tick()
+
+    app.timer(interval=settings.clock_interval_s, name="guardstream.clock")(publish_clock_tick)
+
+    async def stop_ticker(sender: Any, **kwargs: Any) -> None:
+        await ticker.stop()
+
+    app.on_before_shutdown.connect(cast(Any, stop_ticker))
 
 
 def _register_ingest_agent(worker: Worker) -> None:
@@ -131,9 +176,13 @@ def _register_ingest_agent(worker: Worker) -> None:
 
     app.agent(inputs, name="guardstream.ingest", concurrency=1)(ingest)
 
+    tool_topic = catalog.name(TopicName.TOOL_INVOCATIONS)
+
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         for tp in revoked:
             stage.forget_partition(tp.topic, tp.partition)
+            if worker.breakers is not None and tp.topic == tool_topic:
+                worker.breakers.forget_partition(tp.partition)
 
     app.on_partitions_revoked.connect(cast(Any, forget_revoked))
 

@@ -20,6 +20,9 @@ EVENTS_DEAD_LETTERED = "guardstream_events_dead_lettered"
 DEDUP_TRACKED_IDS = "guardstream_dedup_tracked_ids"
 CONSUMER_LAG = "guardstream_consumer_lag_records"
 LAST_BATCH_TIME = "guardstream_ingest_last_batch_unixtime"
+BREAKERS = "guardstream_breakers"
+BREAKER_TRANSITIONS = "guardstream_breaker_transitions"
+BREAKER_ALERTS = "guardstream_breaker_alerts"
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
 
@@ -70,6 +73,30 @@ class IngestCollector(Collector):
                 )
             )
         yield from metrics
+
+
+class BreakerCollector(Collector):
+    """Breakers per state, and the transitions and alerts published so far."""
+
+    def __init__(
+        self,
+        states: Callable[[], Mapping[str, int]],
+        transitions: Callable[[], int],
+        alerts: Callable[[], int],
+    ) -> None:
+        self._states = states
+        self._transitions = transitions
+        self._alerts = alerts
+
+    def collect(self) -> Iterator[Metric]:
+        states = GaugeMetricFamily(BREAKERS, "Circuit breakers by state", labels=["state"])
+        for state, count in sorted(self._states().items()):
+            states.add_metric([state], count)
+        yield states
+        yield CounterMetricFamily(
+            BREAKER_TRANSITIONS, "Breaker transitions published", value=self._transitions()
+        )
+        yield CounterMetricFamily(BREAKER_ALERTS, "Breaker alerts published", value=self._alerts())
 
 
 def render(registry: CollectorRegistry) -> bytes:

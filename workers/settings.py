@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     input_partitions: int = Field(default=4, ge=1)
     retention_days_inputs: int = Field(default=7, ge=1)
 
+    # Kernels.
+    policy_dir: str | None = None
+    """Policy directory or file (configs/); None: the mode's built-in defaults."""
+    clock_interval_s: float = Field(default=1.0, ge=0)
+    """How often a worker publishes a clock tick to each input partition it owns, so
+    time-driven transitions happen with no traffic (0: never; ticks then come from producers)."""
+
     # Worker web server (health + Prometheus metrics).
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"

@@ -9,8 +9,10 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
+from workers.cli.breakers_cmd import breakers
 from workers.cli.context import CliContext
 from workers.cli.publish_cmd import publish
+from workers.cli.replay_cmd import replay
 from workers.cli.simulate_cmd import simulate
 from workers.cli.tail_cmd import tail
 from workers.cli.topics_cmd import topics
@@ -56,6 +58,8 @@ cli.add_command(topics)
 cli.add_command(publish)
 cli.add_command(tail)
 cli.add_command(simulate)
+cli.add_command(replay)
+cli.add_command(breakers)
 
 
 def main() -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import IO
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from schemas.clock import StreamEvent
 from topics.catalog import INPUT_TOPICS, TopicName
 from topics.publish import EventPublisher, parse_event
 from workers.cli.context import CliContext, pass_cli, print_json, run
+from workers.cli.lines import numbered_lines, progress_bar, size_of
 from workers.errors import InvalidEventError
 
 # Events sent before waiting for their acks; pipelining is what makes large files fast.
@@ -66,15 +64,8 @@ async def _publish(
 ) -> dict[str, object]:
     counts: dict[str, int] = {}
     invalid = 0
-    total = _size_of(source)
-    with Progress(
-        TextColumn("publishing"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=cli.err,
-        disable=not show_progress,
-    ) as bar:
+    total = size_of(source)
+    with progress_bar("publishing", cli.err, enabled=show_progress) as bar:
         task = bar.add_task("publish", total=total)
         async with EventPublisher(cli.catalog, cli.client_options()) as publisher:
             chunk: list[StreamEvent] = []
@@ -84,7 +75,7 @@ async def _publish(
                     counts[published.topic] = counts.get(published.topic, 0) + 1
                 chunk.clear()
 
-            for number, line in _lines(source, bar, task):
+            for number, line in numbered_lines(source, bar, task):
                 try:
                     event = parse_event(line, topic)
                 except InvalidEventError as exc:
@@ -98,17 +89,3 @@ async def _publish(
                     await flush()
             await flush()
     return {"published": sum(counts.values()), "by_topic": counts, "invalid": invalid}
-
-
-def _lines(source: IO[bytes], bar: Progress, task: object) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(source, start=1):
-        bar.advance(task, len(line))  # type: ignore[arg-type]
-        if line.strip():
-            yield number, line
-
-
-def _size_of(source: IO[bytes]) -> int | None:
-    try:
-        return os.fstat(source.fileno()).st_size or None
-    except (OSError, ValueError):
-        return None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import faust
 
 from topics.admin import TopicAdmin, TopicStatus, problems_of
 from workers.app import create_worker, tune_garbage_collector
 from workers.cli.context import CliContext, pass_cli, run
-from workers.errors import TopicMismatchError
+from workers.errors import ConfigError, TopicMismatchError
 from workers.logs import logging_config
+from workers.policies.breakers import load_breaker_policy
 
 
 @click.command()
@@ -19,16 +22,30 @@ from workers.logs import logging_config
     default=None,
     help="Port of the health/metrics endpoint (0 disables; default 6066).",
 )
+@click.option(
+    "--policy",
+    "policy_dir",
+    type=click.Path(exists=True),
+    envvar="GUARDSTREAM_POLICY_DIR",
+    help="Policy directory or file (default: the runtime mode's built-in policies).",
+)
 @pass_cli
-def worker(cli: CliContext, web_port: int | None) -> None:
-    """Run a worker: ingest the input topics, dead-letter bad records, serve /metrics and
-    /health. Creates missing topics; refuses to start (exit 3) when an existing topic
-    contradicts the catalog."""
+def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> None:
+    """Run a worker: ingest the input topics, dead-letter bad records, run the circuit
+    breakers (breaker-state, alerts, audit), serve /metrics and /health. Creates missing
+    topics; refuses to start (exit 3) when an existing topic contradicts the catalog, and
+    (exit 2) when a policy is invalid."""
     settings = cli.settings
     if web_port is not None:
         settings = settings.model_copy(update={"web_port": web_port})
+    policy_path = policy_dir or settings.policy_dir
+    try:
+        policy = load_breaker_policy(Path(policy_path), settings.mode) if policy_path else None
+    except ConfigError as exc:
+        cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
+        raise SystemExit(ConfigError.exit_code) from None
     run(_ensure_topics(cli))
-    guardstream = create_worker(settings)
+    guardstream = create_worker(settings, breaker_policy=policy)
     tune_garbage_collector()
     faust_worker = faust.Worker(
         guardstream.app,

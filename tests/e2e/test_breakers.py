@@ -1,0 +1,157 @@
+"""Circuit breakers end to end: the CLI worker on the real broker, driven like production.
+
+A burst of 503s for one vendor opens its breaker (state topic, exactly one alert, an audit
+record) while another vendor stays closed; with no further traffic a clock tick moves it to
+half-open after the wait; successful trial calls close it and resolve the alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.types import epoch_ms, rfc3339_ms
+from tests.support.worker_process import WorkerProcess, cli_env, run_cli, running_worker
+from workers.metrics import BREAKER_ALERTS, BREAKER_TRANSITIONS
+
+TRANSITIONS = f"{BREAKER_TRANSITIONS}_total"
+ALERTS = f"{BREAKER_ALERTS}_total"
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+T0_MS = 1_795_000_000_000  # event time of the first call (2026-11-18)
+WAIT_MS = 2000
+
+POLICY = f"""
+key: vendor/tool
+breakers:
+  fast:
+    failure_threshold: 5
+    minimum_number_of_calls: 5
+    sliding_window_type: count
+    sliding_window_size: 20
+    wait_in_open_ms: {WAIT_MS}
+    permitted_calls_in_half_open: 3
+    success_threshold: 2
+    error_types: ["500", "503", timeout]
+    fallback_action: use_cache
+default: fast
+"""
+
+
+def call(n: int, vendor: str, *, ok: bool, ts_ms: int) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "event_id": f"{vendor}-{n}",
+        "ts": rfc3339_ms(ts_ms),
+        "vendor": vendor,
+        "tool": "chat",
+        "status": "success" if ok else "error",
+        "duration_ms": 120,
+    }
+    if not ok:
+        document["error_type"] = "503"
+    return document
+
+
+def jsonl(documents: list[dict[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(document) + b"\n" for document in documents)
+
+
+@pytest.fixture
+def worker(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> Iterator[tuple[dict[str, str], WorkerProcess]]:
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    (policy_dir / "breakers.yaml").write_text(POLICY)
+    # No wall-clock ticks: the test's own clock events are the only way time passes.
+    env = cli_env(
+        bootstrap_servers,
+        topic_prefix,
+        GUARDSTREAM_POLICY_DIR=str(policy_dir),
+        GUARDSTREAM_CLOCK_INTERVAL_S="0",
+    )
+    assert run_cli(["topics", "create"], env).returncode == 0
+    with running_worker(env, tmp_path / "worker") as process:
+        yield env, process
+
+
+def publish(env: dict[str, str], documents: list[dict[str, Any]]) -> None:
+    result = run_cli(["publish", "-", "--json"], env, stdin=jsonl(documents))
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def read_topic(env: dict[str, str], topic: str) -> list[dict[str, Any]]:
+    result = run_cli(
+        ["tail", topic, "--json", "--from-beginning", "--idle-timeout", "3"], env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def breakers(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    result = run_cli(["breakers", "--json"], env, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    return {state["key"]: state for state in orjson.loads(result.stdout)}
+
+
+def test_a_503_burst_opens_one_breaker_and_recovery_resolves_its_alert(
+    worker: tuple[dict[str, str], WorkerProcess],
+) -> None:
+    env, process = worker
+    healthy = [call(n, "anthropic", ok=True, ts_ms=T0_MS + n) for n in range(10)]
+    failing = [call(n, "openai", ok=False, ts_ms=T0_MS + 100 + n) for n in range(8)]
+    publish(env, healthy + failing)
+
+    assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
+    states = breakers(env)
+    assert set(states) == {"openai/chat"}  # anthropic never left CLOSED
+    opened = states["openai/chat"]
+    assert opened["state"] == "open"
+    assert opened["fallback_action"] == "use_cache"
+    assert opened["consecutive_failures"] == 5
+    opened_at_ms = T0_MS + 104  # the fifth consecutive failure
+    assert epoch_ms(datetime.fromisoformat(opened["retry_at"])) == opened_at_ms + WAIT_MS
+
+    # The three failures after the fifth arrive while OPEN: counted, no second alert.
+    assert process.wait_for(ALERTS, 1) == 1
+    [firing] = read_topic(env, "alerts")
+    assert (firing["status"], firing["kind"], firing["severity"]) == (
+        "firing",
+        "breaker_open",
+        "critical",
+    )
+    assert firing["labels"]["vendor"] == "openai"
+    [opened_audit] = read_topic(env, "audit")
+    assert opened_audit["event_type"] == "aud.breaker.transition"
+    assert (opened_audit["payload"]["from"], opened_audit["payload"]["to"]) == ("closed", "open")
+    assert opened_audit["payload"]["event_id"] == "openai-4"
+    assert opened_audit["payload"]["evidence"]["consecutive_failures"] == 5
+
+    # No traffic, only time: a tick strictly after retry_at moves it to HALF_OPEN.
+    publish(env, [{"type": "clock", "ts": rfc3339_ms(opened_at_ms + WAIT_MS + 1)}])
+    assert process.wait_for(TRANSITIONS, 2) == 2, process.log_tail()
+    assert breakers(env)["openai/chat"]["state"] == "half_open"
+
+    recovered_ms = opened_at_ms + WAIT_MS + 10
+    publish(env, [call(100 + n, "openai", ok=True, ts_ms=recovered_ms + n) for n in range(2)])
+    assert process.wait_for(TRANSITIONS, 3) == 3, process.log_tail()
+    assert breakers(env)["openai/chat"]["state"] == "closed"
+
+    assert process.wait_for(ALERTS, 2) == 2
+    alerts = read_topic(env, "alerts")
+    assert [alert["status"] for alert in alerts] == ["firing", "resolved"]
+    assert alerts[0]["fingerprint"] == alerts[1]["fingerprint"]
+    audit = read_topic(env, "audit")
+    assert [(r["payload"]["from"], r["payload"]["to"]) for r in audit] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
+    assert [r["seq"] for r in audit] == [0, 1, 2]  # one chain, linked
+    assert [r["prev_hash"] for r in audit[1:]] == [r["hash"] for r in audit[:-1]]

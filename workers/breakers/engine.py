@@ -1,0 +1,212 @@
+"""Routes stream events to breaker kernels and turns their transitions into decisions.
+
+One engine holds the breakers of one stream (an input partition live, a whole file in
+`replay`): a clock tick moves time for every breaker it holds. No I/O, no clock: the Faust
+sink and `guardstream replay` both drive this same code, which is what makes replay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from schemas.alerts import Alert
+from schemas.clock import ClockTick, StreamEvent
+from schemas.events import LatencyEvent, ToolInvocation
+from schemas.state import BreakerState
+from schemas.types import epoch_ms, from_epoch_ms, rfc3339_ms
+from workers.breakers.alerts import BreakerIdentity, alert_change
+from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision
+from workers.kernels.breaker import (
+    BreakerConfig,
+    BreakerSnapshot,
+    Clock,
+    Transition,
+    classify,
+    initial_state,
+    published_state,
+    step,
+)
+from workers.kernels.breaker_events import Event
+
+
+class BreakerRouting(Protocol):
+    """What the engine needs from a breaker policy (workers.policies.breakers)."""
+
+    @property
+    def version(self) -> str: ...
+    def resolve(self, vendor: str, tool: str) -> BreakerConfig: ...
+    def key_for(self, vendor: str, tool: str) -> str: ...
+    def enabled(self, breaker_id: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class Breaker:
+    """One breaker key: its kernel state, its policy and the alert it has firing."""
+
+    identity: BreakerIdentity
+    config: BreakerConfig
+    state: BreakerSnapshot
+    firing: Alert | None = None
+    last_ts_ms: int = 0
+
+
+class BreakerEngine:
+    def __init__(self, policy: BreakerRouting) -> None:
+        self.policy = policy
+        self._breakers: dict[str, Breaker] = {}
+
+    def __len__(self) -> int:
+        return len(self._breakers)
+
+    def apply(self, event: StreamEvent) -> list[Decision]:
+        """Feed one event (in stream order); returns the decisions it caused, often none."""
+        if isinstance(event, ToolInvocation):
+            breaker = self._breaker(event.vendor, event.tool)
+            if breaker is None:
+                return []
+            return self._step(breaker, classify(event, breaker.config), event.event_id)
+        if isinstance(event, ClockTick):
+            return self.advance(epoch_ms(event.ts), event.event_id)
+        if isinstance(event, LatencyEvent):
+            return self._latency(event)
+        return []  # cost events do not concern breakers
+
+    def advance(self, ts_ms: int, event_id: str) -> list[Decision]:
+        """Event time reached `ts_ms` with no traffic (a clock tick)."""
+        decisions: list[Decision] = []
+        tick = Clock(ts_ms)
+        for breaker in self._breakers.values():
+            decisions.extend(self._step(breaker, tick, event_id))
+        return decisions
+
+    def states(self) -> Iterator[BreakerState]:
+        """The published state of every breaker, as of the last event each one saw."""
+        for key, breaker in self._breakers.items():
+            yield self._published(key, breaker, breaker.last_ts_ms)
+
+    def _latency(self, event: LatencyEvent) -> list[Decision]:
+        return []
+
+    def _breaker(self, vendor: str, tool: str) -> Breaker | None:
+        """The breaker for a call, created on first sight; None when its policy entry is
+        disabled (`enabled: false`): such calls are not governed at all."""
+        key = self.policy.key_for(vendor, tool)
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            config = self.policy.resolve(vendor, tool)
+            if not self.policy.enabled(config.policy_id):
+                return None
+            identity = BreakerIdentity(key, vendor, tool)
+            breaker = self._breakers[key] = Breaker(identity, config, initial_state(config))
+        return breaker
+
+    def _step(self, breaker: Breaker, event: Event, event_id: str) -> list[Decision]:
+        breaker.state, transitions = step(breaker.state, breaker.config, event)
+        if event.ts_ms > breaker.last_ts_ms:
+            breaker.last_ts_ms = event.ts_ms
+        if not transitions:
+            return []
+        decisions: list[Decision] = []
+        for transition in transitions:
+            decisions.extend(self._decide(breaker, transition, event_id))
+        return decisions
+
+    def _decide(self, breaker: Breaker, transition: Transition, event_id: str) -> list[Decision]:
+        version = self.policy.version
+        key = breaker.identity.key
+        decisions: list[Decision] = [
+            TransitionDecision(
+                kernel=Kernel.BREAKER,
+                key=key,
+                ts_ms=transition.at_ms,
+                event_id=event_id,
+                policy_version=version,
+                from_state=transition.from_state.value,
+                to_state=transition.to_state.value,
+                reason=transition.reason,
+                policy_id=breaker.config.policy_id,
+                evidence=_evidence_json(transition.evidence),
+                details={
+                    "attempt": transition.attempt,
+                    "retry_at": _rfc3339_or_none(transition.retry_at_ms),
+                    "fallback_action": transition.fallback_action,
+                },
+                record=transition_state(transition, breaker.config, key, version),
+            )
+        ]
+        alert = alert_change(
+            breaker.firing,
+            transition,
+            breaker.config,
+            breaker.identity,
+            event_id=event_id,
+            policy_version=version,
+        )
+        if alert is not None:
+            breaker.firing = alert if alert.ends_at is None else None
+            decisions.append(
+                AlertDecision(
+                    kernel=Kernel.BREAKER,
+                    key=key,
+                    ts_ms=transition.at_ms,
+                    event_id=event_id,
+                    policy_version=version,
+                    alert=alert,
+                )
+            )
+        return decisions
+
+    def _published(self, key: str, breaker: Breaker, at_ms: int) -> BreakerState:
+        return published_state(
+            breaker.state,
+            breaker.config,
+            key=key,
+            policy_version=self.policy.version,
+            updated_at_ms=at_ms,
+        )
+
+    def state_of(self, key: str) -> BreakerState | None:
+        breaker = self._breakers.get(key)
+        return None if breaker is None else self._published(key, breaker, breaker.last_ts_ms)
+
+
+def transition_state(
+    transition: Transition, config: BreakerConfig, key: str, policy_version: str
+) -> BreakerState:
+    """The breaker-state record of one transition: the state entered, with the evidence that
+    decided it (several transitions in one step each get their own record)."""
+    evidence = transition.evidence
+    at = from_epoch_ms(transition.at_ms)
+    retry_at = transition.retry_at_ms
+    return BreakerState(
+        key=key,
+        state=transition.to_state,
+        since=at,
+        retry_at=None if retry_at is None else from_epoch_ms(retry_at),
+        attempt=transition.attempt,
+        failure_rate=max(evidence.failure_rate_pct, 0.0) / 100,
+        slow_call_rate=max(evidence.slow_call_rate_pct, 0.0) / 100,
+        calls_in_window=evidence.calls,
+        consecutive_failures=evidence.consecutive_failures,
+        calls_while_open=evidence.calls_while_open,
+        fallback_action=transition.fallback_action,
+        reason=transition.reason,
+        policy_id=config.policy_id,
+        policy_version=policy_version,
+        updated_at=at,
+    )
+
+
+def _rfc3339_or_none(ms: int | None) -> str | None:
+    return None if ms is None else rfc3339_ms(ms)
+
+
+def _evidence_json(evidence: object) -> dict[str, Any]:
+    """The kernel's evidence as JSON-ready values (money as an exact decimal string)."""
+    return {
+        name: str(value) if isinstance(value, Decimal) else value
+        for name, value in asdict(evidence).items()  # type: ignore[call-overload]
+    }

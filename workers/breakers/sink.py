@@ -1,0 +1,141 @@
+"""The breaker agent's I/O: accepted events in, breaker-state / alerts / audit records out.
+
+Everything decided here is decided by `BreakerEngine` (pure); this module only publishes. One
+engine and one audit chain per source partition: a partition's events, clock ticks included,
+arrive in order, so its decisions do not depend on how partitions are spread over workers.
+A partition's chain continues from the audit topic's last record of that chain when a worker
+takes the partition over.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+
+from schemas.audit import AuditSource
+from schemas.clock import ClockTick
+from schemas.codec import encode
+from schemas.state import CircuitState
+from schemas.types import Severity
+from topics.catalog import TopicCatalog, TopicName
+from workers.audit.chain import AuditChain
+from workers.audit.recover import last_record
+from workers.batching.records import RawRecord
+from workers.breakers.engine import BreakerEngine, BreakerRouting
+from workers.decisions import AlertDecision, Decision, TransitionDecision
+from workers.ingest.stage import IngestResult
+
+log = logging.getLogger(__name__)
+
+TRANSITION_AUDIT_TYPE = "aud.breaker.transition"
+
+
+def chain_id(partition: int) -> str:
+    """The audit chain of the breakers fed by one input partition."""
+    return f"breakers-p{partition}"
+
+
+class BreakerSink:
+    """An EventSink (workers.app) running the breakers of every partition this worker owns."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        catalog: TopicCatalog,
+        policy: BreakerRouting,
+        client_options: Mapping[str, Any],
+    ) -> None:
+        self.policy = policy
+        self._client_options = client_options
+        self._audit_topic_name = catalog.name(TopicName.AUDIT)
+        self._audit_partitions = catalog.spec(TopicName.AUDIT).partitions
+        self._state_topic = _raw_topic(app, catalog, TopicName.BREAKER_STATE)
+        self._alert_topic = _raw_topic(app, catalog, TopicName.ALERTS)
+        self._audit_topic = _raw_topic(app, catalog, TopicName.AUDIT)
+        self._tool_topic = catalog.name(TopicName.TOOL_INVOCATIONS)
+        self._latency_topic = catalog.name(TopicName.LATENCY_EVENTS)
+        self.engines: dict[int, BreakerEngine] = {}
+        self._chains: dict[int, AuditChain] = {}
+        self.transitions = 0
+        self.alerts = 0
+
+    async def handle(self, result: IngestResult) -> None:
+        # Breakers live with the tool-invocations partition their key hashes to; latency
+        # events (same key, same partition count) join them. Time comes from the ticks of
+        # the tool-invocations partition only, so it moves in that partition's order.
+        if not result.accepted or result.topic not in (self._tool_topic, self._latency_topic):
+            return
+        ticks_apply = result.topic == self._tool_topic
+        engine = self.engines.get(result.partition)
+        if engine is None:
+            engine = self.engines[result.partition] = BreakerEngine(self.policy)
+        for item in result.accepted:
+            if not ticks_apply and isinstance(item.event, ClockTick):
+                continue
+            decisions = engine.apply(item.event)
+            for decision in decisions:
+                await self._publish(decision, result.partition, item.record)
+
+    def forget_partition(self, partition: int) -> None:
+        """The partition went to another worker: its breakers and chain head go stale here."""
+        self.engines.pop(partition, None)
+        self._chains.pop(partition, None)
+
+    def states_by_state(self) -> dict[str, int]:
+        """How many breakers are in each state (for metrics)."""
+        counts = dict.fromkeys((state.value for state in CircuitState), 0)
+        for engine in self.engines.values():
+            for state in engine.states():
+                counts[state.state.value] += 1
+        return counts
+
+    async def _publish(self, decision: Decision, partition: int, record: RawRecord) -> None:
+        key = decision.key.encode()
+        if isinstance(decision, TransitionDecision):
+            self.transitions += 1
+            if decision.record is not None:
+                await self._state_topic.send(key=key, value=encode(decision.record))
+            chain = await self._chain(partition)
+            audit = chain.seal(
+                TRANSITION_AUDIT_TYPE,
+                ts_ms=decision.ts_ms,
+                severity=_audit_severity(decision),
+                policy_version=decision.policy_version,
+                payload=decision.to_json(),
+                source=AuditSource(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    event_id=decision.event_id,
+                ),
+            )
+            await self._audit_topic.send(key=chain.chain_id.encode(), value=encode(audit))
+        elif isinstance(decision, AlertDecision):
+            self.alerts += 1
+            alert = decision.alert
+            await self._alert_topic.send(key=alert.fingerprint.encode(), value=encode(alert))
+
+    async def _chain(self, partition: int) -> AuditChain:
+        chain = self._chains.get(partition)
+        if chain is None:
+            name = chain_id(partition)
+            last = await last_record(
+                self._client_options, self._audit_topic_name, self._audit_partitions, name
+            )
+            chain = AuditChain.after(last) if last is not None else AuditChain(name)
+            log.info("audit chain %s continues at seq %d", name, chain.seq)
+            self._chains[partition] = chain
+        return chain
+
+
+def _audit_severity(decision: TransitionDecision) -> Severity:
+    if decision.to_state == CircuitState.OPEN.value:
+        return Severity.WARNING
+    return Severity.INFO
+
+
+def _raw_topic(app: faust.App, catalog: TopicCatalog, topic: TopicName) -> faust.TopicT:
+    return app.topic(catalog.name(topic), key_serializer="raw", value_serializer="raw")

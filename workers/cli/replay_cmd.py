@@ -1,0 +1,111 @@
+"""``guardstream replay``: re-run the kernels offline over recorded input and print decisions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import IO
+
+import click
+import orjson
+
+from workers.breakers.engine import BreakerEngine
+from workers.cli.context import CliContext, pass_cli
+from workers.cli.lines import numbered_lines, progress_bar, size_of
+from workers.decisions import AlertDecision, Decision, TransitionDecision
+from workers.errors import ConfigError, InvalidEventError
+from workers.policies.breakers import default_breaker_policy, load_breaker_policy
+from workers.replay.run import Replay
+
+
+@click.command()
+@click.option(
+    "--input",
+    "source",
+    type=click.File("rb"),
+    required=True,
+    help='JSONL input events (and {"type": "clock", "ts": ...} ticks), or - for stdin.',
+)
+@click.option(
+    "--policy",
+    "policy_dir",
+    type=click.Path(exists=True, path_type=Path),
+    help="Policy directory or file (default: the runtime mode's built-in breaker policy).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON decision per line (stable).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@pass_cli
+def replay(
+    cli: CliContext,
+    source: IO[bytes],
+    policy_dir: Path | None,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Run the kernels over SOURCE in file order and print every decision they make.
+
+    The same code the worker runs, without Kafka: transitions and alerts, each with the
+    event id that caused it. Invalid lines are reported on stderr and skipped (exit 4).
+    """
+    mode = cli.settings.mode
+    try:
+        policy = (
+            load_breaker_policy(policy_dir, mode) if policy_dir else default_breaker_policy(mode)
+        )
+    except ConfigError as exc:
+        cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
+        raise SystemExit(ConfigError.exit_code) from None
+    replay = Replay(
+        [BreakerEngine(policy)],
+        dedup_horizon_ms=int(cli.settings.dedup_horizon_s * 1000),
+        dedup_max_ids=cli.settings.dedup_max_ids_per_partition,
+    )
+    show_progress = cli.err.is_terminal if progress is None else progress
+    write = sys.stdout.buffer.write
+    with progress_bar("replaying", cli.err, enabled=show_progress) as bar:
+        task = bar.add_task("replay", total=size_of(source))
+        decisions = replay.run(numbered_lines(source, bar, task))
+        if as_json:
+            for decision in decisions:
+                write(orjson.dumps(decision.to_json()) + b"\n")
+        else:
+            write(_HEADER)
+            for decision in decisions:
+                write(_row(decision).encode() + b"\n")
+    sys.stdout.flush()
+    counts = replay.counts
+    for error in counts.errors:
+        cli.err.print(f"[red]{error}[/]", highlight=False, soft_wrap=True)
+    cli.err.print(
+        f"replayed {counts.events} event(s) and {counts.clock_ticks} clock tick(s): "
+        f"{counts.decisions} decision(s), {counts.duplicates} duplicate(s), "
+        f"{counts.invalid} invalid line(s)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if counts.invalid:
+        raise SystemExit(InvalidEventError.exit_code)
+
+
+_COLUMNS = "{ts:<24} {kernel:<8} {key:<28} {change:<30} {event_id}"
+_HEADER = (
+    _COLUMNS.format(ts="TIME", kernel="KERNEL", key="KEY", change="DECISION", event_id="EVENT")
+    + "\n"
+).encode()
+
+
+def _row(decision: Decision) -> str:
+    line = decision.to_json()
+    if isinstance(decision, TransitionDecision):
+        change = f"{decision.from_state} -> {decision.to_state} ({decision.reason})"
+    elif isinstance(decision, AlertDecision):
+        change = f"alert {decision.alert.status} {decision.alert.severity}"
+    else:
+        change = str(line["type"])
+    return _COLUMNS.format(
+        ts=line["ts"],
+        kernel=line["kernel"],
+        key=line["key"],
+        change=change,
+        event_id=line["event_id"],
+    )

@@ -1,0 +1,1 @@
+"""Offline replay: the kernels over recorded input, without Kafka (DESIGN §8)."""
