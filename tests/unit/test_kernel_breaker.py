@@ -23,8 +23,11 @@ from workers.kernels.breaker import (
     Command,
     Event,
     IllegalTransitionError,
+    Latency,
     Override,
     Transition,
+    TripCondition,
+    TripMetric,
     Verdict,
     WindowType,
     _transition,
@@ -681,19 +684,43 @@ def test_defaults_are_resilience4j_and_seed_values() -> None:
 
 # --- properties ---
 
-_configs = st.builds(
-    BreakerConfig,
-    sliding_window_type=st.sampled_from(list(WindowType)),
-    sliding_window_size=st.integers(1, 6),
-    minimum_number_of_calls=st.integers(1, 6),
-    permitted_calls_in_half_open=st.integers(1, 4),
-    wait_in_open_ms=st.integers(1, 5000),
-    backoff_multiplier=st.sampled_from([1.0, 2.0]),
-    max_wait_in_half_open_ms=st.sampled_from([0, 3000]),
-    failure_threshold=st.integers(0, 4),
-    allowed_lateness_ms=st.integers(0, 3000),
-    cost_threshold_usd=st.sampled_from([None, Decimal(5)]),
+_THRESHOLDS = {
+    TripMetric.LATENCY_P95: st.sampled_from([5.0, 50.0]),  # the calls take 0-100 ms
+    TripMetric.SUCCESS_RATE: st.sampled_from([0.5, 0.9]),
+    TripMetric.ERROR_RATE: st.sampled_from([0.1, 0.5]),
+}
+_trip_conditions = st.sampled_from(list(TripMetric)).flatmap(
+    lambda metric: st.builds(
+        TripCondition,
+        metric=st.just(metric),
+        threshold=_THRESHOLDS[metric],
+        consecutive_violations=st.integers(1, 3),
+        window_ms=st.sampled_from([1000, 5000]),
+        minimum_calls=st.integers(1, 3),
+    )
 )
+
+
+@st.composite
+def _configs(draw: st.DrawFn) -> BreakerConfig:
+    permitted = draw(st.integers(1, 4))
+    return BreakerConfig(
+        sliding_window_type=draw(st.sampled_from(list(WindowType))),
+        sliding_window_size=draw(st.integers(1, 6)),
+        minimum_number_of_calls=draw(st.integers(1, 6)),
+        permitted_calls_in_half_open=permitted,
+        wait_in_open_ms=draw(st.integers(1, 5000)),
+        backoff_multiplier=draw(st.sampled_from([1.0, 2.0])),
+        max_wait_in_half_open_ms=draw(st.sampled_from([0, 3000])),
+        failure_threshold=draw(st.integers(0, 4)),
+        allowed_lateness_ms=draw(st.integers(0, 3000)),
+        cost_threshold_usd=draw(st.sampled_from([None, Decimal(5), Decimal("2.0000000001")])),
+        # Half the time the seeds' half-open thresholds, half the time Resilience4j's rates.
+        success_threshold=draw(st.integers(0, permitted)),
+        consecutive_success_threshold=draw(st.integers(0, permitted)),
+        trip_conditions=tuple(draw(st.lists(_trip_conditions, max_size=2))),
+    )
+
 
 _steps = st.lists(
     st.one_of(
@@ -706,6 +733,7 @@ _steps = st.lists(
             st.booleans(),
         ),
         st.tuples(st.just("clock"), st.integers(0, 10_000)),
+        st.tuples(st.just("latency"), st.integers(0, 3000), st.integers(0, 100)),
         st.tuples(st.just("command"), st.sampled_from(list(Override))),
     ),
     max_size=60,
@@ -720,8 +748,12 @@ def _events(steps: list[tuple[object, ...]]) -> list[Event]:
             delta, verdict, slow, cost, limited = args
             assert isinstance(delta, int)
             assert isinstance(verdict, Verdict)
+            assert isinstance(cost, int)
             outcome = Outcome(
-                failed=verdict is Verdict.FAILURE, slow=bool(slow), cost_usd=Decimal(str(cost))
+                failed=verdict is Verdict.FAILURE,
+                slow=bool(slow),
+                duration_ms=cost * 30.0,  # 0-90 ms: around the latency thresholds above
+                cost_usd=Decimal(str(cost)),
             )
             retry_at_ms = now + delta + 1500 if limited else None
             events.append(Call(now + delta, verdict, outcome, retry_at_ms))
@@ -730,6 +762,12 @@ def _events(steps: list[tuple[object, ...]]) -> list[Event]:
             assert isinstance(args[0], int)
             now += args[0]
             events.append(Clock(now))
+        elif kind == "latency":
+            advance_ms, latency_ms = args
+            assert isinstance(advance_ms, int)
+            assert isinstance(latency_ms, int)
+            now += advance_ms
+            events.append(Latency(now, float(latency_ms)))
         else:
             assert isinstance(args[0], Override)
             events.append(Command(now, args[0]))
@@ -745,7 +783,7 @@ def _run(config: BreakerConfig, events: list[Event]) -> tuple[BreakerSnapshot, l
     return state, outputs
 
 
-@given(config=_configs, steps=_steps)
+@given(config=_configs(), steps=_steps)
 def test_only_legal_transitions_in_an_unbroken_chain(
     config: BreakerConfig, steps: list[tuple[object, ...]]
 ) -> None:
@@ -757,7 +795,40 @@ def test_only_legal_transitions_in_an_unbroken_chain(
         current = t.to_state
 
 
-@given(config=_configs, steps=_steps)
+_REASONS = {
+    "failure_rate_above_threshold",
+    "slow_call_rate_above_threshold",
+    "above_thresholds",
+    "below_thresholds",
+    "consecutive_failures",
+    "cost_threshold",
+    "rate_limit_retry_after",
+    "wait_elapsed",
+    "max_wait_in_half_open_elapsed",
+    "success_threshold_reached",
+    "success_threshold_unreachable",
+    *(f"override:{o.name.lower()}" for o in Override),
+}
+
+
+@given(config=_configs(), steps=_steps)
+def test_reasons_are_known_and_trip_conditions_open_only_a_closed_breaker(
+    config: BreakerConfig, steps: list[tuple[object, ...]]
+) -> None:
+    _, outputs = _run(config, _events(steps))
+    for t in outputs:
+        if t.reason.startswith("trip_condition:"):
+            assert (t.from_state, t.to_state) == (S.CLOSED, S.OPEN)
+            assert t.evidence.trip_value is not None
+        else:
+            assert t.reason in _REASONS
+            assert t.evidence.trip_value is None
+        if t.reason.startswith("success_threshold"):
+            assert config.seed_half_open
+            assert t.from_state is S.HALF_OPEN
+
+
+@given(config=_configs(), steps=_steps)
 def test_same_input_gives_identical_output(
     config: BreakerConfig, steps: list[tuple[object, ...]]
 ) -> None:
@@ -768,7 +839,7 @@ def test_same_input_gives_identical_output(
     assert first_state.window.snapshot() == second_state.window.snapshot()
 
 
-@given(config=_configs, steps=_steps)
+@given(config=_configs(), steps=_steps)
 def test_stepping_a_copy_never_changes_the_original(
     config: BreakerConfig, steps: list[tuple[object, ...]]
 ) -> None:
@@ -786,7 +857,7 @@ def test_stepping_a_copy_never_changes_the_original(
         assert (again, out_again) == (new, out)  # and the copy steps to the same place
 
 
-@given(config=_configs, steps=_steps)
+@given(config=_configs(), steps=_steps)
 def test_window_totals_equal_a_recount_of_its_slots(
     config: BreakerConfig, steps: list[tuple[object, ...]]
 ) -> None:

@@ -386,3 +386,102 @@ def test_cost_threshold_trips_exactly_with_sub_nano_amounts() -> None:
         assert m.feed(Call(m.now_ms, Verdict.SUCCESS, tiny)) == ()
     (t,) = m.feed(Call(m.now_ms, Verdict.SUCCESS, tiny))
     assert (t.reason, t.evidence.cost_usd) == ("cost_threshold", Decimal("4E-12"))
+
+
+# --- trip conditions against a plain reading of the definition ---
+
+_REFERENCE_THRESHOLDS = {
+    # Samples are 10 or 100 ms and rates move in steps of 1/3 or more: every verdict is far
+    # from its threshold, so the sketch's 1 % cannot change one.
+    TripMetric.LATENCY_P95: st.just(50.0),
+    TripMetric.SUCCESS_RATE: st.sampled_from([0.4, 0.9]),
+    TripMetric.ERROR_RATE: st.sampled_from([0.1, 0.6]),
+}
+_conditions = st.sampled_from(list(TripMetric)).flatmap(
+    lambda metric: st.builds(
+        TripCondition,
+        metric=st.just(metric),
+        threshold=_REFERENCE_THRESHOLDS[metric],
+        consecutive_violations=st.integers(1, 3),
+        window_ms=st.sampled_from([1000, 2000]),
+        minimum_calls=st.integers(1, 3),
+    )
+)
+_reference_events = st.lists(
+    st.tuples(
+        st.sampled_from([0, 300, 1000, 2500]),  # event time only moves forward here
+        st.sampled_from(["success", "failure", "latency", "clock"]),
+        st.sampled_from([10.0, 100.0]),
+    ),
+    max_size=60,
+)
+
+
+def _reference_first_trip(
+    conditions: list[TripCondition], events: list[Event]
+) -> tuple[int, str, float] | None:
+    """(time, reason, value) of the first trip, by brute force: keep every sample of the
+    current window in a list, evaluate a window when an event reaches its end."""
+    starts: list[int | None] = [None] * len(conditions)
+    samples: list[list[tuple[bool, float]]] = [[] for _ in conditions]
+    streaks = [0] * len(conditions)
+    for event in events:
+        for i, c in enumerate(conditions):
+            start = starts[i]
+            if start is not None and event.ts_ms < start + c.window_ms:
+                continue
+            if start is not None and len(samples[i]) >= c.minimum_calls:
+                if c.metric is TripMetric.LATENCY_P95:
+                    ordered = sorted(ms for _, ms in samples[i])
+                    value = ordered[int(0.95 * (len(ordered) - 1))]
+                    violated = value > c.threshold
+                else:
+                    failed = sum(f for f, _ in samples[i]) / len(samples[i])
+                    value = 1 - failed if c.metric is TripMetric.SUCCESS_RATE else failed
+                    low = c.metric is TripMetric.SUCCESS_RATE
+                    violated = value < c.threshold if low else value > c.threshold
+                streaks[i] = streaks[i] + 1 if violated else 0
+                if streaks[i] >= c.consecutive_violations:
+                    return event.ts_ms, f"trip_condition:{c.metric}", value
+            starts[i] = event.ts_ms - event.ts_ms % c.window_ms
+            samples[i] = []
+        for i, c in enumerate(conditions):
+            latency = c.metric is TripMetric.LATENCY_P95
+            if isinstance(event, Call):
+                samples[i].append((event.verdict is Verdict.FAILURE, event.duration_ms))
+            elif isinstance(event, Latency) and latency:
+                samples[i].append((False, event.latency_ms))
+    return None
+
+
+@given(conditions=st.lists(_conditions, min_size=1, max_size=3), steps=_reference_events)
+def test_trip_conditions_match_a_brute_force_reference(
+    conditions: list[TripCondition], steps: list[tuple[int, str, float]]
+) -> None:
+    config = tripping(*conditions)
+    events: list[Event] = []
+    now = T0_MS
+    for advance_ms, kind, ms in steps:
+        now += advance_ms
+        if kind == "latency":
+            events.append(Latency(now, ms))
+        elif kind == "clock":
+            events.append(Clock(now))
+        else:
+            failed = kind == "failure"
+            outcome = Outcome(failed=failed, slow=False, duration_ms=ms)
+            events.append(Call(now, Verdict.FAILURE if failed else Verdict.SUCCESS, outcome))
+    state = initial_state(config)
+    first: Transition | None = None
+    for event in events:
+        state, out = step(state, config, event)
+        if out:
+            first = out[0]
+            break
+    expected = _reference_first_trip(conditions, events)
+    if expected is None:
+        assert first is None
+    else:
+        assert first is not None
+        assert (first.at_ms, first.reason) == expected[:2]
+        assert first.evidence.trip_value == pytest.approx(expected[2], rel=0.01)
