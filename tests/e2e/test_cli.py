@@ -34,6 +34,8 @@ VALID = {
         ["publish"],
         ["tail"],
         ["simulate"],
+        ["replay"],
+        ["breakers"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -8,9 +8,8 @@ sink and `guardstream replay` both drive this same code, which is what makes rep
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from decimal import Decimal
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from schemas.alerts import Alert
 from schemas.clock import ClockTick, StreamEvent
@@ -26,6 +25,7 @@ from workers.kernels.breaker import (
     Transition,
     classify,
     initial_state,
+    observe_latency,
     published_state,
     step,
 )
@@ -88,7 +88,11 @@ class BreakerEngine:
             yield self._published(key, breaker, breaker.last_ts_ms)
 
     def _latency(self, event: LatencyEvent) -> list[Decision]:
-        return []
+        observed = observe_latency(event)
+        breaker = None if observed is None else self._breaker(event.vendor, event.tool)
+        if observed is None or breaker is None:
+            return []
+        return self._step(breaker, observed, event.event_id)
 
     def _breaker(self, vendor: str, tool: str) -> Breaker | None:
         """The breaker for a call, created on first sight; None when its policy entry is
@@ -128,7 +132,7 @@ class BreakerEngine:
                 to_state=transition.to_state.value,
                 reason=transition.reason,
                 policy_id=breaker.config.policy_id,
-                evidence=_evidence_json(transition.evidence),
+                evidence=transition.evidence.as_dict(),
                 details={
                     "attempt": transition.attempt,
                     "retry_at": _rfc3339_or_none(transition.retry_at_ms),
@@ -202,11 +206,3 @@ def transition_state(
 
 def _rfc3339_or_none(ms: int | None) -> str | None:
     return None if ms is None else rfc3339_ms(ms)
-
-
-def _evidence_json(evidence: object) -> dict[str, Any]:
-    """The kernel's evidence as JSON-ready values (money as an exact decimal string)."""
-    return {
-        name: str(value) if isinstance(value, Decimal) else value
-        for name, value in asdict(evidence).items()  # type: ignore[call-overload]
-    }

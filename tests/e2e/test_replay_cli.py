@@ -1,0 +1,106 @@
+"""`guardstream replay` as a user runs it: a file of events in, decisions out, no Kafka."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.support.worker_process import cli_env, run_cli
+
+pytestmark = [pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = cli_env("127.0.0.1:1", "replay.")  # no broker: replay must never need one
+
+
+def event(n: int, vendor: str, status: str, error_type: str | None = None) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "event_id": f"e{n}",
+        "ts": f"2026-11-21T10:00:{n:02d}Z",
+        "vendor": vendor,
+        "tool": "chat",
+        "status": status,
+        "duration_ms": 100,
+    }
+    if error_type:
+        document["error_type"] = error_type
+    return document
+
+
+def write_events(path: Path, documents: list[dict[str, Any]], extra: bytes = b"") -> Path:
+    path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in documents) + extra)
+    return path
+
+
+@pytest.fixture
+def events_file(tmp_path: Path) -> Path:
+    # openai/chat is cb.vendor.expensive in configs/breakers.yaml: 2 consecutive failures open
+    # it for 45 s; a clock tick after that makes it half-open; 3 successes close it.
+    documents = [event(n, "openai", "error", "503") for n in range(3)]
+    documents += [event(3, "mistral", "error", "401")]  # excluded error: ignored
+    documents += [{"type": "clock", "ts": "2026-11-21T10:00:50Z"}]
+    documents += [event(51 + n, "openai", "success") for n in range(3)]
+    return write_events(tmp_path / "events.jsonl", documents)
+
+
+def test_replay_prints_every_decision_as_a_json_line(events_file: Path) -> None:
+    args = ["replay", "--input", str(events_file), "--policy", str(REPO / "configs"), "--json"]
+    result = run_cli(args, ENV)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [(d["type"], d.get("to") or d.get("status")) for d in lines] == [
+        ("transition", "open"),
+        ("alert", "firing"),
+        ("transition", "half_open"),
+        ("transition", "closed"),
+        ("alert", "resolved"),
+    ]
+    assert [d["event_id"] for d in lines] == ["e1", "e1", "clock-1795255250000", "e53", "e53"]
+    assert {d["key"] for d in lines} == {"openai/chat"}
+    assert lines[0]["policy_id"] == "cb.vendor.expensive"
+    assert lines[0]["ts"] == "2026-11-21T10:00:01.000Z"
+    assert b"replayed 7 event(s) and 1 clock tick(s): 5 decision(s)" in result.stderr
+    assert run_cli(args, ENV).stdout == result.stdout  # same input, same output
+
+
+def test_replay_without_json_prints_a_table(events_file: Path) -> None:
+    result = run_cli(
+        ["replay", "--input", str(events_file), "--policy", str(REPO / "configs")], ENV
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    rows = result.stdout.decode().splitlines()
+    assert rows[0].split()[:4] == ["TIME", "KERNEL", "KEY", "DECISION"]
+    assert "closed -> open (consecutive_failures)" in rows[1]
+    assert len(rows) == 6
+
+
+def test_replay_reports_invalid_lines_and_exits_4(tmp_path: Path) -> None:
+    source = write_events(
+        tmp_path / "bad.jsonl", [event(0, "openai", "success")], b'{"vendor": "x"}\nnope\n'
+    )
+    result = run_cli(["replay", "--input", str(source), "--json"], ENV)
+    assert result.returncode == 4
+    assert b"line 2:" in result.stderr
+    assert b"line 3: not valid JSON" in result.stderr
+
+
+def test_a_malformed_policy_is_rejected_naming_file_and_field(tmp_path: Path) -> None:
+    policy = tmp_path / "breakers.yaml"
+    policy.write_text("breakers:\n  cb.a:\n    failure_threshold: -3\n")
+    source = write_events(tmp_path / "e.jsonl", [event(0, "openai", "success")])
+    result = run_cli(["replay", "--input", str(source), "--policy", str(tmp_path)], ENV)
+    assert result.returncode == 2
+    message = result.stderr.decode()
+    assert str(policy) in message
+    assert "breakers.cb.a.failure_threshold" in message
+    assert "-3" in message
+
+
+def test_the_seed_policies_replay_too(events_file: Path) -> None:
+    for seed in ("alpha-solver/circuit_breakers.json", "resontinex/circuit_breakers.yaml"):
+        policy = REPO / "configs" / "seeds" / seed
+        result = run_cli(["replay", "--input", str(events_file), "--policy", str(policy)], ENV)
+        assert result.returncode == 0, result.stderr.decode()
