@@ -250,6 +250,16 @@ def test_bucket_sums_beyond_int64_widen_instead_of_wrapping() -> None:
     assert window.snapshot().total_cost_usd == 0
 
 
+def test_bucket_counters_widen_past_16_bits() -> None:
+    window = TimeWindow(5)
+    for _ in range(70_000):  # one bucket, past 65535
+        window.add(True, True, Decimal(0), 0.0, T0_MS)
+    s = window.snapshot()
+    assert (s.total_calls, s.failed_calls, s.slow_failed_calls) == (70_000, 70_000, 70_000)
+    window.advance(T0_MS + 5000)  # evicted exactly
+    assert window.snapshot().total_calls == 0
+
+
 @pytest.mark.parametrize("kind", ["count", "time"])
 def test_untracked_channels_cost_nothing_and_read_zero(kind: str) -> None:
     window = CountWindow(5) if kind == "count" else TimeWindow(5)

@@ -338,6 +338,8 @@ def _override(
 def _record(
     state: BreakerSnapshot, config: BreakerConfig, call: Call, outputs: list[Transition]
 ) -> None:
+    """Count a call where it belongs; in CLOSED and HALF_OPEN, see whether it decides. The
+    hot path of the kernel: the CLOSED checks are inline on purpose (a call costs ~0.1 us)."""
     verdict = call.verdict
     if verdict is _IGNORED:
         state.ignored_calls += 1
@@ -385,13 +387,25 @@ def _record(
                 reason = _rates_reason(failing, slow)
         if reason is None and config._seed_closed_triggers:
             reason = _seed_reason(state, config, window)
-        if reason is None and call.retry_at_ms is None:
-            return  # the common case: nothing happens
-        close = False
+        if reason is not None or call.retry_at_ms is not None:  # rare: most calls stop here
+            _decide(state, config, call, failed, reason, False, outputs)
     elif current is _HALF_OPEN:
         reason, close = _half_open_decision(state, config, failed)
-    else:  # METRICS_ONLY: recorded, never decides
-        return
+        _decide(state, config, call, failed, reason, close, outputs)
+    # METRICS_ONLY: recorded, never decides
+
+
+def _decide(
+    state: BreakerSnapshot,
+    config: BreakerConfig,
+    call: Call,
+    failed: bool,
+    reason: str | None,
+    close: bool,
+    outputs: list[Transition],
+) -> None:
+    """Act on a recorded call: open for `reason` or a vendor's retry-after, or close."""
+    ts_ms = call.ts_ms
     until_ms = call.retry_at_ms
     if failed and until_ms is not None and until_ms > ts_ms:
         if reason is None:

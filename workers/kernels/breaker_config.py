@@ -47,8 +47,9 @@ class TripMetric(StrEnum):
 class TripCondition:
     """Open when `metric` violates `threshold` in `consecutive_violations` evaluation windows
     in a row. Windows are tumbling, `window_ms` long, aligned to the epoch, in event time; a
-    window is evaluated when event time (a call or a clock event) passes its end. A window
-    with fewer than `minimum_calls` calls neither violates nor breaks the streak."""
+    window is evaluated when event time (a call, latency or clock event) reaches its end. A
+    window with fewer than `minimum_calls` samples neither violates nor breaks the streak
+    (the exact rules: workers.kernels.breaker_trips)."""
 
     metric: TripMetric
     threshold: float

@@ -19,7 +19,7 @@ bucket in an array. Cost and duration are optional channels, allocated only when
   as every amount fits; a finer amount rescales the whole channel, so the sum stays exact for
   any Decimal - MoneyUSD does not bound the decimal places);
 - duration is summed as integer microseconds, so subtract-on-evict never drifts.
-Slots start as compact machine integers and widen to Python ints on overflow, never wrapping.
+Counters and slots start as compact machine integers and widen on overflow, never wrapping.
 """
 
 from __future__ import annotations
@@ -354,9 +354,9 @@ class TimeWindow:
             )
         self._buckets = self.window_s // self.bucket_s
         self._bucket_ms = self.bucket_s * 1000
-        # Unsigned 32-bit counters: a bucket would need 4e9 calls on one key to overflow, and
-        # then `_widen` switches to 64 bits instead of wrapping.
-        self._counts = array("I", bytes(4 * _COUNTERS * self._buckets))
+        # Unsigned 16-bit counters (a 60 s window is 480 bytes): a bucket with more than 65535
+        # calls on one key switches the array to 64 bits (see `add`) instead of wrapping.
+        self._counts = array("H", bytes(2 * _COUNTERS * self._buckets))
         if self.track_cost:
             self.cost = CostSlots.zeros(self._buckets)
         if self.track_duration:
@@ -387,12 +387,15 @@ class TimeWindow:
         """Add one outcome at event time `ts_ms`. Returns False, changing nothing, when it is
         too late: older than the allowed lateness or its bucket already left the window."""
         watermark = self._watermark_ms
-        if watermark is not None and ts_ms < watermark:
-            if watermark - ts_ms > self.allowed_lateness_ms or not self.in_window(ts_ms):
-                return False
-        elif ts_ms != watermark:
-            self.advance(ts_ms)
-        slot = ts_ms // self._bucket_ms % self._buckets
+        index = ts_ms // self._bucket_ms
+        if watermark is None or ts_ms >= watermark:
+            if index == self._head_index:  # the usual case: same bucket as the newest event
+                self._watermark_ms = ts_ms
+            else:
+                self.advance(ts_ms)
+        elif watermark - ts_ms > self.allowed_lateness_ms or not self.in_window(ts_ms):
+            return False
+        slot = index % self._buckets
         base = slot * _COUNTERS
         counts = self._counts
         try:  # calls first: it is the largest counter, so if it fits the others do
