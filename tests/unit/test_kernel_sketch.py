@@ -81,6 +81,14 @@ def test_p95_of_a_known_distribution() -> None:
     assert (sketch.quantile(0), sketch.quantile(1)) == (1.0, 1000.0)  # clamped to min / max
 
 
+def test_the_largest_floats_do_not_overflow() -> None:
+    sketch = QuantileSketch()
+    for value in (1.7e308, 1e308, 1.0):
+        sketch.add(value)
+    assert sketch.quantile(1.0) == 1.7e308
+    assert within(sketch.quantile(0.5), 1e308, 0.01)
+
+
 def test_empty_sketch_has_no_quantile() -> None:
     assert QuantileSketch().quantile(0.5) is None
 

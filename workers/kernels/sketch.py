@@ -152,8 +152,11 @@ class QuantileSketch:
         return math.ceil(math.log(value) * self._multiplier)
 
     def value(self, index: int) -> float:
-        """What bucket `index` stands for: within the relative accuracy of all its values."""
-        return 2 * self._gamma**index / (self._gamma + 1)
+        """What bucket `index` stands for: within the relative accuracy of all its values.
+        2 * gamma**i / (gamma + 1), written from the bucket's lower bound so that the power
+        cannot overflow for any finite value added."""
+        gamma = self._gamma
+        return gamma ** (index - 1) * (2 * gamma / (gamma + 1))
 
     @property
     def gamma(self) -> float:
