@@ -334,6 +334,20 @@ def test_trip_conditions_run_only_while_closed_and_restart_on_transitions() -> N
     assert t.to_state is S.OPEN
 
 
+def test_latency_from_before_the_breaker_closed_is_not_counted() -> None:
+    m = Machine(tripping(P95))
+    m.at(MINUTE_MS)
+    m.feed(Command(m.now_ms, Override.FORCE_OPEN))
+    m.feed(Command(m.now_ms, Override.RESET))  # CLOSED again since 00:01
+    m.feed(Latency(m.now_ms - 1, 9000.0))  # measured at 00:00.999: before that
+    assert m.state.trips is not None
+    sketch = m.state.trips[0].sketch
+    assert sketch is not None
+    assert sketch.count == 0
+    m.latency(9000.0)
+    assert sketch.count == 1
+
+
 def test_first_condition_to_trip_opens_and_restarts_the_others() -> None:
     m = Machine(tripping(SUCCESS_RATE, ERROR_RATE))
     for _ in range(4):

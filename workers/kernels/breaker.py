@@ -230,8 +230,10 @@ def step(
         if current is _CLOSED or current is _METRICS_ONLY:
             state.window.advance(ts_ms)  # slides a time window
         if isinstance(event, Latency) and current is _CLOSED and state.trips is not None:
-            for tracker in state.trips:
-                tracker.observe_latency(ts_ms, event.latency_ms)
+            since_ms = state.since_ms  # measured before the breaker closed: not this CLOSED's
+            if since_ms is None or ts_ms >= since_ms:
+                for tracker in state.trips:
+                    tracker.observe_latency(ts_ms, event.latency_ms)
     return state, (tuple(outputs) if outputs else ())
 
 
