@@ -99,9 +99,11 @@ async def raw_consume(bootstrap: str, topic: str, partitions: int, count: int) -
     return Rate(seen, time.perf_counter() - started)
 
 
-async def guardstream_ingest(bootstrap: str, prefix: str, count: int, timeout_s: float) -> Rate:
-    """`guardstream worker`, run as users run it."""
-    command = ["-m", "workers.cli.main", "worker", "--web-port"]
+async def guardstream_ingest(
+    bootstrap: str, prefix: str, count: int, timeout_s: float, policy: str
+) -> Rate:
+    """`guardstream worker`, run as users run it: ingest + breakers under `policy`."""
+    command = ["-m", "workers.cli.main", "worker", "--policy", policy, "--web-port"]
     return await timed_worker(command, bootstrap, prefix, "guardstream", count, timeout_s)
 
 
@@ -193,15 +195,17 @@ async def main_async(args: argparse.Namespace) -> None:
             avg = await produce(bootstrap, catalog, args.events)
             topic = catalog.name(TopicName.TOOL_INVOCATIONS)
             raw = await raw_consume(bootstrap, topic, args.partitions, args.events)
-            ingest = await guardstream_ingest(bootstrap, prefix, args.events, args.timeout)
+            ingest = await guardstream_ingest(
+                bootstrap, prefix, args.events, args.timeout, args.policy
+            )
             plain = None
             if not args.skip_plain_faust:
                 plain = await plain_faust(bootstrap, prefix, args.events, args.timeout)
             ratio = ingest.per_second / raw.per_second
             print(f"events: {args.events} x ~{avg} B, partitions: {args.partitions}")
             print(f"raw aiokafka getmany + orjson : {raw.per_second:>10,.0f} events/s")
-            print(f"guardstream ingest stage      : {ingest.per_second:>10,.0f} events/s")
-            print(f"ratio (ingest / raw)          : {ratio:.2f}x")
+            print(f"guardstream ingest + breakers : {ingest.per_second:>10,.0f} events/s")
+            print(f"ratio (guardstream / raw)     : {ratio:.2f}x")
             if plain is not None:
                 print(f"plain Faust agent + table     : {plain.per_second:>10,.0f} events/s")
                 print(f"ratio (plain Faust / raw)     : {plain.per_second / raw.per_second:.2f}x")
@@ -213,6 +217,9 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--bootstrap", default=None, help="Use this broker instead of starting one")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--policy", default="configs", help="Breaker policy the worker runs (default: configs)"
+    )
     parser.add_argument(
         "--skip-plain-faust", action="store_true", help="Leave out the stock Faust baseline"
     )

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from schemas.clock import CLOCK_TYPE, ClockTick, StreamEvent
 from schemas.codec import encode
 from schemas.dead_letter import describe_validation_error
-from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent
+from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent, ToolInvocation
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from topics.connect import start_client
 from topics.keys import input_key
@@ -78,6 +78,30 @@ def parse_event(
         return model.model_validate(fields)
     except ValidationError as exc:
         raise InvalidEventError(f"{topic}: {describe_validation_error(exc)}") from None
+
+
+def decode_event(raw: bytes) -> StreamEvent:
+    """`parse_event` for one JSONL line, taking pydantic-core's JSON path when it can.
+
+    The model is guessed from the raw bytes (a tick; `"latency_ms"`; `"source"` without
+    `"tool"`; else a tool invocation) and the line validated straight from JSON, about twice
+    as fast as loading it into a dict first. A guess that validates picks the same model
+    `parse_event` would (each guess requires the field that decides it); anything else --
+    a `type` field, a failed guess -- goes through `parse_event` for the exact answer and
+    its error message.
+    """
+    if b'"type"' in raw:
+        return parse_event(raw)
+    if b'"latency_ms"' in raw:
+        model: type[InputEvent] = LatencyEvent
+    elif b'"source"' in raw and b'"tool"' not in raw:
+        model = CostEvent
+    else:
+        model = ToolInvocation
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError:
+        return parse_event(raw)
 
 
 def _infer_topic(fields: Mapping[str, Any]) -> TopicName:

@@ -194,6 +194,14 @@ def _register_web_pages(worker: Worker) -> None:
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(render(worker.registry), headers=dict(METRICS_HEADERS))
 
+    @app.page("/breakers")
+    async def breaker_states(web: Any, request: Any) -> Any:
+        # What this worker's breakers hold now (its partitions only); the fleet-wide view is
+        # the compacted breaker-state topic (`guardstream breakers`).
+        sink = worker.breakers
+        states = [] if sink is None else sink.current_states()
+        return web.json([state.model_dump(mode="json") for state in states])
+
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         consumer_ok = app.consumer is not None and not app.consumer.should_stop

@@ -13,10 +13,13 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
+import orjson
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -49,6 +52,8 @@ SIMULATOR_ARGS = [
     "research:40:20:20",
 ]
 _REFRESH_S = 1.0
+_BREAKER_ROWS = 12
+POLICY_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 @contextmanager
@@ -63,7 +68,45 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[Manage
         process.stop(timeout=20)
 
 
-def _view(samples: dict[str, float], rate: float, elapsed_s: float, logs: Path) -> Group:
+_STATE_STYLE = {"closed": "green", "open": "bold red", "half_open": "yellow"}
+
+
+def _breaker_table(states: list[dict[str, Any]]) -> Table:
+    table = Table(
+        "breaker", "state", "failure rate", "calls", "retry at", "reason",
+        title="circuit breakers (not closed first)", expand=True,
+    )  # fmt: skip
+    ordered = sorted(states, key=lambda s: (s["state"] == "closed", s["key"]))
+    for state in ordered[:_BREAKER_ROWS]:
+        style = _STATE_STYLE.get(state["state"], "")
+        table.add_row(
+            state["key"],
+            f"[{style}]{state['state']}[/]" if style else state["state"],
+            f"{state['failure_rate']:.0%}",
+            str(state["calls_in_window"]),
+            (state.get("retry_at") or "")[11:19],
+            state.get("reason") or "",
+        )
+    return table
+
+
+def _breakers(web_port: int) -> list[dict[str, Any]]:
+    try:
+        url = f"http://127.0.0.1:{web_port}/breakers"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            states: list[dict[str, Any]] = orjson.loads(response.read())
+            return states
+    except (OSError, ValueError):
+        return []
+
+
+def _view(
+    samples: dict[str, float],
+    breakers: list[dict[str, Any]],
+    rate: float,
+    elapsed_s: float,
+    logs: Path,
+) -> Group:
     ingest = Table("topic", "accepted", "duplicates", title="ingest", expand=True)
     for key, value in sorted(samples.items()):
         if key.startswith(EVENTS_ACCEPTED):
@@ -83,7 +126,7 @@ def _view(samples: dict[str, float], rate: float, elapsed_s: float, logs: Path) 
         f"openai outage at 20s for 30s, research spend x20 at 40s for 20s\n"
         f"logs: {logs}   Ctrl-C stops everything"
     )
-    return Group(Panel(summary, title="guardstream demo"), ingest, dead)
+    return Group(Panel(summary, title="guardstream demo"), _breaker_table(breakers), ingest, dead)
 
 
 def run_demo(seconds: float | None) -> None:
@@ -103,7 +146,11 @@ def run_demo(seconds: float | None) -> None:
         asyncio.run(_create_topics(cluster.bootstrap_servers, catalog))
         web_port = free_port()
         worker = stack.enter_context(
-            _process(["worker", "--web-port", str(web_port)], settings_env, logs / "worker.log")
+            _process(
+                ["worker", "--policy", str(POLICY_DIR), "--web-port", str(web_port)],
+                settings_env,
+                logs / "worker.log",
+            )
         )
         stack.enter_context(_process(SIMULATOR_ARGS, settings_env, logs / "simulator.log"))
         console.print(
@@ -140,7 +187,7 @@ def _watch(
                 now = time.monotonic()
                 rate = (seen - last_total) / max(now - last_time, 1e-6)
                 last_total, last_time = seen, now
-                live.update(_view(samples, rate, now - started, logs))
+                live.update(_view(samples, _breakers(web_port), rate, now - started, logs))
                 time.sleep(_REFRESH_S)
     except KeyboardInterrupt:
         pass

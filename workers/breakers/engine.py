@@ -14,7 +14,7 @@ from typing import Protocol
 from schemas.alerts import Alert
 from schemas.clock import ClockTick, StreamEvent
 from schemas.events import LatencyEvent, ToolInvocation
-from schemas.state import BreakerState
+from schemas.state import BreakerState, CircuitState
 from schemas.types import epoch_ms, from_epoch_ms, rfc3339_ms
 from workers.breakers.alerts import BreakerIdentity, alert_change
 from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision
@@ -23,6 +23,7 @@ from workers.kernels.breaker import (
     BreakerSnapshot,
     Clock,
     Transition,
+    WindowType,
     classify,
     initial_state,
     observe_latency,
@@ -57,6 +58,8 @@ class BreakerEngine:
     def __init__(self, policy: BreakerRouting) -> None:
         self.policy = policy
         self._breakers: dict[str, Breaker] = {}
+        # (vendor, tool) -> its breaker (None: disabled), so routing runs once per pair.
+        self._routes: dict[tuple[str, str], Breaker | None] = {}
 
     def __len__(self) -> int:
         return len(self._breakers)
@@ -79,7 +82,8 @@ class BreakerEngine:
         decisions: list[Decision] = []
         tick = Clock(ts_ms)
         for breaker in self._breakers.values():
-            decisions.extend(self._step(breaker, tick, event_id))
+            if _time_matters(breaker):
+                decisions.extend(self._step(breaker, tick, event_id))
         return decisions
 
     def states(self) -> Iterator[BreakerState]:
@@ -97,6 +101,13 @@ class BreakerEngine:
     def _breaker(self, vendor: str, tool: str) -> Breaker | None:
         """The breaker for a call, created on first sight; None when its policy entry is
         disabled (`enabled: false`): such calls are not governed at all."""
+        route = (vendor, tool)
+        if route in self._routes:
+            return self._routes[route]
+        breaker = self._routes[route] = self._route(vendor, tool)
+        return breaker
+
+    def _route(self, vendor: str, tool: str) -> Breaker | None:
         key = self.policy.key_for(vendor, tool)
         breaker = self._breakers.get(key)
         if breaker is None:
@@ -175,6 +186,27 @@ class BreakerEngine:
     def state_of(self, key: str) -> BreakerState | None:
         breaker = self._breakers.get(key)
         return None if breaker is None else self._published(key, breaker, breaker.last_ts_ms)
+
+
+# States in which a clock tick changes nothing unless the window or a trip condition is
+# time-based: skipping those breakers keeps a tick O(breakers that wait), not O(breakers).
+_CLOCK_IDLE = frozenset(
+    {
+        CircuitState.CLOSED,
+        CircuitState.METRICS_ONLY,
+        CircuitState.DISABLED,
+        CircuitState.FORCED_OPEN,
+    }
+)
+
+
+def _time_matters(breaker: Breaker) -> bool:
+    """Whether a clock tick can change `breaker` (exactly what `step` would do with it)."""
+    if breaker.state.state not in _CLOCK_IDLE:
+        return True  # OPEN waits for retry_at, HALF_OPEN for its maximum wait
+    return breaker.config.sliding_window_type is WindowType.TIME or bool(
+        breaker.config.trip_conditions
+    )
 
 
 def transition_state(

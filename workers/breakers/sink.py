@@ -18,7 +18,7 @@ import faust
 from schemas.audit import AuditSource
 from schemas.clock import ClockTick
 from schemas.codec import encode
-from schemas.state import CircuitState
+from schemas.state import BreakerState, CircuitState
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chain import AuditChain
@@ -83,6 +83,11 @@ class BreakerSink:
         """The partition went to another worker: its breakers and chain head go stale here."""
         self.engines.pop(partition, None)
         self._chains.pop(partition, None)
+
+    def current_states(self) -> list[BreakerState]:
+        """Every breaker this worker holds, sorted by key."""
+        states = [state for engine in self.engines.values() for state in engine.states()]
+        return sorted(states, key=lambda state: state.key)
 
     def states_by_state(self) -> dict[str, int]:
         """How many breakers are in each state (for metrics)."""

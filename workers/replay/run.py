@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from schemas.clock import ClockTick
 from schemas.types import epoch_ms
-from topics.publish import parse_event
+from topics.publish import decode_event
 from workers.breakers.engine import BreakerEngine
 from workers.decisions import Decision
 from workers.errors import InvalidEventError
@@ -49,7 +49,7 @@ class Replay:
         engines = self.engines
         for number, line in lines:
             try:
-                event = parse_event(line)
+                event = decode_event(line)
             except InvalidEventError as exc:
                 self._invalid(f"line {number}: {exc}")
                 continue
