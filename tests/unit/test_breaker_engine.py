@@ -202,3 +202,19 @@ def test_replay_counts_duplicates_and_invalid_lines() -> None:
     assert (counts.events, counts.duplicates, counts.invalid, counts.clock_ticks) == (1, 1, 2, 1)
     assert counts.errors[0].startswith("line 3: not valid JSON")
     assert counts.errors[1].startswith("line 4:")
+
+
+def test_a_rate_limited_call_with_retry_after_opens_until_that_instant() -> None:
+    engine = BreakerEngine(policy())
+    limited = call(0, ok=False).model_copy(
+        update={"error_type": "rate_limit", "attributes": {"retry_after_s": "30"}}
+    )
+    spec = {**SPEC, "breakers": {**SPEC["breakers"]}}
+    spec["breakers"]["vendors"] = {**SPEC["breakers"]["vendors"], "error_types": ["rate_limit"]}
+    engine = BreakerEngine(policy(spec))
+    [opened] = [d for d in engine.apply(limited) if isinstance(d, TransitionDecision)]
+    assert opened.reason == "rate_limit_retry_after"
+    assert opened.details["retry_at"] == "2026-11-18T11:07:10.000Z"  # ts + 30 s
+    # A retry-after nobody can parse is just a failure.
+    garbled = limited.model_copy(update={"event_id": "g", "attributes": {"retry_after_ms": "soon"}})
+    assert BreakerEngine(policy(spec)).apply(garbled) == []

@@ -7,6 +7,7 @@ sink and `guardstream replay` both drive this same code, which is what makes rep
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -70,7 +71,9 @@ class BreakerEngine:
             breaker = self._breaker(event.vendor, event.tool)
             if breaker is None:
                 return []
-            return self._step(breaker, classify(event, breaker.config), event.event_id)
+            retry_after_ms = _retry_after_ms(event) if event.attributes else None
+            call = classify(event, breaker.config, retry_after_ms=retry_after_ms)
+            return self._step(breaker, call, event.event_id)
         if isinstance(event, ClockTick):
             return self.advance(epoch_ms(event.ts), event.event_id)
         if isinstance(event, LatencyEvent):
@@ -186,6 +189,22 @@ class BreakerEngine:
     def state_of(self, key: str) -> BreakerState | None:
         breaker = self._breakers.get(key)
         return None if breaker is None else self._published(key, breaker, breaker.last_ts_ms)
+
+
+def _retry_after_ms(event: ToolInvocation) -> float | None:
+    """The vendor's Retry-After for a rate-limited call, when the producer passed it along:
+    `retry_after_ms`, or `retry_after_s` (the HTTP header's unit), as extra fields (kept in
+    `attributes`). Unparseable values are ignored: the call still counts as a failure."""
+    attributes = event.attributes
+    for name, scale in (("retry_after_ms", 1.0), ("retry_after_s", 1000.0)):
+        raw = attributes.get(name)
+        if raw is not None:
+            try:
+                value = float(raw) * scale
+            except ValueError:
+                return None
+            return value if math.isfinite(value) and value > 0 else None
+    return None
 
 
 # States in which a clock tick changes nothing unless the window or a trip condition is
