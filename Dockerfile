@@ -38,7 +38,10 @@ RUN pip install --no-cache-dir . \
     && rm -rf /src/build /src/*.egg-info
 
 # Worker defaults for a container; every one can be overridden with -e / compose environment.
+# The example policies (configs/breakers.yaml ...); mount your own over /etc/guardstream.
+COPY configs/ /etc/guardstream/
 ENV GUARDSTREAM_MODE=production \
+    GUARDSTREAM_POLICY_DIR=/etc/guardstream \
     GUARDSTREAM_WEB_HOST=0.0.0.0 \
     GUARDSTREAM_DATA_DIR=/var/lib/guardstream
 

@@ -264,3 +264,9 @@ def test_docker_compose_config_accepts_the_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_image_ships_the_example_policies_and_points_the_worker_at_them() -> None:
+    assert "configs/ /etc/guardstream/" in _instruction("COPY")
+    assert "GUARDSTREAM_POLICY_DIR=/etc/guardstream" in " ".join(_instruction("ENV"))
+    assert (ROOT / "configs" / "breakers.yaml").is_file()
