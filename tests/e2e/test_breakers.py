@@ -7,6 +7,7 @@ half-open after the wait; successful trial calls close it and resolve the alert.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.types import epoch_ms, rfc3339_ms
 from tests.support.worker_process import WorkerProcess, cli_env, run_cli, running_worker
@@ -62,21 +64,29 @@ def jsonl(documents: list[dict[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(document) + b"\n" for document in documents)
 
 
+def breaker_env(
+    bootstrap: str, prefix: str, tmp_path: Path, *, clock_interval_s: str
+) -> dict[str, str]:
+    """CLI environment running POLICY, with the topics created."""
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    (policy_dir / "breakers.yaml").write_text(POLICY)
+    env = cli_env(
+        bootstrap,
+        prefix,
+        GUARDSTREAM_POLICY_DIR=str(policy_dir),
+        GUARDSTREAM_CLOCK_INTERVAL_S=clock_interval_s,
+    )
+    assert run_cli(["topics", "create"], env).returncode == 0
+    return env
+
+
 @pytest.fixture
 def worker(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> Iterator[tuple[dict[str, str], WorkerProcess]]:
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "breakers.yaml").write_text(POLICY)
     # No wall-clock ticks: the test's own clock events are the only way time passes.
-    env = cli_env(
-        bootstrap_servers,
-        topic_prefix,
-        GUARDSTREAM_POLICY_DIR=str(policy_dir),
-        GUARDSTREAM_CLOCK_INTERVAL_S="0",
-    )
-    assert run_cli(["topics", "create"], env).returncode == 0
+    env = breaker_env(bootstrap_servers, topic_prefix, tmp_path, clock_interval_s="0")
     with running_worker(env, tmp_path / "worker") as process:
         yield env, process
 
@@ -155,3 +165,47 @@ def test_a_503_burst_opens_one_breaker_and_recovery_resolves_its_alert(
     ]
     assert [r["seq"] for r in audit] == [0, 1, 2]  # one chain, linked
     assert [r["prev_hash"] for r in audit[1:]] == [r["hash"] for r in audit[:-1]]
+
+
+def same_partition_vendor(vendor: str, partitions: int = 4) -> str:
+    """Another vendor whose `<vendor>/chat` key lands in the same input partition."""
+    every = list(range(partitions))
+    target = DefaultPartitioner()(f"{vendor}/chat".encode(), every, every)
+    for n in range(1000):
+        candidate = f"vendor{n}"
+        if DefaultPartitioner()(f"{candidate}/chat".encode(), every, every) == target:
+            return candidate
+    raise AssertionError("no vendor found")
+
+
+def test_a_restarted_worker_continues_the_partitions_audit_chain(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = breaker_env(bootstrap_servers, topic_prefix, tmp_path, clock_interval_s="0")
+    with running_worker(env, tmp_path / "first") as process:
+        publish(env, [call(n, "openai", ok=False, ts_ms=T0_MS + n) for n in range(5)])
+        assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
+    neighbour = same_partition_vendor("openai")
+    with running_worker(env, tmp_path / "second") as process:
+        publish(env, [call(n, neighbour, ok=False, ts_ms=T0_MS + 10 + n) for n in range(5)])
+        assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
+    audit = read_topic(env, "audit")
+    assert [r["payload"]["key"] for r in audit] == ["openai/chat", f"{neighbour}/chat"]
+    assert len({r["chain"] for r in audit}) == 1
+    assert [r["seq"] for r in audit] == [0, 1]  # continued, not a second seq 0 (a fork)
+    assert audit[1]["prev_hash"] == audit[0]["hash"]
+
+
+def test_the_workers_own_clock_moves_an_open_breaker_without_traffic(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = breaker_env(bootstrap_servers, topic_prefix, tmp_path, clock_interval_s="0.5")
+    with running_worker(env, tmp_path / "worker") as process:
+        now_ms = time.time_ns() // 1_000_000
+        publish(env, [call(n, "openai", ok=False, ts_ms=now_ms + n) for n in range(5)])
+        assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
+        # WAIT_MS later a wall-clock tick published by the worker itself makes it half-open.
+        assert process.wait_for(TRANSITIONS, 2, timeout_s=30) == 2, process.log_tail()
+    assert breakers(env)["openai/chat"]["state"] == "half_open"
+    [_, half_open] = read_topic(env, "audit")
+    assert half_open["payload"]["event_id"].startswith("clock-")
