@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from schemas.alerts import Alert
 from schemas.clock import ClockTick, StreamEvent
@@ -55,6 +55,10 @@ class Breaker:
     last_ts_ms: int = 0
 
 
+# Marks a (vendor, tool) pair not routed yet (None already means "disabled").
+_UNROUTED: Any = object()
+
+
 class BreakerEngine:
     def __init__(self, policy: BreakerRouting) -> None:
         self.policy = policy
@@ -67,13 +71,21 @@ class BreakerEngine:
 
     def apply(self, event: StreamEvent) -> list[Decision]:
         """Feed one event (in stream order); returns the decisions it caused, often none."""
-        if isinstance(event, ToolInvocation):
-            breaker = self._breaker(event.vendor, event.tool)
+        if type(event) is ToolInvocation:  # the hot path: written out, no helper calls
+            breaker = self._routes.get((event.vendor, event.tool), _UNROUTED)
+            if breaker is _UNROUTED:
+                breaker = self._breaker(event.vendor, event.tool)
             if breaker is None:
                 return []
             retry_after_ms = _retry_after_ms(event) if event.attributes else None
-            call = classify(event, breaker.config, retry_after_ms=retry_after_ms)
-            return self._step(breaker, call, event.event_id)
+            config = breaker.config
+            call = classify(event, config, retry_after_ms=retry_after_ms)
+            breaker.state, transitions = step(breaker.state, config, call)
+            if call.ts_ms > breaker.last_ts_ms:
+                breaker.last_ts_ms = call.ts_ms
+            if not transitions:
+                return []
+            return self._decisions(breaker, transitions, event.event_id)
         if isinstance(event, ClockTick):
             return self.advance(epoch_ms(event.ts), event.event_id)
         if isinstance(event, LatencyEvent):
@@ -127,6 +139,11 @@ class BreakerEngine:
             breaker.last_ts_ms = event.ts_ms
         if not transitions:
             return []
+        return self._decisions(breaker, transitions, event_id)
+
+    def _decisions(
+        self, breaker: Breaker, transitions: tuple[Transition, ...], event_id: str
+    ) -> list[Decision]:
         decisions: list[Decision] = []
         for transition in transitions:
             decisions.extend(self._decide(breaker, transition, event_id))
