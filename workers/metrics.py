@@ -16,6 +16,7 @@ from workers.ingest.stage import IngestCounters
 
 EVENTS_ACCEPTED = "guardstream_events_accepted"
 EVENTS_DUPLICATE = "guardstream_events_duplicate"
+CLOCK_TICKS = "guardstream_clock_ticks"
 EVENTS_DEAD_LETTERED = "guardstream_events_dead_lettered"
 DEDUP_TRACKED_IDS = "guardstream_dedup_tracked_ids"
 CONSUMER_LAG = "guardstream_consumer_lag_records"
@@ -51,6 +52,11 @@ class IngestCollector(Collector):
         )
         for topic, count in sorted(self._counters.duplicates.items()):
             duplicate.add_metric([topic], count)
+        ticks = CounterMetricFamily(
+            CLOCK_TICKS, "Clock ticks read from the input partitions", labels=["topic"]
+        )
+        for topic, count in sorted(self._counters.clock_ticks.items()):
+            ticks.add_metric([topic], count)
         dead = CounterMetricFamily(
             EVENTS_DEAD_LETTERED, "Input records sent to dead-letter", labels=["topic", "kind"]
         )
@@ -63,7 +69,7 @@ class IngestCollector(Collector):
         )
         for (topic, partition), records in sorted(self._lag().items()):
             lag.add_metric([topic, str(partition)], records)
-        metrics: list[Metric] = [accepted, duplicate, dead, tracked, lag]
+        metrics: list[Metric] = [accepted, duplicate, ticks, dead, tracked, lag]
         last_batch = self._last_batch_unixtime()
         if last_batch is not None:
             # Staleness alerting (and the benchmark's clock): when did a batch last finish?

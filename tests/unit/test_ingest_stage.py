@@ -140,7 +140,10 @@ def test_lookback_start(
 
 def test_clock_ticks_are_accepted_in_stream_order_next_to_events() -> None:
     tick = orjson.dumps({"type": "clock", "ts": TS_MS + 5})
-    result = stage().process(batch([call("a"), tick, call("b")]))
+    ingest = stage()
+    result = ingest.process(batch([call("a"), tick, call("b")]))
+    # Counted apart: ticks are time passing, not traffic.
+    assert (ingest.counters.accepted[TOPIC], ingest.counters.clock_ticks[TOPIC]) == (2, 1)
     assert [type(item.event).__name__ for item in result.accepted] == [
         "ToolInvocation",
         "ClockTick",

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from schemas.clock import ClockTick
 from schemas.events import InputEvent
 from schemas.types import epoch_ms
 from workers.batching.records import RawBatch
@@ -31,11 +32,16 @@ class IngestCounters:
     """Cumulative counts per physical topic; the metrics exporter reads these."""
 
     accepted: Counter[str] = field(default_factory=Counter)
+    """Input events (clock ticks are counted apart: they are time, not traffic)."""
+    clock_ticks: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, kind)
 
     def add(self, result: IngestResult) -> None:
-        self.accepted[result.topic] += len(result.accepted)
+        ticks = sum(1 for item in result.accepted if type(item.event) is ClockTick)
+        self.accepted[result.topic] += len(result.accepted) - ticks
+        if ticks:
+            self.clock_ticks[result.topic] += ticks
         self.duplicates[result.topic] += result.duplicates
         for rejected in result.rejected:
             self.rejected[(result.topic, str(rejected.kind))] += 1
