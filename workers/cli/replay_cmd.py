@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 import orjson
@@ -12,10 +13,10 @@ import orjson
 from workers.breakers.engine import BreakerEngine
 from workers.cli.context import CliContext, pass_cli
 from workers.cli.lines import numbered_lines, progress_bar, size_of
-from workers.decisions import AlertDecision, Decision, TransitionDecision
 from workers.errors import ConfigError, InvalidEventError
 from workers.policies.breakers import default_breaker_policy, load_breaker_policy
 from workers.replay.run import Replay
+from workers.replay.shards import replay_sharded
 
 
 @click.command()
@@ -33,6 +34,13 @@ from workers.replay.run import Replay
     help="Policy directory or file (default: the runtime mode's built-in breaker policy).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON decision per line (stable).")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes, sharded by breaker key; same output as one (needs a file, not stdin).",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @pass_cli
 def replay(
@@ -40,6 +48,7 @@ def replay(
     source: IO[bytes],
     policy_dir: Path | None,
     as_json: bool,
+    jobs: int,
     progress: bool | None,
 ) -> None:
     """Run the kernels over SOURCE in file order and print every decision they make.
@@ -55,25 +64,32 @@ def replay(
     except ConfigError as exc:
         cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
         raise SystemExit(ConfigError.exit_code) from None
-    replay = Replay(
-        [BreakerEngine(policy)],
-        dedup_horizon_ms=int(cli.settings.dedup_horizon_s * 1000),
-        dedup_max_ids=cli.settings.dedup_max_ids_per_partition,
-    )
-    show_progress = cli.err.is_terminal if progress is None else progress
-    write = sys.stdout.buffer.write
-    with progress_bar("replaying", cli.err, enabled=show_progress) as bar:
-        task = bar.add_task("replay", total=size_of(source))
-        decisions = replay.run(numbered_lines(source, bar, task))
-        if as_json:
-            for decision in decisions:
-                write(orjson.dumps(decision.to_json()) + b"\n")
-        else:
-            write(_HEADER)
-            for decision in decisions:
-                write(_row(decision).encode() + b"\n")
+    horizon_ms = int(cli.settings.dedup_horizon_s * 1000)
+    max_ids = cli.settings.dedup_max_ids_per_partition
+    emit = _emitter(as_json)
+    if jobs > 1:
+        if source.name in ("<stdin>", "-"):
+            raise click.UsageError("--jobs needs --input FILE (every shard reads the file)")
+        with cli.err.status(f"replaying with {jobs} processes ..."):
+            lines, counts = replay_sharded(
+                Path(source.name),
+                policy,
+                mode,
+                jobs=jobs,
+                dedup_horizon_ms=horizon_ms,
+                dedup_max_ids=max_ids,
+            )
+        for encoded in lines:
+            emit(orjson.loads(encoded))
+    else:
+        replay = Replay([BreakerEngine(policy)], dedup_horizon_ms=horizon_ms, dedup_max_ids=max_ids)
+        show_progress = cli.err.is_terminal if progress is None else progress
+        with progress_bar("replaying", cli.err, enabled=show_progress) as bar:
+            task = bar.add_task("replay", total=size_of(source))
+            for decision in replay.run(numbered_lines(source, bar, task)):
+                emit(decision.to_json())
+        counts = replay.counts
     sys.stdout.flush()
-    counts = replay.counts
     for error in counts.errors:
         cli.err.print(f"[red]{error}[/]", highlight=False, soft_wrap=True)
     cli.err.print(
@@ -87,6 +103,18 @@ def replay(
         raise SystemExit(InvalidEventError.exit_code)
 
 
+def _emitter(as_json: bool) -> Callable[[dict[str, Any]], None]:
+    """Writes one decision: its JSON line, or a table row (after the header)."""
+    write = sys.stdout.buffer.write
+    if not as_json:
+        write(_HEADER)
+
+    def emit(document: dict[str, Any]) -> None:
+        write(orjson.dumps(document) + b"\n" if as_json else _row(document).encode() + b"\n")
+
+    return emit
+
+
 _COLUMNS = "{ts:<24} {kernel:<8} {key:<28} {change:<30} {event_id}"
 _HEADER = (
     _COLUMNS.format(ts="TIME", kernel="KERNEL", key="KEY", change="DECISION", event_id="EVENT")
@@ -94,12 +122,12 @@ _HEADER = (
 ).encode()
 
 
-def _row(decision: Decision) -> str:
-    line = decision.to_json()
-    if isinstance(decision, TransitionDecision):
-        change = f"{decision.from_state} -> {decision.to_state} ({decision.reason})"
-    elif isinstance(decision, AlertDecision):
-        change = f"alert {decision.alert.status} {decision.alert.severity}"
+def _row(line: dict[str, Any]) -> str:
+    """One table row from a decision's JSON line (the same data, whichever path made it)."""
+    if line["type"] == "transition":
+        change = f"{line['from']} -> {line['to']} ({line['reason']})"
+    elif line["type"] == "alert":
+        change = f"alert {line['status']} {line['severity']}"
     else:
         change = str(line["type"])
     return _COLUMNS.format(
