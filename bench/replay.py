@@ -5,8 +5,11 @@
 Writes a JSONL file of ToolInvocations (a steady mix of successes, 503s, timeouts and 401s
 over `--keys` vendor/tool keys, one clock tick per 1,000 events), then, in one run:
 - raw: read + orjson.loads of every line (the floor any replay pays),
-- replay: read + decode + validate + de-duplicate + breaker engine (what `replay` runs),
-and prints events/s of both and their ratio, plus tracemalloc bytes per breaker key.
+- validate: read + pydantic-core validation of every line (the ceiling of any replay that
+  validates, as `replay` must),
+- replay: read + decode + validate + de-duplicate + breaker engine (what `replay` runs), in one
+  process and sharded over `--jobs` processes (`replay --jobs`),
+and prints events/s of each and their ratio to raw, plus tracemalloc bytes per breaker key.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from pathlib import Path
 
 import orjson
 
+from schemas.events import ToolInvocation
 from schemas.types import rfc3339_ms
+from topics.publish import decode_event
 from workers.breakers.engine import BreakerEngine
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
 from workers.replay.run import Replay
+from workers.replay.shards import replay_sharded
 from workers.settings import Mode
 
 T0_MS = 1_795_000_000_000
@@ -40,8 +46,11 @@ def generate(path: Path, events: int, keys: int, seed: int = 7) -> None:
             ts_ms = T0_MS + n * 2  # 500 events/s of event time
             if n % 1000 == 999:
                 out.write(orjson.dumps({"type": "clock", "ts": rfc3339_ms(ts_ms)}) + b"\n")
-            vendor, tool = names[rng.randrange(keys)]
+            key = rng.randrange(keys)
+            vendor, tool = names[key]
             roll = rng.random()
+            if key % 20 == 0 and rng.random() < 0.6:
+                roll = 0.9 + roll * 0.08  # one key in 20 is having a bad day: 503s, timeouts
             status, error = (
                 ("success", None) if roll < 0.9
                 else ("error", "503") if roll < 0.96
@@ -80,6 +89,31 @@ def raw_rate(path: Path) -> tuple[int, float]:
     return count, count / (time.perf_counter() - started)
 
 
+def validate_rate(path: Path) -> float:
+    validate = ToolInvocation.model_validate_json
+    started = time.perf_counter()
+    count = 0
+    for _, line in numbered(path):
+        if b'"clock"' not in line:
+            validate(line)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def sharded_rate(path: Path, policy: BreakerPolicy, jobs: int) -> tuple[float, int]:
+    started = time.perf_counter()
+    lines, counts = replay_sharded(
+        path,
+        policy,
+        Mode.PRODUCTION,
+        jobs=jobs,
+        dedup_horizon_ms=3_600_000,
+        dedup_max_ids=1_000_000,
+    )
+    elapsed = time.perf_counter() - started
+    return (counts.events + counts.clock_ticks) / elapsed, len(lines)
+
+
 def replay_rate(path: Path, policy: BreakerPolicy) -> tuple[Replay, float, int]:
     engine = BreakerEngine(policy)
     replay = Replay([engine], dedup_horizon_ms=3_600_000, dedup_max_ids=1_000_000)
@@ -91,22 +125,23 @@ def replay_rate(path: Path, policy: BreakerPolicy) -> tuple[Replay, float, int]:
 
 
 def bytes_per_key(policy: BreakerPolicy, keys: int) -> float:
-    """tracemalloc over an engine holding `keys` breakers that each saw a full window."""
+    """tracemalloc of an engine holding `keys` breakers that each saw a full window. The
+    events are decoded before tracing starts: only what the engine keeps is counted."""
     events = [
-        orjson.dumps(
-            {"event_id": f"m{k}-{i}", "ts": T0_MS + i, "vendor": "v", "tool": f"t{k}",
-             "status": "success", "duration_ms": 10}
+        decode_event(
+            orjson.dumps(
+                {"event_id": f"m{k}-{i}", "ts": T0_MS + i, "vendor": "v", "tool": f"t{k}",
+                 "status": "success", "duration_ms": 10}
+            )
         )
         for k in range(keys) for i in range(120)
     ]  # fmt: skip
     gc.collect()
     tracemalloc.start()
-    engine = BreakerEngine(policy)
-    replay = Replay([engine], dedup_horizon_ms=1, dedup_max_ids=1)  # no dedup memory
     before = tracemalloc.get_traced_memory()[0]
-    for _ in replay.run(enumerate(events, start=1)):
-        pass
-    del replay
+    engine = BreakerEngine(policy)
+    for event in events:
+        engine.apply(event)
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
@@ -119,6 +154,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--policy", type=Path, default=None, help="default: the built-in one")
+    parser.add_argument("--jobs", type=int, default=2, help="processes of the sharded replay")
     args = parser.parse_args()
     policy = (
         load_breaker_policy(args.policy, Mode.PRODUCTION)
@@ -129,11 +165,18 @@ def main() -> None:
         path = Path(tmp) / "events.jsonl"
         generate(path, args.events, args.keys)
         lines, raw = raw_rate(path)
-        replay, rate, decisions = replay_rate(path, policy)
-    print(f"lines                     {lines:>12,}")
-    print(f"raw read+orjson.loads     {raw:>12,.0f} lines/s")
-    print(f"replay (decode+validate+  {rate:>12,.0f} events/s  ({rate / raw:.2f}x raw)")
-    print(f"        dedup+breakers)   {decisions:>12,} decisions, {replay.counts.invalid} invalid")
+        validated = validate_rate(path)
+        _, rate, decisions = replay_rate(path, policy)
+        sharded, sharded_decisions = sharded_rate(path, policy, args.jobs)
+    assert sharded_decisions == decisions, (sharded_decisions, decisions)
+    print(f"lines ({args.keys} keys)       {lines:>12,}   decisions {decisions:,}")
+    print(f"raw read + orjson.loads      {raw:>12,.0f} lines/s")
+    print(f"read + validate only         {validated:>12,.0f} lines/s  ({validated / raw:.2f}x raw)")
+    print(f"replay, 1 process            {rate:>12,.0f} events/s ({rate / raw:.2f}x raw)")
+    print(
+        f"replay --jobs {args.jobs:<2}             {sharded:>12,.0f} events/s "
+        f"({sharded / raw:.2f}x raw)"
+    )
     print(
         f"memory per breaker key    {bytes_per_key(policy, 1000):>12,.0f} bytes (100-call window)"
     )
