@@ -16,7 +16,7 @@ from schemas.alerts import Alert
 from schemas.clock import ClockTick, StreamEvent
 from schemas.events import LatencyEvent, ToolInvocation
 from schemas.state import BreakerState, CircuitState
-from schemas.types import epoch_ms, from_epoch_ms, rfc3339_ms
+from schemas.types import epoch_ms, rfc3339_ms
 from workers.breakers.alerts import BreakerIdentity, alert_change
 from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision
 from workers.kernels.breaker import (
@@ -29,6 +29,7 @@ from workers.kernels.breaker import (
     initial_state,
     observe_latency,
     published_state,
+    state_record,
     step,
 )
 from workers.kernels.breaker_events import Event
@@ -250,25 +251,17 @@ def transition_state(
 ) -> BreakerState:
     """The breaker-state record of one transition: the state entered, with the evidence that
     decided it (several transitions in one step each get their own record)."""
-    evidence = transition.evidence
-    at = from_epoch_ms(transition.at_ms)
-    retry_at = transition.retry_at_ms
-    return BreakerState(
+    return state_record(
         key=key,
         state=transition.to_state,
-        since=at,
-        retry_at=None if retry_at is None else from_epoch_ms(retry_at),
+        since_ms=transition.at_ms,
+        retry_at_ms=transition.retry_at_ms,
         attempt=transition.attempt,
-        failure_rate=max(evidence.failure_rate_pct, 0.0) / 100,
-        slow_call_rate=max(evidence.slow_call_rate_pct, 0.0) / 100,
-        calls_in_window=evidence.calls,
-        consecutive_failures=evidence.consecutive_failures,
-        calls_while_open=evidence.calls_while_open,
-        fallback_action=transition.fallback_action,
+        evidence=transition.evidence,
         reason=transition.reason,
-        policy_id=config.policy_id,
+        config=config,
         policy_version=policy_version,
-        updated_at=at,
+        updated_at_ms=transition.at_ms,
     )
 
 

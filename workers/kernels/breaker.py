@@ -95,6 +95,7 @@ __all__ = [
     "observe_latency",
     "published_state",
     "rate_pct",
+    "state_record",
     "step",
 ]
 
@@ -185,20 +186,47 @@ def published_state(
     updated_at_ms: int,
 ) -> BreakerState:
     """The `breaker-state` record gateways read (rates as fractions, 0 below the minimum)."""
-    e = state.evidence(config)
-    return BreakerState(
+    return state_record(
         key=key,
         state=state.state,
-        since=from_epoch_ms(state.since_ms if state.since_ms is not None else updated_at_ms),
-        retry_at=from_epoch_ms(state.retry_at_ms) if state.retry_at_ms is not None else None,
+        since_ms=state.since_ms if state.since_ms is not None else updated_at_ms,
+        retry_at_ms=state.retry_at_ms,
         attempt=state.attempt,
-        failure_rate=max(e.failure_rate_pct, 0.0) / 100,
-        slow_call_rate=max(e.slow_call_rate_pct, 0.0) / 100,
-        calls_in_window=e.calls,
-        consecutive_failures=e.consecutive_failures,
-        calls_while_open=e.calls_while_open,
-        fallback_action=config.fallback_action,
+        evidence=state.evidence(config),
         reason=state.reason,
+        config=config,
+        policy_version=policy_version,
+        updated_at_ms=updated_at_ms,
+    )
+
+
+def state_record(
+    *,
+    key: str,
+    state: CircuitState,
+    since_ms: int,
+    retry_at_ms: int | None,
+    attempt: int,
+    evidence: Evidence,
+    reason: str | None,
+    config: BreakerConfig,
+    policy_version: str,
+    updated_at_ms: int,
+) -> BreakerState:
+    """A `breaker-state` record from its parts: a live state's, or a transition's."""
+    return BreakerState(
+        key=key,
+        state=state,
+        since=from_epoch_ms(since_ms),
+        retry_at=from_epoch_ms(retry_at_ms) if retry_at_ms is not None else None,
+        attempt=attempt,
+        failure_rate=max(evidence.failure_rate_pct, 0.0) / 100,
+        slow_call_rate=max(evidence.slow_call_rate_pct, 0.0) / 100,
+        calls_in_window=evidence.calls,
+        consecutive_failures=evidence.consecutive_failures,
+        calls_while_open=evidence.calls_while_open,
+        fallback_action=config.fallback_action,
+        reason=reason,
         policy_id=config.policy_id,
         policy_version=policy_version,
         updated_at=from_epoch_ms(updated_at_ms),

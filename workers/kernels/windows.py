@@ -192,7 +192,10 @@ class Window(Protocol):
     failed_calls: int
     slow_calls: int
     slow_failed_calls: int
+    track_cost: bool
+    track_duration: bool
     cost: CostSlots | None
+    duration: IntSlots | None
 
     def add(
         self, failed: bool, slow: bool, cost_usd: Decimal, duration_ms: float, ts_ms: int
@@ -212,6 +215,18 @@ def _snapshot(window: Window, duration: IntSlots | None) -> WindowSnapshot:
         duration.total / 1000 if duration is not None else 0.0,
         window.cost.total_usd() if window.cost is not None else _ZERO_USD,
     )
+
+
+def _copy_totals(source: Window, clone: Window) -> None:
+    """What every window kind holds beside its slots: the flags and the running totals."""
+    clone.track_cost = source.track_cost
+    clone.track_duration = source.track_duration
+    clone.calls = source.calls
+    clone.failed_calls = source.failed_calls
+    clone.slow_calls = source.slow_calls
+    clone.slow_failed_calls = source.slow_failed_calls
+    clone.cost = source.cost.copy() if source.cost is not None else None
+    clone.duration = source.duration.copy() if source.duration is not None else None
 
 
 @dataclass(slots=True)
@@ -294,14 +309,7 @@ class CountWindow:
     def copy(self) -> CountWindow:
         clone = CountWindow.__new__(CountWindow)
         clone.size = self.size
-        clone.track_cost = self.track_cost
-        clone.track_duration = self.track_duration
-        clone.calls = self.calls
-        clone.failed_calls = self.failed_calls
-        clone.slow_calls = self.slow_calls
-        clone.slow_failed_calls = self.slow_failed_calls
-        clone.cost = self.cost.copy() if self.cost is not None else None
-        clone.duration = self.duration.copy() if self.duration is not None else None
+        _copy_totals(self, clone)
         clone._flags = self._flags[:]
         clone._head = self._head
         clone._channels = self._channels
@@ -447,14 +455,7 @@ class TimeWindow:
         clone.window_s = self.window_s
         clone.bucket_s = self.bucket_s
         clone.allowed_lateness_ms = self.allowed_lateness_ms
-        clone.track_cost = self.track_cost
-        clone.track_duration = self.track_duration
-        clone.calls = self.calls
-        clone.failed_calls = self.failed_calls
-        clone.slow_calls = self.slow_calls
-        clone.slow_failed_calls = self.slow_failed_calls
-        clone.cost = self.cost.copy() if self.cost is not None else None
-        clone.duration = self.duration.copy() if self.duration is not None else None
+        _copy_totals(self, clone)
         clone._counts = self._counts[:]
         clone._head_index = self._head_index
         clone._watermark_ms = self._watermark_ms
