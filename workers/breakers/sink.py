@@ -72,12 +72,15 @@ class BreakerSink:
         engine = self.engines.get(result.partition)
         if engine is None:
             engine = self.engines[result.partition] = BreakerEngine(self.policy)
+        apply = engine.apply
         for item in result.accepted:
-            if not ticks_apply and isinstance(item.event, ClockTick):
+            event = item.event
+            if not ticks_apply and type(event) is ClockTick:
                 continue
-            decisions = engine.apply(item.event)
-            for decision in decisions:
-                await self._publish(decision, result.partition, item.record)
+            decisions = apply(event)
+            if decisions:
+                for decision in decisions:
+                    await self._publish(decision, result.partition, item.record)
 
     def forget_partition(self, partition: int) -> None:
         """The partition went to another worker: its breakers and chain head go stale here."""
