@@ -16,11 +16,21 @@ from typing import Any, Final, Literal
 from pydantic import ConfigDict, TypeAdapter, ValidationError, model_validator
 
 from schemas.base import WIRE_CONFIG, WireModel
-from schemas.events import InputEvent
 from schemas.types import EventTime, Identifier, epoch_ms, from_epoch_ms
 
 CLOCK_TYPE: Final = "clock"
 _EVENT_TIME: Final = TypeAdapter(EventTime, config=WIRE_CONFIG)
+
+
+def parse_event_time(value: Any) -> int | None:
+    """`value` as epoch ms if it is a valid event time, else None (for default ids, which
+    must not raise before field validation can report the problem at `ts`)."""
+    if value is None:
+        return None
+    try:
+        return epoch_ms(_EVENT_TIME.validate_python(value))
+    except ValidationError:
+        return None
 
 
 class ClockTick(WireModel):
@@ -41,19 +51,8 @@ class ClockTick(WireModel):
     @model_validator(mode="before")
     @classmethod
     def _default_event_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("event_id") is None and "ts" in data:
-            try:
-                ts = _EVENT_TIME.validate_python(data["ts"])
-            except ValidationError:
-                return data  # field validation reports it, located at `ts`
-            data = {**data, "event_id": f"clock-{epoch_ms(ts)}"}
+        if isinstance(data, dict) and data.get("event_id") is None:
+            ms = parse_event_time(data.get("ts"))
+            if ms is not None:  # else field validation reports the bad `ts`
+                data = {**data, "event_id": f"clock-{ms}"}
         return data
-
-
-def looks_like_clock(raw: bytes) -> bool:
-    """Cheap pre-check (two substring scans) before a full ClockTick parse on the hot path."""
-    return b'"clock"' in raw and b'"type"' in raw
-
-
-#: What an input partition carries: real events and the ticks between them.
-StreamEvent = InputEvent | ClockTick

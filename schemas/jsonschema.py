@@ -26,6 +26,7 @@ from schemas.clock import ClockTick
 from schemas.control import ControlCommand
 from schemas.dead_letter import DeadLetter
 from schemas.events import CostEvent, LatencyEvent, ToolInvocation
+from schemas.override import BreakerOverride
 from schemas.policy import PolicyDocument
 from schemas.state import BreakerState, BudgetState, SloState
 
@@ -42,6 +43,7 @@ ALL_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
             CostEvent,
             LatencyEvent,
             ClockTick,
+            BreakerOverride,
             Alert,
             AuditRecord,
             BreakerState,

@@ -7,10 +7,12 @@ de-duplication catch duplicates.
 from __future__ import annotations
 
 from schemas.events import CostEvent, InputEvent, LatencyEvent, ToolInvocation
+from schemas.override import BreakerOverride
 
 
-def input_key(event: InputEvent) -> bytes:
-    if isinstance(event, ToolInvocation | LatencyEvent):
+def input_key(event: InputEvent | BreakerOverride) -> bytes:
+    """An override is keyed like the calls of its breaker, so it lands in their partition."""
+    if isinstance(event, ToolInvocation | LatencyEvent | BreakerOverride):
         return f"{event.vendor}/{event.tool}".encode()
     if isinstance(event, CostEvent):
         scope = event.team or event.project or event.user or event.org or "global"

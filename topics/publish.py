@@ -11,10 +11,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from schemas.clock import CLOCK_TYPE, ClockTick, StreamEvent
+from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.dead_letter import describe_validation_error
 from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent, ToolInvocation
+from schemas.override import BreakerOverride
+from schemas.stream import CONTROL_TYPES, StreamEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from topics.connect import start_client
 from topics.keys import input_key
@@ -47,7 +49,7 @@ class Published:
     offset: int
 
 
-def topic_for(event: InputEvent) -> TopicName:
+def topic_for(event: InputEvent | BreakerOverride) -> TopicName:
     if isinstance(event, CostEvent):
         return TopicName.COST_EVENTS
     if isinstance(event, LatencyEvent):
@@ -58,15 +60,18 @@ def topic_for(event: InputEvent) -> TopicName:
 def parse_event(
     document: Mapping[str, Any] | bytes | str, topic: TopicName | None = None
 ) -> StreamEvent:
-    """Validate one input event or clock tick; the error names the field and the problem."""
+    """Validate one input event, clock tick or breaker override; the error names the field
+    and the problem."""
     fields = orjson.loads(document) if isinstance(document, bytes | str) else dict(document)
     if not isinstance(fields, dict):
         raise InvalidEventError(f"an event must be a JSON object, got {type(fields).__name__}")
-    if fields.get(TYPE_FIELD) == CLOCK_TYPE and topic is None:
+    control = CONTROL_TYPES.get(str(fields.get(TYPE_FIELD))) if topic is None else None
+    if control is not None:
         try:
-            return ClockTick.model_validate(fields)
+            return control.model_validate(fields)
         except ValidationError as exc:
-            raise InvalidEventError(f"clock: {describe_validation_error(exc)}") from None
+            kind = fields[TYPE_FIELD]
+            raise InvalidEventError(f"{kind}: {describe_validation_error(exc)}") from None
     declared = fields.pop(TYPE_FIELD, None)
     if topic is None and declared is not None:
         topic = TYPE_ALIASES.get(str(declared))
@@ -135,7 +140,7 @@ class EventPublisher:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._producer.stop()
 
-    async def publish(self, event: InputEvent) -> Published:
+    async def publish(self, event: InputEvent | BreakerOverride) -> Published:
         future = await self._send(event)
         metadata = await future
         return Published(metadata.topic, metadata.partition, metadata.offset)
@@ -196,7 +201,7 @@ class EventPublisher:
                 futures.append(cast("asyncio.Future[Any]", future))
         return futures
 
-    async def _send(self, event: InputEvent) -> asyncio.Future[Any]:
+    async def _send(self, event: InputEvent | BreakerOverride) -> asyncio.Future[Any]:
         topic = self._catalog.name(topic_for(event))
         future = await self._producer.send(topic, value=encode(event), key=input_key(event))
         return cast("asyncio.Future[Any]", future)

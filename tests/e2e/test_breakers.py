@@ -209,3 +209,23 @@ def test_the_workers_own_clock_moves_an_open_breaker_without_traffic(
     assert breakers(env)["openai/chat"]["state"] == "half_open"
     [_, half_open] = read_topic(env, "audit")
     assert half_open["payload"]["event_id"].startswith("clock-")
+
+
+def test_an_operator_forces_a_breaker_open_and_resets_it(
+    worker: tuple[dict[str, str], WorkerProcess],
+) -> None:
+    env, process = worker
+    args = ["breakers", "override", "openai", "chat", "force_open", "--reason", "INC-42"]
+    sent = run_cli([*args, "--actor", "oncall"], env)
+    assert sent.returncode == 0, sent.stderr.decode()
+    assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
+    assert breakers(env)["openai/chat"]["state"] == "forced_open"
+    assert run_cli(["breakers", "override", "openai", "chat", "reset"], env).returncode == 0
+    assert process.wait_for(TRANSITIONS, 2) == 2, process.log_tail()
+    assert breakers(env)["openai/chat"]["state"] == "closed"
+    forced, reset = read_topic(env, "audit")
+    assert (forced["payload"]["to"], forced["payload"]["actor"]) == ("forced_open", "oncall")
+    assert forced["payload"]["override_reason"] == "INC-42"
+    assert forced["payload"]["reason"] == "override:force_open"
+    assert reset["payload"]["to"] == "closed"
+    assert read_topic(env, "alerts") == []  # an operator's decision is not an incident

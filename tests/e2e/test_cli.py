@@ -36,6 +36,7 @@ VALID = {
         ["simulate"],
         ["replay"],
         ["breakers"],
+        ["breakers", "override"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

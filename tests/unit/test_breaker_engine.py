@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from schemas.clock import ClockTick
 from schemas.events import LatencyEvent, ToolInvocation
+from schemas.override import BreakerOverride
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import from_epoch_ms
 from workers.breakers.engine import BreakerEngine
@@ -218,3 +219,54 @@ def test_a_rate_limited_call_with_retry_after_opens_until_that_instant() -> None
     # A retry-after nobody can parse is just a failure.
     garbled = limited.model_copy(update={"event_id": "g", "attributes": {"retry_after_ms": "soon"}})
     assert BreakerEngine(policy(spec)).apply(garbled) == []
+
+
+def override(action: str, ts_ms: int, vendor: str = "openai") -> BreakerOverride:
+    return BreakerOverride.model_validate(
+        {"ts": ts_ms, "vendor": vendor, "tool": "chat", "action": action, "actor": "oncall"}
+    )
+
+
+def test_operator_overrides_are_audited_transitions_and_resolve_alerts() -> None:
+    engine = BreakerEngine(policy())
+    decisions = run(engine, [call(n, ok=False) for n in range(3)])  # opens, alert fires
+    decisions += engine.apply(override("disable", T0 + 10))
+    decisions += engine.apply(override("force_open", T0 + 20))
+    decisions += run(engine, [call(30 + n, ok=True, ts_ms=T0 + 30 + n) for n in range(3)])
+    decisions += engine.apply(override("reset", T0 + 40))
+    assert [(f, t) for _, f, t in transitions(decisions)] == [
+        ("closed", "open"),
+        ("open", "disabled"),
+        ("disabled", "forced_open"),
+        ("forced_open", "closed"),
+    ]
+    assert alerts(decisions) == ["firing", "resolved"]  # forced open is not an incident
+    disabled = next(
+        d for d in decisions if isinstance(d, TransitionDecision) and d.to_state == "disabled"
+    )
+    assert disabled.details["actor"] == "oncall"
+    assert disabled.event_id == f"override-openai/chat-{T0 + 10}"
+    state = engine.state_of("openai/chat")
+    assert state is not None
+    assert state.state.value == "closed"
+
+
+def test_overrides_travel_and_replay_like_events() -> None:
+    line = orjson.dumps(
+        {
+            "type": "breaker_override",
+            "ts": T0,
+            "vendor": "openai",
+            "tool": "chat",
+            "action": "force_open",
+        }
+    )
+    replay = Replay([BreakerEngine(policy())], dedup_horizon_ms=60_000, dedup_max_ids=100)
+    [decision] = list(replay.run([(1, line)]))
+    assert decision.to_json()["to"] == "forced_open"
+    bad = orjson.dumps(
+        {"type": "breaker_override", "ts": T0, "vendor": "x", "tool": "y", "action": "nuke"}
+    )
+    replay = Replay([BreakerEngine(policy())], dedup_horizon_ms=60_000, dedup_max_ids=100)
+    assert list(replay.run([(1, bad)])) == []
+    assert "action" in replay.counts.errors[0]

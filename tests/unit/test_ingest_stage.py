@@ -167,3 +167,16 @@ def test_a_malformed_tick_is_dead_lettered_naming_the_field() -> None:
     [rejected] = result.rejected
     assert rejected.kind is DeadLetterKind.SCHEMA
     assert rejected.dead_letter.error.startswith("ts:"), rejected.dead_letter.error
+
+
+def test_breaker_overrides_are_recognised_and_bad_ones_dead_lettered() -> None:
+    good = orjson.dumps(
+        {"type": "breaker_override", "ts": TS_MS, "vendor": "openai", "tool": "chat",
+         "action": "reset"}
+    )  # fmt: skip
+    bad = orjson.dumps({"type": "breaker_override", "ts": TS_MS, "vendor": "openai"})
+    result = stage().process(batch([good, bad]))
+    [item] = result.accepted
+    assert type(item.event).__name__ == "BreakerOverride"
+    [rejected] = result.rejected
+    assert "tool" in rejected.dead_letter.error

@@ -34,6 +34,7 @@ from schemas import (
 )
 from schemas.clock import ClockTick
 from schemas.jsonschema import ALL_MODELS
+from schemas.override import BreakerOverride
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SPEC = {"breakers": {"cb.vendor.default": {"failure_threshold": 5, "error_types": ["500"]}}}
@@ -42,6 +43,9 @@ LABELS = {"vendor": "openai", "tool": "chat"}
 
 SAMPLES: dict[str, BaseModel] = {
     "ClockTick": ClockTick(ts=T0),
+    "BreakerOverride": BreakerOverride(
+        ts=T0, vendor="openai", tool="chat", action="force_open", actor="oncall", reason="INC-7"
+    ),
     "ToolInvocation": ToolInvocation(
         event_id="e1",
         ts=T0,

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from schemas.alerts import Alert
-from schemas.clock import ClockTick, StreamEvent
+from schemas.clock import ClockTick
 from schemas.events import LatencyEvent, ToolInvocation
+from schemas.override import BreakerOverride, OverrideAction
 from schemas.state import BreakerState, CircuitState
+from schemas.stream import StreamEvent
 from schemas.types import epoch_ms, rfc3339_ms
 from workers.breakers.alerts import BreakerIdentity, alert_change
 from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision
@@ -23,6 +25,8 @@ from workers.kernels.breaker import (
     BreakerConfig,
     BreakerSnapshot,
     Clock,
+    Command,
+    Override,
     Transition,
     WindowType,
     classify,
@@ -55,6 +59,13 @@ class Breaker:
     firing: Alert | None = None
     last_ts_ms: int = 0
 
+
+_OVERRIDES = {
+    OverrideAction.FORCE_OPEN: Override.FORCE_OPEN,
+    OverrideAction.DISABLE: Override.DISABLE,
+    OverrideAction.METRICS_ONLY: Override.METRICS_ONLY,
+    OverrideAction.RESET: Override.RESET,
+}
 
 # Marks a (vendor, tool) pair not routed yet (None already means "disabled").
 _UNROUTED: Any = object()
@@ -91,6 +102,8 @@ class BreakerEngine:
             return self.advance(epoch_ms(event.ts), event.event_id)
         if isinstance(event, LatencyEvent):
             return self._latency(event)
+        if isinstance(event, BreakerOverride):
+            return self._override(event)
         return []  # cost events do not concern breakers
 
     def advance(self, ts_ms: int, event_id: str) -> list[Decision]:
@@ -113,6 +126,20 @@ class BreakerEngine:
         if observed is None or breaker is None:
             return []
         return self._step(breaker, observed, event.event_id)
+
+    def _override(self, event: BreakerOverride) -> list[Decision]:
+        breaker = self._breaker(event.vendor, event.tool)
+        if breaker is None:
+            return []  # a disabled policy entry: nothing to override
+        command = Command(epoch_ms(event.ts), _OVERRIDES[event.action])
+        # Who asked and why belong in the audit record of what it changed.
+        asked = {"actor": event.actor, "override_reason": event.reason}
+        return [
+            replace(decision, details={**decision.details, **asked})
+            if isinstance(decision, TransitionDecision)
+            else decision
+            for decision in self._step(breaker, command, event.event_id)
+        ]
 
     def _breaker(self, vendor: str, tool: str) -> Breaker | None:
         """The breaker for a call, created on first sight; None when its policy entry is

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import click
 from pydantic import ValidationError
 from rich.table import Table
 
+from schemas.override import BreakerOverride, OverrideAction
 from schemas.state import BreakerState, CircuitState
+from schemas.types import from_epoch_ms
 from topics.catalog import TopicName
 from topics.compacted import latest_values
+from topics.publish import EventPublisher, Published
 from workers.cli.context import CliContext, pass_cli, print_json, run
 
 _STATE_STYLE = {
@@ -21,11 +27,55 @@ _STATE_STYLE = {
 }
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of BreakerState records.")
+@click.pass_context
+def breakers(ctx: click.Context, as_json: bool) -> None:
+    """Show every breaker's latest state (the compacted breaker-state topic, read to its end);
+    `breakers override` moves one by hand."""
+    if ctx.invoked_subcommand is None:
+        cli = ctx.find_object(CliContext)
+        assert cli is not None  # the top-level group always sets it
+        _show(cli, as_json)
+
+
+@breakers.command()
+@click.argument("vendor")
+@click.argument("tool")
+@click.argument("action", type=click.Choice([str(action) for action in OverrideAction]))
+@click.option("--reason", help="Why (goes into the audit record).")
+@click.option("--actor", envvar="USER", help="Who asks (default: $USER).")
 @pass_cli
-def breakers(cli: CliContext, as_json: bool) -> None:
-    """Show every breaker's latest state (the compacted breaker-state topic, read to its end)."""
+def override(
+    cli: CliContext, vendor: str, tool: str, action: str, reason: str | None, actor: str | None
+) -> None:
+    """Force open, disable, set metrics-only or reset the breaker of VENDOR/TOOL.
+
+    Sent into the breaker's input partition, so it takes effect in order with the calls,
+    is audited like any transition and replays the same (the breaker key follows the policy's
+    `key:`, e.g. VENDOR alone with `key: vendor`)."""
+    command = BreakerOverride(
+        ts=from_epoch_ms(time.time_ns() // 1_000_000),
+        vendor=vendor,
+        tool=tool,
+        action=OverrideAction(action),
+        event_id=f"override-{uuid.uuid4().hex}",
+        actor=actor,
+        reason=reason,
+    )
+    published = run(_send(cli, command))
+    cli.err.print(
+        f"{action} sent for {vendor}/{tool} ({published.topic}[{published.partition}]"
+        f"@{published.offset}); `guardstream breakers` shows the result once a worker applied it"
+    )
+
+
+async def _send(cli: CliContext, command: BreakerOverride) -> Published:
+    async with EventPublisher(cli.catalog, cli.client_options()) as publisher:
+        return await publisher.publish(command)
+
+
+def _show(cli: CliContext, as_json: bool) -> None:
     states = run(_read(cli))
     if as_json:
         print_json([state.model_dump(mode="json") for state in states])

@@ -6,7 +6,7 @@ from typing import IO
 
 import click
 
-from schemas.clock import StreamEvent
+from schemas.stream import StreamEvent
 from topics.catalog import INPUT_TOPICS, TopicName
 from topics.publish import EventPublisher, parse_event
 from workers.cli.context import CliContext, pass_cli, print_json, run

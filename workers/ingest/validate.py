@@ -6,13 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import orjson
 from pydantic import ValidationError
 
-from schemas.clock import CLOCK_TYPE, ClockTick, StreamEvent, looks_like_clock
 from schemas.dead_letter import DeadLetter, DeadLetterKind
 from schemas.events import InputEvent
 from schemas.limits import MAX_EVENT_BYTES
+from schemas.stream import StreamEvent, control_type
 from workers.batching.records import RawRecord
 
 
@@ -46,10 +45,9 @@ def validate_records(
             rejected.append(Rejected(record, _unparsed(record, model)))
             continue
         try:
-            if looks_like_clock(raw) and _is_tick(raw):
-                accepted.append(Validated(record, ClockTick.model_validate_json(raw)))
-            else:
-                accepted.append(Validated(record, parse(raw)))
+            control = control_type(raw)
+            event = parse(raw) if control is None else control.model_validate_json(raw)
+            accepted.append(Validated(record, event))
         except ValidationError as exc:
             letter = DeadLetter.from_validation_error(
                 exc,
@@ -62,16 +60,6 @@ def validate_records(
             )
             rejected.append(Rejected(record, letter))
     return accepted, rejected
-
-
-def _is_tick(raw: bytes) -> bool:
-    """Whether a record that mentions "clock" is a tick (valid or not) rather than an event
-    that happens to carry those words: only a tick is a JSON object whose `type` is "clock"."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(document, dict) and document.get("type") == CLOCK_TYPE
 
 
 def _unparsed(record: RawRecord, model: type[InputEvent]) -> DeadLetter:
