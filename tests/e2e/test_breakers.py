@@ -81,12 +81,15 @@ def breaker_env(
     return env
 
 
-@pytest.fixture
+@pytest.fixture(params=["development", "production"])
 def worker(
-    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+    request: pytest.FixtureRequest, bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> Iterator[tuple[dict[str, str], WorkerProcess]]:
+    """A worker in development (at least once) or production mode (exactly once: every
+    output goes through Kafka transactions, and readers see only committed records)."""
     # No wall-clock ticks: the test's own clock events are the only way time passes.
     env = breaker_env(bootstrap_servers, topic_prefix, tmp_path, clock_interval_s="0")
+    env["GUARDSTREAM_MODE"] = request.param
     with running_worker(env, tmp_path / "worker") as process:
         yield env, process
 
