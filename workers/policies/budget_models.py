@@ -1,0 +1,287 @@
+"""The three budget-policy shapes as pydantic models: syntax only (types, ranges, known keys).
+
+Cross-field rules (at least one limit, unique thresholds, halt needs a hard budget, ...) stay
+in the kernel's BudgetConfig, so they are written once; `budget_shapes` re-raises them with the
+file and path. guardstream's shape forbids unknown keys (a typo must not silently fall back to
+a default); the seed shapes allow them and the converters record a note for each.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainValidator
+from pydantic_core import PydanticCustomError
+
+from schemas.state import BudgetPeriod
+from schemas.types import Severity
+from workers.kernels.budget_config import ThresholdAction
+from workers.policies.breaker_models import (
+    OptBool,
+    OptNonNegInt,
+    OptPosInt,
+    OptPosNumber,
+    OptText,
+)
+from workers.policies.files import int_at_least, number_in, positive_decimal, text
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _bad(rule: str) -> PydanticCustomError:
+    # The same error type as files.py's validators, so Problems words it the same way.
+    return PydanticCustomError("guardstream", rule)
+
+
+def _amount(value: Any) -> Decimal:
+    """A non-negative amount (spend so far may be zero), exact as written."""
+    rule = "must be an amount >= 0 (number or decimal string)"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _bad(rule)
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise _bad(rule) from None
+    if not amount.is_finite() or amount < 0:
+        raise _bad(rule)
+    return amount
+
+
+def _weekday(value: Any) -> int:
+    # A name reads better in a policy; 0-6 (Monday first, date.weekday()) is accepted too.
+    if isinstance(value, str) and value.lower() in WEEKDAYS:
+        return WEEKDAYS.index(value.lower())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 6:
+        return value
+    raise _bad("must be a weekday name (monday...sunday) or 0 (Monday) - 6 (Sunday)")
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _bad("must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _scalar_text(value: Any) -> str:
+    # Downgrade parameters travel as strings; a YAML 0.5 or true is kept as written.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise _bad("must be a string, number or boolean")
+
+
+Money = Annotated[Decimal, PlainValidator(positive_decimal)]
+OptMoney = Annotated[Decimal | None, PlainValidator(positive_decimal)]
+OptAmount = Annotated[Decimal | None, PlainValidator(_amount)]
+Amount = Annotated[Decimal, PlainValidator(_amount)]
+OptWeekday = Annotated[int | None, PlainValidator(_weekday)]
+OptStrings = Annotated[tuple[str, ...] | None, PlainValidator(_strings)]
+Strings = Annotated[tuple[str, ...], PlainValidator(_strings)]
+PosInt = Annotated[int, PlainValidator(int_at_least(1))]
+NonNegInt = Annotated[int, PlainValidator(int_at_least(0))]
+OptFactor = Annotated[float | None, PlainValidator(number_in(1, None, low_open=True))]
+OptFraction = Annotated[float | None, PlainValidator(number_in(0, 1, low_open=True))]
+Fraction = Annotated[float, PlainValidator(number_in(0, 1, low_open=True))]
+ScalarText = Annotated[str, PlainValidator(_scalar_text)]
+Text = Annotated[str, PlainValidator(text)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+# --- guardstream's shape: BudgetConfig's own field names, units in the names ---
+
+
+class GuardThreshold(_Strict):
+    percent: Money
+    action: ThresholdAction = ThresholdAction.NOTIFY
+    notify: Strings = ()
+    severity: Severity | None = None
+
+
+class GuardRateLimits(_Strict):
+    requests_per_minute: OptPosInt = None
+    tokens_per_minute: OptPosInt = None
+    window_ms: OptPosInt = None
+
+
+class GuardAnomaly(_Strict):
+    detection_window_ms: PosInt
+    factor: OptFactor = None
+    baseline_windows: OptPosInt = None
+
+
+class GuardRapid(_Strict):
+    fraction: OptFraction = None
+    window_ms: OptPosInt = None
+    action: ThresholdAction | None = None
+
+
+class GuardTripwire(_Strict):
+    breach_threshold_pct: Money
+    consecutive_breach_limit: PosInt
+    recovery_threshold_pct: Amount
+    downgrade_parameters: dict[str, ScalarText]
+    consecutive_normal_operations: OptPosInt = None
+    time_since_last_breach_ms: OptNonNegInt = None
+    check_interval_ms: OptPosInt = None
+
+
+class GuardDefaults(_Strict):
+    """What every budget inherits unless it says otherwise."""
+
+    tz: OptText = None
+    week_start: OptWeekday = None
+    grace_ms: OptNonNegInt = None
+    hard: OptBool = None
+    burst_allowance: OptMoney = None
+    thresholds: list[GuardThreshold] | None = None
+
+
+class GuardBudget(GuardDefaults):
+    scope: dict[str, Text] = {}
+    split_by: Strings = ()
+    period: BudgetPeriod
+    rolling_ms: OptPosInt = None
+    limit_usd: OptMoney = None
+    limit_tokens: OptPosInt = None
+    opening_spend_usd: OptAmount = None
+    rate_limits: GuardRateLimits | None = None
+    anomaly: GuardAnomaly | None = None
+    rapid_consumption: GuardRapid | None = None
+    cost_per_unit: dict[str, Money] = {}
+    approval_required_above_usd: OptMoney = None
+    tags: Strings = ()
+
+
+class GuardSpec(_Strict):
+    defaults: GuardDefaults = GuardDefaults()
+    budgets: dict[str, dict[str, Any]]  # entries validated one by one: see budget_shapes
+    tripwires: dict[str, dict[str, Any]] = {}  # keyed by the budget they watch
+
+
+# --- alpha-solver's budget_controls.yaml (and its JSON schema) ---
+
+
+class AlphaScope(StrEnum):
+    GLOBAL = "global"
+    VENDOR = "vendor"
+    DEPARTMENT = "department"
+    PROJECT = "project"
+    USER = "user"
+
+
+class AlphaAlert(_Open):
+    threshold_percent: Money
+    notify: OptStrings = None
+    action: ThresholdAction | None = None
+
+
+class AlphaRateLimits(_Open):
+    requests_per_minute: OptPosInt = None
+    tokens_per_minute: OptPosInt = None
+
+
+class AlphaBudget(_Open):
+    id: OptText = None
+    scope: AlphaScope | None = None
+    period: BudgetPeriod | None = None
+    limit_usd: OptMoney = None
+    current_spend: OptAmount = None
+    alerts: list[AlphaAlert] | None = None
+    tags: OptStrings = None
+    rate_limits: AlphaRateLimits | None = None
+    cost_per_unit: dict[str, Money] | None = None
+    burst_allowance: OptMoney = None
+    approval_required_above: OptMoney = None
+    # Scope values: the schema's scope kinds plus guardstream's other event fields.
+    vendor: OptText = None
+    department: OptText = None
+    project: OptText = None
+    user: OptText = None
+    model: OptText = None
+    team: OptText = None
+    api_key_id: OptText = None
+    org: OptText = None
+    environment: OptText = None
+
+
+class AlphaSpec(_Open):
+    budgets: dict[str, dict[str, Any]]
+
+
+# --- RESONTINEX's energy_governance.yaml ---
+
+
+class ResLimits(_Open):
+    daily_token_limit: OptPosInt = None
+    daily_cost_limit_usd: OptMoney = None
+    hourly_burst_limit: OptPosInt = None
+    hourly_cost_limit_usd: OptMoney = None
+
+
+class ResRecovery(_Open):
+    consecutive_normal_operations: OptPosInt = None
+    time_since_last_breach_hours: OptPosNumber = None
+
+
+class ResTripwire(_Open):
+    enabled: OptBool = None
+    breach_threshold_percentage: Money
+    consecutive_breach_limit: PosInt
+    recovery_threshold_percentage: Amount
+    downgrade_parameters: dict[str, ScalarText]
+    recovery_conditions: ResRecovery = ResRecovery()
+    check_interval_minutes: OptPosNumber = None
+    """Not in the seed (whose check interval is implicit): guardstream's extension."""
+
+
+class ResUtilizationAlert(_Open):
+    threshold: Annotated[float, PlainValidator(number_in(0, 10, low_open=True))]
+    """A fraction of the limit (0.70 = 70 %); up to 10 (1000 %), the kernel's cap."""
+    alert_level: Severity | None = None
+
+
+class ResAnomaly(_Open):
+    enabled: OptBool = None
+    anomaly_threshold_factor: OptFactor = None
+    detection_window_hours: OptPosNumber = None
+
+
+class ResMonitoring(_Open):
+    budget_utilization_alerts: list[ResUtilizationAlert] | None = None
+    cost_anomaly_detection: ResAnomaly | None = None
+
+
+class ResApproval(_Open):
+    single_operation_cost_usd: OptMoney = None
+
+
+class ResRestrictions(_Open):
+    rapid_budget_consumption_rate: OptFraction = None
+
+
+class ResGovernance(_Open):
+    approval_required_for: ResApproval = ResApproval()
+    automatic_restrictions: ResRestrictions = ResRestrictions()
+
+
+class ResSpec(_Open):
+    # Sections validated one by one (budget_resontinex), so one's mistake hides no other's.
+    budget_limits: dict[str, Any] = {}
+    budget_tripwire: dict[str, Any] | None = None
+    monitoring: dict[str, Any] = {}
+    governance_rules: dict[str, Any] = {}
+
+
+def extra_keys(model: BaseModel) -> dict[str, Any]:
+    """Keys a seed model accepted without knowing them (empty for strict models)."""
+    return dict(model.model_extra or {})

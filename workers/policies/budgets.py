@@ -1,0 +1,203 @@
+"""Budget policy (DESIGN §5, §6): the budgets an event counts against.
+
+`load_budget_policy(path, mode)` reads guardstream's `configs/budgets.yaml` shape or either
+seed shape (alpha-solver's budget_controls.yaml, RESONTINEX's energy_governance.yaml), see
+`budget_shapes`. The result is immutable and carries the PolicyDocument that `policy apply`
+publishes; a worker rebuilds the same policy from it with `from_document`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.policy import PolicyDocument, PolicyKind
+from workers.errors import ConfigError
+from workers.kernels.budget_config import BudgetConfig, Threshold, ThresholdAction
+from workers.policies.budget_resontinex import resontinex
+from workers.policies.budget_shapes import Shape, alpha, detect, guardstream
+from workers.policies.files import Problems, find_policy_file, read_policy_file
+from workers.settings import Mode
+
+# Looked for in a policy directory, in this order (then the seeds' names).
+FILE_STEMS = ("budgets", "budget_controls", "energy_governance")
+
+_NOTIFY, _ESCALATE = ThresholdAction.NOTIFY, ThresholdAction.ESCALATE
+
+
+def _ladder(*steps: tuple[int, ThresholdAction]) -> tuple[Threshold, ...]:
+    return tuple(Threshold.of(Decimal(pct), action) for pct, action in steps)
+
+
+# Defaults per runtime mode for what a policy file may omit. Precedence (DESIGN §5):
+# environment > policy file (budget entry, then `defaults:`) > these > the kernel's own.
+#
+#               development          staging               production
+# grace_ms      60 000 (1 min)       900 000 (15 min)      3 600 000 (1 h)
+# tz            UTC                  UTC                   UTC
+# week_start    0 (Monday)           0 (Monday)            0 (Monday)
+# thresholds    50 notify,           50, 80 notify,        50, 80 notify,
+#  (if none)    100 escalate         95, 100 escalate      95, 100 escalate
+#
+# Grace: a simulator run should see its periods close within a minute; in production cost
+# events from billing exports arrive up to an hour late and must still land in their period.
+# Thresholds (only for a budget that lists none; `thresholds: []` means none): production and
+# staging use the alpha-solver seed's 50/80/95/100 ladder so finance hears early; development
+# alerts at half and at the limit, enough to see the pipeline work without a flood. None of
+# them halts or throttles: a default must be valid on a soft budget, and a hard budget halts at
+# limit x burst_allowance anyway. UTC and Monday (ISO 8601) do not depend on the mode; they are
+# in the table so that every default lives in one place.
+MODE_DEFAULTS: Mapping[Mode, Mapping[str, Any]] = MappingProxyType(
+    {
+        Mode.DEVELOPMENT: MappingProxyType(
+            {
+                "grace_ms": 60_000,
+                "tz": "UTC",
+                "week_start": 0,
+                "thresholds": _ladder((50, _NOTIFY), (100, _ESCALATE)),
+            }
+        ),
+        Mode.STAGING: MappingProxyType(
+            {
+                "grace_ms": 900_000,
+                "tz": "UTC",
+                "week_start": 0,
+                "thresholds": _ladder(
+                    (50, _NOTIFY), (80, _NOTIFY), (95, _ESCALATE), (100, _ESCALATE)
+                ),
+            }
+        ),
+        Mode.PRODUCTION: MappingProxyType(
+            {
+                "grace_ms": 3_600_000,
+                "tz": "UTC",
+                "week_start": 0,
+                "thresholds": _ladder(
+                    (50, _NOTIFY), (80, _NOTIFY), (95, _ESCALATE), (100, _ESCALATE)
+                ),
+            }
+        ),
+    }
+)
+
+# Distinct combinations of scope-field values remembered by `matching`. Only the fields some
+# budget selects on form the key, so with user-level budgets this is the number of active
+# users kept hot; the bound keeps a flood of made-up values from growing memory.
+MATCH_CACHE_SIZE = 65_536
+
+ScopeKey = tuple[str | None, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class BudgetPolicy:
+    """A validated budget policy; `matching` is on the hot path (one call per event)."""
+
+    name: str
+    source: str
+    document: PolicyDocument
+    budgets: Mapping[str, BudgetConfig]
+    notes: tuple[str, ...] = ()
+    """What the loader accepted but does not evaluate, or read in a particular way."""
+    _keys: tuple[str, ...] = field(init=False, repr=False)
+    _match_key: Callable[[ScopeKey], tuple[BudgetConfig, ...]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        keys = sorted({name for b in self.budgets.values() for name in b.scope})
+        object.__setattr__(self, "_keys", tuple(keys))
+        # A bound lru_cache per policy: a new policy version starts with an empty cache.
+        object.__setattr__(
+            self, "_match_key", functools.lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match)
+        )
+
+    @property
+    def version(self) -> str:
+        return self.document.version
+
+    def _match(self, key: ScopeKey) -> tuple[BudgetConfig, ...]:
+        fields = dict(zip(self._keys, key, strict=True))
+        return tuple(b for b in self.budgets.values() if b.matches(fields))
+
+    def matching(self, fields: Mapping[str, str | None]) -> tuple[BudgetConfig, ...]:
+        """Every budget an event with these attribution fields counts against, in the
+        policy's order. Cached by the values of the fields that some scope selects on."""
+        return self._match_key(tuple([fields.get(name) for name in self._keys]))
+
+    @classmethod
+    def from_document(cls, doc: PolicyDocument, mode: Mode = Mode.DEVELOPMENT) -> BudgetPolicy:
+        """The policy a published document describes (same parser as the file)."""
+        source = doc.source or doc.name
+        if doc.kind is not PolicyKind.BUDGETS:
+            raise ConfigError(f"{source}: policy kind must be budgets, not {doc.kind.value!r}")
+        return _from_spec(doc.spec, mode, doc)
+
+
+def load_budget_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> BudgetPolicy:
+    """Read, validate and resolve a budget policy file (or the one in directory `path`)."""
+    file = find_policy_file(path, FILE_STEMS)
+    spec = _plain(read_policy_file(file))
+    try:
+        doc = PolicyDocument.from_spec(PolicyKind.BUDGETS, file.stem, spec, source=str(file))
+    except (ValidationError, TypeError, ValueError) as exc:
+        # YAML can hold what JSON cannot (non-string keys...); the policy topic is JSON.
+        raise ConfigError(f"{file}: not plain JSON data: {exc}") from exc
+    return _from_spec(spec, mode, doc)
+
+
+def default_budget_policy(mode: Mode = Mode.DEVELOPMENT) -> BudgetPolicy:
+    """No policy directory given: no budgets (nothing is limited until someone says so)."""
+    spec: dict[str, Any] = {"budgets": {}}
+    doc = PolicyDocument.from_spec(PolicyKind.BUDGETS, "default", spec, source="<built-in>")
+    return _from_spec(spec, mode, doc)
+
+
+def _plain(value: Any) -> Any:
+    """YAML timestamps (alpha-solver's `last_updated: 2024-01-15T00:00:00Z`) as ISO 8601 text:
+    the policy travels as JSON, and the seed must load as published."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.date):  # datetime is a date too
+        return value.isoformat()
+    return value
+
+
+def parse(
+    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+) -> dict[str, BudgetConfig] | None:
+    """The budgets of `spec` in whichever shape it has; None once a problem is recorded."""
+    shape = detect(spec)
+    if not isinstance(shape, Shape):
+        problems.error("(top level)", shape)
+        return None
+    parser = {
+        Shape.GUARDSTREAM: guardstream,
+        Shape.ALPHA_SOLVER: alpha,
+        Shape.RESONTINEX: resontinex,
+    }
+    built = parser[shape](spec, base, problems)
+    if problems.errors:
+        return None
+    return {bid: config for bid, config in built.items() if config is not None}
+
+
+def _from_spec(spec: Mapping[str, Any], mode: Mode, doc: PolicyDocument) -> BudgetPolicy:
+    problems = Problems(doc.source or doc.name)
+    budgets = parse(spec, MODE_DEFAULTS[mode], problems)
+    problems.raise_if_any()
+    assert budgets is not None  # parse returns None only after recording an error
+    return BudgetPolicy(
+        name=doc.name,
+        source=problems.source,
+        document=doc,
+        budgets=MappingProxyType(budgets),
+        notes=tuple(problems.notes),
+    )
