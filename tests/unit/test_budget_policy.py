@@ -557,6 +557,7 @@ def test_config_values_are_immutable_and_sorted() -> None:
         tripwire=tripwire,
     )
     assert [t.percent for t in config.thresholds] == [50, 90]
+    assert {config: 1}[dataclasses.replace(config)] == 1  # hashable despite its mappings
     with pytest.raises(TypeError):
         config.scope["team"] = "y"  # type: ignore[index]
     with pytest.raises(TypeError):

@@ -279,6 +279,11 @@ class TripwireConfig:
             raise _fail("tripwire", "downgrade_parameters", params, "must map names to strings")
         object.__setattr__(self, "downgrade_parameters", MappingProxyType(dict(params)))
 
+    def __hash__(self) -> int:
+        # The generated hash would hash the mapping proxy (unhashable); equal values still
+        # hash alike because these fields are part of equality.
+        return hash((self.target, self.breach_threshold_pct, self.consecutive_breach_limit))
+
 
 @functools.lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo | None:
@@ -441,6 +446,10 @@ class BudgetConfig:
             _check_decimal(
                 "budget", "approval_required_above_usd", self.approval_required_above_usd
             )
+
+    def __hash__(self) -> int:
+        # As TripwireConfig: usable as a dict key or cache argument despite its mappings.
+        return hash((self.budget_id, self.period, self.limit_usd, self.limit_tokens))
 
     @property
     def scope_fields(self) -> tuple[str, ...]:
