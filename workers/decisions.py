@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.alerts import Alert
+from schemas.control import ControlCommand
 from schemas.types import rfc3339_ms
 
 
@@ -111,5 +112,27 @@ class AlertDecision(Decision):
             "summary": alert.summary,
             "value": alert.value,
             "threshold": alert.threshold,
+            "policy_version": self.policy_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ControlDecision(Decision):
+    """A command for the runtimes in a scope (`command` is published on `control`)."""
+
+    command: ControlCommand
+
+    @property
+    def type(self) -> DecisionType:
+        return DecisionType.CONTROL
+
+    def to_json(self) -> dict[str, Any]:
+        command = self.command
+        return {
+            **self.head(),
+            "command": str(command.kind),
+            "target": command.target,
+            "parameters": dict(command.parameters),
+            "reason": command.reason,
             "policy_version": self.policy_version,
         }

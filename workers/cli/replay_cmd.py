@@ -11,11 +11,12 @@ import click
 import orjson
 
 from workers.breakers.engine import BreakerEngine
+from workers.budgets.engine import BudgetEngine
 from workers.cli.context import CliContext, pass_cli
 from workers.cli.lines import numbered_lines, progress_bar, size_of
 from workers.errors import ConfigError, InvalidEventError
-from workers.policies.breakers import default_breaker_policy, load_breaker_policy
-from workers.replay.run import Replay
+from workers.policies.policy_set import load_policies
+from workers.replay.run import DecisionEngine, Replay
 from workers.replay.shards import replay_sharded
 
 
@@ -31,7 +32,8 @@ from workers.replay.shards import replay_sharded
     "--policy",
     "policy_dir",
     type=click.Path(exists=True, path_type=Path),
-    help="Policy directory or file (default: the runtime mode's built-in breaker policy).",
+    help="Policy directory (breakers.yaml, budgets.yaml) or one policy file "
+    "(default: the runtime mode's built-ins: one breaker, no budgets).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON decision per line (stable).")
 @click.option(
@@ -58,18 +60,24 @@ def replay(
     """
     mode = cli.settings.mode
     try:
-        policy = (
-            load_breaker_policy(policy_dir, mode) if policy_dir else default_breaker_policy(mode)
-        )
+        policies = load_policies(policy_dir, mode)
     except ConfigError as exc:
         cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
         raise SystemExit(ConfigError.exit_code) from None
+    policy = policies.breakers
+    engines: list[DecisionEngine] = [BreakerEngine(policy)]
+    if policies.budgets.budgets:
+        engines.append(BudgetEngine(policies.budgets))
     horizon_ms = int(cli.settings.dedup_horizon_s * 1000)
     max_ids = cli.settings.dedup_max_ids_per_partition
     emit = _emitter(as_json)
     if jobs > 1:
         if source.name in ("<stdin>", "-"):
             raise click.UsageError("--jobs needs --input FILE (every shard reads the file)")
+        if len(engines) > 1:
+            raise click.UsageError(
+                "--jobs shards by breaker key; budgets span keys, so replay them with --jobs 1"
+            )
         with cli.err.status(f"replaying with {jobs} processes ..."):
             lines, counts = replay_sharded(
                 Path(source.name),
@@ -82,7 +90,7 @@ def replay(
         for encoded in lines:
             emit(orjson.loads(encoded))
     else:
-        replay = Replay([BreakerEngine(policy)], dedup_horizon_ms=horizon_ms, dedup_max_ids=max_ids)
+        replay = Replay(engines, dedup_horizon_ms=horizon_ms, dedup_max_ids=max_ids)
         show_progress = cli.err.is_terminal if progress is None else progress
         with progress_bar("replaying", cli.err, enabled=show_progress) as bar:
             task = bar.add_task("replay", total=size_of(source))
@@ -127,7 +135,9 @@ def _row(line: dict[str, Any]) -> str:
     if line["type"] == "transition":
         change = f"{line['from']} -> {line['to']} ({line['reason']})"
     elif line["type"] == "alert":
-        change = f"alert {line['status']} {line['severity']}"
+        change = f"alert {line['status']} {line['severity']} {line['alert_kind']}"
+    elif line["type"] == "control":
+        change = f"control {line['command']} -> {line['target']}"
     else:
         change = str(line["type"])
     return _COLUMNS.format(

@@ -41,6 +41,11 @@ def find_policy_file(path: Path, stems: Sequence[str]) -> Path:
     raise ConfigError(f"{path}: no policy file found (looked for {wanted})")
 
 
+def has_policy_file(directory: Path, stems: Sequence[str]) -> bool:
+    """Whether `directory` holds a file for any of `stems` (a kind is optional in a set)."""
+    return any((directory / (stem + ext)).is_file() for stem in stems for ext in EXTENSIONS)
+
+
 def read_policy_file(path: Path) -> dict[str, Any]:
     """The file's content as plain data: JSON for ``.json``, YAML (safe loader) otherwise."""
     try:

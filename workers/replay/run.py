@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from schemas.clock import ClockTick
+from schemas.stream import StreamEvent
 from schemas.types import epoch_ms
 from topics.publish import decode_event
-from workers.breakers.engine import BreakerEngine
 from workers.decisions import Decision
 from workers.errors import InvalidEventError
 from workers.ingest.dedup import Deduplicator
@@ -33,11 +34,17 @@ class ReplayCounts:
 MAX_REPORTED_ERRORS = 20
 
 
+class DecisionEngine(Protocol):
+    """A kernel's shell as the agents and replay drive it (BreakerEngine, BudgetEngine)."""
+
+    def apply(self, event: StreamEvent) -> list[Decision]: ...
+
+
 class Replay:
     """Feeds numbered lines to the engines; iterate `run(lines)` for the decisions."""
 
     def __init__(
-        self, engines: Sequence[BreakerEngine], *, dedup_horizon_ms: int, dedup_max_ids: int
+        self, engines: Sequence[DecisionEngine], *, dedup_horizon_ms: int, dedup_max_ids: int
     ) -> None:
         self.engines = engines
         self.counts = ReplayCounts()

@@ -1,0 +1,1 @@
+"""The budget shell: routes events to budget ledgers, decisions out (pure); I/O in the sink."""

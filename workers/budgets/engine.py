@@ -1,0 +1,340 @@
+"""Routes stream events to budget ledgers and turns their outputs into decisions.
+
+Pure like `BreakerEngine` and driven the same way (`apply(event) -> decisions`), by the agent
+and by `guardstream replay`. An event counts against every budget whose scope matches its
+attribution fields (one ledger per budget, or per split of it); a clock tick moves time for
+every ledger. Decisions: action changes (`transition`, from/to allow|throttle|halt), threshold,
+anomaly, rapid-consumption and tripwire alerts (firing, resolved at rollover or recovery), and
+tripwire `control` commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from schemas.alerts import Alert, AlertStatus, alert_fingerprint
+from schemas.clock import ClockTick
+from schemas.control import ControlCommand, ControlKind
+from schemas.events import CostEvent, ToolInvocation
+from schemas.stream import StreamEvent
+from schemas.types import Severity, epoch_ms, from_epoch_ms
+from workers.decisions import AlertDecision, ControlDecision, Decision, Kernel, TransitionDecision
+from workers.kernels.budget import BudgetLedger
+from workers.kernels.budget_config import COST_UNIT_TOKENS, BudgetConfig
+from workers.kernels.budget_outputs import (
+    ActionChanged,
+    ApprovalExceeded,
+    BudgetOutput,
+    PeriodRolled,
+    ThresholdCrossed,
+)
+from workers.kernels.budget_tripwire import TripwireRecovered, TripwireTripped
+from workers.kernels.rolling_sum import to_nanos
+from workers.kernels.spend_anomaly import (
+    AnomalyEnded,
+    AnomalyStarted,
+    RapidConsumptionEnded,
+    RapidConsumptionStarted,
+)
+from workers.policies.budgets import BudgetPolicy
+
+SCOPE_FIELDS = ("vendor", "model", "team", "project", "user", "api_key_id", "org", "environment")
+THRESHOLD_ALERT = "budget_threshold"
+ANOMALY_ALERT = "budget_anomaly"
+RAPID_ALERT = "budget_rapid_consumption"
+TRIPWIRE_ALERT = "budget_tripwire"
+APPROVAL_ALERT = "budget_approval_exceeded"
+_USD = Decimal(1_000_000_000)
+_NANO = Decimal("1e-9")
+
+
+class BudgetEngine:
+    def __init__(self, policy: BudgetPolicy) -> None:
+        self.policy = policy
+        self.ledgers: dict[str, BudgetLedger] = {}
+        # (ledger key, alert kind, identifying label) -> the alert still firing
+        self._firing: dict[tuple[str, str, str], Alert] = {}
+
+    def apply(self, event: StreamEvent) -> list[Decision]:
+        if isinstance(event, ToolInvocation | CostEvent):
+            return self._spend(event)
+        if isinstance(event, ClockTick):
+            ts_ms = epoch_ms(event.ts)
+            decisions: list[Decision] = []
+            for ledger in self.ledgers.values():
+                decisions += self._decide(ledger, ledger.advance(ts_ms), event.event_id)
+            return decisions
+        return []
+
+    def __iter__(self) -> Iterator[BudgetLedger]:
+        return iter(self.ledgers.values())
+
+    # --- spend ---
+
+    def _spend(self, event: ToolInvocation | CostEvent) -> list[Decision]:
+        fields = _attribution(event)
+        budgets = self.policy.matching(fields)
+        if not budgets:
+            return []
+        ts_ms = epoch_ms(event.ts)
+        tokens = _tokens(event)
+        requests = 1 if isinstance(event, ToolInvocation) else 0
+        decisions: list[Decision] = []
+        for config in budgets:
+            key = config.state_key(fields)
+            ledger = self.ledgers.get(key)
+            if ledger is None:
+                ledger = self.ledgers[key] = BudgetLedger(config, key)
+            nanos = _cost_nanos(event, config, tokens)
+            outputs = ledger.spend(ts_ms, nanos, tokens, requests)
+            decisions += self._decide(ledger, outputs, event.event_id)
+        return decisions
+
+    # --- outputs -> decisions ---
+
+    def _decide(
+        self, ledger: BudgetLedger, outputs: list[BudgetOutput], event_id: str
+    ) -> list[Decision]:
+        decisions: list[Decision] = []
+        for output in outputs:
+            decisions += self._decision(ledger, output, event_id)
+        return decisions
+
+    def _decision(
+        self, ledger: BudgetLedger, output: BudgetOutput, event_id: str
+    ) -> list[Decision]:
+        config = ledger.config
+        if isinstance(output, ActionChanged):
+            return [
+                TransitionDecision(
+                    kernel=Kernel.BUDGET,
+                    key=ledger.key,
+                    ts_ms=output.at_ms,
+                    event_id=event_id,
+                    policy_version=self.policy.version,
+                    from_state=output.from_action.value,
+                    to_state=output.to_action.value,
+                    reason=output.decided_by or "within_limits",
+                    policy_id=config.budget_id,
+                    evidence=_evidence(ledger),
+                )
+            ]
+        if isinstance(output, ThresholdCrossed):
+            threshold = next(t for t in config.thresholds if t.percent == output.percent)
+            labels = {"threshold_percent": _percent(output.percent), "period": output.period_label}
+            summary = (
+                f"budget {ledger.key} reached {_percent(output.percent)} % of its limit in "
+                f"{output.period_label} ({threshold.action.value})"
+            )
+            fired = self._fire(
+                ledger, THRESHOLD_ALERT, labels, threshold.severity, summary, output.at_ms,
+                event_id, value=float(ledger.utilization()),
+                threshold=float(output.percent) / 100,
+                extra={"action": threshold.action.value, "notify": ",".join(threshold.notify)},
+            )  # fmt: skip
+            current = ledger.period
+            if current is not None and current.label != output.period_label:
+                # Crossed by a late event in the period before, which has rolled over
+                # already: reported, and over at once.
+                fired += self._resolve(
+                    ledger, THRESHOLD_ALERT, _slot_label(labels), output.at_ms, event_id
+                )
+            return fired
+        if isinstance(output, PeriodRolled):
+            return [
+                decision
+                for percent in output.crossed
+                for decision in self._resolve(
+                    ledger,
+                    THRESHOLD_ALERT,
+                    f"{_percent(percent)}@{output.old_label}",
+                    output.at_ms,
+                    event_id,
+                )
+            ]
+        if isinstance(output, AnomalyStarted | RapidConsumptionStarted):
+            kind = ANOMALY_ALERT if isinstance(output, AnomalyStarted) else RAPID_ALERT
+            return self._fire(
+                ledger, kind, {}, Severity.WARNING, f"budget {ledger.key}: {kind}",
+                ledger.watermark_ms or 0, event_id,
+            )  # fmt: skip
+        if isinstance(output, AnomalyEnded | RapidConsumptionEnded):
+            kind = ANOMALY_ALERT if isinstance(output, AnomalyEnded) else RAPID_ALERT
+            return self._resolve(ledger, kind, "", ledger.watermark_ms or 0, event_id)
+        if isinstance(output, TripwireTripped | TripwireRecovered):
+            return self._tripwire(ledger, output, event_id)
+        if isinstance(output, ApprovalExceeded):
+            summary = (
+                f"one call in {ledger.key} cost {Decimal(output.nanos) / _USD} USD, above the "
+                f"approval limit of {Decimal(output.limit_nanos) / _USD} USD"
+            )
+            fired = self._fire(
+                ledger, APPROVAL_ALERT, {"event_id": event_id}, Severity.CRITICAL, summary,
+                output.at_ms, event_id,
+            )  # fmt: skip
+            # A single call: the condition is over as soon as it is reported.
+            return fired + self._resolve(ledger, APPROVAL_ALERT, event_id, output.at_ms, event_id)
+        return []  # PeriodClosed, LateSpend: audit records (the sink), not decisions
+
+    def _tripwire(
+        self, ledger: BudgetLedger, output: TripwireTripped | TripwireRecovered, event_id: str
+    ) -> list[Decision]:
+        tripped = isinstance(output, TripwireTripped)
+        tripwire = ledger.config.tripwire
+        assert tripwire is not None
+        target = _target(ledger.config)
+        kind = ControlKind.DOWNGRADE if tripped else ControlKind.RESTORE
+        command = ControlCommand(
+            command_id=f"{ledger.key}:{kind.value}:{output.at_ms}",
+            target=target,
+            kind=kind,
+            parameters=dict(output.parameters),
+            reason=(
+                f"budget tripwire {'tripped' if tripped else 'recovered'}: overspend "
+                f"{output.check.overspend_pct:.1f} % over the plan in the interval ending "
+                f"{from_epoch_ms(output.check.end_ms).isoformat()}"
+            ),
+            ts=from_epoch_ms(output.at_ms),
+            policy_version=self.policy.version,
+            evidence=[event_id],
+        )
+        decisions: list[Decision] = [
+            ControlDecision(
+                kernel=Kernel.BUDGET,
+                key=ledger.key,
+                ts_ms=output.at_ms,
+                event_id=event_id,
+                policy_version=self.policy.version,
+                command=command,
+            )
+        ]
+        if tripped:
+            decisions += self._fire(
+                ledger, TRIPWIRE_ALERT, {}, Severity.CRITICAL,
+                f"budget {ledger.key} tripwire: downgrade sent to {target}", output.at_ms,
+                event_id, value=output.check.overspend_pct,
+                threshold=float(tripwire.breach_threshold_pct),
+            )  # fmt: skip
+        else:
+            decisions += self._resolve(ledger, TRIPWIRE_ALERT, "", output.at_ms, event_id)
+        return decisions
+
+    # --- the alert lifecycle: fire once, resolve once ---
+
+    def _fire(
+        self,
+        ledger: BudgetLedger,
+        kind: str,
+        labels: Mapping[str, str],
+        severity: Severity,
+        summary: str,
+        at_ms: int,
+        event_id: str,
+        *,
+        value: float | None = None,
+        threshold: float | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> list[Decision]:
+        identity = {"budget_id": ledger.config.budget_id, "budget_key": ledger.key, **labels}
+        slot = (ledger.key, kind, _slot_label(labels))
+        if slot in self._firing:
+            return []
+        fingerprint = alert_fingerprint(kind, identity)
+        alert = Alert(
+            alert_id=f"{fingerprint}-{at_ms}-firing",
+            fingerprint=fingerprint,
+            kind=kind,
+            severity=severity,
+            status=AlertStatus.FIRING,
+            labels={**identity, **(extra or {})},
+            summary=summary,
+            value=value,
+            threshold=threshold,
+            starts_at=from_epoch_ms(at_ms),
+            policy_version=self.policy.version,
+            evidence=[event_id],
+        )
+        self._firing[slot] = alert
+        return [self._alert_decision(ledger, alert, at_ms, event_id)]
+
+    def _resolve(
+        self, ledger: BudgetLedger, kind: str, label: str, at_ms: int, event_id: str
+    ) -> list[Decision]:
+        firing = self._firing.pop((ledger.key, kind, label), None)
+        if firing is None:
+            return []
+        resolved = firing.model_copy(
+            update={
+                "alert_id": f"{firing.fingerprint}-{at_ms}-resolved",
+                "status": AlertStatus.RESOLVED,
+                "ends_at": max(from_epoch_ms(at_ms), firing.starts_at),
+                "evidence": [event_id],
+            }
+        )
+        return [self._alert_decision(ledger, resolved, at_ms, event_id)]
+
+    def _alert_decision(
+        self, ledger: BudgetLedger, alert: Alert, at_ms: int, event_id: str
+    ) -> AlertDecision:
+        return AlertDecision(
+            kernel=Kernel.BUDGET,
+            key=ledger.key,
+            ts_ms=at_ms,
+            event_id=event_id,
+            policy_version=self.policy.version,
+            alert=alert,
+        )
+
+
+def _attribution(event: ToolInvocation | CostEvent) -> dict[str, str | None]:
+    return {name: getattr(event, name, None) for name in SCOPE_FIELDS}
+
+
+def _tokens(event: ToolInvocation | CostEvent) -> int:
+    if isinstance(event, ToolInvocation):
+        return event.tokens_in + event.tokens_out
+    return event.tokens or 0
+
+
+def _cost_nanos(event: ToolInvocation | CostEvent, config: BudgetConfig, tokens: int) -> int:
+    """The event's cost; an invocation that reports tokens but no cost is priced by the
+    policy's cost_per_unit for its model (USD per COST_UNIT_TOKENS tokens)."""
+    cost = event.cost_usd
+    if not cost and tokens and event.model is not None:
+        price = config.cost_per_unit.get(event.model)
+        if price is not None:
+            cost = price * tokens / COST_UNIT_TOKENS
+    # Nano-dollar resolution: exact for every real price list; finer amounts round half-even.
+    return to_nanos(cost.quantize(_NANO))
+
+
+def _evidence(ledger: BudgetLedger) -> dict[str, Any]:
+    period = ledger.period
+    return {
+        "spent_usd": format(Decimal(ledger.spent_nanos) / _USD, "f"),
+        "tokens": ledger.tokens,
+        "utilization": float(ledger.utilization()),
+        "period": None if period is None else period.label,
+        "thresholds_crossed": [_percent(p) for p in ledger.crossed],
+    }
+
+
+def _percent(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _slot_label(labels: Mapping[str, str]) -> str:
+    """What tells two alerts of one kind on one ledger apart (a threshold in a period, an
+    event), so each fires once and resolves once."""
+    if "threshold_percent" in labels:
+        return f"{labels['threshold_percent']}@{labels['period']}"
+    return labels.get("event_id", "")
+
+
+def _target(config: BudgetConfig) -> str:
+    """The scope a control command addresses: "global", or "team:search,vendor:openai"."""
+    if not config.scope:
+        return "global"
+    return ",".join(f"{name}:{value}" for name, value in sorted(config.scope.items()))

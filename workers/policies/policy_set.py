@@ -1,0 +1,52 @@
+"""Every policy a worker or a replay runs under, from one `--policy` path.
+
+A directory holds one file per kind (`breakers.yaml`, `budgets.yaml`, or the seeds' names);
+a kind without a file runs under its built-in default. A single file is the one kind its name
+says (e.g. `configs/seeds/alpha-solver/circuit_breakers.json`), the others default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers.errors import ConfigError
+from workers.policies import breakers, budgets
+from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
+from workers.policies.budgets import BudgetPolicy, default_budget_policy, load_budget_policy
+from workers.policies.files import has_policy_file
+from workers.settings import Mode
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    breakers: BreakerPolicy
+    budgets: BudgetPolicy
+
+
+def default_policies(mode: Mode) -> PolicySet:
+    return PolicySet(default_breaker_policy(mode), default_budget_policy(mode))
+
+
+def load_policies(path: Path | None, mode: Mode) -> PolicySet:
+    """The policies under `path` (a directory or one file); ConfigError names what is wrong."""
+    if path is None:
+        return default_policies(mode)
+    if path.is_file():
+        stem = path.stem
+        if stem in breakers.FILE_STEMS:
+            return PolicySet(load_breaker_policy(path, mode), default_budget_policy(mode))
+        if stem in budgets.FILE_STEMS:
+            return PolicySet(default_breaker_policy(mode), load_budget_policy(path, mode))
+        known = ", ".join((*breakers.FILE_STEMS, *budgets.FILE_STEMS))
+        raise ConfigError(f"{path}: which kind of policy is it? Name it one of: {known}")
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such file or directory")
+    return PolicySet(
+        load_breaker_policy(path, mode)
+        if has_policy_file(path, breakers.FILE_STEMS)
+        else default_breaker_policy(mode),
+        load_budget_policy(path, mode)
+        if has_policy_file(path, budgets.FILE_STEMS)
+        else default_budget_policy(mode),
+    )
