@@ -22,6 +22,7 @@ from schemas.limits import MAX_ID_LEN
 from schemas.state import BudgetPeriod
 from schemas.types import Severity
 from workers.errors import ConfigError
+from workers.kernels.checks import check_int
 
 # Event fields a budget scope may select on (schemas.events: the attribution fields of tool
 # invocations and cost events). The seeds' `department` is read as `team` by the loader.
@@ -74,11 +75,6 @@ def _fail(owner: str, name: str, value: object, rule: str) -> ConfigError:
     # An enum member is shown as the policy writes it ('halt'), not as its Python repr.
     shown = value.value if isinstance(value, Enum) else value
     return ConfigError(f"{owner} {name} {rule}, not {shown!r}")
-
-
-def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(owner, name, value, f"must be an integer >= {minimum}")
 
 
 def _check_number(owner: str, name: str, value: object, low: float, *, low_open: bool) -> None:
@@ -164,8 +160,8 @@ class RateLimits:
         for name in ("requests_per_minute", "tokens_per_minute"):
             value = getattr(self, name)
             if value is not None:
-                _check_int("rate_limits", name, value, 1)
-        _check_int("rate_limits", "window_ms", self.window_ms, 1)
+                check_int("rate_limits", name, value, 1)
+        check_int("rate_limits", "window_ms", self.window_ms, 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,9 +179,9 @@ class AnomalyConfig:
     baseline_windows: int = DEFAULT_BASELINE_WINDOWS
 
     def __post_init__(self) -> None:
-        _check_int("anomaly", "detection_window_ms", self.detection_window_ms, 1)
+        check_int("anomaly", "detection_window_ms", self.detection_window_ms, 1)
         _check_number("anomaly", "factor", self.factor, 1, low_open=True)
-        _check_int("anomaly", "baseline_windows", self.baseline_windows, 1)
+        check_int("anomaly", "baseline_windows", self.baseline_windows, 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,7 +202,7 @@ class RapidConsumptionConfig:
         _check_number("rapid_consumption", "fraction", self.fraction, 0, low_open=True)
         if self.fraction > 1:
             raise _fail("rapid_consumption", "fraction", self.fraction, "must be <= 1")
-        _check_int("rapid_consumption", "window_ms", self.window_ms, 1)
+        check_int("rapid_consumption", "window_ms", self.window_ms, 1)
         if not isinstance(self.action, ThresholdAction) or self.action is ThresholdAction.HALT:
             raise _fail(
                 "rapid_consumption", "action", self.action, "must be notify|throttle|escalate"
@@ -266,12 +262,12 @@ class TripwireConfig:
                 self.recovery_threshold_pct,
                 f"must be <= breach_threshold_pct ({self.breach_threshold_pct})",
             )
-        _check_int("tripwire", "consecutive_breach_limit", self.consecutive_breach_limit, 1)
-        _check_int(
+        check_int("tripwire", "consecutive_breach_limit", self.consecutive_breach_limit, 1)
+        check_int(
             "tripwire", "consecutive_normal_operations", self.consecutive_normal_operations, 1
         )
-        _check_int("tripwire", "time_since_last_breach_ms", self.time_since_last_breach_ms, 0)
-        _check_int("tripwire", "check_interval_ms", self.check_interval_ms, 1)
+        check_int("tripwire", "time_since_last_breach_ms", self.time_since_last_breach_ms, 0)
+        check_int("tripwire", "check_interval_ms", self.check_interval_ms, 1)
         params = self.downgrade_parameters
         if not isinstance(params, Mapping) or not all(
             isinstance(k, str) and k and isinstance(v, str) for k, v in params.items()
@@ -386,15 +382,15 @@ class BudgetConfig:
             raise _fail("budget", "period", self.period, "must be one of " + "|".join(BudgetPeriod))
         rolling = self.period is BudgetPeriod.ROLLING
         if rolling:
-            _check_int("budget", "rolling_ms", self.rolling_ms, 1)
+            check_int("budget", "rolling_ms", self.rolling_ms, 1)
         elif self.rolling_ms is not None:
             raise _fail("budget", "rolling_ms", self.rolling_ms, "is only for period rolling")
         if not isinstance(self.tz, str) or _zone(self.tz) is None:
             raise _fail("budget", "tz", self.tz, "must be an IANA time zone (e.g. Europe/Berlin)")
-        _check_int("budget", "week_start", self.week_start, 0)
+        check_int("budget", "week_start", self.week_start, 0)
         if self.week_start > 6:
             raise _fail("budget", "week_start", self.week_start, "must be 0 (Monday) - 6 (Sunday)")
-        _check_int("budget", "grace_ms", self.grace_ms, 0)
+        check_int("budget", "grace_ms", self.grace_ms, 0)
 
     def _validate_limits(self) -> None:
         if self.limit_usd is None and self.limit_tokens is None:
@@ -402,7 +398,7 @@ class BudgetConfig:
         if self.limit_usd is not None:
             _check_decimal("budget", "limit_usd", self.limit_usd)
         if self.limit_tokens is not None:
-            _check_int("budget", "limit_tokens", self.limit_tokens, 1)
+            check_int("budget", "limit_tokens", self.limit_tokens, 1)
         _check_decimal("budget", "opening_spend_usd", self.opening_spend_usd, zero_ok=True)
         if not isinstance(self.hard, bool):
             raise _fail("budget", "hard", self.hard, "must be true or false")

@@ -43,17 +43,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workers.errors import ConfigError
+from workers.kernels.checks import check_int
 from workers.kernels.windows import IntSlots
 
 DEFAULT_WINDOW_MS = 60_000
 DEFAULT_BUCKETS = 60
-
-
-def check_int(owner: str, name: str, value: object, minimum: int) -> int:
-    """`value` as an int >= `minimum`, or a ConfigError naming it (bools are not ints here)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{owner} {name} must be an integer >= {minimum}, not {value!r}")
-    return value
 
 
 @dataclass(slots=True)

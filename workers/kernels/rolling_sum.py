@@ -38,6 +38,7 @@ from decimal import Decimal
 from typing import Final
 
 from workers.errors import ConfigError
+from workers.kernels.checks import check_whole_buckets
 
 NANOS_PER_USD: Final = 10**9
 MAX_BUCKETS: Final = 1440
@@ -115,16 +116,9 @@ class RollingSum:
     _watermark_ms: int | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        for name in ("window_ms", "bucket_ms"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"RollingSum {name} must be an integer >= 1, not {value!r}")
-        if self.window_ms % self.bucket_ms:
-            raise ConfigError(
-                f"RollingSum window_ms ({self.window_ms}) must be a multiple of "
-                f"bucket_ms ({self.bucket_ms})"
-            )
-        buckets = self.window_ms // self.bucket_ms
+        buckets = check_whole_buckets(
+            "RollingSum", "window_ms", self.window_ms, "bucket_ms", self.bucket_ms
+        )
         if buckets > MAX_BUCKETS:
             raise ConfigError(
                 f"RollingSum window_ms / bucket_ms is {buckets} buckets, more than "

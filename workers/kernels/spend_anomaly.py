@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from workers.errors import ConfigError
-from workers.kernels.rate_limit import SliceRing, check_int
+from workers.kernels.checks import check_int
+from workers.kernels.rate_limit import SliceRing
 from workers.kernels.windows import IntSlots
 
 DEFAULT_BASELINE_WINDOWS = 6

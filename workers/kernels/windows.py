@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from workers.errors import ConfigError
+from workers.kernels.checks import check_int, check_whole_buckets
 
 _ZERO_USD = Decimal(0)
 _NANO_SCALE = 9
@@ -248,8 +249,7 @@ class CountWindow:
     """Whether cost or duration is tracked (one check on the hot path instead of two)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise ConfigError(f"CountWindow size must be an integer >= 1, not {self.size!r}")
+        check_int("CountWindow", "size", self.size, 1)
         self._flags = bytearray(self.size)
         self._channels = self.track_cost or self.track_duration
         if self.track_cost:
@@ -347,15 +347,7 @@ class TimeWindow:
     _buckets: int = field(default=1, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("window_s", "bucket_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"TimeWindow {name} must be an integer >= 1, not {value!r}")
-        if self.window_s % self.bucket_s:
-            raise ConfigError(
-                f"TimeWindow window_s ({self.window_s}) must be a multiple of "
-                f"bucket_s ({self.bucket_s})"
-            )
+        check_whole_buckets("TimeWindow", "window_s", self.window_s, "bucket_s", self.bucket_s)
         if self.allowed_lateness_ms < 0:
             raise ConfigError(
                 f"TimeWindow allowed_lateness_ms must be >= 0, not {self.allowed_lateness_ms!r}"
