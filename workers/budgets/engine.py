@@ -21,7 +21,7 @@ from schemas.events import CostEvent, ToolInvocation
 from schemas.stream import StreamEvent
 from schemas.types import Severity, epoch_ms, from_epoch_ms
 from workers.decisions import AlertDecision, ControlDecision, Decision, Kernel, TransitionDecision
-from workers.kernels.budget import BudgetLedger
+from workers.kernels.budget import BudgetLedger, period_spec
 from workers.kernels.budget_config import COST_UNIT_TOKENS, BudgetConfig
 from workers.kernels.budget_outputs import (
     ActionChanged,
@@ -54,6 +54,8 @@ class BudgetEngine:
     def __init__(self, policy: BudgetPolicy) -> None:
         self.policy = policy
         self.ledgers: dict[str, BudgetLedger] = {}
+        # One PeriodSpec per budget, shared by its splits: it memoises the current period.
+        self._specs = {budget_id: period_spec(c) for budget_id, c in policy.budgets.items()}
         # (ledger key, alert kind, identifying label) -> the alert still firing
         self._firing: dict[tuple[str, str, str], Alert] = {}
 
@@ -81,13 +83,16 @@ class BudgetEngine:
         ts_ms = epoch_ms(event.ts)
         tokens = _tokens(event)
         requests = 1 if isinstance(event, ToolInvocation) else 0
+        # Converted once per event; only a call without a cost is priced per budget.
+        reported = _nanos(event.cost_usd)
         decisions: list[Decision] = []
         for config in budgets:
             key = config.state_key(fields)
             ledger = self.ledgers.get(key)
             if ledger is None:
-                ledger = self.ledgers[key] = BudgetLedger(config, key)
-            nanos = _cost_nanos(event, config, tokens)
+                spec = self._specs[config.budget_id]
+                ledger = self.ledgers[key] = BudgetLedger(config, key, spec)
+            nanos = reported or _priced_nanos(event, config, tokens)
             outputs = ledger.spend(ts_ms, nanos, tokens, requests)
             decisions += self._decide(ledger, outputs, event.event_id)
         return decisions
@@ -298,16 +303,18 @@ def _tokens(event: ToolInvocation | CostEvent) -> int:
     return event.tokens or 0
 
 
-def _cost_nanos(event: ToolInvocation | CostEvent, config: BudgetConfig, tokens: int) -> int:
-    """The event's cost; an invocation that reports tokens but no cost is priced by the
-    policy's cost_per_unit for its model (USD per COST_UNIT_TOKENS tokens)."""
-    cost = event.cost_usd
-    if not cost and tokens and event.model is not None:
-        price = config.cost_per_unit.get(event.model)
-        if price is not None:
-            cost = price * tokens / COST_UNIT_TOKENS
-    # Nano-dollar resolution: exact for every real price list; finer amounts round half-even.
-    return to_nanos(cost.quantize(_NANO))
+def _priced_nanos(event: ToolInvocation | CostEvent, config: BudgetConfig, tokens: int) -> int:
+    """A call that reports tokens but no cost, priced by the budget's cost_per_unit for its
+    model (USD per COST_UNIT_TOKENS tokens); 0 when there is no price."""
+    if not tokens or event.model is None:
+        return 0
+    price = config.cost_per_unit.get(event.model)
+    return 0 if price is None else _nanos(price * tokens / COST_UNIT_TOKENS)
+
+
+def _nanos(amount: Decimal) -> int:
+    """Nano-dollar resolution: exact for every real price list; finer amounts round half-even."""
+    return to_nanos(amount.quantize(_NANO)) if amount else 0
 
 
 def _evidence(ledger: BudgetLedger) -> dict[str, Any]:

@@ -25,12 +25,14 @@ Definitions (README, "Budgets"):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
+from typing import NamedTuple
 
 from schemas.state import BudgetAction, BudgetPeriod
-from workers.kernels.budget_config import BudgetConfig, ThresholdAction
+from workers.kernels.budget_config import BudgetConfig, Threshold, ThresholdAction
 from workers.kernels.budget_outputs import (
     ActionChanged,
     ApprovalExceeded,
@@ -48,8 +50,9 @@ from workers.kernels.spend_anomaly import RapidConsumption, SpendRateAnomaly
 
 _ALLOW, _THROTTLE, _HALT = BudgetAction.ALLOW, BudgetAction.THROTTLE, BudgetAction.HALT
 _RESTRICTIVENESS = {_ALLOW: 0, _THROTTLE: 1, _HALT: 2}
-# A rolling budget's window in buckets: fine enough (1/720 of the window), bounded memory.
-_ROLLING_BUCKETS = 720
+# A rolling budget's window in buckets: 1/60 of the window of resolution (a rolling day in
+# 24-minute buckets) keeps a split budget's key near 1 KB.
+_ROLLING_BUCKETS = 60
 
 
 class _PeriodTotals:
@@ -74,8 +77,11 @@ class BudgetLedger:
     """The state of one budget key; `spend` and `advance` update it and return outputs."""
 
     __slots__ = (
+        "_approval_nanos",
+        "_levels",
         "_limit_nanos",
         "_opening_nanos",
+        "_stop",
         "action",
         "anomaly",
         "config",
@@ -94,14 +100,18 @@ class BudgetLedger:
         "watermark_ms",
     )
 
-    def __init__(self, config: BudgetConfig, key: str) -> None:
+    def __init__(self, config: BudgetConfig, key: str, spec: PeriodSpec | None = None) -> None:
+        """`spec`: the budget's PeriodSpec, shared by all its splits (it memoises the current
+        period, so one per budget keeps period lookups a range check)."""
         self.config = config
         self.key = key
-        self.spec = PeriodSpec(
-            config.period, config.tz, config.week_start, config.rolling_ms, config.grace_ms
-        )
-        self._limit_nanos = to_nanos(config.limit_usd) if config.limit_usd is not None else None
-        self._opening_nanos = to_nanos(config.opening_spend_usd)
+        self.spec = spec or period_spec(config)
+        limits = _limits(config)
+        self._limit_nanos = limits.limit_nanos
+        self._opening_nanos = limits.opening_nanos
+        self._approval_nanos = limits.approval_nanos
+        self._levels = limits.levels
+        self._stop = limits.stop
         self.current: _PeriodTotals | None = None
         self.previous: _PeriodTotals | None = None
         self.rolling: RollingSum | None = None
@@ -123,10 +133,10 @@ class BudgetLedger:
 
     def spend(self, ts_ms: int, nanos: int, tokens: int, requests: int) -> list[BudgetOutput]:
         """Count one event's spend at event time `ts_ms`."""
-        outputs = self.advance(ts_ms)
-        approval = self.config.approval_required_above_usd
-        if approval is not None and nanos > to_nanos(approval):
-            outputs.append(ApprovalExceeded(ts_ms, nanos, to_nanos(approval)))
+        outputs = self._advance(ts_ms)
+        approval = self._approval_nanos
+        if approval is not None and nanos > approval:
+            outputs.append(ApprovalExceeded(ts_ms, nanos, approval))
         if self.rolling is not None:
             self._spend_rolling(ts_ms, nanos, tokens, outputs)
         else:
@@ -148,6 +158,12 @@ class BudgetLedger:
     def advance(self, ts_ms: int) -> list[BudgetOutput]:
         """Event time reached `ts_ms` (a clock tick, or the next spend): periods roll and close,
         windows slide, and the action follows."""
+        outputs = self._advance(ts_ms)
+        self._decide(ts_ms, outputs)
+        return outputs
+
+    def _advance(self, ts_ms: int) -> list[BudgetOutput]:
+        """`advance` without deciding the action (a spend decides once, after counting)."""
         outputs: list[BudgetOutput] = []
         if self.watermark_ms is not None and ts_ms <= self.watermark_ms:
             return outputs
@@ -171,7 +187,6 @@ class BudgetLedger:
             outputs.extend(self.rapid.advance(ts_ms))
         if self.tripwire is not None:
             outputs.extend(self.tripwire.advance(ts_ms, self._period_for_tripwire))
-        self._decide(ts_ms, outputs)
         return outputs
 
     # --- reading ---
@@ -246,16 +261,19 @@ class BudgetLedger:
         )
 
     def _thresholds(self, totals: _PeriodTotals, ts_ms: int, outputs: list[BudgetOutput]) -> None:
-        utilization = self._utilization(totals.nanos, totals.tokens)
-        for threshold in self.config.thresholds:
-            percent = threshold.percent
-            if percent in totals.crossed or utilization * 100 < Fraction(percent):
-                continue
-            totals.crossed.append(percent)
+        # Spend only grows within a period and thresholds are sorted, so the crossed ones are
+        # always a prefix: only the next one needs a look (integer comparisons, no division).
+        levels = self._levels
+        crossed = totals.crossed
+        while len(crossed) < len(levels):
+            level = levels[len(crossed)]
+            if not _reached(level, totals.nanos, totals.tokens):
+                return
+            crossed.append(level.threshold.percent)
             outputs.append(
                 ThresholdCrossed(
-                    ts_ms, totals.period.label, percent, threshold.action, totals.nanos,
-                    totals.tokens,
+                    ts_ms, totals.period.label, level.threshold.percent, level.threshold.action,
+                    totals.nanos, totals.tokens,
                 )
             )  # fmt: skip
 
@@ -272,19 +290,18 @@ class BudgetLedger:
         self._rolling_thresholds(ts_ms, outputs)
 
     def _rolling_thresholds(self, ts_ms: int, outputs: list[BudgetOutput]) -> None:
-        utilization = self.utilization() * 100
+        nanos, tokens = self.spent_nanos, self.tokens
         crossed = self.rolling_crossed
-        for threshold in self.config.thresholds:
-            percent = threshold.percent
-            reached = utilization >= Fraction(percent)
+        for level in self._levels:
+            percent = level.threshold.percent
+            reached = _reached(level, nanos, tokens)
             if reached and percent not in crossed:
                 crossed.append(percent)
                 outputs.append(
                     ThresholdCrossed(
-                        ts_ms, "rolling", percent, threshold.action, self.spent_nanos,
-                        self.tokens,
+                        ts_ms, "rolling", percent, level.threshold.action, nanos, tokens
                     )
-                )  # fmt: skip
+                )
             elif not reached and percent in crossed:
                 crossed.remove(percent)  # re-armed: the window slid below it
 
@@ -307,19 +324,19 @@ class BudgetLedger:
 
         config = self.config
         if config.hard:
-            utilization = self.utilization() * 100
-            burst = Fraction(config.burst_allowance)
+            nanos, tokens = self.spent_nanos, self.tokens
             crossed = self.crossed
-            for threshold in config.thresholds:
+            for level in self._levels:
+                threshold = level.threshold
                 if threshold.percent not in crossed:
                     continue
                 if threshold.action is ThresholdAction.THROTTLE:
                     consider(_THROTTLE, f"threshold:{threshold.percent}")
-                elif threshold.action is ThresholdAction.HALT and (
-                    utilization >= Fraction(threshold.percent) * burst
+                elif threshold.action is ThresholdAction.HALT and _reached(
+                    level.halt, nanos, tokens
                 ):
                     consider(_HALT, f"threshold:{threshold.percent}")
-            if utilization >= 100 * burst:
+            if _reached(self._stop, nanos, tokens):
                 consider(_HALT, "hard_limit")
         if self.rate_requests is not None and self.rate_requests.exceeded():
             consider(_THROTTLE, "rate_limit:requests")
@@ -355,6 +372,90 @@ class BudgetLedger:
             copier: Callable[[], object] | None = getattr(value, "copy", None)
             setattr(clone, name, copier() if copier is not None and name != "config" else value)
         return clone
+
+
+def period_spec(config: BudgetConfig) -> PeriodSpec:
+    return PeriodSpec(
+        config.period, config.tz, config.week_start, config.rolling_ms, config.grace_ms
+    )
+
+
+class _Level(NamedTuple):
+    """Where a percent of the limits lies, in the limits' own integers: reached when
+    nanos >= `nanos` or tokens >= `tokens` (None: that limit is not set)."""
+
+    nanos: int | None
+    tokens: int | None
+
+
+class _ThresholdLevel(NamedTuple):
+    threshold: Threshold
+    at: _Level
+    halt: _Level
+    """Where a halt threshold stops calls: its percent x burst_allowance."""
+
+    # `_reached` takes either kind of level.
+    @property
+    def nanos(self) -> int | None:
+        return self.at.nanos
+
+    @property
+    def tokens(self) -> int | None:
+        return self.at.tokens
+
+
+def _level(limit_nanos: int | None, limit_tokens: int | None, percent: Decimal) -> _Level:
+    """The smallest integer amounts at or above `percent` % of each limit (exact: the
+    comparison `amount x 100 >= limit x percent` without division on the hot path)."""
+    share = Fraction(percent) / 100
+
+    def ceil(limit: int | None) -> int | None:
+        return None if limit is None else -(-limit * share.numerator // share.denominator)
+
+    return _Level(ceil(limit_nanos), ceil(limit_tokens))
+
+
+class _Limits(NamedTuple):
+    """A budget's amounts as integers, computed once per budget (not per split)."""
+
+    limit_nanos: int | None
+    opening_nanos: int
+    approval_nanos: int | None
+    levels: tuple[_ThresholdLevel, ...]
+    stop: _Level
+    """The implicit hard stop: 100 % x burst_allowance."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _limits(config: BudgetConfig) -> _Limits:
+    limit_nanos = to_nanos(config.limit_usd) if config.limit_usd is not None else None
+    approval = config.approval_required_above_usd
+    return _Limits(
+        limit_nanos,
+        to_nanos(config.opening_spend_usd),
+        None if approval is None else to_nanos(approval),
+        _levels(config, limit_nanos),
+        _level(limit_nanos, config.limit_tokens, 100 * config.burst_allowance),
+    )
+
+
+def _levels(config: BudgetConfig, limit_nanos: int | None) -> tuple[_ThresholdLevel, ...]:
+    burst = config.burst_allowance
+    return tuple(
+        _ThresholdLevel(
+            threshold,
+            _level(limit_nanos, config.limit_tokens, threshold.percent),
+            _level(limit_nanos, config.limit_tokens, threshold.percent * burst),
+        )
+        for threshold in config.thresholds
+    )
+
+
+def _reached(level: _Level | _ThresholdLevel, nanos: int, tokens: int) -> bool:
+    at_nanos, at_tokens = level.nanos, level.tokens
+    return (at_nanos is not None and nanos >= at_nanos) or (
+        at_tokens is not None and tokens >= at_tokens
+    )
 
 
 def _closed(at_ms: int, totals: _PeriodTotals) -> PeriodClosed:
