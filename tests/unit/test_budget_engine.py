@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 
 from schemas.clock import ClockTick
-from schemas.events import ToolInvocation
+from schemas.events import CostEvent, ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import from_epoch_ms
 from workers.budgets.engine import BudgetEngine
+from workers.budgets.routing import route
 from workers.decisions import AlertDecision, ControlDecision, Decision, TransitionDecision
 from workers.policies.budgets import BudgetPolicy
 from workers.replay.run import Replay
@@ -169,3 +170,22 @@ def test_replaying_duplicates_changes_nothing() -> None:
         return out, r.counts.duplicates
 
     assert replay(twice) == (replay(once)[0], 20)
+
+
+def test_routing_yields_one_spend_per_matching_budget_key() -> None:
+    policy = engine().policy
+    spends = route(policy, call(0, "0", vendor="openai", model="gpt-4", tokens_in=1000))
+    assert {(s.key, s.nanos, s.tokens, s.requests) for s in spends} == {
+        ("bud.team.research", 0, 1000, 1),
+        ("bud.user/ana", 0, 1000, 1),
+        ("bud.priced", 30_000_000, 1000, 1),  # priced for the budget that lists gpt-4
+    }
+    cost = CostEvent(
+        event_id="c1", ts=from_epoch_ms(T0), cost_usd=Decimal("1.5"), tokens=7, source="billing",
+        team="research",
+    )  # fmt: skip
+    [spend] = route(policy, cost)
+    assert (spend.key, spend.nanos, spend.tokens, spend.requests) == (
+        "bud.team.research", 1_500_000_000, 7, 0,
+    )  # fmt: skip
+    assert route(policy, call(1, "1", team="nobody", user="x")) == []

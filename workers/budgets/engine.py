@@ -20,9 +20,10 @@ from schemas.control import ControlCommand, ControlKind
 from schemas.events import CostEvent, ToolInvocation
 from schemas.stream import StreamEvent
 from schemas.types import Severity, epoch_ms, from_epoch_ms
+from workers.budgets.routing import Spend, route
 from workers.decisions import AlertDecision, ControlDecision, Decision, Kernel, TransitionDecision
 from workers.kernels.budget import BudgetLedger, period_spec
-from workers.kernels.budget_config import COST_UNIT_TOKENS, BudgetConfig
+from workers.kernels.budget_config import BudgetConfig
 from workers.kernels.budget_outputs import (
     ActionChanged,
     ApprovalExceeded,
@@ -31,7 +32,6 @@ from workers.kernels.budget_outputs import (
     ThresholdCrossed,
 )
 from workers.kernels.budget_tripwire import TripwireRecovered, TripwireTripped
-from workers.kernels.rolling_sum import to_nanos
 from workers.kernels.spend_anomaly import (
     AnomalyEnded,
     AnomalyStarted,
@@ -40,14 +40,12 @@ from workers.kernels.spend_anomaly import (
 )
 from workers.policies.budgets import BudgetPolicy
 
-SCOPE_FIELDS = ("vendor", "model", "team", "project", "user", "api_key_id", "org", "environment")
 THRESHOLD_ALERT = "budget_threshold"
 ANOMALY_ALERT = "budget_anomaly"
 RAPID_ALERT = "budget_rapid_consumption"
 TRIPWIRE_ALERT = "budget_tripwire"
 APPROVAL_ALERT = "budget_approval_exceeded"
 _USD = Decimal(1_000_000_000)
-_NANO = Decimal("1e-9")
 
 
 class BudgetEngine:
@@ -76,26 +74,20 @@ class BudgetEngine:
     # --- spend ---
 
     def _spend(self, event: ToolInvocation | CostEvent) -> list[Decision]:
-        fields = _attribution(event)
-        budgets = self.policy.matching(fields)
-        if not budgets:
-            return []
-        ts_ms = epoch_ms(event.ts)
-        tokens = _tokens(event)
-        requests = 1 if isinstance(event, ToolInvocation) else 0
-        # Converted once per event; only a call without a cost is priced per budget.
-        reported = _nanos(event.cost_usd)
         decisions: list[Decision] = []
-        for config in budgets:
-            key = config.state_key(fields)
-            ledger = self.ledgers.get(key)
-            if ledger is None:
-                spec = self._specs[config.budget_id]
-                ledger = self.ledgers[key] = BudgetLedger(config, key, spec)
-            nanos = reported or _priced_nanos(event, config, tokens)
-            outputs = ledger.spend(ts_ms, nanos, tokens, requests)
-            decisions += self._decide(ledger, outputs, event.event_id)
+        for spend in route(self.policy, event):
+            decisions += self.record(spend)
         return decisions
+
+    def record(self, spend: Spend) -> list[Decision]:
+        """Count one routed spend in its ledger (created on first sight)."""
+        ledger = self.ledgers.get(spend.key)
+        if ledger is None:
+            config = spend.config
+            spec = self._specs[config.budget_id]
+            ledger = self.ledgers[spend.key] = BudgetLedger(config, spend.key, spec)
+        outputs = ledger.spend(spend.ts_ms, spend.nanos, spend.tokens, spend.requests)
+        return self._decide(ledger, outputs, spend.event_id)
 
     # --- outputs -> decisions ---
 
@@ -291,30 +283,6 @@ class BudgetEngine:
             policy_version=self.policy.version,
             alert=alert,
         )
-
-
-def _attribution(event: ToolInvocation | CostEvent) -> dict[str, str | None]:
-    return {name: getattr(event, name, None) for name in SCOPE_FIELDS}
-
-
-def _tokens(event: ToolInvocation | CostEvent) -> int:
-    if isinstance(event, ToolInvocation):
-        return event.tokens_in + event.tokens_out
-    return event.tokens or 0
-
-
-def _priced_nanos(event: ToolInvocation | CostEvent, config: BudgetConfig, tokens: int) -> int:
-    """A call that reports tokens but no cost, priced by the budget's cost_per_unit for its
-    model (USD per COST_UNIT_TOKENS tokens); 0 when there is no price."""
-    if not tokens or event.model is None:
-        return 0
-    price = config.cost_per_unit.get(event.model)
-    return 0 if price is None else _nanos(price * tokens / COST_UNIT_TOKENS)
-
-
-def _nanos(amount: Decimal) -> int:
-    """Nano-dollar resolution: exact for every real price list; finer amounts round half-even."""
-    return to_nanos(amount.quantize(_NANO)) if amount else 0
 
 
 def _evidence(ledger: BudgetLedger) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Which budgets an event counts against, and how much: the first half of the budget path.
+
+Pure. `route` turns one event into `Spend`s, one per matching budget key; the engine feeds
+them to ledgers. Kept apart so the live path can route where the events are (each input
+partition) and count where the budget lives (DESIGN §11: a budget every event matches must
+not funnel all traffic through one partition), while replay does both in one process.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import NamedTuple
+
+from schemas.events import CostEvent, ToolInvocation
+from schemas.types import epoch_ms
+from workers.kernels.budget_config import COST_UNIT_TOKENS, BudgetConfig
+from workers.kernels.rolling_sum import to_nanos
+from workers.policies.budgets import BudgetPolicy
+
+SCOPE_FIELDS = ("vendor", "model", "team", "project", "user", "api_key_id", "org", "environment")
+_NANO = Decimal("1e-9")
+
+
+class Spend(NamedTuple):
+    """One event's spend against one budget key."""
+
+    key: str
+    config: BudgetConfig
+    ts_ms: int
+    nanos: int
+    tokens: int
+    requests: int
+    event_id: str
+
+
+def route(policy: BudgetPolicy, event: ToolInvocation | CostEvent) -> list[Spend]:
+    fields = attribution(event)
+    budgets = policy.matching(fields)
+    if not budgets:
+        return []
+    ts_ms = epoch_ms(event.ts)
+    tokens = event.tokens_in + event.tokens_out if isinstance(event, ToolInvocation) else 0
+    if isinstance(event, CostEvent):
+        tokens = event.tokens or 0
+    requests = 1 if isinstance(event, ToolInvocation) else 0
+    # Converted once per event; only a call without a cost is priced per budget.
+    reported = nanos_of(event.cost_usd)
+    return [
+        Spend(
+            config.state_key(fields),
+            config,
+            ts_ms,
+            reported or _priced_nanos(event, config, tokens),
+            tokens,
+            requests,
+            event.event_id,
+        )
+        for config in budgets
+    ]
+
+
+def attribution(event: ToolInvocation | CostEvent) -> dict[str, str | None]:
+    """The event's values of the fields budget scopes select on."""
+    return {name: getattr(event, name, None) for name in SCOPE_FIELDS}
+
+
+def nanos_of(amount: Decimal) -> int:
+    """Nano-dollar resolution: exact for every real price list; finer amounts round half-even."""
+    return to_nanos(amount.quantize(_NANO)) if amount else 0
+
+
+def _priced_nanos(event: ToolInvocation | CostEvent, config: BudgetConfig, tokens: int) -> int:
+    """A call that reports tokens but no cost, priced by the budget's cost_per_unit for its
+    model (USD per COST_UNIT_TOKENS tokens); 0 when there is no price."""
+    if not tokens or event.model is None:
+        return 0
+    price = config.cost_per_unit.get(event.model)
+    return 0 if price is None else nanos_of(price * tokens / COST_UNIT_TOKENS)
