@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import Alert
 from schemas.audit import AuditRecord
+from schemas.budget_spend import BudgetSpend
 from schemas.clock import ClockTick
 from schemas.control import ControlCommand
 from schemas.dead_letter import DeadLetter
@@ -44,6 +45,7 @@ ALL_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
             LatencyEvent,
             ClockTick,
             BreakerOverride,
+            BudgetSpend,
             Alert,
             AuditRecord,
             BreakerState,

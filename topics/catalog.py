@@ -55,6 +55,7 @@ class TopicName(StrEnum):
     SLO_STATE = "slo-state"
     CONTROL = "control"
     DEAD_LETTER = "dead-letter"
+    BUDGET_SPEND = "budget-spend"
 
 
 INPUT_TOPICS: tuple[TopicName, ...] = (
@@ -115,6 +116,8 @@ class TopicCatalog:
             (TopicName.SLO_STATE, "slo id", "SloState", n, Cleanup.COMPACT, None),
             (TopicName.CONTROL, "target", "ControlCommand", n, Cleanup.DELETE, 7 * DAY_MS),
             (TopicName.DEAD_LETTER, "original key", "DeadLetter", n, Cleanup.DELETE, 30 * DAY_MS),
+            # Internal (DESIGN §11): spend routed from the input partitions to the budget's.
+            (TopicName.BUDGET_SPEND, "budget key", "BudgetSpend", n, Cleanup.DELETE, inputs_ms),
         ]
         return [
             TopicSpec(

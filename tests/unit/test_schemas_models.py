@@ -32,6 +32,7 @@ from schemas import (
     encode,
     policy_version,
 )
+from schemas.budget_spend import BudgetSpend
 from schemas.clock import ClockTick
 from schemas.jsonschema import ALL_MODELS
 from schemas.override import BreakerOverride
@@ -43,6 +44,13 @@ LABELS = {"vendor": "openai", "tool": "chat"}
 
 SAMPLES: dict[str, BaseModel] = {
     "ClockTick": ClockTick(ts=T0),
+    "BudgetSpend": BudgetSpend(
+        key="bud.user/ana",
+        budget_id="bud.user",
+        rows=[(1_795_000_000_000, 4_200_000, 400, 1, "e1")],
+        source_topic="guardstream.tool-invocations",
+        source_partition=2,
+    ),
     "BreakerOverride": BreakerOverride(
         ts=T0, vendor="openai", tool="chat", action="force_open", actor="oncall", reason="INC-7"
     ),

@@ -28,6 +28,8 @@ DESIGN_TOPICS: dict[str, tuple[str, Cleanup, int | None]] = {
     "slo-state": ("SloState", Cleanup.COMPACT, None),
     "control": ("ControlCommand", Cleanup.DELETE, 7),
     "dead-letter": ("DeadLetter", Cleanup.DELETE, 30),
+    # Not in DESIGN §3: internal, the cross-partition budget path of DESIGN §11.
+    "budget-spend": ("BudgetSpend", Cleanup.DELETE, 7),
 }
 
 

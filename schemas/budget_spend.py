@@ -1,0 +1,39 @@
+"""Routed spend (topic `budget-spend`, keyed by budget state key) — DESIGN §11.
+
+The input partitions route each event to the budgets it matches and send the spend here,
+keyed by budget key, so every event of one budget (a global one included) is counted by one
+consumer while routing stays spread over the input partitions. One record carries a batch's
+spend for one key, in the source partition's order, as compact rows.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from schemas.base import WireModel
+from schemas.types import Identifier, ShortStr
+
+MAX_SLICES = 2000
+"""Rows per record: a global budget in a 10,000-event batch is sent as several records."""
+
+SpendRow = tuple[
+    Annotated[int, Field(ge=0)],  # event time, epoch ms
+    Annotated[int, Field(ge=0)],  # nano-dollars
+    Annotated[int, Field(ge=0)],  # tokens
+    Annotated[int, Field(ge=0)],  # requests
+    Identifier,  # the event id (evidence)
+]
+
+
+class BudgetSpend(WireModel):
+    """Spend of one budget key from one batch of one input partition."""
+
+    key: Identifier
+    """The budget state key ("<budget_id>" or "<budget_id>/<split values>"); the Kafka key."""
+    budget_id: Identifier
+    rows: list[SpendRow] = Field(min_length=1, max_length=MAX_SLICES)
+    """(ts_ms, nanos, tokens, requests, event_id) per event, in the source's order."""
+    source_topic: ShortStr
+    source_partition: int = Field(ge=0)

@@ -1,0 +1,97 @@
+"""Budget records on the wire: routed spend in and out of `budget-spend`, and `budget-state`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from fractions import Fraction
+
+from schemas.budget_spend import MAX_SLICES, BudgetSpend, SpendRow
+from schemas.state import BudgetState
+from schemas.types import from_epoch_ms
+from workers.budgets.routing import Spend
+from workers.kernels.budget import BudgetLedger
+from workers.kernels.budget_config import BudgetConfig
+from workers.kernels.rolling_sum import from_nanos
+
+
+def spend_records(
+    spends: Iterable[Spend], *, source_topic: str, source_partition: int
+) -> list[BudgetSpend]:
+    """One record per budget key (more when a key has over MAX_SLICES rows), rows in order."""
+    rows: dict[str, list[SpendRow]] = {}
+    budget_ids: dict[str, str] = {}
+    for spend in spends:
+        rows.setdefault(spend.key, []).append(
+            (spend.ts_ms, spend.nanos, spend.tokens, spend.requests, spend.event_id)
+        )
+        budget_ids[spend.key] = spend.config.budget_id
+    return [
+        BudgetSpend(
+            key=key,
+            budget_id=budget_ids[key],
+            rows=key_rows[start : start + MAX_SLICES],
+            source_topic=source_topic,
+            source_partition=source_partition,
+        )
+        for key, key_rows in rows.items()
+        for start in range(0, len(key_rows), MAX_SLICES)
+    ]
+
+
+def spends_of(record: BudgetSpend, budgets: Mapping[str, BudgetConfig]) -> list[Spend]:
+    """The record's spends under the current policy; none when its budget no longer exists
+    (the policy changed between routing and counting: the spend has no budget to count in)."""
+    config = budgets.get(record.budget_id)
+    if config is None:
+        return []
+    return [
+        Spend(record.key, config, ts_ms, nanos, tokens, requests, event_id)
+        for ts_ms, nanos, tokens, requests, event_id in record.rows
+    ]
+
+
+def budget_state(ledger: BudgetLedger, policy_version: str) -> BudgetState | None:
+    """The `budget-state` record of a ledger (None before it saw any event time)."""
+    period = ledger.period
+    watermark = ledger.watermark_ms
+    if period is None or watermark is None:
+        return None
+    config = ledger.config
+    spent = from_nanos(ledger.spent_nanos)
+    elapsed = max(watermark + 1 - period.start_ms, 1)
+    projected = Fraction(ledger.spent_nanos * period.duration_ms, elapsed)
+    limit = config.limit_usd
+    requests, tokens = ledger.rate_requests, ledger.rate_tokens
+    resets = [r.capacity_returns_at() for r in (requests, tokens) if r is not None]
+    reset_at = min((ms for ms in resets if ms is not None), default=None)
+    return BudgetState(
+        budget_id=config.budget_id,
+        scope=dict(config.scope),
+        period=config.period,
+        period_start=from_epoch_ms(period.start_ms),
+        period_end=from_epoch_ms(period.end_ms),
+        spent_usd=spent,
+        tokens=ledger.tokens,
+        limit_usd=limit,
+        limit_tokens=config.limit_tokens,
+        remaining_usd=None if limit is None else limit - spent,
+        utilization=float(ledger.utilization()),
+        projected_spend_usd=from_nanos(int(projected)),
+        thresholds_crossed=[_number(percent) for percent in ledger.crossed],
+        action=ledger.action,
+        decided_by=ledger.decided_by,
+        rate_window_ms=config.rate_limits.window_ms if config.rate_limits else None,
+        request_rate_limit=requests.limit if requests else None,
+        requests_remaining=requests.remaining() if requests else None,
+        token_rate_limit=tokens.limit if tokens else None,
+        tokens_remaining=tokens.remaining() if tokens else None,
+        rate_limit_reset_at=None if reset_at is None else from_epoch_ms(reset_at),
+        policy_version=policy_version,
+        updated_at=from_epoch_ms(watermark),
+    )
+
+
+def _number(percent: Decimal) -> int | float:
+    """A threshold as the seeds write it: 95, or 99.5."""
+    return int(percent) if percent == percent.to_integral_value() else float(percent)
