@@ -8,7 +8,7 @@ spend for one key, in the source partition's order, as compact rows.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -37,3 +37,14 @@ class BudgetSpend(WireModel):
     """(ts_ms, nanos, tokens, requests, event_id) per event, in the source's order."""
     source_topic: ShortStr
     source_partition: int = Field(ge=0)
+
+
+class BudgetWatermark(WireModel):
+    """An input partition's event time has reached `ts_ms` (sent to every budget-spend
+    partition after each batch, and on each clock tick): the counter releases routed spend in
+    event-time order up to the lowest watermark of all input partitions."""
+
+    type: Literal["watermark"] = "watermark"
+    source_topic: ShortStr
+    source_partition: int = Field(ge=0)
+    ts_ms: int = Field(ge=0)

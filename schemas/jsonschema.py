@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import Alert
 from schemas.audit import AuditRecord
-from schemas.budget_spend import BudgetSpend
+from schemas.budget_spend import BudgetSpend, BudgetWatermark
 from schemas.clock import ClockTick
 from schemas.control import ControlCommand
 from schemas.dead_letter import DeadLetter
@@ -46,6 +46,7 @@ ALL_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
             ClockTick,
             BreakerOverride,
             BudgetSpend,
+            BudgetWatermark,
             Alert,
             AuditRecord,
             BreakerState,

@@ -25,11 +25,13 @@ from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.breakers.engine import BreakerRouting
 from workers.breakers.sink import BreakerSink
+from workers.budgets.sink import BudgetCounter, BudgetRouterSink, register_budget_counter
 from workers.clock_ticker import ClockTicker
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.ingest.warmup import ensure_memory
-from workers.metrics import BreakerCollector, IngestCollector, render
+from workers.metrics import BreakerCollector, BudgetCollector, IngestCollector, render
 from workers.policies.breakers import default_breaker_policy
+from workers.policies.budgets import BudgetPolicy
 from workers.settings import ProcessingGuarantee, Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class Worker:
     registry: CollectorRegistry
     sinks: list[EventSink] = field(default_factory=list)
     breakers: BreakerSink | None = None
+    budgets: BudgetCounter | None = None
     last_batch_unixtime: float | None = None  # shell bookkeeping; the stage itself has no clock
 
 
@@ -95,8 +98,10 @@ def create_worker(
     sinks: Sequence[EventSink] = (),
     *,
     breaker_policy: BreakerRouting | None = None,
+    budget_policy: BudgetPolicy | None = None,
 ) -> Worker:
-    """The worker app. Breakers run under `breaker_policy`, else the mode's default policy."""
+    """The worker app. Breakers run under `breaker_policy` (else the mode's default), budgets
+    under `budget_policy` (none by default)."""
     catalog = catalog_for(settings)
     app = BatchingApp(settings.app_id, **_faust_settings(settings))
     models: Mapping[str, type[InputEvent]] = {
@@ -123,6 +128,13 @@ def create_worker(
             breakers.states_by_state, lambda: breakers.transitions, lambda: breakers.alerts
         )
     )
+    if budget_policy is not None and budget_policy.budgets:
+        router = BudgetRouterSink(app, catalog, budget_policy)
+        worker.sinks.append(router)
+        counter = BudgetCounter(app, catalog, budget_policy, settings.kafka_client_options())
+        worker.budgets = counter
+        register_budget_counter(app, counter, BATCH_QUEUE_MAXSIZE)
+        registry.register(BudgetCollector(lambda: router.routed, lambda: counter.decisions))
     _register_ingest_agent(worker)
     _register_clock_ticker(worker)
     _register_web_pages(worker)
@@ -183,6 +195,8 @@ def _register_ingest_agent(worker: Worker) -> None:
             stage.forget_partition(tp.topic, tp.partition)
             if worker.breakers is not None and tp.topic == tool_topic:
                 worker.breakers.forget_partition(tp.partition)
+            if worker.budgets is not None and tp.topic == worker.budgets.spend_topic_name:
+                worker.budgets.forget_partition(tp.partition)
 
     app.on_partitions_revoked.connect(cast(Any, forget_revoked))
 

@@ -24,6 +24,8 @@ LAST_BATCH_TIME = "guardstream_ingest_last_batch_unixtime"
 BREAKERS = "guardstream_breakers"
 BREAKER_TRANSITIONS = "guardstream_breaker_transitions"
 BREAKER_ALERTS = "guardstream_breaker_alerts"
+BUDGET_SPEND_ROUTED = "guardstream_budget_spend_routed"
+BUDGET_DECISIONS = "guardstream_budget_decisions"
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
 
@@ -103,6 +105,22 @@ class BreakerCollector(Collector):
             BREAKER_TRANSITIONS, "Breaker transitions published", value=self._transitions()
         )
         yield CounterMetricFamily(BREAKER_ALERTS, "Breaker alerts published", value=self._alerts())
+
+
+class BudgetCollector(Collector):
+    """Spend routed to budget-spend by this worker, and the budget decisions it published."""
+
+    def __init__(self, routed: Callable[[], int], decisions: Callable[[], int]) -> None:
+        self._routed = routed
+        self._decisions = decisions
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            BUDGET_SPEND_ROUTED, "Event x budget spends routed", value=self._routed()
+        )
+        yield CounterMetricFamily(
+            BUDGET_DECISIONS, "Budget decisions published", value=self._decisions()
+        )
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -8,7 +8,7 @@ from schemas.budget_spend import MAX_SLICES
 from schemas.codec import decode, encode
 from schemas.state import BudgetAction
 from tests.unit.test_budget_engine import call, engine
-from workers.budgets.records import budget_state, spend_records, spends_of
+from workers.budgets.records import budget_state, spend_records, spends_of, state_topic_key
 from workers.budgets.routing import route
 
 
@@ -43,3 +43,13 @@ def test_budget_state_says_what_a_gateway_needs() -> None:
     assert state.period_start.isoformat() == "2026-11-18T00:00:00+00:00"
     # $96 in the first 9 minutes of the day projects far past the limit.
     assert state.projected_spend_usd > 10_000
+
+
+def test_a_split_budget_s_state_names_its_own_values() -> None:
+    e = engine()
+    e.apply(call(0, "1", user="ana"))
+    ledger = e.ledgers["bud.user/ana"]
+    state = budget_state(ledger, e.policy.version)
+    assert state is not None
+    assert state.scope == {"team": "research", "user": "ana"}
+    assert state_topic_key(ledger) == "bud.user/ana@2026-11-18"

@@ -32,7 +32,7 @@ from schemas import (
     encode,
     policy_version,
 )
-from schemas.budget_spend import BudgetSpend
+from schemas.budget_spend import BudgetSpend, BudgetWatermark
 from schemas.clock import ClockTick
 from schemas.jsonschema import ALL_MODELS
 from schemas.override import BreakerOverride
@@ -44,6 +44,9 @@ LABELS = {"vendor": "openai", "tool": "chat"}
 
 SAMPLES: dict[str, BaseModel] = {
     "ClockTick": ClockTick(ts=T0),
+    "BudgetWatermark": BudgetWatermark(
+        source_topic="guardstream.tool-invocations", source_partition=1, ts_ms=1_795_000_000_000
+    ),
     "BudgetSpend": BudgetSpend(
         key="bud.user/ana",
         budget_id="bud.user",

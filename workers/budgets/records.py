@@ -67,7 +67,7 @@ def budget_state(ledger: BudgetLedger, policy_version: str) -> BudgetState | Non
     reset_at = min((ms for ms in resets if ms is not None), default=None)
     return BudgetState(
         budget_id=config.budget_id,
-        scope=dict(config.scope),
+        scope=scope_of(ledger),
         period=config.period,
         period_start=from_epoch_ms(period.start_ms),
         period_end=from_epoch_ms(period.end_ms),
@@ -90,6 +90,25 @@ def budget_state(ledger: BudgetLedger, policy_version: str) -> BudgetState | Non
         policy_version=policy_version,
         updated_at=from_epoch_ms(watermark),
     )
+
+
+def scope_of(ledger: BudgetLedger) -> dict[str, str]:
+    """The budget's scope, with a split budget's own values: {"team": "research", "user": "ana"}
+    for the key "bud.research.user/ana" (split by user)."""
+    config = ledger.config
+    scope = dict(config.scope)
+    if config.split_by:
+        values = ledger.key[len(config.budget_id) + 1 :].split("/", len(config.split_by) - 1)
+        scope.update(zip(config.split_by, values, strict=False))
+    return scope
+
+
+def state_topic_key(ledger: BudgetLedger) -> str:
+    """`budget-state` is keyed by budget key and period, so compaction keeps each period's
+    final state as well as the current one."""
+    period = ledger.period
+    label = "none" if period is None else period.label
+    return f"{ledger.key}@{label}"
 
 
 def _number(percent: Decimal) -> int | float:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from workers.cli.breakers_cmd import breakers
+from workers.cli.budgets_cmd import budgets
 from workers.cli.context import CliContext
 from workers.cli.publish_cmd import publish
 from workers.cli.replay_cmd import replay
@@ -60,6 +61,7 @@ cli.add_command(tail)
 cli.add_command(simulate)
 cli.add_command(replay)
 cli.add_command(breakers)
+cli.add_command(budgets)
 
 
 def main() -> None:

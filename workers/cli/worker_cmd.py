@@ -12,7 +12,7 @@ from workers.app import create_worker, tune_garbage_collector
 from workers.cli.context import CliContext, pass_cli, run
 from workers.errors import ConfigError, TopicMismatchError
 from workers.logs import logging_config
-from workers.policies.breakers import load_breaker_policy
+from workers.policies.policy_set import load_policies
 
 
 @click.command()
@@ -40,12 +40,14 @@ def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> Non
         settings = settings.model_copy(update={"web_port": web_port})
     policy_path = policy_dir or settings.policy_dir
     try:
-        policy = load_breaker_policy(Path(policy_path), settings.mode) if policy_path else None
+        policies = load_policies(Path(policy_path) if policy_path else None, settings.mode)
     except ConfigError as exc:
         cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
         raise SystemExit(ConfigError.exit_code) from None
     run(_ensure_topics(cli))
-    guardstream = create_worker(settings, breaker_policy=policy)
+    guardstream = create_worker(
+        settings, breaker_policy=policies.breakers, budget_policy=policies.budgets
+    )
     tune_garbage_collector()
     faust_worker = faust.Worker(
         guardstream.app,

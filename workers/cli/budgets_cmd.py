@@ -1,0 +1,74 @@
+"""``guardstream budgets``: every budget's latest state, from the compacted budget-state topic."""
+
+from __future__ import annotations
+
+import click
+from pydantic import ValidationError
+from rich.table import Table
+
+from schemas.state import BudgetAction, BudgetState
+from topics.catalog import TopicName
+from topics.compacted import latest_values
+from workers.cli.context import CliContext, pass_cli, print_json, run
+
+_ACTION_STYLE = {
+    BudgetAction.ALLOW: "green",
+    BudgetAction.THROTTLE: "yellow",
+    BudgetAction.HALT: "bold red",
+}
+_BAR_WIDTH = 20
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of BudgetState records.")
+@pass_cli
+def budgets(cli: CliContext, as_json: bool) -> None:
+    """Show every budget key's current period: spend, limit, utilization and the action
+    gateways must take (the compacted budget-state topic, read to its end)."""
+    states = run(_read(cli))
+    if as_json:
+        print_json([state.model_dump(mode="json") for state in states])
+        return
+    if not states:
+        cli.err.print("no budget has seen spend yet")
+        return
+    table = Table("BUDGET", "PERIOD", "SPENT", "LIMIT", "UTILIZATION", "ACTION", "DECIDED BY",
+                  "PROJECTED", "THRESHOLDS")  # fmt: skip
+    for state in states:
+        limit = "" if state.limit_usd is None else f"${state.limit_usd:,}"
+        action = f"[{_ACTION_STYLE[state.action]}]{state.action.value}[/]"
+        table.add_row(
+            state.budget_id,
+            f"{state.period.value} {state.period_start:%Y-%m-%d %H:%M}",
+            f"${state.spent_usd:,.2f}",
+            limit,
+            _bar(state.utilization),
+            action,
+            state.decided_by or "",
+            f"${state.projected_spend_usd:,.2f}",
+            ",".join(str(t) for t in state.thresholds_crossed),
+        )
+    cli.console.print(table)
+
+
+def _bar(utilization: float) -> str:
+    filled = min(round(utilization * _BAR_WIDTH), _BAR_WIDTH)
+    style = "red" if utilization >= 1 else "yellow" if utilization >= 0.8 else "green"
+    return f"[{style}]{'█' * filled}[/]{'░' * (_BAR_WIDTH - filled)} {utilization:6.1%}"
+
+
+async def _read(cli: CliContext) -> list[BudgetState]:
+    catalog = cli.catalog
+    values = await latest_values(
+        cli.client_options(),
+        cli.settings.kafka_bootstrap,
+        catalog.name(TopicName.BUDGET_STATE),
+        catalog.spec(TopicName.BUDGET_STATE).partitions,
+    )
+    states: list[BudgetState] = []
+    for key, value in values.items():
+        try:
+            states.append(BudgetState.model_validate_json(value))
+        except ValidationError:
+            cli.err.print(f"[yellow]skipping an unreadable record for {key!r}[/]")
+    return sorted(states, key=lambda state: (state.budget_id, state.period_start))
