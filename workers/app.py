@@ -216,6 +216,14 @@ def _register_web_pages(worker: Worker) -> None:
         states = [] if sink is None else sink.current_states()
         return web.json([state.model_dump(mode="json") for state in states])
 
+    @app.page("/budgets")
+    async def budget_states(web: Any, request: Any) -> Any:
+        # The budget keys this worker counts (its budget-spend partitions); the fleet-wide
+        # view is the compacted budget-state topic (`guardstream budgets`).
+        counter = worker.budgets
+        states = [] if counter is None else counter.current_states()
+        return web.json([state.model_dump(mode="json") for state in states])
+
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         consumer_ok = app.consumer is not None and not app.consumer.should_stop

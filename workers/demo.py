@@ -52,7 +52,8 @@ SIMULATOR_ARGS = [
     "research:40:20:20",
 ]
 _REFRESH_S = 1.0
-_BREAKER_ROWS = 12
+_BREAKER_ROWS = 10
+_BUDGET_ROWS = 8
 POLICY_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -90,9 +91,30 @@ def _breaker_table(states: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _breakers(web_port: int) -> list[dict[str, Any]]:
+def _budget_table(states: list[dict[str, Any]]) -> Table:
+    table = Table(
+        "budget", "scope", "spent", "limit", "utilization", "action", "decided by",
+        title="budgets (current period)", expand=True,
+    )  # fmt: skip
+    ordered = sorted(states, key=lambda s: -float(s["utilization"]))
+    for state in ordered[:_BUDGET_ROWS]:
+        utilization = float(state["utilization"])
+        style = {"allow": "green", "throttle": "yellow", "halt": "bold red"}[state["action"]]
+        table.add_row(
+            state["budget_id"],
+            ",".join(f"{k}={v}" for k, v in sorted(state["scope"].items())) or "global",
+            f"${float(state['spent_usd']):,.2f}",
+            "" if state["limit_usd"] is None else f"${float(state['limit_usd']):,.0f}",
+            f"{utilization:6.1%}",
+            f"[{style}]{state['action']}[/]",
+            state.get("decided_by") or "",
+        )
+    return table
+
+
+def _page(web_port: int, path: str) -> list[dict[str, Any]]:
     try:
-        url = f"http://127.0.0.1:{web_port}/breakers"
+        url = f"http://127.0.0.1:{web_port}/{path}"
         with urllib.request.urlopen(url, timeout=2) as response:
             states: list[dict[str, Any]] = orjson.loads(response.read())
             return states
@@ -103,6 +125,7 @@ def _breakers(web_port: int) -> list[dict[str, Any]]:
 def _view(
     samples: dict[str, float],
     breakers: list[dict[str, Any]],
+    budgets: list[dict[str, Any]],
     rate: float,
     elapsed_s: float,
     logs: Path,
@@ -126,7 +149,13 @@ def _view(
         f"openai outage at 20s for 30s, research spend x20 at 40s for 20s\n"
         f"logs: {logs}   Ctrl-C stops everything"
     )
-    return Group(Panel(summary, title="guardstream demo"), _breaker_table(breakers), ingest, dead)
+    return Group(
+        Panel(summary, title="guardstream demo"),
+        _breaker_table(breakers),
+        _budget_table(budgets),
+        ingest,
+        dead,
+    )
 
 
 def run_demo(seconds: float | None) -> None:
@@ -187,7 +216,8 @@ def _watch(
                 now = time.monotonic()
                 rate = (seen - last_total) / max(now - last_time, 1e-6)
                 last_total, last_time = seen, now
-                live.update(_view(samples, _breakers(web_port), rate, now - started, logs))
+                breakers, budgets = _page(web_port, "breakers"), _page(web_port, "budgets")
+                live.update(_view(samples, breakers, budgets, rate, now - started, logs))
                 time.sleep(_REFRESH_S)
     except KeyboardInterrupt:
         pass

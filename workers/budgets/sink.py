@@ -29,6 +29,7 @@ from schemas.budget_spend import BudgetSpend, BudgetWatermark
 from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.events import CostEvent, ToolInvocation
+from schemas.state import BudgetState
 from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chain import AuditChain
@@ -142,6 +143,16 @@ class BudgetCounter:
         self._chains: dict[int, AuditChain] = {}
         self.decisions = 0
         self.unreadable = 0
+
+    def current_states(self) -> list[BudgetState]:
+        """Every budget key this worker counts, in its current period, sorted by key."""
+        states = [
+            state
+            for engine in self.engines.values()
+            for ledger in engine
+            if (state := budget_state(ledger, self.policy.version)) is not None
+        ]
+        return sorted(states, key=lambda state: (state.budget_id, sorted(state.scope.items())))
 
     def forget_partition(self, partition: int) -> None:
         self.engines.pop(partition, None)
