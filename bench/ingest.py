@@ -204,7 +204,9 @@ async def main_async(args: argparse.Namespace) -> None:
             ratio = ingest.per_second / raw.per_second
             print(f"events: {args.events} x ~{avg} B, partitions: {args.partitions}")
             print(f"raw aiokafka getmany + orjson : {raw.per_second:>10,.0f} events/s")
-            print(f"guardstream ingest + breakers : {ingest.per_second:>10,.0f} events/s")
+            print(
+                f"guardstream worker            : {ingest.per_second:>10,.0f} events/s  ({args.policy})"
+            )
             print(f"ratio (guardstream / raw)     : {ratio:.2f}x")
             if plain is not None:
                 print(f"plain Faust agent + table     : {plain.per_second:>10,.0f} events/s")
