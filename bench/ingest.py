@@ -205,7 +205,8 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"events: {args.events} x ~{avg} B, partitions: {args.partitions}")
             print(f"raw aiokafka getmany + orjson : {raw.per_second:>10,.0f} events/s")
             print(
-                f"guardstream worker            : {ingest.per_second:>10,.0f} events/s  ({args.policy})"
+                f"guardstream worker            : {ingest.per_second:>10,.0f} events/s "
+                f"({args.policy})"
             )
             print(f"ratio (guardstream / raw)     : {ratio:.2f}x")
             if plain is not None:
