@@ -24,6 +24,8 @@ class DecisionType(StrEnum):
     TRANSITION = "transition"
     ALERT = "alert"
     CONTROL = "control"
+    RECORD = "record"
+    """Something only the audit trail needs (a period's final total, a late event)."""
 
 
 class Kernel(StrEnum):
@@ -134,5 +136,25 @@ class ControlDecision(Decision):
             "target": command.target,
             "parameters": dict(command.parameters),
             "reason": command.reason,
+            "policy_version": self.policy_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDecision(Decision):
+    """An audit-only decision: `what` happened (e.g. period_closed, late_spend) and its facts."""
+
+    what: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def type(self) -> DecisionType:
+        return DecisionType.RECORD
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.head(),
+            "record": self.what,
+            **self.facts,
             "policy_version": self.policy_version,
         }

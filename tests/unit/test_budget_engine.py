@@ -189,3 +189,19 @@ def test_routing_yields_one_spend_per_matching_budget_key() -> None:
         "bud.team.research", 1_500_000_000, 7, 0,
     )  # fmt: skip
     assert route(policy, call(1, "1", team="nobody", user="x")) == []
+
+
+def test_a_period_closes_with_its_final_total_and_later_spend_is_recorded_late() -> None:
+    e = engine()
+    e.apply(call(0, "12"))
+    # The next day, past the development grace (1 min): the first day closes.
+    closing = e.apply(call(1, "3", ts_ms=T0 + DAY + 2 * MIN))
+    records = [d.to_json() for d in closing if d.type.value == "record"]
+    team = next(r for r in records if r["key"] == "bud.team.research")
+    assert (team["record"], team["period"], team["spent_usd"], team["requests"]) == (
+        "period_closed", "2026-11-18", "12", 1,
+    )  # fmt: skip
+    late = [d.to_json() for d in e.apply(call(2, "5", ts_ms=T0 + MIN))]
+    assert {(r["record"], r["spent_usd"]) for r in late if r["type"] == "record"} == {
+        ("late_spend", "5")
+    }

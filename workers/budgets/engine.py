@@ -19,15 +19,24 @@ from schemas.clock import ClockTick
 from schemas.control import ControlCommand, ControlKind
 from schemas.events import CostEvent, ToolInvocation
 from schemas.stream import StreamEvent
-from schemas.types import Severity, epoch_ms, from_epoch_ms
+from schemas.types import Severity, epoch_ms, from_epoch_ms, rfc3339_ms
 from workers.budgets.routing import Spend, route
-from workers.decisions import AlertDecision, ControlDecision, Decision, Kernel, TransitionDecision
+from workers.decisions import (
+    AlertDecision,
+    ControlDecision,
+    Decision,
+    Kernel,
+    RecordDecision,
+    TransitionDecision,
+)
 from workers.kernels.budget import BudgetLedger, period_spec
 from workers.kernels.budget_config import BudgetConfig
 from workers.kernels.budget_outputs import (
     ActionChanged,
     ApprovalExceeded,
     BudgetOutput,
+    LateSpend,
+    PeriodClosed,
     PeriodRolled,
     ThresholdCrossed,
 )
@@ -173,7 +182,26 @@ class BudgetEngine:
             )  # fmt: skip
             # A single call: the condition is over as soon as it is reported.
             return fired + self._resolve(ledger, APPROVAL_ALERT, event_id, output.at_ms, event_id)
-        return []  # PeriodClosed, LateSpend: audit records (the sink), not decisions
+        if isinstance(output, PeriodClosed):
+            return [
+                self._record(ledger, output.at_ms, event_id, "period_closed", {
+                    "period": output.period_label,
+                    "period_start": rfc3339_ms(output.start_ms),
+                    "period_end": rfc3339_ms(output.end_ms),
+                    "spent_usd": _usd(output.spent_nanos),
+                    "tokens": output.tokens,
+                    "requests": output.requests,
+                })
+            ]  # fmt: skip
+        if isinstance(output, LateSpend):
+            return [
+                self._record(ledger, output.at_ms, event_id, "late_spend", {
+                    "event_ts": rfc3339_ms(output.event_ts_ms),
+                    "spent_usd": _usd(output.nanos),
+                    "tokens": output.tokens,
+                })
+            ]  # fmt: skip
+        return []
 
     def _tripwire(
         self, ledger: BudgetLedger, output: TripwireTripped | TripwireRecovered, event_id: str
@@ -217,6 +245,19 @@ class BudgetEngine:
         else:
             decisions += self._resolve(ledger, TRIPWIRE_ALERT, "", output.at_ms, event_id)
         return decisions
+
+    def _record(
+        self, ledger: BudgetLedger, at_ms: int, event_id: str, what: str, facts: dict[str, Any]
+    ) -> RecordDecision:
+        return RecordDecision(
+            kernel=Kernel.BUDGET,
+            key=ledger.key,
+            ts_ms=at_ms,
+            event_id=event_id,
+            policy_version=self.policy.version,
+            what=what,
+            facts={"budget_id": ledger.config.budget_id, **facts},
+        )
 
     # --- the alert lifecycle: fire once, resolve once ---
 
@@ -294,6 +335,10 @@ def _evidence(ledger: BudgetLedger) -> dict[str, Any]:
         "period": None if period is None else period.label,
         "thresholds_crossed": [_percent(p) for p in ledger.crossed],
     }
+
+
+def _usd(nanos: int) -> str:
+    return format(Decimal(nanos) / _USD, "f")
 
 
 def _percent(value: Decimal) -> str:

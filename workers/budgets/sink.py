@@ -39,7 +39,13 @@ from workers.budgets.engine import BudgetEngine
 from workers.budgets.records import budget_state, spend_records, spends_of, state_topic_key
 from workers.budgets.reorder import SpendReorder
 from workers.budgets.routing import route
-from workers.decisions import AlertDecision, ControlDecision, Decision, TransitionDecision
+from workers.decisions import (
+    AlertDecision,
+    ControlDecision,
+    Decision,
+    RecordDecision,
+    TransitionDecision,
+)
 from workers.ingest.stage import IngestResult
 from workers.kernels.budget import BudgetLedger
 from workers.policies.budgets import BudgetPolicy
@@ -267,6 +273,8 @@ def register_budget_counter(app: faust.App, counter: BudgetCounter, queue_size: 
 
 
 def _audit_type(decision: Decision) -> str:
+    if isinstance(decision, RecordDecision):
+        return f"aud.budget.{decision.what}"
     if isinstance(decision, ControlDecision):
         return "aud.budget.control"
     if isinstance(decision, TransitionDecision):

@@ -138,6 +138,8 @@ def _row(line: dict[str, Any]) -> str:
         change = f"alert {line['status']} {line['severity']} {line['alert_kind']}"
     elif line["type"] == "control":
         change = f"control {line['command']} -> {line['target']}"
+    elif line["type"] == "record":
+        change = str(line["record"])
     else:
         change = str(line["type"])
     return _COLUMNS.format(
