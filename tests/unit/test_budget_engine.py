@@ -12,7 +12,7 @@ from schemas.events import CostEvent, ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import from_epoch_ms
 from workers.budgets.engine import BudgetEngine
-from workers.budgets.routing import route
+from workers.budgets.routing import nanos_of, route
 from workers.decisions import AlertDecision, ControlDecision, Decision, TransitionDecision
 from workers.policies.budgets import BudgetPolicy
 from workers.replay.run import Replay
@@ -205,3 +205,10 @@ def test_a_period_closes_with_its_final_total_and_later_spend_is_recorded_late()
     assert {(r["record"], r["spent_usd"]) for r in late if r["type"] == "record"} == {
         ("late_spend", "5")
     }
+
+
+def test_amounts_finer_than_a_nano_dollar_round_half_even() -> None:
+    assert nanos_of(Decimal("0.0042")) == 4_200_000
+    assert nanos_of(Decimal("0.0000000015")) == 2
+    assert nanos_of(Decimal("0.0000000025")) == 2
+    assert nanos_of(Decimal(0)) == 0

@@ -66,7 +66,12 @@ def attribution(event: ToolInvocation | CostEvent) -> dict[str, str | None]:
 
 def nanos_of(amount: Decimal) -> int:
     """Nano-dollar resolution: exact for every real price list; finer amounts round half-even."""
-    return to_nanos(amount.quantize(_NANO)) if amount else 0
+    if not amount:
+        return 0
+    try:
+        return to_nanos(amount)  # the common case: at most 9 decimal places, exact
+    except ValueError:
+        return to_nanos(amount.quantize(_NANO))
 
 
 def _priced_nanos(event: ToolInvocation | CostEvent, config: BudgetConfig, tokens: int) -> int:
