@@ -6,16 +6,15 @@ import time
 import uuid
 
 import click
-from pydantic import ValidationError
 from rich.table import Table
 
 from schemas.override import BreakerOverride, OverrideAction
 from schemas.state import BreakerState, CircuitState
 from schemas.types import from_epoch_ms
 from topics.catalog import TopicName
-from topics.compacted import latest_values
 from topics.publish import EventPublisher, Published
 from workers.cli.context import CliContext, pass_cli, print_json, run
+from workers.cli.state_topic import read_states
 
 _STATE_STYLE = {
     CircuitState.CLOSED: "green",
@@ -103,17 +102,5 @@ def _show(cli: CliContext, as_json: bool) -> None:
 
 
 async def _read(cli: CliContext) -> list[BreakerState]:
-    catalog = cli.catalog
-    values = await latest_values(
-        cli.client_options(),
-        cli.settings.kafka_bootstrap,
-        catalog.name(TopicName.BREAKER_STATE),
-        catalog.spec(TopicName.BREAKER_STATE).partitions,
-    )
-    states: list[BreakerState] = []
-    for key, value in values.items():
-        try:
-            states.append(BreakerState.model_validate_json(value))
-        except ValidationError:
-            cli.err.print(f"[yellow]skipping an unreadable record for {key!r}[/]")
+    states = await read_states(cli, TopicName.BREAKER_STATE, BreakerState)
     return sorted(states, key=lambda state: state.key)

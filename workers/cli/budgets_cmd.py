@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-from pydantic import ValidationError
 from rich.table import Table
 
 from schemas.state import BudgetAction, BudgetState
 from topics.catalog import TopicName
-from topics.compacted import latest_values
 from workers.cli.context import CliContext, pass_cli, print_json, run
+from workers.cli.state_topic import read_states
 
 _ACTION_STYLE = {
     BudgetAction.ALLOW: "green",
@@ -58,17 +57,5 @@ def _bar(utilization: float) -> str:
 
 
 async def _read(cli: CliContext) -> list[BudgetState]:
-    catalog = cli.catalog
-    values = await latest_values(
-        cli.client_options(),
-        cli.settings.kafka_bootstrap,
-        catalog.name(TopicName.BUDGET_STATE),
-        catalog.spec(TopicName.BUDGET_STATE).partitions,
-    )
-    states: list[BudgetState] = []
-    for key, value in values.items():
-        try:
-            states.append(BudgetState.model_validate_json(value))
-        except ValidationError:
-            cli.err.print(f"[yellow]skipping an unreadable record for {key!r}[/]")
+    states = await read_states(cli, TopicName.BUDGET_STATE, BudgetState)
     return sorted(states, key=lambda state: (state.budget_id, state.period_start))
