@@ -123,3 +123,54 @@ def test_a_team_spend_spike_throttles_then_halts_its_budget_and_trips_the_wire(
     exceeded = [r for r in audit if r["event_type"] == "aud.budget.exceeded"]
     assert exceeded
     assert {"budget_id", "limit", "actual", "action_taken"} <= exceeded[-1]["payload"].keys()
+
+
+ANOMALY_POLICY = """
+budgets:
+  bud.team.ml:
+    scope: {team: ml}
+    period: monthly
+    limit_usd: 1000
+    thresholds: []
+    anomaly: {detection_window_ms: 3600000, factor: 2.0, baseline_windows: 3}
+    rapid_consumption: {fraction: 0.05, window_ms: 900000}
+"""
+
+
+def test_a_burst_after_steady_spend_raises_the_anomaly_and_rapid_consumption_alerts(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    (policy_dir / "budgets.yaml").write_text(ANOMALY_POLICY)
+    env = cli_env(
+        bootstrap_servers,
+        topic_prefix,
+        GUARDSTREAM_POLICY_DIR=str(policy_dir),
+        GUARDSTREAM_CLOCK_INTERVAL_S="0",
+    )
+    assert run_cli(["topics", "create"], env).returncode == 0
+    # Three hours of $1 every 10 minutes (the baseline: $6 an hour), then $60 in 10 minutes.
+    steady = [
+        {**spend(0, "ml", "1", "openai"), "event_id": f"steady-{n}",
+         "ts": rfc3339_ms(T0_MS + n * 10 * MIN)}
+        for n in range(18)
+    ]  # fmt: skip
+    burst = [
+        {**spend(0, "ml", "6", "anthropic"), "event_id": f"burst-{n}",
+         "ts": rfc3339_ms(T0_MS + 180 * MIN + n * MIN)}
+        for n in range(10)
+    ]  # fmt: skip
+    tick = {"type": "clock", "ts": rfc3339_ms(T0_MS + 250 * MIN)}  # closes the burst's hour
+    lines = b"".join(orjson.dumps(doc) + b"\n" for doc in [*steady, *burst, tick])
+    with running_worker(env, tmp_path / "worker") as process:
+        published = run_cli(["publish", "-"], env, stdin=lines)
+        assert published.returncode == 0, published.stderr.decode()
+        # rapid consumption fires (and resolves once the 15 minutes pass); the anomaly fires.
+        assert process.wait_for(DECISIONS, 3, timeout_s=90) >= 3, process.log_tail()
+    alerts = read_topic(env, "alerts")
+    kinds = [(a["kind"], a["status"]) for a in alerts]
+    assert ("budget_rapid_consumption", "firing") in kinds
+    assert ("budget_rapid_consumption", "resolved") in kinds
+    assert ("budget_anomaly", "firing") in kinds
+    assert {a["labels"]["budget_id"] for a in alerts} == {"bud.team.ml"}
