@@ -53,3 +53,14 @@ def test_a_split_budget_s_state_names_its_own_values() -> None:
     assert state is not None
     assert state.scope == {"team": "research", "user": "ana"}
     assert state_topic_key(ledger) == "bud.user/ana@2026-11-18"
+
+
+def test_a_sources_spend_is_summed_per_key_and_second() -> None:
+    policy = engine().policy
+    same_second = [call(0, "1", ts_ms=1_794_960_000_100), call(1, "2", ts_ms=1_794_960_000_900)]
+    spends = [s for event in same_second for s in route(policy, event)]
+    [team] = [
+        r for r in spend_records(spends, source_topic="t", source_partition=0)
+        if r.key == "bud.team.research"
+    ]  # fmt: skip
+    assert team.rows == [(1_794_960_000_000, 3_000_000_000, 0, 2, "e1", 2_000_000_000)]

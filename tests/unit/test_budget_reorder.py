@@ -14,7 +14,7 @@ A, B = ("tool-invocations", 0), ("tool-invocations", 1)
 
 def spend(ts_ms: int, event_id: str) -> Spend:
     config = engine().policy.budgets["bud.team.research"]
-    return Spend("bud.team.research", config, ts_ms, 1, 0, 1, event_id)
+    return Spend("bud.team.research", config, ts_ms, 1, 0, 1, event_id, 1)
 
 
 def test_nothing_is_released_until_every_source_passed_it() -> None:

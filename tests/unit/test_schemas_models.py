@@ -50,7 +50,7 @@ SAMPLES: dict[str, BaseModel] = {
     "BudgetSpend": BudgetSpend(
         key="bud.user/ana",
         budget_id="bud.user",
-        rows=[(1_795_000_000_000, 4_200_000, 400, 1, "e1")],
+        rows=[(1_795_000_000_000, 4_200_000, 400, 1, "e1", 4_200_000)],
         source_topic="guardstream.tool-invocations",
         source_partition=2,
     ),

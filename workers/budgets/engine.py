@@ -95,7 +95,9 @@ class BudgetEngine:
             config = spend.config
             spec = self._specs[config.budget_id]
             ledger = self.ledgers[spend.key] = BudgetLedger(config, spend.key, spec)
-        outputs = ledger.spend(spend.ts_ms, spend.nanos, spend.tokens, spend.requests)
+        outputs = ledger.spend(
+            spend.ts_ms, spend.nanos, spend.tokens, spend.requests, spend.largest_nanos
+        )
         return self._decide(ledger, outputs, spend.event_id)
 
     # --- outputs -> decisions ---

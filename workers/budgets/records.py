@@ -15,28 +15,57 @@ from workers.kernels.budget_config import BudgetConfig
 from workers.kernels.rolling_sum import from_nanos
 
 
+class _Second:
+    """One key's spend in one second of one batch, summed (mutable while a batch is routed)."""
+
+    __slots__ = ("event_id", "largest", "nanos", "requests", "tokens")
+
+    def __init__(self, spend: Spend) -> None:
+        self.nanos, self.tokens, self.requests = spend.nanos, spend.tokens, spend.requests
+        self.event_id, self.largest = spend.event_id, spend.largest_nanos
+
+    def add(self, spend: Spend) -> None:
+        self.nanos += spend.nanos
+        self.tokens += spend.tokens
+        self.requests += spend.requests
+        self.event_id = spend.event_id
+        self.largest = max(self.largest, spend.largest_nanos)
+
+
 def spend_records(
     spends: Iterable[Spend], *, source_topic: str, source_partition: int
 ) -> list[BudgetSpend]:
-    """One record per budget key (more when a key has over MAX_SLICES rows), rows in order."""
-    rows: dict[str, list[SpendRow]] = {}
+    """One record per budget key (more past MAX_SLICES rows): the source's spend summed per
+    second (spends arrive at 1-second resolution), rows in the order the seconds first came."""
+    keys: dict[str, dict[int, _Second]] = {}
     budget_ids: dict[str, str] = {}
     for spend in spends:
-        rows.setdefault(spend.key, []).append(
-            (spend.ts_ms, spend.nanos, spend.tokens, spend.requests, spend.event_id)
+        seconds = keys.get(spend.key)
+        if seconds is None:
+            seconds = keys[spend.key] = {}
+            budget_ids[spend.key] = spend.config.budget_id
+        second = seconds.get(spend.ts_ms)
+        if second is None:
+            seconds[spend.ts_ms] = _Second(spend)
+        else:
+            second.add(spend)
+    records: list[BudgetSpend] = []
+    for key, seconds in keys.items():
+        rows: list[SpendRow] = [
+            (ts_ms, s.nanos, s.tokens, s.requests, s.event_id, s.largest)
+            for ts_ms, s in seconds.items()
+        ]
+        records.extend(
+            BudgetSpend(
+                key=key,
+                budget_id=budget_ids[key],
+                rows=rows[start : start + MAX_SLICES],
+                source_topic=source_topic,
+                source_partition=source_partition,
+            )
+            for start in range(0, len(rows), MAX_SLICES)
         )
-        budget_ids[spend.key] = spend.config.budget_id
-    return [
-        BudgetSpend(
-            key=key,
-            budget_id=budget_ids[key],
-            rows=key_rows[start : start + MAX_SLICES],
-            source_topic=source_topic,
-            source_partition=source_partition,
-        )
-        for key, key_rows in rows.items()
-        for start in range(0, len(key_rows), MAX_SLICES)
-    ]
+    return records
 
 
 def spends_of(record: BudgetSpend, budgets: Mapping[str, BudgetConfig]) -> list[Spend]:
@@ -46,8 +75,8 @@ def spends_of(record: BudgetSpend, budgets: Mapping[str, BudgetConfig]) -> list[
     if config is None:
         return []
     return [
-        Spend(record.key, config, ts_ms, nanos, tokens, requests, event_id)
-        for ts_ms, nanos, tokens, requests, event_id in record.rows
+        Spend(record.key, config, ts_ms, nanos, tokens, requests, event_id, largest)
+        for ts_ms, nanos, tokens, requests, event_id, largest in record.rows
     ]
 
 

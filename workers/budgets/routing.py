@@ -22,15 +22,26 @@ _NANO = Decimal("1e-9")
 
 
 class Spend(NamedTuple):
-    """One event's spend against one budget key."""
+    """Spend against one budget key: one event's, or (routed) one second's of one source."""
 
     key: str
     config: BudgetConfig
     ts_ms: int
+    """Event time, to the whole second (budgets count at 1-second resolution, see below)."""
     nanos: int
     tokens: int
     requests: int
     event_id: str
+    """The event (the last one, for a second's sum): evidence."""
+    largest_nanos: int
+    """The largest single event's cost in it (the approval limit is per call)."""
+
+
+# Every budget boundary is a whole second: calendar periods (zone offsets are whole
+# seconds), rate-limit slices (1 s), tripwire intervals, anomaly and rolling windows. Counting
+# at that resolution changes no decision, and lets each input partition pre-aggregate a
+# second's spend per budget before sending it on (DESIGN §11), in replay and live alike.
+RESOLUTION_MS = 1000
 
 
 def route(policy: BudgetPolicy, event: ToolInvocation | CostEvent) -> list[Spend]:
@@ -38,25 +49,19 @@ def route(policy: BudgetPolicy, event: ToolInvocation | CostEvent) -> list[Spend
     budgets = policy.matching(fields)
     if not budgets:
         return []
-    ts_ms = epoch_ms(event.ts)
+    ts_ms = epoch_ms(event.ts) // RESOLUTION_MS * RESOLUTION_MS
     tokens = event.tokens_in + event.tokens_out if isinstance(event, ToolInvocation) else 0
     if isinstance(event, CostEvent):
         tokens = event.tokens or 0
     requests = 1 if isinstance(event, ToolInvocation) else 0
     # Converted once per event; only a call without a cost is priced per budget.
     reported = nanos_of(event.cost_usd)
-    return [
-        Spend(
-            config.state_key(fields),
-            config,
-            ts_ms,
-            reported or _priced_nanos(event, config, tokens),
-            tokens,
-            requests,
-            event.event_id,
-        )
-        for config in budgets
-    ]
+    spends = []
+    for config in budgets:
+        nanos = reported or _priced_nanos(event, config, tokens)
+        key = config.state_key(fields)
+        spends.append(Spend(key, config, ts_ms, nanos, tokens, requests, event.event_id, nanos))
+    return spends
 
 
 def attribution(event: ToolInvocation | CostEvent) -> dict[str, str | None]:

@@ -131,12 +131,16 @@ class BudgetLedger:
 
     # --- events ---
 
-    def spend(self, ts_ms: int, nanos: int, tokens: int, requests: int) -> list[BudgetOutput]:
-        """Count one event's spend at event time `ts_ms`."""
+    def spend(
+        self, ts_ms: int, nanos: int, tokens: int, requests: int, largest_nanos: int | None = None
+    ) -> list[BudgetOutput]:
+        """Count spend at event time `ts_ms`: one event's, or several events' sum whose largest
+        single cost is `largest_nanos` (the approval limit applies per call)."""
         outputs = self._advance(ts_ms)
         approval = self._approval_nanos
-        if approval is not None and nanos > approval:
-            outputs.append(ApprovalExceeded(ts_ms, nanos, approval))
+        largest = nanos if largest_nanos is None else largest_nanos
+        if approval is not None and largest > approval:
+            outputs.append(ApprovalExceeded(ts_ms, largest, approval))
         if self.rolling is not None:
             self._spend_rolling(ts_ms, nanos, tokens, outputs)
         else:
