@@ -115,6 +115,11 @@ class BreakerEngine:
                 decisions.extend(self._step(breaker, tick, event_id))
         return decisions
 
+    def circuit_states(self) -> Iterator[CircuitState]:
+        """Each breaker's state alone (metrics: no record built per scrape)."""
+        for breaker in self._breakers.values():
+            yield breaker.state.state
+
     def states(self) -> Iterator[BreakerState]:
         """The published state of every breaker, as of the last event each one saw."""
         for key, breaker in self._breakers.items():

@@ -96,8 +96,8 @@ class BreakerSink:
         """How many breakers are in each state (for metrics)."""
         counts = dict.fromkeys((state.value for state in CircuitState), 0)
         for engine in self.engines.values():
-            for state in engine.states():
-                counts[state.state.value] += 1
+            for state in engine.circuit_states():
+                counts[state.value] += 1
         return counts
 
     async def _publish(self, decision: Decision, partition: int, record: RawRecord) -> None:

@@ -44,16 +44,21 @@ class Spend(NamedTuple):
 RESOLUTION_MS = 1000
 
 
-def route(policy: BudgetPolicy, event: ToolInvocation | CostEvent) -> list[Spend]:
+def route(
+    policy: BudgetPolicy, event: ToolInvocation | CostEvent, event_ms: int | None = None
+) -> list[Spend]:
+    """`event_ms`: epoch_ms(event.ts), when the caller has it already."""
     fields = attribution(event)
     budgets = policy.matching(fields)
     if not budgets:
         return []
-    ts_ms = epoch_ms(event.ts) // RESOLUTION_MS * RESOLUTION_MS
-    tokens = event.tokens_in + event.tokens_out if isinstance(event, ToolInvocation) else 0
-    if isinstance(event, CostEvent):
-        tokens = event.tokens or 0
-    requests = 1 if isinstance(event, ToolInvocation) else 0
+    if event_ms is None:
+        event_ms = epoch_ms(event.ts)
+    ts_ms = event_ms // RESOLUTION_MS * RESOLUTION_MS
+    if isinstance(event, ToolInvocation):
+        tokens, requests = event.tokens_in + event.tokens_out, 1
+    else:
+        tokens, requests = event.tokens or 0, 0
     # Converted once per event; only a call without a cost is priced per budget.
     reported = nanos_of(event.cost_usd)
     spends = []

@@ -38,7 +38,7 @@ from workers.batching import BatchTopic, RawBatch
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.records import budget_state, spend_records, spends_of, state_topic_key
 from workers.budgets.reorder import SpendReorder
-from workers.budgets.routing import route
+from workers.budgets.routing import Spend, route
 from workers.decisions import (
     AlertDecision,
     ControlDecision,
@@ -48,6 +48,7 @@ from workers.decisions import (
 )
 from workers.ingest.stage import IngestResult
 from workers.kernels.budget import BudgetLedger
+from workers.kernels.rolling_sum import from_nanos
 from workers.policies.budgets import BudgetPolicy
 
 log = logging.getLogger(__name__)
@@ -78,17 +79,23 @@ class BudgetRouterSink:
         self.routed = 0
 
     async def handle(self, result: IngestResult) -> None:
-        if not self.policy.budgets or result.topic not in self._inputs:
+        if not self.policy.budgets or result.topic not in self._inputs or not result.accepted:
             return
-        await self._route(result)
-        await self._watermark(result)
+        # One pass: each event's time is converted once, for its spend and the watermark.
+        spends = []
+        reached = -1
+        for item in result.accepted:
+            event = item.event
+            event_ms = epoch_ms(event.ts)
+            reached = max(reached, event_ms)
+            if type(event) is ToolInvocation or type(event) is CostEvent:
+                spends += route(self.policy, event, event_ms)
+        await self._send_spend(result, spends)
+        await self._watermark(result, reached)
 
-    async def _watermark(self, result: IngestResult) -> None:
+    async def _watermark(self, result: IngestResult, reached: int) -> None:
         """Tell every counter partition how far this input partition's event time got."""
-        if not result.accepted:
-            return
         source = (result.topic, result.partition)
-        reached = max(epoch_ms(item.event.ts) for item in result.accepted)
         if reached <= self._marks.get(source, -1):
             return
         self._marks[source] = reached
@@ -100,13 +107,7 @@ class BudgetRouterSink:
         for partition in range(self._spend_partitions):
             await self._spend_topic.send(key=WATERMARK_KEY, value=mark, partition=partition)
 
-    async def _route(self, result: IngestResult) -> None:
-        spends = [
-            spend
-            for item in result.accepted
-            if type(item.event) is ToolInvocation or type(item.event) is CostEvent
-            for spend in route(self.policy, item.event)
-        ]
+    async def _send_spend(self, result: IngestResult, spends: list[Spend]) -> None:
         records = spend_records(
             spends, source_topic=result.topic, source_partition=result.partition
         )
@@ -297,10 +298,10 @@ def _required_fields(ledger: BudgetLedger | None) -> dict[str, Any]:
     if ledger is None:
         return {}
     config = ledger.config
-    state = budget_state(ledger, "0" * 64)
+    counted = ledger.period is not None and ledger.watermark_ms is not None
     return {
         "budget_id": config.budget_id,
         "limit": str(config.limit_usd) if config.limit_usd is not None else config.limit_tokens,
-        "actual": None if state is None else str(state.spent_usd),
+        "actual": str(from_nanos(ledger.spent_nanos)) if counted else None,
         "action_taken": ledger.action.value,
     }
