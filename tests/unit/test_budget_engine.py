@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.clock import ClockTick
 from schemas.events import CostEvent, ToolInvocation
@@ -212,3 +214,46 @@ def test_amounts_finer_than_a_nano_dollar_round_half_even() -> None:
     assert nanos_of(Decimal("0.0000000015")) == 2
     assert nanos_of(Decimal("0.0000000025")) == 2
     assert nanos_of(Decimal(0)) == 0
+
+
+class EveryLedgerOnEveryTick(BudgetEngine):
+    """The reference: a tick advances every ledger, in creation order."""
+
+    def advance(self, ts_ms: int, event_id: str) -> list[Decision]:
+        decisions: list[Decision] = []
+        for ledger in self.ledgers.values():
+            decisions += self._decide(ledger, ledger.advance(ts_ms), event_id)
+        return decisions
+
+
+_STREAM = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("spend"),
+            st.integers(0, 3 * DAY),
+            st.sampled_from(["ana", "bob", "cy"]),
+            st.sampled_from(["0.5", "4", "20"]),
+        ),
+        st.tuples(st.just("tick"), st.integers(0, 3 * DAY), st.just(""), st.just("")),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_STREAM)
+def test_advancing_only_due_ledgers_decides_exactly_as_advancing_all(
+    stream: list[tuple[str, int, str, str]],
+) -> None:
+    def run(e: BudgetEngine) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for n, (kind, dt, user, usd) in enumerate(stream):
+            event: Any = (
+                ClockTick.at(T0 + dt) if kind == "tick" else call(n, usd, user=user, ts_ms=T0 + dt)
+            )
+            out += [d.to_json() for d in e.apply(event)]
+        return out
+
+    document = PolicyDocument.from_spec(PolicyKind.BUDGETS, "t", SPEC)
+    policy = BudgetPolicy.from_document(document)
+    assert run(BudgetEngine(policy)) == run(EveryLedgerOnEveryTick(policy))

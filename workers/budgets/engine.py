@@ -10,6 +10,7 @@ tripwire `control` commands.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -65,17 +66,40 @@ class BudgetEngine:
         self._specs = {budget_id: period_spec(c) for budget_id, c in policy.budgets.items()}
         # (ledger key, alert kind, identifying label) -> the alert still firing
         self._firing: dict[tuple[str, str, str], Alert] = {}
+        # When each ledger next needs time to pass (see BudgetLedger.due_ms): a clock tick
+        # advances only the ledgers due by then, not every one (split budgets make many).
+        self._due: list[tuple[int, int, str]] = []  # (due_ms, creation order, key), a heap
+        self._due_pushed: dict[str, int] = {}
+        self._order: dict[str, int] = {}
+        self._clock_ms: int | None = None
+        """The latest clock tick: a ledger that was not due then catches up before its next
+        spend, so it is exactly where advancing it at the tick would have left it."""
 
     def apply(self, event: StreamEvent) -> list[Decision]:
         if isinstance(event, ToolInvocation | CostEvent):
             return self._spend(event)
         if isinstance(event, ClockTick):
-            ts_ms = epoch_ms(event.ts)
-            decisions: list[Decision] = []
-            for ledger in self.ledgers.values():
-                decisions += self._decide(ledger, ledger.advance(ts_ms), event.event_id)
-            return decisions
+            return self.advance(epoch_ms(event.ts), event.event_id)
         return []
+
+    def advance(self, ts_ms: int, event_id: str) -> list[Decision]:
+        """Event time reached `ts_ms`: advance the ledgers that are due, in creation order
+        (as if every ledger were advanced: the others would not change)."""
+        if self._clock_ms is None or ts_ms > self._clock_ms:
+            self._clock_ms = ts_ms
+        due = self._due
+        keys: set[str] = set()
+        while due and due[0][0] <= ts_ms:
+            _, _, key = heapq.heappop(due)
+            if self._due_pushed.get(key, ts_ms + 1) <= ts_ms:
+                del self._due_pushed[key]
+            keys.add(key)
+        decisions: list[Decision] = []
+        for key in sorted(keys, key=self._order.__getitem__):
+            ledger = self.ledgers[key]
+            decisions += self._decide(ledger, ledger.advance(ts_ms), event_id)
+            self._schedule(ledger)
+        return decisions
 
     def __iter__(self) -> Iterator[BudgetLedger]:
         return iter(self.ledgers.values())
@@ -95,10 +119,24 @@ class BudgetEngine:
             config = spend.config
             spec = self._specs[config.budget_id]
             ledger = self.ledgers[spend.key] = BudgetLedger(config, spend.key, spec)
+            self._order[spend.key] = len(self._order)
+        clock = self._clock_ms
+        caught_up: list[BudgetOutput] = []
+        if clock is not None and ledger.watermark_ms is not None and ledger.watermark_ms < clock:
+            caught_up = ledger.advance(clock)  # not due at the tick: moves windows, no output
         outputs = ledger.spend(
             spend.ts_ms, spend.nanos, spend.tokens, spend.requests, spend.largest_nanos
         )
-        return self._decide(ledger, outputs, spend.event_id)
+        self._schedule(ledger)
+        return self._decide(ledger, caught_up + outputs, spend.event_id)
+
+    def _schedule(self, ledger: BudgetLedger) -> None:
+        """Remember when `ledger` is next due; a new entry only when that time changed, so
+        the heap does not grow with every spend."""
+        due_ms = ledger.due_ms()
+        if due_ms is not None and self._due_pushed.get(ledger.key) != due_ms:
+            self._due_pushed[ledger.key] = due_ms
+            heapq.heappush(self._due, (due_ms, self._order[ledger.key], ledger.key))
 
     # --- outputs -> decisions ---
 

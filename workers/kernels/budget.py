@@ -193,6 +193,35 @@ class BudgetLedger:
             outputs.extend(self.tripwire.advance(ts_ms, self._period_for_tripwire))
         return outputs
 
+    def due_ms(self) -> int | None:
+        """The earliest event time at which `advance` can change this ledger (a period ends,
+        a grace runs out, a detection window or tripwire interval closes, rate capacity
+        returns, a rapid-consumption episode ends); None: only spend can change it. Before it,
+        `advance` makes no output and leaves the action as it is."""
+        if self.watermark_ms is None:
+            return None
+        if self.rolling is not None:
+            return self.watermark_ms + 1  # a rolling window slides with every millisecond
+        dues: list[int] = []
+        if self.current is not None:
+            dues.append(self.current.period.end_ms)
+        if self.previous is not None:
+            dues.append(self.previous.period.end_ms + self.spec.grace_ms)
+        for limiter in (self.rate_requests, self.rate_tokens):
+            returns = limiter.capacity_returns_at() if limiter is not None else None
+            if returns is not None:
+                dues.append(returns)
+        anomaly = self.anomaly
+        if anomaly is not None and anomaly.window_index is not None:
+            dues.append((anomaly.window_index + 1) * anomaly.window_ms)
+        rapid_end = self.rapid.ends_at() if self.rapid is not None else None
+        if rapid_end is not None:
+            dues.append(rapid_end)
+        tripwire = self.tripwire
+        if tripwire is not None and tripwire.interval_start_ms is not None:
+            dues.append(tripwire.interval_end_ms)
+        return min(dues, default=None)
+
     # --- reading ---
 
     @property
