@@ -10,6 +10,7 @@ tripwire `control` commands.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -71,9 +72,14 @@ class BudgetEngine:
         self._due: list[tuple[int, int, str]] = []  # (due_ms, creation order, key), a heap
         self._due_pushed: dict[str, int] = {}
         self._order: dict[str, int] = {}
-        self._clock_ms: int | None = None
-        """The latest clock tick: a ledger that was not due then catches up before its next
-        spend, so it is exactly where advancing it at the tick would have left it."""
+        # A ledger not due at a tick catches up before its next spend to the latest tick it
+        # missed, so it is exactly where advancing it at every tick would have left it.
+        # Ticks are counted; `_tick_maxima` holds (tick number, value) with values strictly
+        # falling, so the largest tick from number n on is the first entry at or after n
+        # (one entry while ticks only rise, as they do live).
+        self._ticks = 0
+        self._tick_maxima: list[tuple[int, int]] = []
+        self._caught: dict[str, int] = {}  # key -> ticks it has seen (advanced or born after)
 
     def apply(self, event: StreamEvent) -> list[Decision]:
         if isinstance(event, ToolInvocation | CostEvent):
@@ -85,8 +91,11 @@ class BudgetEngine:
     def advance(self, ts_ms: int, event_id: str) -> list[Decision]:
         """Event time reached `ts_ms`: advance the ledgers that are due, in creation order
         (as if every ledger were advanced: the others would not change)."""
-        if self._clock_ms is None or ts_ms > self._clock_ms:
-            self._clock_ms = ts_ms
+        maxima = self._tick_maxima
+        while maxima and maxima[-1][1] <= ts_ms:
+            maxima.pop()
+        maxima.append((self._ticks, ts_ms))
+        self._ticks += 1
         due = self._due
         keys: set[str] = set()
         while due and due[0][0] <= ts_ms:
@@ -97,9 +106,18 @@ class BudgetEngine:
         decisions: list[Decision] = []
         for key in sorted(keys, key=self._order.__getitem__):
             ledger = self.ledgers[key]
-            decisions += self._decide(ledger, ledger.advance(ts_ms), event_id)
+            decisions += self._decide(ledger, self._catch_up(ledger), event_id)
             self._schedule(ledger)
         return decisions
+
+    def _catch_up(self, ledger: BudgetLedger) -> list[BudgetOutput]:
+        """Advance `ledger` to the largest tick since it last saw one (if any)."""
+        seen = self._caught[ledger.key]
+        self._caught[ledger.key] = self._ticks
+        if seen >= self._ticks:
+            return []
+        index = bisect.bisect_left(self._tick_maxima, (seen, -1))
+        return ledger.advance(self._tick_maxima[index][1])
 
     def __iter__(self) -> Iterator[BudgetLedger]:
         return iter(self.ledgers.values())
@@ -120,10 +138,8 @@ class BudgetEngine:
             spec = self._specs[config.budget_id]
             ledger = self.ledgers[spend.key] = BudgetLedger(config, spend.key, spec)
             self._order[spend.key] = len(self._order)
-        clock = self._clock_ms
-        caught_up: list[BudgetOutput] = []
-        if clock is not None and ledger.watermark_ms is not None and ledger.watermark_ms < clock:
-            caught_up = ledger.advance(clock)  # not due at the tick: moves windows, no output
+            self._caught[spend.key] = self._ticks  # born after every tick so far
+        caught_up = self._catch_up(ledger)  # not due at a tick: moves windows, no output
         outputs = ledger.spend(
             spend.ts_ms, spend.nanos, spend.tokens, spend.requests, spend.largest_nanos
         )
