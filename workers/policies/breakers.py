@@ -15,14 +15,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from pydantic import ValidationError
-
 from schemas.policy import PolicyDocument, PolicyKind
-from workers.errors import ConfigError
 from workers.kernels.breaker_config import BreakerConfig
 from workers.policies.breaker_models import KeyMode, Rule
 from workers.policies.breaker_shapes import parse
-from workers.policies.files import Problems, find_policy_file, read_policy_file
+from workers.policies.files import (
+    Problems,
+    load_policy_document,
+    require_kind,
+)
 from workers.settings import Mode
 
 # Looked for in a policy directory, in this order (the second is the seeds' name).
@@ -104,21 +105,13 @@ class BreakerPolicy:
     @classmethod
     def from_document(cls, doc: PolicyDocument, mode: Mode = Mode.DEVELOPMENT) -> BreakerPolicy:
         """The policy a published document describes (same parser as the file)."""
-        source = doc.source or doc.name
-        if doc.kind is not PolicyKind.BREAKERS:
-            raise ConfigError(f"{source}: policy kind must be breakers, not {doc.kind.value!r}")
+        require_kind(doc, PolicyKind.BREAKERS)
         return _from_spec(doc.spec, mode, doc)
 
 
 def load_breaker_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> BreakerPolicy:
     """Read, validate and resolve a breaker policy file (or the one in directory `path`)."""
-    file = find_policy_file(path, FILE_STEMS)
-    spec = read_policy_file(file)
-    try:
-        doc = PolicyDocument.from_spec(PolicyKind.BREAKERS, file.stem, spec, source=str(file))
-    except (ValidationError, TypeError, ValueError) as exc:
-        # YAML can hold what JSON cannot (dates, non-string keys); the policy topic is JSON.
-        raise ConfigError(f"{file}: not plain JSON data: {exc}") from exc
+    spec, doc = load_policy_document(path, FILE_STEMS, PolicyKind.BREAKERS)
     return _from_spec(spec, mode, doc)
 
 

@@ -17,14 +17,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from pydantic import ValidationError
-
 from schemas.policy import PolicyDocument, PolicyKind
-from workers.errors import ConfigError
 from workers.kernels.budget_config import BudgetConfig, Threshold, ThresholdAction
 from workers.policies.budget_resontinex import resontinex
 from workers.policies.budget_shapes import Shape, alpha, detect, guardstream
-from workers.policies.files import Problems, find_policy_file, read_policy_file
+from workers.policies.files import (
+    Problems,
+    load_policy_document,
+    require_kind,
+)
 from workers.settings import Mode
 
 # Looked for in a policy directory, in this order (then the seeds' names).
@@ -133,21 +134,13 @@ class BudgetPolicy:
     @classmethod
     def from_document(cls, doc: PolicyDocument, mode: Mode = Mode.DEVELOPMENT) -> BudgetPolicy:
         """The policy a published document describes (same parser as the file)."""
-        source = doc.source or doc.name
-        if doc.kind is not PolicyKind.BUDGETS:
-            raise ConfigError(f"{source}: policy kind must be budgets, not {doc.kind.value!r}")
+        require_kind(doc, PolicyKind.BUDGETS)
         return _from_spec(doc.spec, mode, doc)
 
 
 def load_budget_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> BudgetPolicy:
     """Read, validate and resolve a budget policy file (or the one in directory `path`)."""
-    file = find_policy_file(path, FILE_STEMS)
-    spec = _plain(read_policy_file(file))
-    try:
-        doc = PolicyDocument.from_spec(PolicyKind.BUDGETS, file.stem, spec, source=str(file))
-    except (ValidationError, TypeError, ValueError) as exc:
-        # YAML can hold what JSON cannot (non-string keys...); the policy topic is JSON.
-        raise ConfigError(f"{file}: not plain JSON data: {exc}") from exc
+    spec, doc = load_policy_document(path, FILE_STEMS, PolicyKind.BUDGETS, normalize=_plain)
     return _from_spec(spec, mode, doc)
 
 

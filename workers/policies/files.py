@@ -8,7 +8,7 @@ at once, so one `policy apply` run shows everything that needs fixing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
+from schemas.policy import PolicyDocument, PolicyKind
 from workers.errors import ConfigError
 
 EXTENSIONS = (".yaml", ".yml", ".json")
@@ -39,6 +40,35 @@ def find_policy_file(path: Path, stems: Sequence[str]) -> Path:
             return found[0]
     wanted = ", ".join(stem + "." + "|".join(e[1:] for e in EXTENSIONS) for stem in stems)
     raise ConfigError(f"{path}: no policy file found (looked for {wanted})")
+
+
+def load_policy_document(
+    path: Path,
+    stems: Sequence[str],
+    kind: PolicyKind,
+    *,
+    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], PolicyDocument]:
+    """Find, read and wrap a policy file of `kind`: its plain content and its document."""
+    file = find_policy_file(path, stems)
+    spec = read_policy_file(file)
+    if normalize is not None:
+        spec = normalize(spec)
+    try:
+        document = PolicyDocument.from_spec(kind, file.stem, spec, source=str(file))
+    except (ValidationError, TypeError, ValueError) as exc:
+        # YAML can hold what JSON cannot (dates, non-string keys); the policy topic is JSON.
+        raise ConfigError(f"{file}: not plain JSON data: {exc}") from exc
+    return spec, document
+
+
+def require_kind(document: PolicyDocument, kind: PolicyKind) -> None:
+    """A published document handed to the wrong kind's parser is refused, naming both."""
+    if document.kind is not kind:
+        source = document.source or document.name
+        raise ConfigError(
+            f"{source}: policy kind must be {kind.value}, not {document.kind.value!r}"
+        )
 
 
 def has_policy_file(directory: Path, stems: Sequence[str]) -> bool:
