@@ -113,10 +113,9 @@ class WindowObjective:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise _fail(owner, name, value, "must be a number >= 0")
         # The critical threshold must be at least as far past the target as the warning one.
-        worse = (
-            (lambda a, b: a <= b) if self.higher_is_better else (lambda a, b: a >= b)
-        )  # a is as bad as or worse than b
-        if not worse(self.critical_at, self.warning_at):
+        if not self.is_past(self.critical_at, self.warning_at) and (
+            self.critical_at != self.warning_at
+        ):
             rule = "<=" if self.higher_is_better else ">="
             raise _fail(owner, "critical_at", self.critical_at, f"must be {rule} warning_at")
         quantiled = self.metric in (
@@ -138,6 +137,10 @@ class WindowObjective:
         check_selector(owner, self.selector)
         _check_group_by(owner, self.group_by)
         check_int(owner, "min_events", self.min_events, 0)
+
+    def is_past(self, value: float, threshold: float) -> bool:
+        """`value` is past `threshold` (below it when higher is better, above it otherwise)."""
+        return value < threshold if self.higher_is_better else value > threshold
 
 
 class BreachType(StrEnum):
