@@ -16,15 +16,14 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from schemas.alerts import Alert, AlertStatus, alert_fingerprint
 from schemas.clock import ClockTick
 from schemas.control import ControlCommand, ControlKind
 from schemas.events import CostEvent, ToolInvocation
 from schemas.stream import StreamEvent
 from schemas.types import Severity, epoch_ms, from_epoch_ms, rfc3339_ms
+from workers.alert_book import AlertBook
 from workers.budgets.routing import Spend, route
 from workers.decisions import (
-    AlertDecision,
     ControlDecision,
     Decision,
     Kernel,
@@ -65,8 +64,7 @@ class BudgetEngine:
         self.ledgers: dict[str, BudgetLedger] = {}
         # One PeriodSpec per budget, shared by its splits: it memoises the current period.
         self._specs = {budget_id: period_spec(c) for budget_id, c in policy.budgets.items()}
-        # (ledger key, alert kind, identifying label) -> the alert still firing
-        self._firing: dict[tuple[str, str, str], Alert] = {}
+        self._alerts = AlertBook(Kernel.BUDGET, policy.version)
         # When each ledger next needs time to pass (see BudgetLedger.due_ms): a clock tick
         # advances only the ledgers due by then, not every one (split budgets make many).
         self._due: list[tuple[int, int, str]] = []  # (due_ms, creation order, key), a heap
@@ -332,54 +330,24 @@ class BudgetEngine:
         extra: Mapping[str, str] | None = None,
     ) -> list[Decision]:
         identity = {"budget_id": ledger.config.budget_id, "budget_key": ledger.key, **labels}
-        slot = (ledger.key, kind, _slot_label(labels))
-        if slot in self._firing:
-            return []
-        fingerprint = alert_fingerprint(kind, identity)
-        alert = Alert(
-            alert_id=f"{fingerprint}-{at_ms}-firing",
-            fingerprint=fingerprint,
-            kind=kind,
-            severity=severity,
-            status=AlertStatus.FIRING,
-            labels={**identity, **(extra or {})},
-            summary=summary,
-            value=value,
-            threshold=threshold,
-            starts_at=from_epoch_ms(at_ms),
-            policy_version=self.policy.version,
-            evidence=[event_id],
+        return list(
+            self._alerts.fire(
+                (ledger.key, kind, _slot_label(labels)),
+                identity,
+                severity,
+                summary,
+                at_ms,
+                event_id,
+                value=value,
+                threshold=threshold,
+                extra=extra,
+            )
         )
-        self._firing[slot] = alert
-        return [self._alert_decision(ledger, alert, at_ms, event_id)]
 
     def _resolve(
         self, ledger: BudgetLedger, kind: str, label: str, at_ms: int, event_id: str
     ) -> list[Decision]:
-        firing = self._firing.pop((ledger.key, kind, label), None)
-        if firing is None:
-            return []
-        resolved = firing.model_copy(
-            update={
-                "alert_id": f"{firing.fingerprint}-{at_ms}-resolved",
-                "status": AlertStatus.RESOLVED,
-                "ends_at": max(from_epoch_ms(at_ms), firing.starts_at),
-                "evidence": [event_id],
-            }
-        )
-        return [self._alert_decision(ledger, resolved, at_ms, event_id)]
-
-    def _alert_decision(
-        self, ledger: BudgetLedger, alert: Alert, at_ms: int, event_id: str
-    ) -> AlertDecision:
-        return AlertDecision(
-            kernel=Kernel.BUDGET,
-            key=ledger.key,
-            ts_ms=at_ms,
-            event_id=event_id,
-            policy_version=self.policy.version,
-            alert=alert,
-        )
+        return list(self._alerts.resolve((ledger.key, kind, label), at_ms, event_id))
 
 
 def _evidence(ledger: BudgetLedger) -> dict[str, Any]:

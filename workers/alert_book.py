@@ -1,0 +1,103 @@
+"""The alert lifecycle the engines share (DESIGN §7): fire once on entering a condition,
+resolve once on leaving it, never a duplicate in between.
+
+An alert's slot is (state key, alert kind, a label telling two alerts of one kind on one key
+apart). `fire` on a slot already firing and `resolve` on one that is not are no-ops, so a
+kernel may report its condition as often as it likes. Pure bookkeeping, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from schemas.alerts import Alert, AlertStatus, alert_fingerprint
+from schemas.types import Severity, from_epoch_ms
+from workers.decisions import AlertDecision, Kernel
+
+Slot = tuple[str, str, str]  # (state key, alert kind, distinguishing label)
+
+
+class AlertBook:
+    def __init__(self, kernel: Kernel, policy_version: str) -> None:
+        self.kernel = kernel
+        self.policy_version = policy_version
+        self._firing: dict[Slot, Alert] = {}
+
+    def is_firing(self, slot: Slot) -> bool:
+        return slot in self._firing
+
+    def firing_in(self, key: str) -> list[Alert]:
+        return [alert for (k, _, _), alert in self._firing.items() if k == key]
+
+    def fire(
+        self,
+        slot: Slot,
+        identity: Mapping[str, str],
+        severity: Severity,
+        summary: str,
+        at_ms: int,
+        event_id: str,
+        *,
+        value: float | None = None,
+        threshold: float | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> list[AlertDecision]:
+        """Fire `slot`'s alert (identified by kind + `identity`; `extra` labels are shown,
+        not identifying), unless it is firing already."""
+        if slot in self._firing:
+            return []
+        kind = slot[1]
+        fingerprint = alert_fingerprint(kind, identity)
+        alert = Alert(
+            alert_id=f"{fingerprint}-{at_ms}-firing",
+            fingerprint=fingerprint,
+            kind=kind,
+            severity=severity,
+            status=AlertStatus.FIRING,
+            labels={**identity, **(extra or {})},
+            summary=summary,
+            value=value,
+            threshold=threshold,
+            starts_at=from_epoch_ms(at_ms),
+            policy_version=self.policy_version,
+            evidence=[event_id],
+        )
+        self._firing[slot] = alert
+        return [self._decision(slot[0], alert, at_ms, event_id)]
+
+    def resolve(
+        self,
+        slot: Slot,
+        at_ms: int,
+        event_id: str,
+        *,
+        summary: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> list[AlertDecision]:
+        """Resolve `slot`'s alert if it is firing: same fingerprint, labels updated by
+        `extra` (e.g. the burn rates at resolution)."""
+        firing = self._firing.pop(slot, None)
+        if firing is None:
+            return []
+        update: dict[str, object] = {
+            "alert_id": f"{firing.fingerprint}-{at_ms}-resolved",
+            "status": AlertStatus.RESOLVED,
+            "ends_at": max(from_epoch_ms(at_ms), firing.starts_at),
+            "evidence": [event_id],
+        }
+        if summary is not None:
+            update["summary"] = summary
+        if extra:
+            update["labels"] = {**firing.labels, **extra}
+        resolved = firing.model_copy(update=update)
+        return [self._decision(slot[0], resolved, at_ms, event_id)]
+
+    def _decision(self, key: str, alert: Alert, at_ms: int, event_id: str) -> AlertDecision:
+        return AlertDecision(
+            kernel=self.kernel,
+            key=key,
+            ts_ms=at_ms,
+            event_id=event_id,
+            policy_version=self.policy_version,
+            alert=alert,
+        )
