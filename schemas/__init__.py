@@ -34,6 +34,9 @@ from schemas.state import (
     BudgetPeriod,
     BudgetState,
     CircuitState,
+    ObjectiveLevel,
+    ObjectiveState,
+    SlaState,
     SloState,
 )
 from schemas.types import (
@@ -89,6 +92,8 @@ __all__ = [
     "LatencyKind",
     "MoneyTotalUSD",
     "MoneyUSD",
+    "ObjectiveLevel",
+    "ObjectiveState",
     "PayloadTooLarge",
     "PolicyDocument",
     "PolicyKind",
@@ -97,6 +102,7 @@ __all__ = [
     "Severity",
     "ShortStr",
     "SignedMoneyUSD",
+    "SlaState",
     "SloState",
     "Text",
     "TokenCount",

@@ -8,7 +8,7 @@ spend for one key summed per second (budgets count at 1-second resolution), as c
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
@@ -39,14 +39,3 @@ class BudgetSpend(WireModel):
     which the source saw spend for this key: pre-aggregated at the source (DESIGN §11)."""
     source_topic: ShortStr
     source_partition: int = Field(ge=0)
-
-
-class BudgetWatermark(WireModel):
-    """An input partition's event time has reached `ts_ms` (sent to every budget-spend
-    partition after each batch, and on each clock tick): the counter releases routed spend in
-    event-time order up to the lowest watermark of all input partitions."""
-
-    type: Literal["watermark"] = "watermark"
-    source_topic: ShortStr
-    source_partition: int = Field(ge=0)
-    ts_ms: int = Field(ge=0)

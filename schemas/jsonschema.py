@@ -22,14 +22,16 @@ from pydantic import BaseModel
 
 from schemas.alerts import Alert
 from schemas.audit import AuditRecord
-from schemas.budget_spend import BudgetSpend, BudgetWatermark
+from schemas.budget_spend import BudgetSpend
 from schemas.clock import ClockTick
 from schemas.control import ControlCommand
 from schemas.dead_letter import DeadLetter
 from schemas.events import CostEvent, LatencyEvent, ToolInvocation
 from schemas.override import BreakerOverride
 from schemas.policy import PolicyDocument
-from schemas.state import BreakerState, BudgetState, SloState
+from schemas.slo_counts import SloCounts
+from schemas.state import BreakerState, BudgetState, ObjectiveState, SlaState, SloState
+from schemas.watermark import SourceWatermark
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR: Final = Path(__file__).resolve().parent / "json"
@@ -46,12 +48,15 @@ ALL_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
             ClockTick,
             BreakerOverride,
             BudgetSpend,
-            BudgetWatermark,
+            SourceWatermark,
             Alert,
             AuditRecord,
             BreakerState,
             BudgetState,
             SloState,
+            ObjectiveState,
+            SlaState,
+            SloCounts,
             ControlCommand,
             DeadLetter,
             PolicyDocument,

@@ -7,6 +7,7 @@ Rates and utilisations are fractions (0.25 = 25 %), money is exact Decimal (JSON
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field
 
@@ -128,24 +129,85 @@ class BudgetState(WireModel):
 
 
 class SloState(WireModel):
-    """Error budget and burn rates of one SLO over its rolling period."""
+    """Error budget and burn rates of one burn-rate SLO (for one label set) over its period."""
 
+    kind: Literal["burn_rate"] = "burn_rate"
     slo_id: Identifier
+    key: Identifier | None = None
+    """The tracker key ("slo:<id>" plus "/<label values>"); the Kafka key."""
     labels: Attributes = Field(default_factory=dict)
     """The label set the SLO is evaluated for (vendor, tool, ...)."""
     target: float = Field(gt=0.0, lt=1.0)
     """Objective as a fraction, e.g. 0.995."""
-    period: Duration
-    """Rolling period, ISO 8601 duration on the wire (e.g. "P30D")."""
+    period: Duration | None = None
+    """Rolling period, ISO 8601 duration on the wire (e.g. "P30D"); None for a calendar one."""
+    period_start: EventTime | None = None
+    period_end: EventTime | None = None
+    """A calendar period's bounds (absent for a rolling period)."""
     good: int = Field(ge=0)
     total: int = Field(ge=0)
+    """Valid events (or slices, when budgeting by timeslices) in the period."""
     error_budget_remaining: float
     """Fraction of the error budget left over the period; negative once exhausted."""
     burn_rates: dict[ShortStr, float] = Field(default_factory=dict, max_length=MAX_LIST_ITEMS)
     """Burn rate per window name (e.g. "5m", "1h", "6h"); 1.0 spends the budget exactly."""
     firing: list[ShortStr] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
-    """Names of the burn-rate alerts currently firing (e.g. "page:1h/5m")."""
+    """Names of the burn-rate tiers whose condition holds now (e.g. "page-1h")."""
+    alerting: dict[ShortStr, ShortStr] = Field(default_factory=dict, max_length=MAX_LIST_ITEMS)
+    """The open alert per severity ("page" / "ticket") and the tier it fired for."""
+    time_to_exhaustion_ms: int | None = Field(default=None, ge=0)
+    """At the current bad-event rate, how long until the error budget is gone."""
     sla_tier: ShortStr | None = None
     """standard | premium | enterprise when an SLA contract applies."""
+    policy_version: PolicyVersion
+    updated_at: EventTime
+
+
+class ObjectiveLevel(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class ObjectiveState(WireModel):
+    """A window objective (the seeds' SLOs: a metric over a measurement window against an
+    alert and a critical threshold) for one label set; topic slo-state."""
+
+    kind: Literal["objective"] = "objective"
+    slo_id: Identifier
+    key: Identifier
+    labels: Attributes = Field(default_factory=dict)
+    metric: ShortStr
+    window_ms: int = Field(gt=0)
+    value: float | None = None
+    """The metric over the window; None before there is a verdict."""
+    level: ObjectiveLevel
+    target: float
+    warning_at: float
+    critical_at: float
+    events_in_window: int = Field(ge=0)
+    policy_version: PolicyVersion
+    updated_at: EventTime
+
+
+class SlaState(WireModel):
+    """An SLA contract's figures for the current period so far (a running projection of the
+    report written at period close); topic slo-state."""
+
+    kind: Literal["sla"] = "sla"
+    slo_id: Identifier
+    """The contract id (e.g. sla.premium)."""
+    key: Identifier
+    labels: Attributes = Field(default_factory=dict)
+    tier: ShortStr
+    period_start: EventTime
+    period_end: EventTime
+    total: int = Field(ge=0)
+    good: int = Field(ge=0)
+    availability_percent: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    credit_percent: float = Field(ge=0.0)
+    """Service credit owed if the period ended now."""
     policy_version: PolicyVersion
     updated_at: EventTime

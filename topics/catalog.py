@@ -56,6 +56,7 @@ class TopicName(StrEnum):
     CONTROL = "control"
     DEAD_LETTER = "dead-letter"
     BUDGET_SPEND = "budget-spend"
+    SLO_COUNTS = "slo-counts"
 
 
 INPUT_TOPICS: tuple[TopicName, ...] = (
@@ -113,11 +114,20 @@ class TopicCatalog:
                 Cleanup.COMPACT,
                 None,
             ),
-            (TopicName.SLO_STATE, "slo id", "SloState", n, Cleanup.COMPACT, None),
+            (
+                TopicName.SLO_STATE,
+                "slo tracker key",
+                "SloState | ObjectiveState | SlaState",
+                n,
+                Cleanup.COMPACT,
+                None,
+            ),
             (TopicName.CONTROL, "target", "ControlCommand", n, Cleanup.DELETE, 7 * DAY_MS),
             (TopicName.DEAD_LETTER, "original key", "DeadLetter", n, Cleanup.DELETE, 30 * DAY_MS),
             # Internal (DESIGN §11): spend routed from the input partitions to the budget's.
             (TopicName.BUDGET_SPEND, "budget key", "BudgetSpend", n, Cleanup.DELETE, inputs_ms),
+            # Internal (DESIGN §11): SLO measurements routed to the SLO's partition.
+            (TopicName.SLO_COUNTS, "slo tracker key", "SloCounts", n, Cleanup.DELETE, inputs_ms),
         ]
         return [
             TopicSpec(

@@ -35,7 +35,8 @@ def test_registry_covers_every_topic_value_type() -> None:
     assert set(ALL_MODELS) == {
         "ToolInvocation", "CostEvent", "LatencyEvent", "PolicyDocument", "Alert", "AuditRecord",
         "BreakerState", "BudgetState", "SloState", "ControlCommand", "DeadLetter", "ClockTick",
-            "BreakerOverride", "BudgetSpend", "BudgetWatermark",
+        "BreakerOverride", "BudgetSpend", "SourceWatermark", "ObjectiveState", "SlaState",
+        "SloCounts",
     }  # fmt: skip
     assert all(issubclass(model, WireModel) for model in ALL_MODELS.values())
 

@@ -22,8 +22,10 @@ from schemas import (
     DeadLetter,
     DeadLetterKind,
     LatencyEvent,
+    ObjectiveState,
     PolicyDocument,
     PolicyKind,
+    SlaState,
     SloState,
     ToolInvocation,
     alert_fingerprint,
@@ -32,10 +34,12 @@ from schemas import (
     encode,
     policy_version,
 )
-from schemas.budget_spend import BudgetSpend, BudgetWatermark
+from schemas.budget_spend import BudgetSpend
 from schemas.clock import ClockTick
 from schemas.jsonschema import ALL_MODELS
 from schemas.override import BreakerOverride
+from schemas.slo_counts import SketchBins, SloCounts
+from schemas.watermark import SourceWatermark
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SPEC = {"breakers": {"cb.vendor.default": {"failure_threshold": 5, "error_types": ["500"]}}}
@@ -44,7 +48,7 @@ LABELS = {"vendor": "openai", "tool": "chat"}
 
 SAMPLES: dict[str, BaseModel] = {
     "ClockTick": ClockTick(ts=T0),
-    "BudgetWatermark": BudgetWatermark(
+    "SourceWatermark": SourceWatermark(
         source_topic="guardstream.tool-invocations", source_partition=1, ts_ms=1_795_000_000_000
     ),
     "BudgetSpend": BudgetSpend(
@@ -150,6 +154,55 @@ SAMPLES: dict[str, BaseModel] = {
         sla_tier="premium",
         policy_version=VERSION,
         updated_at=T0,
+    ),
+    "ObjectiveState": ObjectiveState(
+        slo_id="fusion_latency_p95",
+        key="objective:fusion_latency_p95",
+        metric="latency_quantile",
+        window_ms=3_600_000,
+        value=3120.5,
+        level="warning",
+        target=2000,
+        warning_at=3000,
+        critical_at=5000,
+        events_in_window=1200,
+        policy_version=VERSION,
+        updated_at=T0,
+    ),
+    "SlaState": SlaState(
+        slo_id="sla.premium",
+        key="sla:sla.premium",
+        tier="premium",
+        period_start=T0,
+        period_end=T0,
+        total=1000,
+        good=993,
+        availability_percent=99.3,
+        p50_ms=180.0,
+        p99_ms=950.0,
+        credit_percent=10.0,
+        policy_version=VERSION,
+        updated_at=T0,
+    ),
+    "SloCounts": SloCounts(
+        key="slo:availability/openai",
+        target_kind="slo",
+        target_id="availability",
+        labels={"vendor": "openai"},
+        rows=[
+            (1_795_000_000_000, 10, 9, 0.0, 0, None, "e1"),
+            (
+                1_795_000_001_000,
+                3,
+                3,
+                0.0,
+                3,
+                SketchBins(bins=[(345, 2), (400, 1)], min=120.0, max=480.0),
+                "e4",
+            ),
+        ],
+        source_topic="guardstream.tool-invocations",
+        source_partition=0,
     ),
     "ControlCommand": ControlCommand(
         command_id="cmd1",

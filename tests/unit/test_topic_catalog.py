@@ -25,11 +25,12 @@ DESIGN_TOPICS: dict[str, tuple[str, Cleanup, int | None]] = {
     "audit": ("AuditRecord", Cleanup.DELETE, 2555),
     "breaker-state": ("BreakerState", Cleanup.COMPACT, None),
     "budget-state": ("BudgetState", Cleanup.COMPACT, None),
-    "slo-state": ("SloState", Cleanup.COMPACT, None),
+    "slo-state": ("SloState | ObjectiveState | SlaState", Cleanup.COMPACT, None),
     "control": ("ControlCommand", Cleanup.DELETE, 7),
     "dead-letter": ("DeadLetter", Cleanup.DELETE, 30),
     # Not in DESIGN §3: internal, the cross-partition budget path of DESIGN §11.
     "budget-spend": ("BudgetSpend", Cleanup.DELETE, 7),
+    "slo-counts": ("SloCounts", Cleanup.DELETE, 7),
 }
 
 

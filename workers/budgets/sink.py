@@ -25,12 +25,13 @@ import faust
 from pydantic import ValidationError
 
 from schemas.audit import AuditSource
-from schemas.budget_spend import BudgetSpend, BudgetWatermark
+from schemas.budget_spend import BudgetSpend
 from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.events import CostEvent, ToolInvocation
 from schemas.state import BudgetState
 from schemas.types import Severity, epoch_ms
+from schemas.watermark import SourceWatermark
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chain import AuditChain
 from workers.audit.recover import last_record
@@ -100,7 +101,7 @@ class BudgetRouterSink:
             return
         self._marks[source] = reached
         mark = encode(
-            BudgetWatermark(
+            SourceWatermark(
                 source_topic=result.topic, source_partition=result.partition, ts_ms=reached
             )
         )
@@ -190,7 +191,7 @@ class BudgetCounter:
     ) -> list[Decision]:
         try:
             if b'"watermark"' in raw:
-                mark = BudgetWatermark.model_validate_json(raw)
+                mark = SourceWatermark.model_validate_json(raw)
                 return self._release(engine, buffer, mark, touched)
             record = BudgetSpend.model_validate_json(raw)
         except ValidationError as exc:
@@ -204,7 +205,7 @@ class BudgetCounter:
         return []
 
     def _release(
-        self, engine: BudgetEngine, buffer: SpendReorder, mark: BudgetWatermark, touched: set[str]
+        self, engine: BudgetEngine, buffer: SpendReorder, mark: SourceWatermark, touched: set[str]
     ) -> list[Decision]:
         """Count what the low watermark released, in event-time order, then let time reach
         it (periods roll, windows slide, intervals are checked)."""
