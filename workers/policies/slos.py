@@ -1,0 +1,168 @@
+"""SLO policy (DESIGN §5, §6): burn-rate SLOs, window objectives, SLA contracts and
+degradation strategies.
+
+`load_slo_policy(path, mode)` reads guardstream's `configs/slos.yaml` shape, RESONTINEX's
+slo.yaml, alpha-solver's sla_contracts.yaml or OpenSLO v1 `kind: SLO` documents (one or
+several in one YAML file), see `slo_shapes`. The result is immutable and carries the
+PolicyDocument that `policy apply` publishes; a worker rebuilds the same policy from it with
+`from_document`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from schemas.policy import PolicyDocument, PolicyKind
+from workers.errors import ConfigError
+from workers.kernels.slo_config import DAY_MS, DEFAULT_MIN_EVENTS, SloConfig
+from workers.kernels.slo_targets_config import DegradationStrategy, SlaContract, WindowObjective
+from workers.policies.budgets import _plain as plain_json
+from workers.policies.files import (
+    Problems,
+    find_policy_file,
+    load_policy_document,
+    require_kind,
+)
+from workers.policies.slo_openslo import openslo
+from workers.policies.slo_seeds import alpha, resontinex
+from workers.policies.slo_shapes import OPENSLO_DOCUMENTS, Built, Shape, detect, guardstream
+from workers.settings import Mode
+
+# Looked for in a policy directory, in this order (then the seeds' names).
+FILE_STEMS = ("slos", "slo", "sla_contracts")
+
+# Defaults per runtime mode for what a policy file may omit. Precedence (DESIGN §5):
+# environment > policy file (SLO entry, then `defaults:`) > these > the kernel's own.
+#
+#               development          staging               production
+# min_events    5                    20                    20
+# period_ms     30 d (rolling)       30 d (rolling)        30 d (rolling)
+# tz            UTC                  UTC                   UTC
+#
+# min_events: valid events both windows of a burn-rate tier (and a window objective's window)
+# need before they may alert. A simulator run in development should see tiers fire after a
+# handful of calls; with real traffic 20 keeps one failure among ten calls (a 100x burn for
+# 99.9 %) from paging (the kernel's DEFAULT_MIN_EVENTS). The 30-day rolling period is the
+# SRE Workbook's, and UTC is where calendar periods and SLA months start unless a file names
+# a zone; neither depends on the mode, they are here so that every default lives in one place.
+MODE_DEFAULTS: Mapping[Mode, Mapping[str, Any]] = MappingProxyType(
+    {
+        Mode.DEVELOPMENT: MappingProxyType(
+            {"min_events": 5, "period_ms": 30 * DAY_MS, "tz": "UTC"}
+        ),
+        Mode.STAGING: MappingProxyType(
+            {"min_events": DEFAULT_MIN_EVENTS, "period_ms": 30 * DAY_MS, "tz": "UTC"}
+        ),
+        Mode.PRODUCTION: MappingProxyType(
+            {"min_events": DEFAULT_MIN_EVENTS, "period_ms": 30 * DAY_MS, "tz": "UTC"}
+        ),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SloPolicy:
+    """A validated SLO policy, in the file's order."""
+
+    slos: tuple[SloConfig, ...]
+    objectives: tuple[WindowObjective, ...]
+    contracts: tuple[SlaContract, ...]
+    strategies: tuple[DegradationStrategy, ...]
+    version: str
+    """The document's version: the content hash stamped on every decision."""
+    document: PolicyDocument
+    unsupported: tuple[str, ...] = ()
+    """`<path>: <why>` for each entry the file states that guardstream cannot measure from its
+    input events (loaded and reported, never silently dropped)."""
+    notes: tuple[str, ...] = ()
+    """What the loader accepted but does not evaluate, or read in a particular way."""
+    name: str = ""
+    source: str = ""
+
+    @classmethod
+    def from_document(cls, doc: PolicyDocument, mode: Mode = Mode.DEVELOPMENT) -> SloPolicy:
+        """The policy a published document describes (same parser as the file)."""
+        return from_document(doc, mode)
+
+
+def load_slo_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> SloPolicy:
+    """Read, validate and resolve an SLO policy file (or the one in directory `path`)."""
+    file = find_policy_file(path, FILE_STEMS)
+    documents = _yaml_documents(file)
+    if documents is not None and len(documents) > 1:
+        # Several OpenSLO documents in one file: one spec, so one version and one publish.
+        spec = plain_json({OPENSLO_DOCUMENTS: documents})
+        try:
+            doc = PolicyDocument.from_spec(PolicyKind.SLOS, file.stem, spec, source=str(file))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{file}: not plain JSON data: {exc}") from exc
+    else:
+        spec, doc = load_policy_document(file, FILE_STEMS, PolicyKind.SLOS, normalize=plain_json)
+    return _from_spec(spec, mode, doc)
+
+
+def default_slo_policy(mode: Mode = Mode.DEVELOPMENT) -> SloPolicy:
+    """No SLO file given: no SLOs (nothing is measured until someone says what matters)."""
+    spec: dict[str, Any] = {"slos": {}}
+    doc = PolicyDocument.from_spec(PolicyKind.SLOS, "default", spec, source="<built-in>")
+    return _from_spec(spec, mode, doc)
+
+
+def from_document(doc: PolicyDocument, mode: Mode = Mode.DEVELOPMENT) -> SloPolicy:
+    """The policy a published document describes (same parser as the file)."""
+    require_kind(doc, PolicyKind.SLOS)
+    return _from_spec(doc.spec, mode, doc)
+
+
+def _yaml_documents(file: Path) -> list[Any] | None:
+    """The YAML documents of `file` (None for JSON or text that does not parse: the single
+    document reader then reports it with line and column)."""
+    if file.suffix == ".json":
+        return None
+    try:
+        text = file.read_text(encoding="utf-8")
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def parse(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Built | None:
+    """Everything `spec` configures, in whichever shape it has; None once a problem is
+    recorded."""
+    shape = detect(spec)
+    if not isinstance(shape, Shape):
+        problems.error("(top level)", shape)
+        return None
+    parser = {
+        Shape.GUARDSTREAM: guardstream,
+        Shape.RESONTINEX: resontinex,
+        Shape.ALPHA_SOLVER: alpha,
+        Shape.OPENSLO: openslo,
+    }
+    built = parser[shape](spec, base, problems)
+    return None if problems.errors else built
+
+
+def _from_spec(spec: Mapping[str, Any], mode: Mode, doc: PolicyDocument) -> SloPolicy:
+    problems = Problems(doc.source or doc.name)
+    built = parse(spec, MODE_DEFAULTS[mode], problems)
+    problems.raise_if_any()
+    assert built is not None  # parse returns None only after recording an error
+    return SloPolicy(
+        slos=tuple(built.slos),
+        objectives=tuple(built.objectives),
+        contracts=tuple(built.contracts),
+        strategies=tuple(built.strategies),
+        version=doc.version,
+        document=doc,
+        unsupported=tuple(built.unsupported),
+        notes=tuple(problems.notes),
+        name=doc.name,
+        source=problems.source,
+    )
