@@ -1,20 +1,22 @@
 """Every policy a worker or a replay runs under, from one `--policy` path.
 
-A directory holds one file per kind (`breakers.yaml`, `budgets.yaml`, or the seeds' names);
-a kind without a file runs under its built-in default. A single file is the one kind its name
-says (e.g. `configs/seeds/alpha-solver/circuit_breakers.json`), the others default.
+A directory holds one file per kind (`breakers.yaml`, `budgets.yaml`, `slos.yaml`, or the
+seeds' names); a kind without a file runs under its built-in default. A single file is the one
+kind its name says (e.g. `configs/seeds/alpha-solver/circuit_breakers.json`), the others
+default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from workers.errors import ConfigError
-from workers.policies import breakers, budgets
+from workers.policies import breakers, budgets, slos
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
 from workers.policies.budgets import BudgetPolicy, default_budget_policy, load_budget_policy
 from workers.policies.files import has_policy_file
+from workers.policies.slos import SloPolicy, default_slo_policy, load_slo_policy
 from workers.settings import Mode
 
 
@@ -22,10 +24,13 @@ from workers.settings import Mode
 class PolicySet:
     breakers: BreakerPolicy
     budgets: BudgetPolicy
+    slos: SloPolicy = field(default_factory=default_slo_policy)
 
 
 def default_policies(mode: Mode) -> PolicySet:
-    return PolicySet(default_breaker_policy(mode), default_budget_policy(mode))
+    return PolicySet(
+        default_breaker_policy(mode), default_budget_policy(mode), default_slo_policy(mode)
+    )
 
 
 def load_policies(path: Path | None, mode: Mode) -> PolicySet:
@@ -34,11 +39,14 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
         return default_policies(mode)
     if path.is_file():
         stem = path.stem
+        defaults = default_policies(mode)
         if stem in breakers.FILE_STEMS:
-            return PolicySet(load_breaker_policy(path, mode), default_budget_policy(mode))
+            return PolicySet(load_breaker_policy(path, mode), defaults.budgets, defaults.slos)
         if stem in budgets.FILE_STEMS:
-            return PolicySet(default_breaker_policy(mode), load_budget_policy(path, mode))
-        known = ", ".join((*breakers.FILE_STEMS, *budgets.FILE_STEMS))
+            return PolicySet(defaults.breakers, load_budget_policy(path, mode), defaults.slos)
+        if stem in slos.FILE_STEMS:
+            return PolicySet(defaults.breakers, defaults.budgets, load_slo_policy(path, mode))
+        known = ", ".join((*breakers.FILE_STEMS, *budgets.FILE_STEMS, *slos.FILE_STEMS))
         raise ConfigError(f"{path}: which kind of policy is it? Name it one of: {known}")
     if not path.is_dir():
         raise ConfigError(f"{path}: no such file or directory")
@@ -49,4 +57,7 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
         load_budget_policy(path, mode)
         if has_policy_file(path, budgets.FILE_STEMS)
         else default_budget_policy(mode),
+        load_slo_policy(path, mode)
+        if has_policy_file(path, slos.FILE_STEMS)
+        else default_slo_policy(mode),
     )
