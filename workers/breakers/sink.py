@@ -21,8 +21,7 @@ from schemas.codec import encode
 from schemas.state import BreakerState, CircuitState
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
-from workers.audit.chain import AuditChain
-from workers.audit.recover import last_record
+from workers.audit.chains import ChainBook
 from workers.batching.records import RawRecord
 from workers.breakers.engine import BreakerEngine, BreakerRouting
 from workers.decisions import AlertDecision, Decision, TransitionDecision
@@ -49,16 +48,18 @@ class BreakerSink:
         client_options: Mapping[str, Any],
     ) -> None:
         self.policy = policy
-        self._client_options = client_options
-        self._audit_topic_name = catalog.name(TopicName.AUDIT)
-        self._audit_partitions = catalog.spec(TopicName.AUDIT).partitions
+        self._chains = ChainBook(
+            client_options,
+            catalog.name(TopicName.AUDIT),
+            catalog.spec(TopicName.AUDIT).partitions,
+            chain_id,
+        )
         self._state_topic = _raw_topic(app, catalog, TopicName.BREAKER_STATE)
         self._alert_topic = _raw_topic(app, catalog, TopicName.ALERTS)
         self._audit_topic = _raw_topic(app, catalog, TopicName.AUDIT)
         self._tool_topic = catalog.name(TopicName.TOOL_INVOCATIONS)
         self._latency_topic = catalog.name(TopicName.LATENCY_EVENTS)
         self.engines: dict[int, BreakerEngine] = {}
-        self._chains: dict[int, AuditChain] = {}
         self.transitions = 0
         self.alerts = 0
 
@@ -85,7 +86,7 @@ class BreakerSink:
     def forget_partition(self, partition: int) -> None:
         """The partition went to another worker: its breakers and chain head go stale here."""
         self.engines.pop(partition, None)
-        self._chains.pop(partition, None)
+        self._chains.forget(partition)
 
     def current_states(self) -> list[BreakerState]:
         """Every breaker this worker holds, sorted by key."""
@@ -106,7 +107,7 @@ class BreakerSink:
             self.transitions += 1
             if decision.record is not None:
                 await self._state_topic.send(key=key, value=encode(decision.record))
-            chain = await self._chain(partition)
+            chain = await self._chains.chain(partition)
             audit = chain.seal(
                 TRANSITION_AUDIT_TYPE,
                 ts_ms=decision.ts_ms,
@@ -125,18 +126,6 @@ class BreakerSink:
             self.alerts += 1
             alert = decision.alert
             await self._alert_topic.send(key=alert.fingerprint.encode(), value=encode(alert))
-
-    async def _chain(self, partition: int) -> AuditChain:
-        chain = self._chains.get(partition)
-        if chain is None:
-            name = chain_id(partition)
-            last = await last_record(
-                self._client_options, self._audit_topic_name, self._audit_partitions, name
-            )
-            chain = AuditChain.after(last) if last is not None else AuditChain(name)
-            log.info("audit chain %s continues at seq %d", name, chain.seq)
-            self._chains[partition] = chain
-        return chain
 
 
 def _audit_severity(decision: TransitionDecision) -> Severity:

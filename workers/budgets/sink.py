@@ -33,12 +33,10 @@ from schemas.state import BudgetState
 from schemas.types import Severity, epoch_ms
 from schemas.watermark import SourceWatermark
 from topics.catalog import TopicCatalog, TopicName
-from workers.audit.chain import AuditChain
-from workers.audit.recover import last_record
+from workers.audit.chains import ChainBook
 from workers.batching import BatchTopic, RawBatch
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.records import budget_state, spend_records, spends_of, state_topic_key
-from workers.budgets.reorder import SpendReorder
 from workers.budgets.routing import Spend, route
 from workers.decisions import (
     AlertDecision,
@@ -51,12 +49,10 @@ from workers.ingest.stage import IngestResult
 from workers.kernels.budget import BudgetLedger
 from workers.kernels.rolling_sum import from_nanos
 from workers.policies.budgets import BudgetPolicy
+from workers.routed.reorder import WatermarkReorder
+from workers.routed.sender import RoutedSender
 
 log = logging.getLogger(__name__)
-
-
-# Watermarks go to every counter partition; the key only has to be constant.
-WATERMARK_KEY = b"watermark"
 
 
 def chain_id(partition: int) -> str:
@@ -72,11 +68,11 @@ class BudgetRouterSink:
             catalog.name(TopicName.TOOL_INVOCATIONS),
             catalog.name(TopicName.COST_EVENTS),
         }
-        self._spend_topic = app.topic(
-            catalog.name(TopicName.BUDGET_SPEND), key_serializer="raw", value_serializer="raw"
+        self._sender = RoutedSender(
+            app,
+            catalog.name(TopicName.BUDGET_SPEND),
+            catalog.spec(TopicName.BUDGET_SPEND).partitions,
         )
-        self._spend_partitions = catalog.spec(TopicName.BUDGET_SPEND).partitions
-        self._marks: dict[tuple[str, int], int] = {}
         self.routed = 0
 
     async def handle(self, result: IngestResult) -> None:
@@ -92,28 +88,14 @@ class BudgetRouterSink:
             if type(event) is ToolInvocation or type(event) is CostEvent:
                 spends += route(self.policy, event, event_ms)
         await self._send_spend(result, spends)
-        await self._watermark(result, reached)
-
-    async def _watermark(self, result: IngestResult, reached: int) -> None:
-        """Tell every counter partition how far this input partition's event time got."""
-        source = (result.topic, result.partition)
-        if reached <= self._marks.get(source, -1):
-            return
-        self._marks[source] = reached
-        mark = encode(
-            SourceWatermark(
-                source_topic=result.topic, source_partition=result.partition, ts_ms=reached
-            )
-        )
-        for partition in range(self._spend_partitions):
-            await self._spend_topic.send(key=WATERMARK_KEY, value=mark, partition=partition)
+        await self._sender.watermark(result.topic, result.partition, reached)
 
     async def _send_spend(self, result: IngestResult, spends: list[Spend]) -> None:
         records = spend_records(
             spends, source_topic=result.topic, source_partition=result.partition
         )
         for record in records:
-            await self._spend_topic.send(key=record.key.encode(), value=encode(record))
+            await self._sender.send(record.key.encode(), encode(record))
         self.routed += len(spends)
 
 
@@ -128,9 +110,12 @@ class BudgetCounter:
         client_options: Mapping[str, Any],
     ) -> None:
         self.policy = policy
-        self._client_options = client_options
-        self._audit_name = catalog.name(TopicName.AUDIT)
-        self._audit_partitions = catalog.spec(TopicName.AUDIT).partitions
+        self._chains = ChainBook(
+            client_options,
+            catalog.name(TopicName.AUDIT),
+            catalog.spec(TopicName.AUDIT).partitions,
+            chain_id,
+        )
         self.spend_topic_name = catalog.name(TopicName.BUDGET_SPEND)
         self._topics = {
             name: app.topic(catalog.name(name), key_serializer="raw", value_serializer="raw")
@@ -147,8 +132,7 @@ class BudgetCounter:
             for partition in range(catalog.spec(topic).partitions)
         ]
         self.engines: dict[int, BudgetEngine] = {}
-        self._buffers: dict[int, SpendReorder] = {}
-        self._chains: dict[int, AuditChain] = {}
+        self._buffers: dict[int, WatermarkReorder[Spend]] = {}
         self.decisions = 0
         self.unreadable = 0
 
@@ -165,13 +149,13 @@ class BudgetCounter:
     def forget_partition(self, partition: int) -> None:
         self.engines.pop(partition, None)
         self._buffers.pop(partition, None)
-        self._chains.pop(partition, None)
+        self._chains.forget(partition)
 
     async def handle(self, batch: RawBatch) -> None:
         engine = self.engines.get(batch.partition)
         if engine is None:
             engine = self.engines[batch.partition] = BudgetEngine(self.policy)
-            self._buffers[batch.partition] = SpendReorder(self._sources)
+            self._buffers[batch.partition] = WatermarkReorder[Spend](self._sources)
         buffer = self._buffers[batch.partition]
         touched: set[str] = set()
         for record in batch.records:
@@ -187,7 +171,7 @@ class BudgetCounter:
                 await state_topic.send(key=topic_key, value=encode(state))
 
     def _apply(
-        self, engine: BudgetEngine, buffer: SpendReorder, raw: bytes, touched: set[str]
+        self, engine: BudgetEngine, buffer: WatermarkReorder[Spend], raw: bytes, touched: set[str]
     ) -> list[Decision]:
         try:
             if b'"watermark"' in raw:
@@ -205,7 +189,11 @@ class BudgetCounter:
         return []
 
     def _release(
-        self, engine: BudgetEngine, buffer: SpendReorder, mark: SourceWatermark, touched: set[str]
+        self,
+        engine: BudgetEngine,
+        buffer: WatermarkReorder[Spend],
+        mark: SourceWatermark,
+        touched: set[str],
     ) -> list[Decision]:
         """Count what the low watermark released, in event-time order, then let time reach
         it (periods roll, windows slide, intervals are checked)."""
@@ -236,7 +224,7 @@ class BudgetCounter:
                 key=command.target.encode(), value=encode(command)
             )
         ledger = engine.ledgers.get(decision.key)
-        chain = await self._chain(partition)
+        chain = await self._chains.chain(partition)
         audit = chain.seal(
             _audit_type(decision),
             ts_ms=decision.ts_ms,
@@ -251,17 +239,6 @@ class BudgetCounter:
             ),
         )
         await self._topics[TopicName.AUDIT].send(key=chain.chain_id.encode(), value=encode(audit))
-
-    async def _chain(self, partition: int) -> AuditChain:
-        chain = self._chains.get(partition)
-        if chain is None:
-            name = chain_id(partition)
-            last = await last_record(
-                self._client_options, self._audit_name, self._audit_partitions, name
-            )
-            chain = AuditChain.after(last) if last is not None else AuditChain(name)
-            self._chains[partition] = chain
-        return chain
 
 
 def register_budget_counter(app: faust.App, counter: BudgetCounter, queue_size: int) -> None:

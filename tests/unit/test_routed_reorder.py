@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_budget_engine import engine
-from workers.budgets.reorder import SpendReorder
 from workers.budgets.routing import Spend
+from workers.routed.reorder import WatermarkReorder
 
 A, B = ("tool-invocations", 0), ("tool-invocations", 1)
 
@@ -18,7 +18,7 @@ def spend(ts_ms: int, event_id: str) -> Spend:
 
 
 def test_nothing_is_released_until_every_source_passed_it() -> None:
-    buffer = SpendReorder([A, B])
+    buffer = WatermarkReorder[Spend]([A, B])
     buffer.add(A, [spend(10, "a10"), spend(30, "a30")])
     assert buffer.watermark(A, 30) == []  # B has not reported yet
     buffer.add(B, [spend(5, "b5"), spend(20, "b20")])
@@ -31,7 +31,7 @@ def test_nothing_is_released_until_every_source_passed_it() -> None:
 
 
 def test_watermarks_never_go_back_and_unknown_sources_are_ignored() -> None:
-    buffer = SpendReorder([A])
+    buffer = WatermarkReorder[Spend]([A])
     buffer.add(A, [spend(10, "x")])
     assert buffer.watermark(A, 10) == []
     assert [s.event_id for s in buffer.watermark(A, 11)] == ["x"]
@@ -53,7 +53,7 @@ def test_release_order_does_not_depend_on_how_sources_interleave(
     }
 
     def run(order: list[tuple[str, int]]) -> list[str]:
-        buffer = SpendReorder([A, B])
+        buffer = WatermarkReorder[Spend]([A, B])
         out: list[str] = []
         cursor = {A: 0, B: 0}
         for source in order:

@@ -1,9 +1,10 @@
-"""Routed spend back in event-time order before it is counted (pure).
+"""Routed measurements back in event-time order before they are counted (pure).
 
-Spend for one budget arrives from every input partition, each in its own order and at its own
-pace; counted in arrival order, a fast partition would push event time ahead and make a slow
-one's spend look late (a tripwire interval checked too early, a rate window slid too far).
-So the counter holds spend here and releases it in event-time order once every input
+Spend for one budget (counts for one SLO) arrive from every input partition, each in its own
+order and at its own pace; counted in arrival order, a fast partition would push event time
+ahead and make a slow one's spend look late (a tripwire interval checked too early, a rate or
+burn-rate window slid too far). So the counter holds items here and releases them in
+event-time order once every input
 partition's watermark (the highest event time it has reported, clock ticks included) is past
 it: the classic low watermark, strictly (more spend may still come at exactly a watermark).
 Ties are ordered by source and arrival, so the order, and with it every decision, does not
@@ -11,39 +12,46 @@ depend on how the partitions interleaved.
 
 A partition that never reports holds everything back; the worker's clock ticks report every
 owned input partition each `GUARDSTREAM_CLOCK_INTERVAL_S`, so an idle partition delays
-budgets by about that much.
+budgets and SLOs by about that much.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-
-from workers.budgets.routing import Spend
+from typing import Generic, Protocol, TypeVar
 
 Source = tuple[str, int]  # (input topic, partition)
 
 
-class SpendReorder:
+class Timed(Protocol):
+    @property
+    def ts_ms(self) -> int: ...
+
+
+T = TypeVar("T", bound=Timed)
+
+
+class WatermarkReorder(Generic[T]):
     def __init__(self, sources: Iterable[Source]) -> None:
         self._watermarks: dict[Source, int | None] = dict.fromkeys(sources)
         if not self._watermarks:
             raise ValueError("a reorder buffer needs at least one source")
-        self._heap: list[tuple[int, Source, int, Spend]] = []
+        self._heap: list[tuple[int, Source, int, T]] = []
         self._arrivals = 0
         self.low_watermark_ms: int | None = None
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def add(self, source: Source, spends: Iterable[Spend]) -> None:
-        """Hold `source`'s spends (in its order) until the low watermark passes them."""
-        for spend in spends:
+    def add(self, source: Source, items: Iterable[T]) -> None:
+        """Hold `source`'s items (in its order) until the low watermark passes them."""
+        for item in items:
             self._arrivals += 1
-            heapq.heappush(self._heap, (spend.ts_ms, source, self._arrivals, spend))
+            heapq.heappush(self._heap, (item.ts_ms, source, self._arrivals, item))
 
-    def watermark(self, source: Source, ts_ms: int) -> list[Spend]:
-        """`source` reached `ts_ms`: the spends now safe to count, in event-time order."""
+    def watermark(self, source: Source, ts_ms: int) -> list[T]:
+        """`source` reached `ts_ms`: the items now safe to count, in event-time order."""
         if source not in self._watermarks:
             return []  # not an input partition this buffer waits for (e.g. latency-events)
         previous = self._watermarks[source]
@@ -57,9 +65,9 @@ class SpendReorder:
         if self.low_watermark_ms is not None and low <= self.low_watermark_ms:
             return []
         self.low_watermark_ms = low
-        released: list[Spend] = []
+        released: list[T] = []
         heap = self._heap
-        # Strictly below: a source may still send more spend at exactly its watermark.
+        # Strictly below: a source may still send more at exactly its watermark.
         while heap and heap[0][0] < low:
             released.append(heapq.heappop(heap)[3])
         return released

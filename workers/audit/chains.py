@@ -1,0 +1,49 @@
+"""The audit chains one agent writes, one per partition it owns (shell: Kafka I/O).
+
+A chain's head is found in the audit topic the first time the agent writes to it after
+getting its partition (`recover.last_record`), so a worker that takes over a partition
+continues the chain where the last owner left it instead of forking it at seq 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from workers.audit.chain import AuditChain
+from workers.audit.recover import last_record
+
+log = logging.getLogger(__name__)
+
+
+class ChainBook:
+    def __init__(
+        self,
+        client_options: Mapping[str, Any],
+        audit_topic: str,
+        audit_partitions: int,
+        chain_id: Callable[[int], str],
+    ) -> None:
+        self._client_options = client_options
+        self._audit_topic = audit_topic
+        self._audit_partitions = audit_partitions
+        self._chain_id = chain_id
+        self._chains: dict[int, AuditChain] = {}
+
+    async def chain(self, partition: int) -> AuditChain:
+        """The chain of `partition`, continued from its last record in the audit topic."""
+        chain = self._chains.get(partition)
+        if chain is None:
+            name = self._chain_id(partition)
+            last = await last_record(
+                self._client_options, self._audit_topic, self._audit_partitions, name
+            )
+            chain = AuditChain.after(last) if last is not None else AuditChain(name)
+            log.info("audit chain %s continues at seq %d", name, chain.seq)
+            self._chains[partition] = chain
+        return chain
+
+    def forget(self, partition: int) -> None:
+        """The partition went elsewhere: its chain head goes stale here."""
+        self._chains.pop(partition, None)

@@ -1,0 +1,39 @@
+"""The routing half of a routed topic (`budget-spend`, `slo-counts`; DESIGN §11): records go
+out keyed by the state they count for, and after each batch the input partition's watermark
+goes to every partition of the routed topic, so the counters can count in event-time order
+(`reorder.WatermarkReorder`). In production mode the sends join the input batch's
+transaction."""
+
+from __future__ import annotations
+
+import faust
+
+from schemas.codec import encode
+from schemas.watermark import SourceWatermark
+
+# Watermarks go to every partition; the key only has to be constant.
+WATERMARK_KEY = b"watermark"
+
+
+class RoutedSender:
+    def __init__(self, app: faust.App, topic: str, partitions: int) -> None:
+        self._topic = app.topic(topic, key_serializer="raw", value_serializer="raw")
+        self._partitions = partitions
+        self._marks: dict[tuple[str, int], int] = {}
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        await self._topic.send(key=key, value=value)
+
+    async def watermark(self, source_topic: str, source_partition: int, reached: int) -> None:
+        """Tell every partition how far `source_partition`'s event time got (if further)."""
+        source = (source_topic, source_partition)
+        if reached <= self._marks.get(source, -1):
+            return
+        self._marks[source] = reached
+        mark = encode(
+            SourceWatermark(
+                source_topic=source_topic, source_partition=source_partition, ts_ms=reached
+            )
+        )
+        for partition in range(self._partitions):
+            await self._topic.send(key=WATERMARK_KEY, value=mark, partition=partition)
