@@ -954,3 +954,28 @@ def test_malformed_alpha_seed(tmp_path: Path) -> None:
     assert f"{file}: contracts.sla.premium.penalties[2].threshold_p99_ms: is required" in text
     assert f"{file}: contracts.sla.enterprise.measurement_period: must be one of" in text
     assert f"{file}: performance_targets.perf.llm.latency.measurement_window: must be a" in text
+
+
+def test_ids_are_one_namespace(tmp_path: Path) -> None:
+    spec = {"slos": {"x": AVAILABILITY}, "objectives": {"x": OBJ}}
+    file = write(tmp_path, spec)
+    assert load_error(file) == (
+        f"{file}: objectives: ids must be unique across SLOs and objectives, not 'x'"
+    )
+    twice = write(tmp_path, OPENSLO_ONE + "---\n" + OPENSLO_ONE, "slo.yaml")
+    assert load_error(twice) == (
+        f"{twice}: metadata.name: ids must be unique across SLOs and objectives, "
+        "not 'openai-availability'"
+    )
+
+
+def test_resontinex_percent_availability_is_refused(tmp_path: Path) -> None:
+    spec = yaml.safe_load(RESONTINEX.read_text())
+    spec["service_level_objectives"]["fusion_availability"].update(
+        target=99.5, alert_threshold=99.0, critical_threshold=98.5
+    )
+    file = write(tmp_path, spec, "slo.yaml")
+    assert load_error(file) == (
+        f"{file}: service_level_objectives.fusion_availability: availability thresholds must "
+        "be fractions 0-1, not [99.5, 99.0, 98.5]"
+    )

@@ -82,7 +82,7 @@ def openslo(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
             _document(doc, (OPENSLO_DOCUMENTS, i), base, built, problems)
     else:
         _document(spec, (), base, built, problems)
-    check_unique(built, problems)
+    check_unique(built, problems, slo_path="metadata.name")
     return built
 
 

@@ -5,8 +5,11 @@ metric follows from its unit and id (see `_res_metric`); `degradation_strategies
 DegradationStrategies; `monitoring_config` is reported, not evaluated.
 
 alpha-solver's sla_contracts.yaml: `contracts` become SlaContracts, `performance_targets`
-WindowObjectives (a latency target gives a p50 and a p99 objective, a requests-per-second
-target a minimum and/or a maximum throughput objective, in calls per minute).
+WindowObjectives (a latency target gives a p50 and a p99 objective, warning at the target and
+critical at twice it unless `critical_p50_ms` / `critical_p99_ms` say otherwise; a
+requests-per-second target gives a minimum and/or a maximum throughput objective in calls per
+minute, critical at half the minimum / twice the maximum unless `critical_min` /
+`critical_max` (per second) say otherwise). A target without `measurement_window` uses 5m.
 
 What a seed states but guardstream cannot measure from its input events is kept in
 `Built.unsupported` with the reason; what it states but guardstream does not evaluate (support
@@ -44,6 +47,7 @@ from workers.policies.slo_models import (
 )
 from workers.policies.slo_shapes import (
     CALENDAR_KINDS,
+    FRACTION_METRICS,
     Built,
     calendar_spec,
     check_triggers,
@@ -75,6 +79,7 @@ def resontinex(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Probl
         return built
     for key in extra_keys(model):
         problems.note(key, NOT_EVALUATED)
+    built.declared_ids.update(model.service_level_objectives)
     problems.note(
         "service_level_objectives",
         "the seed names no selector: every objective covers all events (add a `selector` "
@@ -107,7 +112,7 @@ def resontinex(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Probl
         ]
         actions = [(a.type, a.parameter, a.value) for a in entry_s.actions]
         built.add(strategy(gid, triggers, actions, None, f"{path}.trigger_conditions", problems))
-    check_unique(built, problems)
+    check_unique(built, problems, objective_path="service_level_objectives")
     check_triggers(built, problems, paths)
     return built
 
@@ -184,6 +189,11 @@ def _res_objective(
     except ValueError as why:
         built.unsupported_entry(path, str(why), sid)
         return None
+    if metric in FRACTION_METRICS and max(target, warning, critical) > 1:
+        problems.error(
+            path, f"{metric.value} thresholds must be fractions 0-1", [target, warning, critical]
+        )
+        return None
     return build(
         WindowObjective,
         problems,
@@ -239,7 +249,7 @@ def alpha(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) 
             path = f"performance_targets.{tid}"
             for objective in _alpha_targets(tid, target, base, path, built, problems):
                 built.add(objective)
-    check_unique(built, problems)
+    check_unique(built, problems, objective_path="performance_targets")
     return built
 
 

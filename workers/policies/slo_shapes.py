@@ -105,6 +105,9 @@ class Built:
     unsupported: list[str] = field(default_factory=list)
     """`<path>: <why>` for each seed entry that is loaded but cannot be measured."""
     unsupported_ids: set[str] = field(default_factory=set)
+    declared_ids: set[str] = field(default_factory=set)
+    """Every SLO / objective key of the file, built or not (a trigger naming one that failed
+    to build is not reported again: its own error says what is wrong)."""
 
     def add(self, value: Any) -> None:
         if value is None:
@@ -174,7 +177,7 @@ def check_triggers(built: Built, problems: Problems, paths: Mapping[tuple[str, i
             name = trigger.objective_id
             if name in built.unsupported_ids:
                 problems.error(path, "names an objective guardstream cannot measure", name)
-            elif name not in known:
+            elif name not in known and name not in built.declared_ids:
                 problems.error(path, "must name an SLO or objective of this file", name)
 
 
@@ -208,15 +211,18 @@ def strategy(
     return build(DegradationStrategy, problems, path, **fields)
 
 
-def check_unique(built: Built, problems: Problems) -> None:
+def check_unique(
+    built: Built, problems: Problems, slo_path: str = "slos", objective_path: str = "objectives"
+) -> None:
+    """SLO and objective ids are one namespace: a degradation trigger names either."""
     seen: set[str] = set()
-    for kind, ids in (
-        ("slo", [s.slo_id for s in built.slos]),
-        ("objective", [o.objective_id for o in built.objectives]),
+    for path, ids in (
+        (slo_path, [s.slo_id for s in built.slos]),
+        (objective_path, [o.objective_id for o in built.objectives]),
     ):
         for name in ids:
             if name in seen:
-                problems.error(kind, "ids must be unique across SLOs and objectives", name)
+                problems.error(path, "ids must be unique across SLOs and objectives", name)
             seen.add(name)
 
 
@@ -228,6 +234,7 @@ def guardstream(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Prob
     model = validate_entry(GuardSpec, spec, problems)
     if model is None:
         return built
+    built.declared_ids.update(model.slos, model.objectives)
     defaults = validate_entry(GuardSloDefaults, model.defaults, problems, "defaults")
     layered: dict[str, Any] = dict(base)
     if defaults is not None:
