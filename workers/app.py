@@ -29,10 +29,19 @@ from workers.budgets.sink import BudgetCounter, BudgetRouterSink, register_budge
 from workers.clock_ticker import ClockTicker
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.ingest.warmup import ensure_memory
-from workers.metrics import BreakerCollector, BudgetCollector, IngestCollector, render
+from workers.metrics import (
+    BreakerCollector,
+    BudgetCollector,
+    IngestCollector,
+    SloCollector,
+    render,
+)
 from workers.policies.breakers import default_breaker_policy
 from workers.policies.budgets import BudgetPolicy
+from workers.policies.slos import SloPolicy
 from workers.settings import ProcessingGuarantee, Settings
+from workers.slos.routing import targets_of
+from workers.slos.sink import SloCounter, SloRouterSink, register_slo_counter
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,7 @@ class Worker:
     sinks: list[EventSink] = field(default_factory=list)
     breakers: BreakerSink | None = None
     budgets: BudgetCounter | None = None
+    slos: SloCounter | None = None
     last_batch_unixtime: float | None = None  # shell bookkeeping; the stage itself has no clock
 
 
@@ -99,9 +109,10 @@ def create_worker(
     *,
     breaker_policy: BreakerRouting | None = None,
     budget_policy: BudgetPolicy | None = None,
+    slo_policy: SloPolicy | None = None,
 ) -> Worker:
     """The worker app. Breakers run under `breaker_policy` (else the mode's default), budgets
-    under `budget_policy` (none by default)."""
+    under `budget_policy` and SLOs under `slo_policy` (none by default)."""
     catalog = catalog_for(settings)
     app = BatchingApp(settings.app_id, **_faust_settings(settings))
     models: Mapping[str, type[InputEvent]] = {
@@ -135,10 +146,27 @@ def create_worker(
         worker.budgets = counter
         register_budget_counter(app, counter, BATCH_QUEUE_MAXSIZE)
         registry.register(BudgetCollector(lambda: router.routed, lambda: counter.decisions))
+    if slo_policy is not None and targets_of(slo_policy):
+        _add_slos(worker, slo_policy)
     _register_ingest_agent(worker)
     _register_clock_ticker(worker)
     _register_web_pages(worker)
     return worker
+
+
+def _add_slos(worker: Worker, policy: SloPolicy) -> None:
+    slo_router = SloRouterSink(worker.app, worker.catalog, policy)
+    worker.sinks.append(slo_router)
+    slo_counter = SloCounter(
+        worker.app, worker.catalog, policy, worker.settings.kafka_client_options()
+    )
+    worker.slos = slo_counter
+    register_slo_counter(worker.app, slo_counter, BATCH_QUEUE_MAXSIZE)
+    worker.registry.register(
+        SloCollector(
+            lambda: slo_router.routed, lambda: slo_counter.decisions, slo_counter.burn_rates
+        )
+    )
 
 
 def _register_clock_ticker(worker: Worker) -> None:
@@ -197,6 +225,8 @@ def _register_ingest_agent(worker: Worker) -> None:
                 worker.breakers.forget_partition(tp.partition)
             if worker.budgets is not None and tp.topic == worker.budgets.spend_topic_name:
                 worker.budgets.forget_partition(tp.partition)
+            if worker.slos is not None and tp.topic == worker.slos.counts_topic_name:
+                worker.slos.forget_partition(tp.partition)
 
     app.on_partitions_revoked.connect(cast(Any, forget_revoked))
 
@@ -221,6 +251,14 @@ def _register_web_pages(worker: Worker) -> None:
         # The budget keys this worker counts (its budget-spend partitions); the fleet-wide
         # view is the compacted budget-state topic (`guardstream budgets`).
         counter = worker.budgets
+        states = [] if counter is None else counter.current_states()
+        return web.json([state.model_dump(mode="json") for state in states])
+
+    @app.page("/slos")
+    async def slo_states(web: Any, request: Any) -> Any:
+        # The SLO trackers this worker counts (its slo-counts partitions); the fleet-wide view
+        # is the compacted slo-state topic (`guardstream slos`).
+        counter = worker.slos
         states = [] if counter is None else counter.current_states()
         return web.json([state.model_dump(mode="json") for state in states])
 

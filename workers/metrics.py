@@ -26,6 +26,10 @@ BREAKER_TRANSITIONS = "guardstream_breaker_transitions"
 BREAKER_ALERTS = "guardstream_breaker_alerts"
 BUDGET_SPEND_ROUTED = "guardstream_budget_spend_routed"
 BUDGET_DECISIONS = "guardstream_budget_decisions"
+SLO_MEASURES_ROUTED = "guardstream_slo_measures_routed"
+SLO_DECISIONS = "guardstream_slo_decisions"
+SLO_BURN_RATE = "guardstream_slo_burn_rate"
+SLO_ERROR_BUDGET_REMAINING = "guardstream_slo_error_budget_remaining"
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
 
@@ -121,6 +125,39 @@ class BudgetCollector(Collector):
         yield CounterMetricFamily(
             BUDGET_DECISIONS, "Budget decisions published", value=self._decisions()
         )
+
+
+class SloCollector(Collector):
+    """Measures routed to slo-counts, SLO decisions published, and per burn-rate SLO (of the
+    trackers this worker counts) its burn rate per window and error budget remaining."""
+
+    def __init__(
+        self,
+        routed: Callable[[], int],
+        decisions: Callable[[], int],
+        burn: Callable[[], Iterator[tuple[str, Mapping[str, float], float]]],
+    ) -> None:
+        self._routed = routed
+        self._decisions = decisions
+        self._burn = burn
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            SLO_MEASURES_ROUTED, "Event x SLO measures routed", value=self._routed()
+        )
+        yield CounterMetricFamily(SLO_DECISIONS, "SLO decisions published", value=self._decisions())
+        rates = GaugeMetricFamily(
+            SLO_BURN_RATE, "Error-budget burn rate per window", labels=["slo", "window"]
+        )
+        remaining = GaugeMetricFamily(
+            SLO_ERROR_BUDGET_REMAINING, "Fraction of the error budget left", labels=["slo"]
+        )
+        for key, windows, left in self._burn():
+            for window, rate in windows.items():
+                rates.add_metric([key, window], rate)
+            remaining.add_metric([key], left)
+        yield rates
+        yield remaining
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -18,6 +18,8 @@ from workers.errors import ConfigError, InvalidEventError
 from workers.policies.policy_set import load_policies
 from workers.replay.run import DecisionEngine, Replay
 from workers.replay.shards import replay_sharded
+from workers.slos.engine import SloEngine
+from workers.slos.routing import targets_of
 
 
 @click.command()
@@ -32,8 +34,8 @@ from workers.replay.shards import replay_sharded
     "--policy",
     "policy_dir",
     type=click.Path(exists=True, path_type=Path),
-    help="Policy directory (breakers.yaml, budgets.yaml) or one policy file "
-    "(default: the runtime mode's built-ins: one breaker, no budgets).",
+    help="Policy directory (breakers.yaml, budgets.yaml, slos.yaml) or one policy file "
+    "(default: the runtime mode's built-ins: one breaker, no budgets, no SLOs).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON decision per line (stable).")
 @click.option(
@@ -68,6 +70,8 @@ def replay(
     engines: list[DecisionEngine] = [BreakerEngine(policy)]
     if policies.budgets.budgets:
         engines.append(BudgetEngine(policies.budgets))
+    if targets_of(policies.slos):
+        engines.append(SloEngine(policies.slos))
     horizon_ms = int(cli.settings.dedup_horizon_s * 1000)
     max_ids = cli.settings.dedup_max_ids_per_partition
     emit = _emitter(as_json)
@@ -76,7 +80,8 @@ def replay(
             raise click.UsageError("--jobs needs --input FILE (every shard reads the file)")
         if len(engines) > 1:
             raise click.UsageError(
-                "--jobs shards by breaker key; budgets span keys, so replay them with --jobs 1"
+                "--jobs shards by breaker key; budgets and SLOs span keys, so replay them "
+                "with --jobs 1"
             )
         with cli.err.status(f"replaying with {jobs} processes ..."):
             lines, counts = replay_sharded(

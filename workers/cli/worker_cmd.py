@@ -46,7 +46,10 @@ def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> Non
         raise SystemExit(ConfigError.exit_code) from None
     run(_ensure_topics(cli))
     guardstream = create_worker(
-        settings, breaker_policy=policies.breakers, budget_policy=policies.budgets
+        settings,
+        breaker_policy=policies.breakers,
+        budget_policy=policies.budgets,
+        slo_policy=policies.slos,
     )
     tune_garbage_collector()
     faust_worker = faust.Worker(

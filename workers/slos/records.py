@@ -1,0 +1,160 @@
+"""SLO measurements on the wire: routed counts in and out of `slo-counts`.
+
+An input partition sums a batch's measurements per tracker key and second (the trackers
+count at 1-second resolution, so nothing is lost) and sends one `SloCounts` per key; the
+counter turns the rows back into `SloItem`s for its reorder buffer and engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from schemas.slo_counts import MAX_ROWS, SketchBins, SloCounts, SloRow
+from workers.kernels.sketch import QuantileSketch
+from workers.slos.routing import RESOLUTION_MS, Measure, Target, TargetKind
+
+
+class SloItem(NamedTuple):
+    """One second of one tracker key's measurements from one source."""
+
+    ts_ms: int
+    key: str
+    target: Target
+    labels: Mapping[str, str]
+    valid: int
+    good: int
+    value_sum: float
+    value_count: int
+    sketch: QuantileSketch | None
+    event_id: str
+
+
+class SecondTotals:
+    """One tracker key's measurements in one second, summed."""
+
+    __slots__ = ("event_id", "good", "sketch", "valid", "value_count", "value_sum")
+
+    def __init__(self) -> None:
+        self.valid = self.good = self.value_count = 0
+        self.value_sum = 0.0
+        self.sketch: QuantileSketch | None = None
+        self.event_id = ""
+        """The last event's id (evidence)."""
+
+    def add(
+        self, target: Target, valid: int, good: int, value: float | None, event_id: str
+    ) -> None:
+        """One event's measure."""
+        self.valid += valid
+        self.good += good
+        self.event_id = event_id
+        if value is not None:
+            self.value_sum += value
+            self.value_count += 1
+            if target.sketched:
+                if self.sketch is None:
+                    self.sketch = QuantileSketch()
+                self.sketch.add(value)
+
+    def merge(self, item: SloItem) -> None:
+        """A routed second of one source."""
+        self.valid += item.valid
+        self.good += item.good
+        self.value_sum += item.value_sum
+        self.value_count += item.value_count
+        self.event_id = item.event_id
+        if item.sketch is not None:
+            if self.sketch is None:
+                self.sketch = QuantileSketch()
+            self.sketch.merge(item.sketch)
+
+
+def count_records(
+    measured: Iterable[tuple[int, str, Measure]],
+    *,
+    source_topic: str,
+    source_partition: int,
+) -> list[SloCounts]:
+    """`measured`: (event ms, event id, measure) in the batch's order. One record per key
+    (more past MAX_ROWS rows), rows in the order the seconds first came."""
+    keys: dict[str, dict[int, SecondTotals]] = {}
+    heads: dict[str, Measure] = {}
+    for event_ms, event_id, m in measured:
+        seconds = keys.get(m.key)
+        if seconds is None:
+            seconds = keys[m.key] = {}
+            heads[m.key] = m
+        second_ms = event_ms - event_ms % RESOLUTION_MS
+        s = seconds.get(second_ms)
+        if s is None:
+            s = seconds[second_ms] = SecondTotals()
+        s.add(m.target, m.valid, m.good, m.value, event_id)
+    records: list[SloCounts] = []
+    for key, seconds in keys.items():
+        head = heads[key]
+        rows: list[SloRow] = [
+            (ts, s.valid, s.good, s.value_sum, s.value_count, bins_of(s.sketch), s.event_id)
+            for ts, s in seconds.items()
+        ]
+        labels = dict(zip(head.target.group_by, head.labels, strict=True))
+        records.extend(
+            SloCounts(
+                key=key,
+                target_kind=head.target.kind.value,
+                target_id=head.target.target_id,
+                labels=labels,
+                rows=rows[start : start + MAX_ROWS],
+                source_topic=source_topic,
+                source_partition=source_partition,
+            )
+            for start in range(0, len(rows), MAX_ROWS)
+        )
+    return records
+
+
+def items_of(record: SloCounts, targets: Mapping[tuple[TargetKind, str], Target]) -> list[SloItem]:
+    """The record's items under the current policy; none when its target no longer exists."""
+    target = targets.get((TargetKind(record.target_kind), record.target_id))
+    if target is None:
+        return []
+    return [
+        SloItem(
+            ts_ms,
+            record.key,
+            target,
+            record.labels,
+            valid,
+            good,
+            value_sum,
+            value_count,
+            sketch_of(bins),
+            event_id,
+        )
+        for ts_ms, valid, good, value_sum, value_count, bins, event_id in record.rows
+    ]
+
+
+def bins_of(sketch: QuantileSketch | None) -> SketchBins | None:
+    if sketch is None or not sketch.count:
+        return None
+    return SketchBins(
+        bins=sorted(sketch.bins.items()),
+        zero_count=sketch.zero_count,
+        min=sketch.min,
+        max=sketch.max,
+    )
+
+
+def sketch_of(bins: SketchBins | None) -> QuantileSketch | None:
+    """The sketch `bins_of` described (same relative accuracy: the default)."""
+    if bins is None:
+        return None
+    sketch = QuantileSketch()
+    sketch.bins = dict(bins.bins)
+    sketch.zero_count = bins.zero_count
+    sketch.count = bins.zero_count + sum(count for _, count in bins.bins)
+    sketch.min = bins.min if math.isfinite(bins.min) else math.inf
+    sketch.max = bins.max if math.isfinite(bins.max) else -math.inf
+    return sketch

@@ -1,0 +1,223 @@
+"""The SLO agents' I/O (DESIGN §11: route where the events are, count where the SLO is).
+
+- `SloRouterSink` (an ingest sink): each input batch's tool invocations and latency events are
+  routed to the SLOs, objectives and SLA contracts they count for, summed per tracker key and
+  second, and sent to `slo-counts` keyed by tracker key, then the partition's watermark goes to
+  every `slo-counts` partition (clock ticks included).
+- `SloCounter` (an agent on `slo-counts`): one `SloEngine` per partition, fed in event-time
+  order under the low watermark of the input partitions (`routed.reorder`); publishes
+  `slo-state` for every tracker a batch touched, alerts, degradation commands on `control` and
+  hash-chained audit records (`aud.slo.*`, chain `slos-p<N>`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import faust
+from pydantic import BaseModel, ValidationError
+
+from schemas.audit import AuditSource
+from schemas.clock import ClockTick
+from schemas.codec import encode
+from schemas.events import LatencyEvent, ToolInvocation
+from schemas.slo_counts import SloCounts
+from schemas.types import Severity, epoch_ms
+from schemas.watermark import SourceWatermark
+from topics.catalog import TopicCatalog, TopicName
+from workers.audit.chains import ChainBook
+from workers.batching import BatchTopic, RawBatch
+from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
+from workers.ingest.stage import IngestResult
+from workers.policies.slos import SloPolicy
+from workers.routed.reorder import WatermarkReorder
+from workers.routed.sender import RoutedSender
+from workers.slos.engine import SloEngine
+from workers.slos.records import SloItem, count_records, items_of
+from workers.slos.routing import Measure, SloRouter, targets_of
+
+log = logging.getLogger(__name__)
+
+SLO_INPUTS = (TopicName.TOOL_INVOCATIONS, TopicName.LATENCY_EVENTS)
+
+
+def chain_id(partition: int) -> str:
+    return f"slos-p{partition}"
+
+
+class SloRouterSink:
+    """Routes accepted input events to `slo-counts` (an EventSink of the ingest agent)."""
+
+    def __init__(self, app: faust.App, catalog: TopicCatalog, policy: SloPolicy) -> None:
+        self.policy = policy
+        self._router = SloRouter(targets_of(policy))
+        self._inputs = {catalog.name(topic) for topic in SLO_INPUTS}
+        self._sender = RoutedSender(
+            app, catalog.name(TopicName.SLO_COUNTS), catalog.spec(TopicName.SLO_COUNTS).partitions
+        )
+        self.routed = 0
+
+    async def handle(self, result: IngestResult) -> None:
+        if result.topic not in self._inputs or not result.accepted:
+            return
+        route = self._router.route
+        measured: list[tuple[int, str, Measure]] = []
+        reached = -1
+        for item in result.accepted:
+            event = item.event
+            event_ms = epoch_ms(event.ts)
+            reached = max(reached, event_ms)
+            if type(event) is ToolInvocation or type(event) is LatencyEvent:
+                measured += [(event_ms, event.event_id, m) for m in route(event)]
+        records = count_records(
+            measured, source_topic=result.topic, source_partition=result.partition
+        )
+        for record in records:
+            await self._sender.send(record.key.encode(), encode(record))
+        self.routed += len(measured)
+        await self._sender.watermark(result.topic, result.partition, reached)
+
+
+class SloCounter:
+    """Counts routed SLO measurements per `slo-counts` partition and publishes decisions."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        catalog: TopicCatalog,
+        policy: SloPolicy,
+        client_options: Mapping[str, Any],
+    ) -> None:
+        self.policy = policy
+        self.counts_topic_name = catalog.name(TopicName.SLO_COUNTS)
+        self._chains = ChainBook(
+            client_options,
+            catalog.name(TopicName.AUDIT),
+            catalog.spec(TopicName.AUDIT).partitions,
+            chain_id,
+        )
+        self._topics = {
+            name: app.topic(catalog.name(name), key_serializer="raw", value_serializer="raw")
+            for name in (TopicName.SLO_STATE, TopicName.ALERTS, TopicName.AUDIT, TopicName.CONTROL)
+        }
+        self._sources = [
+            (catalog.name(topic), partition)
+            for topic in SLO_INPUTS
+            for partition in range(catalog.spec(topic).partitions)
+        ]
+        self.engines: dict[int, SloEngine] = {}
+        self._buffers: dict[int, WatermarkReorder[SloItem]] = {}
+        self.decisions = 0
+        self.unreadable = 0
+
+    def current_states(self) -> list[BaseModel]:
+        """Every tracker this worker counts, sorted by key."""
+        states = [state for engine in self.engines.values() for state in engine.states()]
+        return sorted(states, key=lambda state: str(getattr(state, "key", "")))
+
+    def burn_rates(self) -> Iterator[tuple[str, Mapping[str, float], float]]:
+        """(tracker key, burn rate per window, error budget remaining) of each burn-rate
+        SLO this worker counts (for metrics)."""
+        for engine in self.engines.values():
+            yield from engine.burn_rates()
+
+    def forget_partition(self, partition: int) -> None:
+        self.engines.pop(partition, None)
+        self._buffers.pop(partition, None)
+        self._chains.forget(partition)
+
+    async def handle(self, batch: RawBatch) -> None:
+        engine = self.engines.get(batch.partition)
+        if engine is None:
+            engine = self.engines[batch.partition] = SloEngine(self.policy)
+            self._buffers[batch.partition] = WatermarkReorder(self._sources)
+        buffer = self._buffers[batch.partition]
+        for record in batch.records:
+            for decision in self._apply(engine, buffer, record.value or b""):
+                await self._publish(decision, batch.partition, record.offset)
+        touched, engine.touched = engine.touched, set()
+        state_topic = self._topics[TopicName.SLO_STATE]
+        for state in engine.states(touched):
+            await state_topic.send(key=str(getattr(state, "key", "")).encode(), value=encode(state))
+
+    def _apply(
+        self, engine: SloEngine, buffer: WatermarkReorder[SloItem], raw: bytes
+    ) -> list[Decision]:
+        try:
+            if b'"watermark"' in raw:
+                mark = SourceWatermark.model_validate_json(raw)
+            else:
+                record = SloCounts.model_validate_json(raw)
+                buffer.add(
+                    (record.source_topic, record.source_partition),
+                    items_of(record, engine.targets),
+                )
+                return []
+        except ValidationError as exc:
+            # Only guardstream writes this topic: a bad record is a bug, not user input.
+            self.unreadable += 1
+            log.error("unreadable slo-counts record skipped: %s", exc)
+            return []
+        before = buffer.low_watermark_ms
+        decisions: list[Decision] = []
+        for item in buffer.watermark((mark.source_topic, mark.source_partition), mark.ts_ms):
+            decisions += engine.measure(item)
+        low = buffer.low_watermark_ms
+        if low is not None and low != before:
+            tick = ClockTick.at(low - 1)  # everything below `low` is counted
+            decisions += engine.advance(low - 1, tick.event_id)
+        return decisions
+
+    async def _publish(self, decision: Decision, partition: int, offset: int) -> None:
+        self.decisions += 1
+        if isinstance(decision, AlertDecision):
+            alert = decision.alert
+            await self._topics[TopicName.ALERTS].send(
+                key=alert.fingerprint.encode(), value=encode(alert)
+            )
+        elif isinstance(decision, ControlDecision):
+            command = decision.command
+            await self._topics[TopicName.CONTROL].send(
+                key=command.target.encode(), value=encode(command)
+            )
+        chain = await self._chains.chain(partition)
+        audit = chain.seal(
+            _audit_type(decision),
+            ts_ms=decision.ts_ms,
+            severity=_audit_severity(decision),
+            policy_version=decision.policy_version,
+            payload=decision.to_json(),
+            source=AuditSource(
+                topic=self.counts_topic_name,
+                partition=partition,
+                offset=offset,
+                event_id=decision.event_id,
+            ),
+        )
+        await self._topics[TopicName.AUDIT].send(key=chain.chain_id.encode(), value=encode(audit))
+
+
+def register_slo_counter(app: faust.App, counter: SloCounter, queue_size: int) -> None:
+    counts = BatchTopic(app, topics=[counter.counts_topic_name], maxsize=queue_size)
+
+    async def count_slos(batches: faust.StreamT[RawBatch]) -> None:
+        async for batch in batches:
+            await counter.handle(batch)
+
+    app.agent(counts, name="guardstream.slos", concurrency=1)(count_slos)
+
+
+def _audit_type(decision: Decision) -> str:
+    if isinstance(decision, RecordDecision):
+        return f"aud.slo.{decision.what}"
+    if isinstance(decision, ControlDecision):
+        return "aud.slo.control"
+    return "aud.slo.alert"
+
+
+def _audit_severity(decision: Decision) -> Severity:
+    if isinstance(decision, AlertDecision):
+        return decision.alert.severity
+    return Severity.WARNING if isinstance(decision, ControlDecision) else Severity.INFO
