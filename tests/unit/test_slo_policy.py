@@ -979,3 +979,20 @@ def test_resontinex_percent_availability_is_refused(tmp_path: Path) -> None:
         f"{file}: service_level_objectives.fusion_availability: availability thresholds must "
         "be fractions 0-1, not [99.5, 99.0, 98.5]"
     )
+
+
+def test_strategy_needs_triggers_and_actions(tmp_path: Path) -> None:
+    spec = {
+        "objectives": {"o": OBJ},
+        "degradation_strategies": {
+            "d": {"triggers": [], "actions": [{"type": "t", "parameter": "P", "value": "v"}]},
+            "e": {"triggers": [{"objective": "o", "breach_duration": "1m"}], "actions": []},
+        },
+    }
+    file = write(tmp_path, spec)
+    assert load_error(file).splitlines() == [
+        f"{file}: degradation_strategies.d: degradation strategy 'd' trigger_conditions must "
+        "list at least one, not []",
+        f"{file}: degradation_strategies.e: degradation strategy 'e' actions must list at "
+        "least one, not []",
+    ]

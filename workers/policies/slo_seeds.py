@@ -111,7 +111,7 @@ def resontinex(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Probl
             for t in entry_s.trigger_conditions
         ]
         actions = [(a.type, a.parameter, a.value) for a in entry_s.actions]
-        built.add(strategy(gid, triggers, actions, None, f"{path}.trigger_conditions", problems))
+        built.add(strategy(gid, triggers, actions, None, path, "trigger_conditions", problems))
     check_unique(built, problems, objective_path="service_level_objectives")
     check_triggers(built, problems, paths)
     return built

@@ -187,13 +187,14 @@ def strategy(
     actions: list[tuple[str, str, str]],
     target: str | None,
     path: str,
+    triggers_key: str,
     problems: Problems,
 ) -> DegradationStrategy | None:
     built_triggers = [
         build(
             DegradationTrigger,
             problems,
-            f"{path}[{i}]",
+            f"{path}.{triggers_key}[{i}]",
             objective_id=objective,
             breach_duration_ms=duration_ms,
         )
@@ -271,7 +272,8 @@ def guardstream(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Prob
                 [(t.objective, t.breach_duration) for t in entry_s.triggers],
                 [(a.type, a.parameter, a.value) for a in entry_s.actions],
                 entry_s.target,
-                f"{path}.triggers" if entry_s.triggers else path,
+                path,
+                "triggers",
                 problems,
             )
         )
