@@ -7,9 +7,9 @@ Rates and utilisations are fractions (0.25 = 25 %), money is exact Decimal (JSON
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, RootModel
 
 from schemas.base import WireModel
 from schemas.limits import MAX_LIST_ITEMS
@@ -211,3 +211,9 @@ class SlaState(WireModel):
     """Service credit owed if the period ended now."""
     policy_version: PolicyVersion
     updated_at: EventTime
+
+
+class SloStateRecord(RootModel[SloState | ObjectiveState | SlaState]):
+    """A record of topic slo-state, whichever kind (told apart by its `kind` field)."""
+
+    root: Annotated[SloState | ObjectiveState | SlaState, Field(discriminator="kind")]

@@ -15,6 +15,7 @@ from workers.cli.context import CliContext
 from workers.cli.publish_cmd import publish
 from workers.cli.replay_cmd import replay
 from workers.cli.simulate_cmd import simulate
+from workers.cli.slos_cmd import slos
 from workers.cli.tail_cmd import tail
 from workers.cli.topics_cmd import topics
 from workers.cli.worker_cmd import worker
@@ -62,6 +63,7 @@ cli.add_command(simulate)
 cli.add_command(replay)
 cli.add_command(breakers)
 cli.add_command(budgets)
+cli.add_command(slos)
 
 
 def main() -> None:
