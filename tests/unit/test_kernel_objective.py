@@ -17,6 +17,7 @@ from workers.kernels.objective import (
     LevelChanged,
     ObjectiveOutput,
     ObjectiveTracker,
+    window_quantile,
 )
 from workers.kernels.sketch import QuantileSketch
 from workers.kernels.slo_targets_config import Level, ObjectiveMetric, WindowObjective
@@ -468,3 +469,32 @@ def test_determinism_same_input_same_output() -> None:
     steps.append(("advance", T0_MS + 10 * HOUR_MS, 0, 0))
     assert _run(availability(), steps) == _run(availability(), steps)
     assert _run(latency_p95(), steps) == _run(latency_p95(), steps)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.just(0.0), st.floats(min_value=1e-3, max_value=1e6)), min_size=0, max_size=60
+    ),
+    q=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_window_quantile_is_the_sketch_quantile(values: list[float], q: float) -> None:
+    sketch = sketch_of(values)
+    keys = sorted(sketch.bins, reverse=True)
+    assert window_quantile(sketch, q) == sketch.quantile(q)
+    assert window_quantile(sketch, q, keys) == sketch.quantile(q)
+
+
+def test_error_rate_at_the_threshold_is_not_past_it() -> None:
+    objective = WindowObjective(
+        objective_id="fusion_error_rate",
+        metric=ObjectiveMetric.ERROR_RATE,
+        window_ms=HOUR_MS,
+        target=0.01,
+        warning_at=0.02,
+        critical_at=0.05,
+        higher_is_better=False,
+    )
+    tracker = ObjectiveTracker(objective)
+    assert tracker.record(T0_MS, valid=1000, good=980) == []  # 1 - 0.98 would be 0.0200000..2
+    assert tracker.snapshot().value == 0.02

@@ -3,8 +3,8 @@ warning and a critical threshold (the config is `slo_targets_config.WindowObject
 
 Buckets. Event time is cut into epoch-aligned buckets of `bucket_ms`: bucket k holds
 `[k * bucket_ms, (k + 1) * bucket_ms)`. `bucket_ms = ceil(window_ms / buckets)` with 12 buckets
-for the quantile metrics (a sketch per bucket, merged at evaluation: the costly part) and 60
-for the others (counters). The effective window, `buckets * bucket_ms`, equals `window_ms`
+for the quantile metrics (a sketch per bucket: merging them is the costly part) and 60 for
+the others (counters). The effective window, `buckets * bucket_ms`, equals `window_ms`
 whenever the bucket count divides it (every whole-minute window does) and is less than
 `buckets` ms longer otherwise.
 
@@ -19,19 +19,24 @@ Evaluations happen (1) when event time crosses a bucket boundary, once per bound
 with the window that closes there, and (2) after every `record`, with the window at now.
 `advance` only crosses boundaries, so advancing in big steps or small steps (and recording in
 between) gives exactly the same outputs: every boundary is evaluated once, in order, on the
-same data. A long gap evaluates each boundary until the window is empty and its verdict
-settled; the remaining ones would all repeat it, so they are skipped.
+same data. The tracker's history begins at the first event time it sees (record or advance):
+its bucket is the first one, and its level is OK since then. A long gap evaluates each
+boundary until the window is empty and its verdict settled; the remaining ones would all
+repeat it, so they are skipped.
 
 Values:
-- AVAILABILITY good / valid, ERROR_RATE 1 - good / valid (None without valid calls);
+- AVAILABILITY good / valid, ERROR_RATE (valid - good) / valid (None without valid calls);
 - THROUGHPUT valid calls per minute over the part of the window that has elapsed
   (`now + 1 - window_start_ms`, the effective window at a boundary), 0 when empty;
 - LATENCY_QUANTILE / ATTRIBUTE_QUANTILE the `quantile` of the merged bucket sketches
   (`sketch.QuantileSketch`: within its relative accuracy, 1 % by default, of the exact lower
   quantile of the values in the window; None when empty);
 - ATTRIBUTE_MEAN value_sum / value_count (None without values).
-Inputs may be pre-aggregated upstream (per second, say): counts, a sketch, a sum and count.
-Sketches passed in must use the default accuracy (they are merged).
+Inputs may be pre-aggregated upstream (per second, say): counts, a sketch, a sum and count;
+those the metric does not use are ignored. Sketches passed in must use the default accuracy
+(they are merged, into their bucket's sketch and into one sketch of the whole window, which is
+rebuilt from the buckets when a non-empty bucket leaves; the sorted bucket indexes are cached
+so that a p95 after each record costs a walk over the top buckets, not a merge and a sort).
 
 Levels: CRITICAL if `objective.is_past(value, critical_at)`, else WARNING if past
 `warning_at`, else OK. No verdict (the level stays as it was, OK at first) when the value is
@@ -45,7 +50,8 @@ Late data: a record older than now counts in its bucket while that bucket is in 
 older still, it is not counted and its values are tallied in `late_events`. `advance` to a time
 before now does nothing (time never goes backwards).
 
-Pure: no I/O, no clock, no randomness. Memory is fixed per tracker (the ring of buckets).
+Pure: no I/O, no clock, no randomness. Memory per tracker is bounded: the ring of buckets (a
+sketch holds at most its `max_buckets` entries), whatever the traffic.
 """
 
 from __future__ import annotations
@@ -98,11 +104,35 @@ class ObjectiveSnapshot:
     late_events: int
 
 
+def window_quantile(
+    sketch: QuantileSketch, q: float, keys_desc: list[int] | None = None
+) -> float | None:
+    """`sketch.quantile(q)`, exactly, found from the top for q >= 0.5: a p95 or p99 visits
+    the few highest buckets instead of all of them. `keys_desc`: the sketch's bucket indexes
+    in descending order, if the caller keeps them (else they are sorted here)."""
+    count = sketch.count
+    if q < 0.5 or count == 0:
+        return sketch.quantile(q)
+    rank = q * (count - 1)
+    if sketch.zero_count > rank:
+        return max(0.0, sketch.min)
+    # The answer is the lowest bucket whose cumulative count (count minus everything above
+    # it) exceeds the rank; the highest bucket always does.
+    bins = sketch.bins
+    above = 0
+    answer = 0
+    for index in sorted(bins, reverse=True) if keys_desc is None else keys_desc:
+        if count - above <= rank:
+            break
+        answer = index
+        above += bins[index]
+    return min(max(sketch.value(answer), sketch.min), sketch.max)
+
+
 class ObjectiveTracker:
     """One objective's sliding window and level; see the module docstring."""
 
     __slots__ = (
-        "_closed_sketch",
         "_closed_sum",
         "_count_total",
         "_counts",
@@ -115,7 +145,6 @@ class ObjectiveTracker:
         "_level_since_ms",
         "_now_ms",
         "_origin_ms",
-        "_scratch",
         "_settled_empty",
         "_sketches",
         "_sums",
@@ -123,6 +152,8 @@ class ObjectiveTracker:
         "_valid",
         "_valid_total",
         "_value",
+        "_window_keys",
+        "_window_sketch",
         "_window_start_ms",
         "bucket_ms",
         "buckets",
@@ -148,9 +179,10 @@ class ObjectiveTracker:
         self._sums = [0.0] * n if self._kind == _MEAN else []
         self._counts = [0] * n if self._kind == _MEAN else []
         self._sketches = [QuantileSketch() for _ in range(n)] if self._kind == _SKETCH else []
-        self._closed_sketch = QuantileSketch()
-        """Merged sketches of the window's buckets before the current one."""
-        self._scratch = QuantileSketch()
+        self._window_sketch = QuantileSketch()
+        """The bucket sketches of the window merged (rebuilt when a non-empty one leaves)."""
+        self._window_keys: list[int] | None = None
+        """Its bucket indexes, descending; None when they must be sorted again."""
         self._valid_total = 0
         self._good_total = 0
         self._count_total = 0
@@ -185,9 +217,10 @@ class ObjectiveTracker:
         the boundaries crossed to get there and of the evaluation after the record."""
         if valid < 0 or not 0 <= good <= valid:
             raise ValueError(f"need 0 <= good <= valid, not good={good!r} valid={valid!r}")
-        if value_count < 0 or (value_count == 0 and value_sum != 0):
+        if value_count < 0 or (value_count == 0 and value_sum != 0) or not math.isfinite(value_sum):
             raise ValueError(
-                f"need value_count >= 0 (and no sum without values), not {value_count!r}"
+                f"need value_count >= 0, a finite value_sum and no sum without values, "
+                f"not {value_sum!r} / {value_count!r}"
             )
         outputs = self.advance(ts_ms)
         cur = self._cur
@@ -217,8 +250,11 @@ class ObjectiveTracker:
                 self._closed_sum = self._sum_closed()
         elif sketch is not None and sketch.count:
             self._sketches[i].merge(sketch)
-            if k < cur:
-                self._closed_sketch.merge(sketch)
+            window = self._window_sketch
+            known = len(window.bins)
+            window.merge(sketch)
+            if len(window.bins) != known or window.collapsed_below is not None:
+                self._window_keys = None  # merging only adds buckets: new ones, or a collapse
         change = self._evaluate(self._now_ms + 1, self._now_ms)
         if change is not None:
             outputs.append(change)
@@ -284,8 +320,7 @@ class ObjectiveTracker:
             return self._valid_total
         if kind == _MEAN:
             return self._count_total
-        assert self._cur is not None
-        return self._closed_sketch.count + self._sketches[self._cur % self.buckets].count
+        return self._window_sketch.count
 
     def _sum_closed(self) -> float:
         assert self._cur is not None
@@ -295,7 +330,6 @@ class ObjectiveTracker:
     def _roll(self) -> None:
         """Make the next bucket current, dropping the one that leaves the window."""
         assert self._cur is not None
-        previous = self._cur % self.buckets
         self._cur += 1
         i = self._cur % self.buckets  # the slot of the bucket leaving the window
         kind = self._kind
@@ -311,15 +345,14 @@ class ObjectiveTracker:
             self._closed_sum = self._sum_closed()
         else:
             sketches = self._sketches
-            closed = self._closed_sketch
             if sketches[i].count:
                 sketches[i].clear()
-                closed.clear()
-                for j, other in enumerate(sketches):
-                    if j != i and other.count:
-                        closed.merge(other)
-            else:
-                closed.merge(sketches[previous])
+                window = self._window_sketch
+                window.clear()
+                self._window_keys = None
+                for other in sketches:
+                    if other.count:
+                        window.merge(other)
 
     def _evaluate(self, end_ms: int, at_ms: int) -> LevelChanged | None:
         """Evaluate the window of the current bucket, up to `end_ms` (exclusive), at `at_ms`."""
@@ -338,25 +371,21 @@ class ObjectiveTracker:
                 value = None
             elif metric is ObjectiveMetric.AVAILABILITY:
                 value = self._good_total / valid
-            else:
-                value = 1 - self._good_total / valid
+            else:  # (valid - good) / valid, not 1 - good / valid: 2 % must not read 2.0000001 %
+                value = (valid - self._good_total) / valid
         elif kind == _MEAN:
             events = self._count_total
             current = self._sums[self._cur % self.buckets]
             value = (self._closed_sum + current) / events if events else None
         else:
-            sketch = self._sketches[self._cur % self.buckets]
-            events = self._closed_sketch.count + sketch.count
+            window = self._window_sketch
+            events = window.count
             q = objective.quantile
             assert q is not None
-            if not sketch.count:
-                value = self._closed_sketch.quantile(q)
-            else:
-                scratch = self._scratch
-                scratch.clear()
-                scratch.merge(self._closed_sketch)
-                scratch.merge(sketch)
-                value = scratch.quantile(q)
+            keys = self._window_keys
+            if keys is None and q >= 0.5:
+                keys = self._window_keys = sorted(window.bins, reverse=True)
+            value = window_quantile(window, q, keys)
         self._value = value
         self._events = events
         self._window_start_ms = window_start
