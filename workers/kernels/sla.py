@@ -23,6 +23,10 @@ Figures of a period (a report):
   applied, availability first.
 `projection()` is the same report for the current period so far (`final=False`).
 
+Which calls count (the contract's selector, group_by, excluded error types, latency source) is
+the caller's business: the tracker takes counts of valid and good calls and a sketch of their
+latencies, pre-aggregated or not.
+
 Pure: no I/O, no clock, no randomness. Memory: two counters and one sketch per tracker.
 """
 
@@ -188,7 +192,7 @@ class SlaTracker:
             availability_met=availability_met,
             p50_met=p50_met,
             p99_met=p99_met,
-            credit_percent=sum(p.credit_percent for p in breaches),
+            credit_percent=float(sum(p.credit_percent for p in breaches)),
             breaches=tuple(breaches),
             final=final,
             late_events=self.late_events,
