@@ -56,8 +56,9 @@ last valid event counted (or after the first call, or after the last `NoDataReso
 `NoDataResolved` at the next valid event counted.
 
 time_to_exhaustion_ms: the bad events the period still allows, (1 - target) x valid - bad,
-divided by the bad-event rate over the shortest tier's long window (bad / its nominal length);
-0 when exhausted, None when that rate is 0.
+divided by the bad-event rate over the shortest tier's long window (bad / its nominal length),
+rounded down; 0 when exhausted (or when a calendar period has no valid event yet but bad events
+are arriving), None when that rate is 0 and the budget is not exhausted.
 
 Cost: a count in the current head buckets is a few integer operations, plus the tier checks
 when it could change a decision (O(tiers)); advancing is O(1) unless it passes an instant
@@ -271,10 +272,10 @@ class SloTracker:
             index = self._rate_index
             bad_rate = (windows.valid(index) - windows.good(index)) / self._windows_ms[index]
             remaining = self._budget * valid - (valid - good)
-            if remaining <= 0:
+            if valid and remaining <= 0:
                 tte = 0
             elif bad_rate > 0:
-                tte = int(remaining / bad_rate)
+                tte = int(max(remaining, 0.0) / bad_rate)
         alerting: dict[str, str] = {}
         for kind, opened in zip(_KINDS, self._open, strict=True):
             if opened is not None:
