@@ -207,6 +207,37 @@ def test_late_records_are_counted_in_the_next_report() -> None:
     assert tracker.projection().late_events == 0
 
 
+def test_grace_time_keeps_a_period_open_for_late_records() -> None:
+    contract = premium()
+    graced = SlaContract(
+        contract_id=contract.contract_id,
+        tier=contract.tier,
+        availability_percent=contract.availability_percent,
+        period=PeriodSpec(BudgetPeriod.MONTHLY, tz="Europe/Berlin", grace_ms=2 * HOUR_MS),
+        penalties=contract.penalties,
+    )
+    tracker = SlaTracker(graced)
+    end = local_ms(2026, 11, 1)
+    tracker.record(local_ms(2026, 10, 15), valid=100, good=100)
+    # November has begun; October still takes records for 2 h
+    assert tracker.record(end + HOUR_MS, valid=10, good=10) == []
+    assert tracker.record(end - 1, valid=100, good=90) == []
+    assert tracker.projection().period_label == "2026-11"
+    assert tracker.projection().valid == 10
+    assert tracker.advance(end + 2 * HOUR_MS - 1) == []
+    (october,) = tracker.advance(end + 2 * HOUR_MS)
+    assert (october.period_label, october.valid, october.good) == ("2026-10", 200, 190)
+    assert october.credit_percent == 25  # 95 %
+    # now October is closed: late
+    assert tracker.record(end - 1, valid=3, good=3) == []
+    november = tracker.projection()
+    assert (november.valid, november.late_events) == (10, 3)
+    # a gap with a grace time: every period still closes once, in order
+    reports = tracker.advance(local_ms(2027, 2, 1) + 2 * HOUR_MS)
+    assert [r.period_label for r in reports] == ["2026-11", "2026-12", "2027-01"]
+    assert [r.late_events for r in reports] == [3, 0, 0]
+
+
 def test_every_period_closes_empty_ones_included() -> None:
     tracker = SlaTracker(premium())
     assert tracker.advance(local_ms(2026, 10, 20)) == []
@@ -263,3 +294,56 @@ def test_determinism_and_step_size() -> None:
     ]
     assert run(3) == baseline
     assert run(0) == baseline
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=30 * HOUR_MS),  # gap
+            st.integers(min_value=-6 * HOUR_MS, max_value=0),  # lateness
+            st.integers(min_value=0, max_value=20),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    cuts=st.lists(st.integers(min_value=1, max_value=99), max_size=4),
+    grace_hours=st.sampled_from([0, 1, 5]),
+)
+def test_clock_steps_do_not_change_reports(
+    records: list[tuple[int, int, int]], cuts: list[int], grace_hours: int
+) -> None:
+    contract = SlaContract(
+        contract_id="sla.daily",
+        tier="premium",
+        availability_percent=99.9,
+        response_time_p99_ms=1000,
+        period=PeriodSpec(BudgetPeriod.DAILY, tz="Europe/Berlin", grace_ms=grace_hours * HOUR_MS),
+        penalties=(AVAIL_10, AVAIL_25, SLOW_5),
+    )
+    start = local_ms(2026, 10, 24, 12)  # across the fall-back night (a 25-hour day)
+
+    def run(with_cuts: bool) -> list[SlaReport]:
+        tracker = SlaTracker(contract)
+        out = tracker.advance(start)
+        now = clock = start
+        for gap, late, valid in records:
+            now += gap
+            ts = now + late
+            if with_cuts and ts > clock:
+                for c in sorted(cuts):
+                    out += tracker.advance(clock + (ts - clock) * c // 100)
+            clock = max(clock, ts)
+            out += tracker.record(
+                ts, valid=valid, good=valid * 9 // 10, sketch=sketch_of([float(gap % 3000)])
+            )
+        out += tracker.advance(clock + 3 * DAY_MS)
+        out.append(tracker.projection())
+        return out
+
+    plain = run(False)
+    assert run(True) == plain
+    finals = [r for r in plain if r.final]
+    assert all(a.period_end_ms == b.period_start_ms for a, b in itertools.pairwise(finals))
+    total = sum(r.valid for r in plain) + sum(r.late_events for r in plain)
+    assert total == sum(valid for _, _, valid in records)

@@ -4,11 +4,14 @@ targets met and the service credit owed (the config is `slo_targets_config.SlaCo
 Periods are the contract's calendar periods (`budget_periods.period_of`: aligned in its time
 zone, so a month holding a DST change is an hour shorter or longer). The tracker's first
 period is the one holding the first event time it sees. A period closes when event time
-(`record` or `advance`) reaches its end: its final report is returned then, and every period
-that ends before the new time is closed in turn, empty ones included (a month without traffic
-still gets its audited report, with no figures). `PeriodSpec.grace_ms` is not applied: a
-record whose time falls in a closed period is late, not counted in any figure; the calls it
-carries (`valid`) are reported in the next report's `late_events` (projection or final).
+(`record` or `advance`) reaches its end plus the spec's `grace_ms` (0 by default;
+`budget_periods.accepts`): its final report is returned then, and every period that closes by
+the new time is closed in turn, in order, empty ones included (a month without traffic still
+gets its audited report, with no figures). Until then a record whose time falls in it counts
+in it. A record whose time falls in a closed period is late, not counted in any figure; the
+calls it carries (`valid`) are reported in the next report's `late_events` (the projection's
+or the next final one). Event time never goes backwards: `advance` to an earlier time does
+nothing.
 
 Figures of a period (a report):
 - `availability_percent` = 100 * good / valid (None without calls); `availability_met` when
@@ -27,7 +30,8 @@ Which calls count (the contract's selector, group_by, excluded error types, late
 the caller's business: the tracker takes counts of valid and good calls and a sketch of their
 latencies, pre-aggregated or not.
 
-Pure: no I/O, no clock, no randomness. Memory: two counters and one sketch per tracker.
+Pure: no I/O, no clock, no randomness. Memory: two counters and one sketch per open period
+(one, or two within a grace time).
 """
 
 from __future__ import annotations
@@ -75,19 +79,29 @@ def _below(good: int, valid: int, percent: tuple[int, int]) -> bool:
     return 100 * good * den < num * valid
 
 
+class _Open:
+    """The figures of one period that still takes records."""
+
+    __slots__ = ("good", "period", "sketch", "valid")
+
+    def __init__(self, period: Period) -> None:
+        self.period = period
+        self.valid = 0
+        self.good = 0
+        self.sketch = QuantileSketch()
+
+
 class SlaTracker:
     """One SLA contract (for one group of calls); see the module docstring."""
 
     __slots__ = (
         "_availability_penalties",
-        "_period",
+        "_now_ms",
+        "_open",
         "_response_penalties",
         "_target",
         "contract",
-        "good",
         "late_events",
-        "sketch",
-        "valid",
     )
 
     def __init__(self, contract: SlaContract) -> None:
@@ -101,10 +115,9 @@ class SlaTracker:
         self._response_penalties = tuple(
             p for p in by_credit if p.breach_type is BreachType.RESPONSE_TIME
         )
-        self._period: Period | None = None
-        self.valid = 0
-        self.good = 0
-        self.sketch = QuantileSketch()
+        self._open: list[_Open] = []
+        """Oldest first; the last holds now. More than one only within a grace time."""
+        self._now_ms = 0
         self.late_events = 0
 
     def record(
@@ -115,48 +128,66 @@ class SlaTracker:
         if valid < 0 or not 0 <= good <= valid:
             raise ValueError(f"need 0 <= good <= valid, not good={good!r} valid={valid!r}")
         reports = self.advance(ts_ms)
-        period = self._period
-        assert period is not None
-        if ts_ms < period.start_ms:
-            self.late_events += valid
-            return reports
-        self.valid += valid
-        self.good += good
+        target = self._open[-1]
+        if ts_ms < target.period.start_ms:
+            for candidate in reversed(self._open):
+                if candidate.period.start_ms <= ts_ms:
+                    target = candidate
+                    break
+            else:  # before every open period: its period has closed
+                self.late_events += valid
+                return reports
+        target.valid += valid
+        target.good += good
         if sketch is not None and sketch.count:
-            self.sketch.merge(sketch)
+            target.sketch.merge(sketch)
         return reports
 
     def advance(self, ts_ms: int) -> list[SlaReport]:
-        """Event time reached `ts_ms`: close every period that ended by then, in order."""
-        period = self._period
-        if period is None:
-            self._period = period_of(self.contract.period, ts_ms)
+        """Event time reached `ts_ms`: close every period that ended (plus the grace time) by
+        then, in order."""
+        spec = self.contract.period
+        opened = self._open
+        if not opened:
+            opened.append(_Open(period_of(spec, ts_ms)))
+            self._now_ms = ts_ms
             return []
+        if ts_ms <= self._now_ms:
+            return []
+        self._now_ms = ts_ms
         reports: list[SlaReport] = []
-        while ts_ms >= period.end_ms:
-            reports.append(self._report(period, final=True))
-            self.valid = 0
-            self.good = 0
-            self.sketch.clear()
-            self.late_events = 0
-            period = next_period(self.contract.period, period)
-        self._period = period
+        grace = spec.grace_ms
+        while True:
+            # Close before opening, so that a long gap keeps few periods open.
+            while len(opened) > 1 and ts_ms >= opened[0].period.end_ms + grace:
+                reports.append(self._close(opened.pop(0)))
+            last = opened[-1].period
+            if ts_ms < last.end_ms:
+                break
+            opened.append(_Open(next_period(spec, last)))
         return reports
 
     def projection(self) -> SlaReport:
-        """The report of the current period so far (`final=False`). ValueError before the
-        first event time (no period yet)."""
-        if self._period is None:
+        """The report of the current period (the one holding the newest event time) so far
+        (`final=False`). ValueError before the first event time (no period yet)."""
+        if not self._open:
             raise ValueError(f"sla {self.contract.contract_id!r} has seen no event time yet")
-        return self._report(self._period, final=False)
+        return self._report(self._open[-1], final=False)
 
     @property
     def period(self) -> Period | None:
-        return self._period
+        """The current period (None before the first event time)."""
+        return self._open[-1].period if self._open else None
 
-    def _report(self, period: Period, *, final: bool) -> SlaReport:
+    def _close(self, figures: _Open) -> SlaReport:
+        report = self._report(figures, final=True)
+        self.late_events = 0
+        return report
+
+    def _report(self, figures: _Open, *, final: bool) -> SlaReport:
         contract = self.contract
-        valid, good = self.valid, self.good
+        period = figures.period
+        valid, good = figures.valid, figures.good
         breaches: list[SlaPenalty] = []
         availability: float | None = None
         availability_met: bool | None = None
@@ -167,8 +198,8 @@ class SlaTracker:
                 if _below(good, valid, threshold):
                     breaches.append(penalty)
                     break
-        p50 = self.sketch.quantile(0.5)
-        p99 = self.sketch.quantile(0.99)
+        p50 = figures.sketch.quantile(0.5)
+        p99 = figures.sketch.quantile(0.99)
         p50_target = contract.response_time_p50_ms
         p99_target = contract.response_time_p99_ms
         p50_met = None if p50 is None or p50_target is None else p50 <= p50_target
