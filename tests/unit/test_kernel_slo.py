@@ -289,6 +289,7 @@ def test_calendar_daily_period_across_the_fall_back_in_new_york() -> None:
     # The tiers' windows kept sliding across the boundary: the 1 h window is not reset.
     assert snapshot.burn_rates["1h"] > 0
     # An empty period closes with no attainment.
+    assert snapshot.period_end_ms is not None
     out = tracker.advance(snapshot.period_end_ms + 2 * DAY_MS)
     empties = [o for o in out if isinstance(o, SloPeriodClosed)]
     assert [p.label for p in empties] == ["2026-11-02", "2026-11-03", "2026-11-04"]
@@ -568,3 +569,126 @@ def test_rolling_period_and_burn_rates_equal_a_recount(steps: list[Step]) -> Non
             else:
                 burn = (valid_sum - good_sum) / valid_sum / (1 - 0.9) if valid_sum else 0.0
                 assert snapshot.burn_rates[name] == pytest.approx(burn)
+
+
+class Oracle:
+    """A naive model of the tier rules: recounts every window from the list of counts and
+    checks the tiers at every bucket boundary of every window (no scheduling, no gating)."""
+
+    def __init__(self, config: SloConfig) -> None:
+        self.config = config
+        self.tiers = config.effective_tiers
+        assert config.period_ms is not None
+        self.windows = sorted(
+            {w for t in self.tiers for w in (t.long_window_ms, t.short_window_ms)}
+            | {config.period_ms}
+        )
+        self.counts: list[tuple[int, int, int]] = []
+        self.firing = [False] * len(self.tiers)
+        self.open: dict[Notify, tuple[BurnRateTier, int]] = {}
+        self.now: int | None = None
+
+    def sums(self, window: int) -> tuple[int, int]:
+        assert self.now is not None
+        width = window // BUCKETS
+        begin = (self.now // width - BUCKETS + 1) * width
+        inside = [(g, v) for t, g, v in self.counts if begin <= t <= self.now]
+        return sum(g for g, _ in inside), sum(v for _, v in inside)
+
+    def burn(self, window: int) -> float:
+        good, valid = self.sums(window)
+        return (valid - good) / valid / self.config.error_budget if valid else 0.0
+
+    def burning(self, window: int, tier: BurnRateTier) -> bool:
+        good, valid = self.sums(window)
+        threshold = tier.factor * self.config.error_budget * (1 - 1e-9)
+        return valid > 0 and valid - good >= threshold * valid
+
+    def evaluate(self, out: list[SloOutput]) -> None:
+        assert self.now is not None
+        assert self.config.period_ms is not None
+        for i, tier in enumerate(self.tiers):
+            short = self.burning(tier.short_window_ms, tier)
+            if self.firing[i]:
+                self.firing[i] = short
+            elif short and self.burning(tier.long_window_ms, tier):
+                self.firing[i] = (
+                    min(self.sums(tier.long_window_ms)[1], self.sums(tier.short_window_ms)[1])
+                    >= self.config.min_events
+                )
+        for kind in Notify:
+            mine = [
+                (t, on) for t, on in zip(self.tiers, self.firing, strict=True) if t.notify is kind
+            ]
+            on = [t for t, f in mine if f]
+            if kind not in self.open and on:
+                tier = max(on, key=lambda t: t.factor)
+                self.open[kind] = (tier, self.now)
+                good, valid = self.sums(self.config.period_ms)
+                remaining = (
+                    1.0 - (valid - good) / (self.config.error_budget * valid) if valid else 1.0
+                )
+                out.append(BurnAlertFired(tier, self.now, self.burn(tier.long_window_ms),
+                                          self.burn(tier.short_window_ms), remaining))  # fmt: skip
+            elif kind in self.open and not on:
+                tier, started = self.open.pop(kind)
+                long_burn = self.burn(tier.long_window_ms)
+                short_burn = self.burn(tier.short_window_ms)
+                out.append(BurnAlertResolved(tier, self.now, started, long_burn, short_burn))
+
+    def move(self, to: int, out: list[SloOutput]) -> None:
+        if self.now is None:
+            self.now = to
+            return
+        widths = {w // BUCKETS for w in self.windows}
+        instants = sorted(
+            {k * b for b in widths for k in range(self.now // b + 1, to // b + 1)} | {to}
+        )
+        for instant in instants:
+            if instant > self.now:
+                self.now = instant
+                self.evaluate(out)
+
+    def record(self, ts: int, good: int, valid: int) -> list[SloOutput]:
+        out: list[SloOutput] = []
+        self.move(ts, out)
+        assert self.now is not None
+        if not valid:
+            return out
+        held = False
+        for window in self.windows:
+            width = window // BUCKETS
+            held = held or ts >= (self.now // width - BUCKETS + 1) * width
+        if not held:
+            return [*out, LateCounts(ts, good, valid)]
+        self.counts.append((ts, good, valid))
+        self.evaluate(out)
+        return out
+
+    def advance(self, ts: int) -> list[SloOutput]:
+        out: list[SloOutput] = []
+        self.move(ts, out)
+        return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=script_steps)
+def test_alerts_equal_a_naive_model_checked_at_every_bucket_boundary(steps: list[Step]) -> None:
+    config = slo(target=0.9, period_ms=HOUR_MS, tiers=FAST_TIERS, min_events=3)
+    tracker = SloTracker(config)
+    oracle = Oracle(config)
+    assert tracker.advance(START_MS) == oracle.advance(START_MS) == []
+    now = START_MS
+    for gaps, is_record, age, good, bad in steps:
+        now += sum(gaps)
+        if is_record:
+            if age:
+                assert tracker.advance(now) == oracle.advance(now)
+            assert tracker.record(now - age, good, good + bad) == oracle.record(
+                now - age, good, good + bad
+            )
+        else:
+            assert tracker.advance(now) == oracle.advance(now)
+    assert tracker.snapshot().firing == tuple(
+        t.name for t, on in zip(oracle.tiers, oracle.firing, strict=True) if on
+    )
