@@ -572,8 +572,9 @@ def test_rolling_period_and_burn_rates_equal_a_recount(steps: list[Step]) -> Non
 
 
 class Oracle:
-    """A naive model of the tier rules: recounts every window from the list of counts and
-    checks the tiers at every bucket boundary of every window (no scheduling, no gating)."""
+    """A naive model of the tier and no-data rules: recounts every window from the list of
+    counts and checks the tiers at every bucket boundary of every window (no scheduling, no
+    gating), and the no-data deadline at every instant up to it."""
 
     def __init__(self, config: SloConfig) -> None:
         self.config = config
@@ -587,6 +588,9 @@ class Oracle:
         self.firing = [False] * len(self.tiers)
         self.open: dict[Notify, tuple[BurnRateTier, int]] = {}
         self.now: int | None = None
+        self.quiet_since = 0
+        self.last_event: int | None = None
+        self.no_data_since: int | None = None
 
     def sums(self, window: int) -> tuple[int, int]:
         assert self.now is not None
@@ -638,16 +642,19 @@ class Oracle:
 
     def move(self, to: int, out: list[SloOutput]) -> None:
         if self.now is None:
-            self.now = to
+            self.now = self.quiet_since = to
             return
         widths = {w // BUCKETS for w in self.windows}
-        instants = sorted(
-            {k * b for b in widths for k in range(self.now // b + 1, to // b + 1)} | {to}
-        )
-        for instant in instants:
-            if instant > self.now:
+        boundaries = {k * b for b in widths for k in range(self.now // b + 1, to // b + 1)}
+        no_data_ms = self.config.no_data_ms
+        deadline = None if no_data_ms is None else self.quiet_since + no_data_ms
+        for instant in sorted(boundaries | {to} | ({deadline} if deadline else set())):
+            if self.now < instant <= to:
                 self.now = instant
                 self.evaluate(out)
+                if deadline is not None and self.no_data_since is None and instant >= deadline:
+                    self.no_data_since = deadline
+                    out.append(NoDataFired(deadline, self.last_event))
 
     def record(self, ts: int, good: int, valid: int) -> list[SloOutput]:
         out: list[SloOutput] = []
@@ -662,6 +669,12 @@ class Oracle:
         if not held:
             return [*out, LateCounts(ts, good, valid)]
         self.counts.append((ts, good, valid))
+        self.last_event = max(ts, self.last_event or ts)
+        self.quiet_since = max(self.quiet_since, ts)
+        if self.no_data_since is not None:
+            out.append(NoDataResolved(self.now, self.no_data_since))
+            self.no_data_since = None
+            self.quiet_since = self.now
         self.evaluate(out)
         return out
 
@@ -672,9 +685,11 @@ class Oracle:
 
 
 @settings(max_examples=150, deadline=None)
-@given(steps=script_steps)
-def test_alerts_equal_a_naive_model_checked_at_every_bucket_boundary(steps: list[Step]) -> None:
-    config = slo(target=0.9, period_ms=HOUR_MS, tiers=FAST_TIERS, min_events=3)
+@given(steps=script_steps, no_data=st.sampled_from([None, 61_000, 150_000]))
+def test_alerts_equal_a_naive_model_checked_at_every_bucket_boundary(
+    steps: list[Step], no_data: int | None
+) -> None:
+    config = slo(target=0.9, period_ms=HOUR_MS, tiers=FAST_TIERS, min_events=3, no_data_ms=no_data)
     tracker = SloTracker(config)
     oracle = Oracle(config)
     assert tracker.advance(START_MS) == oracle.advance(START_MS) == []
