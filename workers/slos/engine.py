@@ -122,13 +122,15 @@ class SloEngine:
 
     def advance(self, ts_ms: int, event_id: str) -> list[Decision]:
         """Event time reached `ts_ms`: complete the seconds before it, then let time pass for
-        every tracker (alerts resolve and periods close with no traffic)."""
+        every tracker up to the end of the last complete second (alerts resolve and periods
+        close with no traffic). Trackers never enter a second that may still get counts."""
         decisions = self._time(ts_ms, event_id)
+        horizon = ts_ms - ts_ms % RESOLUTION_MS - 1
         for key, tracker in self.trackers.items():
-            outputs = tracker.advance(ts_ms)
+            outputs = tracker.advance(horizon)
             if outputs:
                 decisions += self._decide(key, outputs, event_id)
-        decisions += self._degradations(ts_ms, event_id)
+        decisions += self._degradations(horizon, event_id)
         return decisions
 
     # --- per-second aggregation ---
@@ -294,7 +296,8 @@ class SloEngine:
                     },
                 )
             )
-            self._breach(target_id, key, True)
+            if tier.notify is self._breach_notify(target_id):
+                decisions += self._breach(target_id, key, True, output.ts_ms, event_id)
         else:
             decisions = list(
                 self._alerts.resolve(
@@ -306,9 +309,8 @@ class SloEngine:
                     extra=rates,
                 )
             )
-            still = any(self._alerts.is_firing((key, BURN_ALERT, n.value)) for n in Notify)
-            if not still:
-                self._breach(target_id, key, False)
+            if tier.notify is self._breach_notify(target_id):
+                decisions += self._breach(target_id, key, False, output.ts_ms, event_id)
         return decisions
 
     def _level_alert(self, key: str, output: LevelChanged, event_id: str) -> list[Decision]:
@@ -339,26 +341,44 @@ class SloEngine:
                 )
             else:
                 decisions += self._alerts.resolve(slot, output.ts_ms, event_id, extra=facts)
-        self._breach(objective.objective_id, key, to is not Level.OK)
+        decisions += self._breach(
+            objective.objective_id, key, to is not Level.OK, output.ts_ms, event_id
+        )
         return decisions
 
-    def _breach(self, target_id: str, key: str, breached: bool) -> None:
+    def _breach_notify(self, slo_id: str) -> Notify:
+        """A burn-rate SLO counts as breached (for degradation strategies) while it pages: a
+        ticket is a slow burn that does not warrant shedding work. An SLO whose tiers only
+        ticket is breached while it tickets."""
+        tiers = self._slos[slo_id].effective_tiers
+        return Notify.PAGE if any(t.notify is Notify.PAGE for t in tiers) else Notify.TICKET
+
+    def _breach(
+        self, target_id: str, key: str, breached: bool, ts_ms: int, event_id: str
+    ) -> list[Decision]:
+        """`key` of `target_id` entered or left its breach at `ts_ms`; the target is breached
+        while any of its keys is, and the degradation strategies hear of it when that changes."""
         keys = self._breached.setdefault(target_id, set())
+        was = bool(keys)
         if breached:
             keys.add(key)
         else:
             keys.discard(key)
+        if was == bool(keys):
+            return []
+        return [
+            self._command(output, event_id)
+            for tracker in self._strategies
+            for output in tracker.observe(target_id, bool(keys), ts_ms)
+        ]
 
     def _degradations(self, ts_ms: int, event_id: str) -> list[Decision]:
-        decisions: list[Decision] = []
-        for tracker in self._strategies:
-            outputs: list[Degraded | Restored] = []
-            for trigger in tracker.strategy.triggers:
-                breached = bool(self._breached.get(trigger.objective_id))
-                outputs += tracker.observe(trigger.objective_id, breached, ts_ms)
-            outputs += tracker.advance(ts_ms)
-            decisions += [self._command(output, event_id) for output in outputs]
-        return decisions
+        """Time reached `ts_ms`: strategies whose breach lasted long enough degrade."""
+        return [
+            self._command(output, event_id)
+            for tracker in self._strategies
+            for output in tracker.advance(ts_ms)
+        ]
 
     def _command(self, output: Degraded | Restored, event_id: str) -> ControlDecision:
         strategy_id = output.strategy_id

@@ -4,8 +4,8 @@
   routed to the SLOs, objectives and SLA contracts they count for, summed per tracker key and
   second, and sent to `slo-counts` keyed by tracker key, then the partition's watermark goes to
   every `slo-counts` partition (clock ticks included).
-- `SloCounter` (an agent on `slo-counts`): one `SloEngine` per partition, fed in event-time
-  order under the low watermark of the input partitions (`routed.reorder`); publishes
+- `SloCounter` (an agent on `slo-counts`): one `SloCounting` (an `SloEngine` fed in
+  event-time order under the low watermark of the input partitions) per partition; publishes
   `slo-state` for every tracker a batch touched, alerts, degradation commands on `control` and
   hash-chained audit records (`aud.slo.*`, chain `slos-p<N>`).
 """
@@ -17,25 +17,21 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import faust
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from schemas.audit import AuditSource
-from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.events import LatencyEvent, ToolInvocation
-from schemas.slo_counts import SloCounts
 from schemas.types import Severity, epoch_ms
-from schemas.watermark import SourceWatermark
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.batching import BatchTopic, RawBatch
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.ingest.stage import IngestResult
 from workers.policies.slos import SloPolicy
-from workers.routed.reorder import WatermarkReorder
 from workers.routed.sender import RoutedSender
-from workers.slos.engine import SloEngine
-from workers.slos.records import SloItem, count_records, items_of
+from workers.slos.counting import SloCounting
+from workers.slos.records import count_records
 from workers.slos.routing import Measure, SloRouter, targets_of
 
 log = logging.getLogger(__name__)
@@ -107,68 +103,40 @@ class SloCounter:
             for topic in SLO_INPUTS
             for partition in range(catalog.spec(topic).partitions)
         ]
-        self.engines: dict[int, SloEngine] = {}
-        self._buffers: dict[int, WatermarkReorder[SloItem]] = {}
+        self.partitions: dict[int, SloCounting] = {}
         self.decisions = 0
-        self.unreadable = 0
 
     def current_states(self) -> list[BaseModel]:
         """Every tracker this worker counts, sorted by key."""
-        states = [state for engine in self.engines.values() for state in engine.states()]
+        states = [state for part in self.partitions.values() for state in part.engine.states()]
         return sorted(states, key=lambda state: str(getattr(state, "key", "")))
 
     def burn_rates(self) -> Iterator[tuple[str, Mapping[str, float], float]]:
         """(tracker key, burn rate per window, error budget remaining) of each burn-rate
         SLO this worker counts (for metrics)."""
-        for engine in self.engines.values():
-            yield from engine.burn_rates()
+        for part in self.partitions.values():
+            yield from part.engine.burn_rates()
 
     def forget_partition(self, partition: int) -> None:
-        self.engines.pop(partition, None)
-        self._buffers.pop(partition, None)
+        self.partitions.pop(partition, None)
         self._chains.forget(partition)
 
+    @property
+    def unreadable(self) -> int:
+        return sum(part.unreadable for part in self.partitions.values())
+
     async def handle(self, batch: RawBatch) -> None:
-        engine = self.engines.get(batch.partition)
-        if engine is None:
-            engine = self.engines[batch.partition] = SloEngine(self.policy)
-            self._buffers[batch.partition] = WatermarkReorder(self._sources)
-        buffer = self._buffers[batch.partition]
+        part = self.partitions.get(batch.partition)
+        if part is None:
+            part = self.partitions[batch.partition] = SloCounting(self.policy, self._sources)
         for record in batch.records:
-            for decision in self._apply(engine, buffer, record.value or b""):
+            for decision in part.apply(record.value or b""):
                 await self._publish(decision, batch.partition, record.offset)
+        engine = part.engine
         touched, engine.touched = engine.touched, set()
         state_topic = self._topics[TopicName.SLO_STATE]
         for state in engine.states(touched):
             await state_topic.send(key=str(getattr(state, "key", "")).encode(), value=encode(state))
-
-    def _apply(
-        self, engine: SloEngine, buffer: WatermarkReorder[SloItem], raw: bytes
-    ) -> list[Decision]:
-        try:
-            if b'"watermark"' in raw:
-                mark = SourceWatermark.model_validate_json(raw)
-            else:
-                record = SloCounts.model_validate_json(raw)
-                buffer.add(
-                    (record.source_topic, record.source_partition),
-                    items_of(record, engine.targets),
-                )
-                return []
-        except ValidationError as exc:
-            # Only guardstream writes this topic: a bad record is a bug, not user input.
-            self.unreadable += 1
-            log.error("unreadable slo-counts record skipped: %s", exc)
-            return []
-        before = buffer.low_watermark_ms
-        decisions: list[Decision] = []
-        for item in buffer.watermark((mark.source_topic, mark.source_partition), mark.ts_ms):
-            decisions += engine.measure(item)
-        low = buffer.low_watermark_ms
-        if low is not None and low != before:
-            tick = ClockTick.at(low - 1)  # everything below `low` is counted
-            decisions += engine.advance(low - 1, tick.event_id)
-        return decisions
 
     async def _publish(self, decision: Decision, partition: int, offset: int) -> None:
         self.decisions += 1
