@@ -54,6 +54,7 @@ SIMULATOR_ARGS = [
 _REFRESH_S = 1.0
 _BREAKER_ROWS = 10
 _BUDGET_ROWS = 8
+_SLO_ROWS = 5
 POLICY_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -112,6 +113,37 @@ def _budget_table(states: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _slo_table(states: list[dict[str, Any]]) -> Table:
+    table = Table(
+        "slo", "labels", "error budget left", "burn rates", "alerting / level",
+        title="SLOs (burn rates, objectives)", expand=True,
+    )  # fmt: skip
+    burn = [s for s in states if s.get("kind") == "burn_rate"]
+    objectives = [s for s in states if s.get("kind") == "objective" and s["level"] != "ok"]
+    for state in sorted(burn, key=lambda s: s["error_budget_remaining"])[:_SLO_ROWS]:
+        left = state["error_budget_remaining"]
+        style = "green" if left >= 0.5 else "yellow" if left > 0 else "red"
+        alerting = ", ".join(state["alerting"])
+        table.add_row(
+            state["slo_id"],
+            ",".join(f"{k}={v}" for k, v in state["labels"].items()) or "-",
+            f"[{style}]{left:7.1%}[/]",
+            " ".join(f"{w} {r:.0f}x" for w, r in list(state["burn_rates"].items())[:2]),
+            f"[red]{alerting}[/]" if alerting else "[green]-[/]",
+        )
+    for state in objectives[:_SLO_ROWS]:
+        style = "yellow" if state["level"] == "warning" else "bold red"
+        value = state["value"]
+        table.add_row(
+            state["slo_id"],
+            ",".join(f"{k}={v}" for k, v in state["labels"].items()) or "-",
+            "",
+            f"{state['metric']} {'-' if value is None else f'{value:.4g}'}",
+            f"[{style}]{state['level']}[/]",
+        )
+    return table
+
+
 def _page(web_port: int, path: str) -> list[dict[str, Any]]:
     try:
         url = f"http://127.0.0.1:{web_port}/{path}"
@@ -126,6 +158,7 @@ def _view(
     samples: dict[str, float],
     breakers: list[dict[str, Any]],
     budgets: list[dict[str, Any]],
+    slos: list[dict[str, Any]],
     rate: float,
     elapsed_s: float,
     logs: Path,
@@ -153,6 +186,7 @@ def _view(
         Panel(summary, title="guardstream demo"),
         _breaker_table(breakers),
         _budget_table(budgets),
+        _slo_table(slos),
         ingest,
         dead,
     )
@@ -217,7 +251,8 @@ def _watch(
                 rate = (seen - last_total) / max(now - last_time, 1e-6)
                 last_total, last_time = seen, now
                 breakers, budgets = _page(web_port, "breakers"), _page(web_port, "budgets")
-                live.update(_view(samples, breakers, budgets, rate, now - started, logs))
+                slos = _page(web_port, "slos")
+                live.update(_view(samples, breakers, budgets, slos, rate, now - started, logs))
                 time.sleep(_REFRESH_S)
     except KeyboardInterrupt:
         pass
