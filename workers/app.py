@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from schemas.codec import encode
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
+from workers.audit.inputs import InputAuditSink
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.breakers.engine import BreakerRouting
 from workers.breakers.sink import BreakerSink
@@ -76,6 +77,7 @@ class Worker:
     breakers: BreakerSink | None = None
     budgets: BudgetCounter | None = None
     slos: SloCounter | None = None
+    input_audit: InputAuditSink | None = None
     last_batch_unixtime: float | None = None  # shell bookkeeping; the stage itself has no clock
 
 
@@ -130,6 +132,11 @@ def create_worker(
             stage.counters, stage.tracked_ids, lambda: _lag(app), lambda: worker.last_batch_unixtime
         )
     )
+    input_audit = InputAuditSink(
+        app, catalog, settings.effective_audit_level, settings.kafka_client_options()
+    )
+    worker.input_audit = input_audit
+    worker.sinks.append(input_audit)
     policy = breaker_policy or default_breaker_policy(settings.mode)
     breakers = BreakerSink(app, catalog, policy, settings.kafka_client_options())
     worker.breakers = breakers
@@ -221,6 +228,8 @@ def _register_ingest_agent(worker: Worker) -> None:
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         for tp in revoked:
             stage.forget_partition(tp.topic, tp.partition)
+            if worker.input_audit is not None:
+                worker.input_audit.forget_partition(tp.topic, tp.partition)
             if worker.breakers is not None and tp.topic == tool_topic:
                 worker.breakers.forget_partition(tp.partition)
             if worker.budgets is not None and tp.topic == worker.budgets.spend_topic_name:

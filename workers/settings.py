@@ -20,6 +20,17 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
+class AuditLevel(StrEnum):
+    """What goes into the audit trail besides decisions (issue 6; the seeds' audit_level)."""
+
+    MINIMAL = "minimal"
+    """Decisions only (and dead-lettered input, which is a decision too)."""
+    STANDARD = "standard"
+    """Decisions plus failed and rejected invocations."""
+    FORENSIC = "forensic"
+    """Every input event, clock ticks included: what exact replay from the trail needs."""
+
+
 class ProcessingGuarantee(StrEnum):
     AT_LEAST_ONCE = "at_least_once"
     EXACTLY_ONCE = "exactly_once"
@@ -31,16 +42,20 @@ MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
         "processing_guarantee": ProcessingGuarantee.AT_LEAST_ONCE,
         "log_format": "text",
         "log_level": "INFO",
+        "audit_level": AuditLevel.MINIMAL,
     },
     Mode.STAGING: {
         "processing_guarantee": ProcessingGuarantee.AT_LEAST_ONCE,
         "log_format": "json",
         "log_level": "INFO",
+        "audit_level": AuditLevel.STANDARD,
     },
     Mode.PRODUCTION: {
         "processing_guarantee": ProcessingGuarantee.EXACTLY_ONCE,
         "log_format": "json",
         "log_level": "WARNING",
+        # The seeds' regulated mode: a complete trail, replayable decision by decision.
+        "audit_level": AuditLevel.FORENSIC,
     },
 }
 
@@ -59,6 +74,7 @@ class Settings(BaseSettings):
     processing_guarantee: ProcessingGuarantee | None = None
     log_format: str | None = None
     log_level: str | None = None
+    audit_level: AuditLevel | None = None
 
     # Kafka security is configuration, not code (DESIGN §10).
     kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
@@ -104,6 +120,10 @@ class Settings(BaseSettings):
     @cached_property
     def effective_log_level(self) -> str:
         return self.log_level or MODE_DEFAULTS[self.mode]["log_level"]
+
+    @cached_property
+    def effective_audit_level(self) -> AuditLevel:
+        return self.audit_level or MODE_DEFAULTS[self.mode]["audit_level"]
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection options shared by every aiokafka client we create."""

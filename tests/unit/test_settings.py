@@ -8,7 +8,7 @@ import ssl
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from workers.settings import MODE_DEFAULTS, Mode, ProcessingGuarantee, Settings
+from workers.settings import MODE_DEFAULTS, AuditLevel, Mode, ProcessingGuarantee, Settings
 
 PASSWORD = "s3cr3t-Pa55word-for-tests"
 
@@ -62,7 +62,18 @@ def test_mode_from_the_environment_chooses_the_defaults(
 def test_every_mode_has_every_default() -> None:
     assert set(MODE_DEFAULTS) == set(Mode)
     for defaults in MODE_DEFAULTS.values():
-        assert set(defaults) == {"processing_guarantee", "log_format", "log_level"}
+        assert set(defaults) == {"processing_guarantee", "log_format", "log_level", "audit_level"}
+
+
+def test_the_audit_level_follows_the_mode_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    levels = {mode: Settings(mode=mode).effective_audit_level for mode in Mode}
+    assert levels == {
+        Mode.DEVELOPMENT: AuditLevel.MINIMAL,
+        Mode.STAGING: AuditLevel.STANDARD,
+        Mode.PRODUCTION: AuditLevel.FORENSIC,
+    }
+    monkeypatch.setenv("GUARDSTREAM_AUDIT_LEVEL", "standard")
+    assert Settings(mode=Mode.PRODUCTION).effective_audit_level is AuditLevel.STANDARD
 
 
 def test_environment_overrides_the_mode_default(monkeypatch: pytest.MonkeyPatch) -> None:

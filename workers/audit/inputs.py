@@ -1,0 +1,172 @@
+"""Input events in the audit trail, per audit level (DESIGN §8, issue 6).
+
+- minimal: only dead-lettered input (a decision: the record was refused, and why).
+- standard: also every failed, timed-out or rejected tool invocation (`aud.tool.invocation`).
+- forensic: every accepted input event and clock tick, in each input partition's order, as it
+  was produced (the record's JSON), so `replay --source audit` can re-run the kernels over
+  exactly what the worker saw.
+
+One chain per input partition (`input-<topic>-p<N>`): the trail of a partition is in the
+order the worker consumed it. The seeds' `aud.tool.invocation` required fields (tool_id,
+vendor, cost, duration_ms, status, tokens_used) come with every invocation record.
+`input_entries` is pure; `InputAuditSink` seals and sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+
+from schemas.audit import AuditSource
+from schemas.clock import ClockTick
+from schemas.codec import encode
+from schemas.events import CostEvent, InvocationStatus, LatencyEvent, ToolInvocation
+from schemas.types import Severity, epoch_ms
+from topics.catalog import TopicCatalog, TopicName
+from workers.audit.chains import ChainBook
+from workers.ingest.stage import IngestResult
+from workers.settings import AuditLevel
+
+INPUT_POLICY_VERSION = "0" * 64
+"""Input records are facts, not decisions: no policy version applies (all zeros)."""
+
+_EVENT_TYPES: Mapping[type, str] = {
+    ToolInvocation: "aud.tool.invocation",
+    CostEvent: "aud.cost.event",
+    LatencyEvent: "aud.latency.event",
+    ClockTick: "aud.clock.tick",
+}
+DEAD_LETTERED = "aud.input.dead_lettered"
+
+
+@dataclass(frozen=True, slots=True)
+class InputEntry:
+    """An audit record to seal for one input record."""
+
+    event_type: str
+    ts_ms: int
+    severity: Severity
+    payload: dict[str, Any]
+    source: AuditSource
+
+
+def input_entries(level: AuditLevel, result: IngestResult) -> list[InputEntry]:
+    """The audit entries `level` asks for in one ingested batch, in the partition's order
+    (accepted and rejected records interleaved by offset)."""
+    entries: list[tuple[int, InputEntry]] = []
+    for rejected in result.rejected:
+        letter = rejected.dead_letter
+        ts_ms = epoch_ms(letter.record_ts) if letter.record_ts is not None else 0
+        refused: dict[str, Any] = {
+            "topic": letter.topic,
+            "partition": letter.partition,
+            "offset": letter.offset,
+            "error_kind": str(letter.error_kind),
+            "error": letter.error,
+            "error_fields": list(letter.error_fields),
+            "original_size": letter.original_size,
+        }
+        source = AuditSource(topic=letter.topic, partition=letter.partition, offset=letter.offset)
+        entries.append(
+            (letter.offset, InputEntry(DEAD_LETTERED, ts_ms, Severity.WARNING, refused, source))
+        )
+    if level is not AuditLevel.MINIMAL:
+        forensic = level is AuditLevel.FORENSIC
+        for item in result.accepted:
+            event = item.event
+            failed = type(event) is ToolInvocation and event.status is not InvocationStatus.SUCCESS
+            if not (forensic or failed):
+                continue
+            record = item.record
+            payload: dict[str, Any] = {"event": orjson.loads(record.value or b"{}")}
+            if type(event) is ToolInvocation:
+                payload |= _invocation_fields(event)
+            source = AuditSource(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                event_id=event.event_id,
+            )
+            severity = Severity.WARNING if failed else Severity.INFO
+            entry = InputEntry(
+                _EVENT_TYPES[type(event)], epoch_ms(event.ts), severity, payload, source
+            )
+            entries.append((record.offset, entry))
+    entries.sort(key=lambda pair: pair[0])
+    return [entry for _, entry in entries]
+
+
+def _invocation_fields(event: ToolInvocation) -> dict[str, Any]:
+    """The seeds' aud.tool.invocation required fields."""
+    return {
+        "tool_id": f"{event.vendor}/{event.tool}",
+        "vendor": event.vendor,
+        "cost": format(event.cost_usd, "f"),
+        "duration_ms": event.duration_ms,
+        "status": str(event.status),
+        "tokens_used": event.tokens_in + event.tokens_out,
+    }
+
+
+def input_chain_id(logical_topic: str, partition: int) -> str:
+    return f"input-{logical_topic}-p{partition}"
+
+
+class InputAuditSink:
+    """Writes the input audit records of every ingested batch (an EventSink of the ingest
+    agent; in production mode the sends are part of the batch's transaction)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        catalog: TopicCatalog,
+        level: AuditLevel,
+        client_options: Mapping[str, Any],
+    ) -> None:
+        self.level = level
+        self._catalog = catalog
+        self._audit = app.topic(
+            catalog.name(TopicName.AUDIT), key_serializer="raw", value_serializer="raw"
+        )
+        self._books: dict[str, ChainBook] = {}
+        self._client_options = client_options
+        self.records = 0
+
+    def _book(self, topic: str) -> ChainBook:
+        book = self._books.get(topic)
+        if book is None:
+            logical = str(self._catalog.logical(topic))
+            book = self._books[topic] = ChainBook(
+                self._client_options,
+                self._catalog.name(TopicName.AUDIT),
+                self._catalog.spec(TopicName.AUDIT).partitions,
+                lambda partition: input_chain_id(logical, partition),
+            )
+        return book
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        book = self._books.get(topic)
+        if book is not None:
+            book.forget(partition)
+
+    async def handle(self, result: IngestResult) -> None:
+        entries = input_entries(self.level, result)
+        if not entries:
+            return
+        chain = await self._book(result.topic).chain(result.partition)
+        key = chain.chain_id.encode()
+        for entry in entries:
+            record = chain.seal(
+                entry.event_type,
+                ts_ms=entry.ts_ms,
+                severity=entry.severity,
+                policy_version=INPUT_POLICY_VERSION,
+                payload=entry.payload,
+                source=entry.source,
+            )
+            await self._audit.send(key=key, value=encode(record))
+        self.records += len(entries)
