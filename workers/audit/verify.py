@@ -1,0 +1,511 @@
+"""Verifying audit hash chains (pure: the caller reads a file or the topic and feeds records).
+
+`ChainVerifier` takes audit records in trail order (file line order, or partition then offset
+order on the topic). Several chains interleave; a chain's own records must come in seq order.
+For every record it checks, cheapest first:
+
+* `unreadable`: not a JSON object with the AuditRecord shape (required keys and JSON types,
+  64-digit lowercase hex hashes, seq an int >= 0). Shape only: no pydantic per record.
+* `edited`: `hash` is not SHA-256 over the record's canonical bytes. The canonical bytes are
+  recomputed from the wire bytes: `orjson.loads`, drop `hash`, `orjson.dumps` with sorted
+  keys. That equals `schemas.audit.canonical_bytes(AuditRecord)` because the wire bytes are the
+  record's JSON-mode encoding (tested); it hashes exactly what is on the topic, so an added
+  field, a changed key or a re-spelled value is an edit too.
+* per chain, against the chain's head (the last accepted record: its seq and hash):
+  - an edited record takes the next position whatever its seq says (its fields cannot be
+    trusted), and both its stored and its recomputed hash count as the head's hash: one edit,
+    of the payload or of the hash itself, is one finding.
+  - seq == head + 1 and `prev_hash` is the head's hash: in order, the record becomes the head.
+  - seq == head + 1 and `prev_hash` links elsewhere: `inserted`; the head stays, so the real
+    record with that seq still links.
+  - seq > head + 1: a gap. The record becomes the head (its link cannot be checked). Seqs of
+    the gap that never arrive are `missing` (deletion), reported at the record after the gap.
+    If they all arrive later (`reordered` each, when they link to their predecessor), the
+    record after the gap came early: `reordered` too. If it does not link to the record
+    before it, it is `inserted`.
+  - seq <= head, the same hash as the record already seen at that seq: `duplicate` (a replayed
+    old record). A different hash: `fork` (two records at one chain position; if it links to
+    the same predecessor as the head, either branch's hash is accepted as the next link).
+  - seq <= head, never seen: `reordered` (it came after a later record of its chain).
+* a chain's first record: seq 0 must have `prev_hash` GENESIS_HASH (else `inserted`). Another
+  seq is an anchor when `allow_anchors` (a range of the trail: its predecessor is out of range,
+  so the link cannot be checked; the report says "anchored at seq N"), else seqs 0..N-1 are
+  `missing`.
+
+A record has at most one finding (unreadable > edited > its chain position). Findings are
+ordered by position (line number, or partition then offset); `first_bad` is the earliest.
+Memory: per chain, the hash of every seq seen (~170 bytes a record), for duplicate and fork
+detection.
+
+`ChainRange` selects the records of a time range per chain, by the records' own `ts` (event
+time), contiguously: from the chain's first record with ts >= FROM up to, not including, its
+first record after that with ts > TO. Event time may go backwards inside a chain; a
+contiguous range never cuts holes that would look like deletions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+import orjson
+
+from schemas.audit import GENESIS_HASH, HASH_FIELD
+from schemas.types import epoch_ms
+
+# The AuditRecord fields a record must carry, with the JSON types each must have (shape check
+# of the fast path; value rules beyond these are the producer's pydantic model's business).
+_REQUIRED_STR_FIELDS: Final = ("record_id", "chain", "event_type", "ts", "severity")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+DEFAULT_MAX_FINDINGS: Final = 1000
+
+# `Position`: (line,) for a file, (partition, offset) for the topic; tuples sort in trail order.
+Position = tuple[int] | tuple[int, int]
+
+
+class FindingKind(StrEnum):
+    UNREADABLE = "unreadable"
+    EDITED = "edited"
+    MISSING = "missing"
+    INSERTED = "inserted"
+    REORDERED = "reordered"
+    FORK = "fork"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One bad record: what is wrong, which record, where it was read."""
+
+    kind: FindingKind
+    chain: str | None
+    seq: int | None
+    record_id: str | None
+    position: Position
+    message: str
+
+    @property
+    def where(self) -> str:
+        return describe_position(self.position)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "chain": self.chain,
+            "seq": self.seq,
+            "record_id": self.record_id,
+            "where": self.where,
+            "message": self.message,
+        }
+
+    def __str__(self) -> str:
+        named = f"chain {self.chain} seq {self.seq} ({self.record_id})" if self.chain else "record"
+        return f"{self.kind.value}: {named} at {self.where}: {self.message}"
+
+
+def describe_position(position: Position) -> str:
+    if len(position) == 1:
+        return f"line {position[0]}"
+    return f"partition {position[0]} offset {position[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSummary:
+    chain: str
+    records: int
+    first_seq: int
+    last_seq: int
+    anchored: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "anchored": self.anchored,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    records: int
+    chains: tuple[ChainSummary, ...]
+    findings: tuple[Finding, ...]
+    """The earliest `max_findings` findings, in trail order."""
+    findings_total: int
+    findings_by_kind: Mapping[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return self.findings_total == 0
+
+    @property
+    def first_bad(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+    @property
+    def anchors(self) -> list[str]:
+        return [f"{c.chain} anchored at seq {c.first_seq}" for c in self.chains if c.anchored]
+
+    def to_json(self) -> dict[str, Any]:
+        first = self.first_bad
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "chains": {summary.chain: summary.to_json() for summary in self.chains},
+            "anchors": self.anchors,
+            "first_bad": None if first is None else first.to_json(),
+            "findings": [finding.to_json() for finding in self.findings],
+            "findings_total": self.findings_total,
+            "findings_by_kind": dict(self.findings_by_kind),
+        }
+
+
+@dataclass(slots=True)
+class _Gap:
+    """Seqs `first`..`after_seq - 1` of a chain were skipped when `after_seq` arrived."""
+
+    first: int
+    after_seq: int
+    after_prev_hash: str
+    after_record_id: str
+    position: Position
+    late: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Chain:
+    head_seq: int
+    head_hashes: tuple[str, ...]
+    first_seq: int
+    anchored: bool
+    records: int = 0
+    last_seq: int = 0
+    hashes: dict[int, str] = field(default_factory=dict)
+    """Hash of every accepted seq (the first one seen at that seq)."""
+    gaps: list[_Gap] = field(default_factory=list)
+
+
+class ChainVerifier:
+    """Feed records in trail order with `feed_bytes` / `feed_document`; `report()` at the end."""
+
+    def __init__(
+        self, *, allow_anchors: bool = False, max_findings: int = DEFAULT_MAX_FINDINGS
+    ) -> None:
+        self._allow_anchors = allow_anchors
+        self._max_findings = max_findings
+        self._chains: dict[str, _Chain] = {}
+        self._findings: list[Finding] = []
+        self._dropped_findings: dict[str, int] = {}
+        self.records = 0
+
+    # --- input --------------------------------------------------------------------------------
+
+    def feed_bytes(self, raw: bytes, position: Position) -> None:
+        """One record as its wire bytes (a topic value or a JSONL line)."""
+        self.records += 1
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self._unreadable(position, "not JSON")
+            return
+        if type(document) is not dict:
+            self._unreadable(position, "not a JSON object")
+            return
+        self._check(document, position)
+
+    def feed_document(self, document: Mapping[str, Any], position: Position) -> None:
+        """One record already parsed from its wire bytes (JSON-mode values)."""
+        self.records += 1
+        self._check(dict(document), position)
+
+    def feed_all(self, raws: Iterable[tuple[Position, bytes]]) -> VerifyReport:
+        for position, raw in raws:
+            self.feed_bytes(raw, position)
+        return self.report()
+
+    # --- checks -------------------------------------------------------------------------------
+
+    def _check(self, document: dict[str, Any], position: Position) -> None:
+        problem = shape_problem(document)
+        if problem is not None:
+            self._unreadable(position, problem, document)
+            return
+        claimed: str = document.pop(HASH_FIELD)
+        recomputed = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        chain_id: str = document["chain"]
+        seq: int = document["seq"]
+        prev_hash: str = document["prev_hash"]
+        state = self._chains.get(chain_id)
+        edited = recomputed != claimed
+        if edited:
+            self._add(
+                FindingKind.EDITED,
+                document,
+                position,
+                f"hash {claimed[:12]}... does not match the content ({recomputed[:12]}...)",
+            )
+        if state is None:
+            self._start_chain(document, position, claimed, recomputed, edited)
+            return
+        state.records += 1
+        expected = state.head_seq + 1
+        if edited:  # its fields cannot be trusted: it takes the next position, whatever it says
+            self._advance(state, expected, claimed, recomputed, edited)
+        elif seq == expected:
+            if prev_hash in state.head_hashes:
+                self._advance(state, seq, claimed, recomputed, edited)
+            else:
+                self._add(
+                    FindingKind.INSERTED,
+                    document,
+                    position,
+                    f"prev_hash {prev_hash[:12]}... does not link to seq {state.head_seq}",
+                )
+        elif seq > expected:
+            state.gaps.append(_Gap(expected, seq, prev_hash, document["record_id"], position))
+            self._advance(state, seq, claimed, recomputed, edited)
+        else:
+            self._backwards(state, document, position, claimed)
+
+    def _start_chain(
+        self,
+        document: dict[str, Any],
+        position: Position,
+        claimed: str,
+        recomputed: str,
+        edited: bool,
+    ) -> None:
+        seq: int = document["seq"]
+        state = _Chain(
+            head_seq=seq,
+            head_hashes=(claimed, recomputed) if edited else (claimed,),
+            first_seq=seq,
+            anchored=seq != 0 and self._allow_anchors,
+            records=1,
+            last_seq=seq,
+        )
+        state.hashes[seq] = claimed
+        self._chains[document["chain"]] = state
+        if edited:
+            return
+        if seq == 0 and document["prev_hash"] != GENESIS_HASH:
+            self._add(
+                FindingKind.INSERTED, document, position, "seq 0 does not link to the genesis hash"
+            )
+        elif seq != 0 and not self._allow_anchors:
+            state.gaps.append(_Gap(0, seq, document["prev_hash"], document["record_id"], position))
+
+    @staticmethod
+    def _advance(state: _Chain, seq: int, claimed: str, recomputed: str, edited: bool) -> None:
+        state.head_seq = seq
+        state.head_hashes = (claimed, recomputed) if edited else (claimed,)
+        state.hashes.setdefault(seq, claimed)
+        state.last_seq = seq
+
+    def _backwards(
+        self,
+        state: _Chain,
+        document: dict[str, Any],
+        position: Position,
+        claimed: str,
+    ) -> None:
+        seq: int = document["seq"]
+        seen = state.hashes.get(seq)
+        if seen is not None:
+            if seen == claimed:
+                self._add(
+                    FindingKind.DUPLICATE, document, position, f"seq {seq} seen before (replayed)"
+                )
+                return
+            self._add(FindingKind.FORK, document, position, f"another record already has seq {seq}")
+            if seq == state.head_seq and state.hashes.get(seq - 1) == document["prev_hash"]:
+                state.head_hashes = (*state.head_hashes, claimed)
+            return
+        predecessor = state.hashes.get(seq - 1)
+        if predecessor is not None and predecessor != document["prev_hash"]:
+            self._add(
+                FindingKind.INSERTED,
+                document,
+                position,
+                f"prev_hash does not link to seq {seq - 1}, which came earlier",
+            )
+            return
+        state.hashes[seq] = claimed
+        for gap in state.gaps:
+            if gap.first <= seq < gap.after_seq:
+                gap.late.add(seq)
+        self._add(
+            FindingKind.REORDERED,
+            document,
+            position,
+            f"seq {seq} came after seq {state.head_seq} of its chain",
+        )
+
+    # --- findings -----------------------------------------------------------------------------
+
+    def _unreadable(
+        self, position: Position, problem: str, document: Mapping[str, Any] | None = None
+    ) -> None:
+        def text(key: str) -> str | None:
+            value = None if document is None else document.get(key)
+            return value if isinstance(value, str) else None
+
+        seq = None if document is None else document.get("seq")
+        finding = Finding(
+            FindingKind.UNREADABLE,
+            text("chain"),
+            seq if type(seq) is int else None,
+            text("record_id"),
+            position,
+            problem,
+        )
+        self._keep(finding)
+
+    def _add(
+        self, kind: FindingKind, document: Mapping[str, Any], position: Position, message: str
+    ) -> None:
+        finding = Finding(
+            kind, document["chain"], document["seq"], document["record_id"], position, message
+        )
+        self._keep(finding)
+
+    def _keep(self, finding: Finding) -> None:
+        # Fed findings come in trail order, so the earliest max_findings are kept.
+        if len(self._findings) < self._max_findings:
+            self._findings.append(finding)
+        else:
+            kind = finding.kind.value
+            self._dropped_findings[kind] = self._dropped_findings.get(kind, 0) + 1
+
+    def _gap_findings(self) -> list[Finding]:
+        findings: list[Finding] = []
+        for chain_id, state in self._chains.items():
+            for gap in state.gaps:
+                missing = [s for s in range(gap.first, gap.after_seq) if s not in gap.late]
+                before = state.hashes.get(gap.after_seq - 1)
+                if before is not None and before != gap.after_prev_hash:
+                    kind, message = (
+                        FindingKind.INSERTED,
+                        f"prev_hash does not link to seq {gap.after_seq - 1}",
+                    )
+                elif missing:
+                    kind, message = FindingKind.MISSING, f"missing {_seq_ranges(missing)} before it"
+                else:
+                    kind = FindingKind.REORDERED
+                    message = f"came before {_seq_ranges(sorted(gap.late))} of its chain"
+                findings.append(
+                    Finding(
+                        kind, chain_id, gap.after_seq, gap.after_record_id, gap.position, message
+                    )
+                )
+        return findings
+
+    def report(self) -> VerifyReport:
+        """Everything found so far (gaps are judged with all records fed)."""
+        gap_findings = self._gap_findings()
+        everything = sorted([*self._findings, *gap_findings], key=lambda f: f.position)
+        by_kind: dict[str, int] = dict(self._dropped_findings)
+        for finding in everything:
+            by_kind[finding.kind.value] = by_kind.get(finding.kind.value, 0) + 1
+        chains = tuple(
+            ChainSummary(chain, s.records, s.first_seq, s.last_seq, s.anchored)
+            for chain, s in sorted(self._chains.items())
+        )
+        return VerifyReport(
+            records=self.records,
+            chains=chains,
+            findings=tuple(everything[: self._max_findings]),
+            findings_total=sum(by_kind.values()),
+            findings_by_kind=by_kind,
+        )
+
+
+def shape_problem(document: Mapping[str, Any]) -> str | None:
+    """Why `document` is not an AuditRecord's JSON (required keys and types), or None."""
+    for key in _REQUIRED_STR_FIELDS:
+        if type(document.get(key)) is not str:
+            return f"{key} missing or not a string"
+    for key in ("hash", "prev_hash", "policy_version"):
+        value = document.get(key)
+        if type(value) is not str or not _HEX_DIGEST.fullmatch(value):
+            return f"{key} missing or not a 64-digit lowercase hex digest"
+    seq = document.get("seq")
+    if type(seq) is not int or seq < 0:
+        return "seq missing or not an integer >= 0"
+    if type(document.get("payload")) is not dict:
+        return "payload missing or not an object"
+    source = document.get("source", None)
+    if source is not None and type(source) is not dict:
+        return "source not an object"
+    return None
+
+
+def _seq_ranges(seqs: list[int]) -> str:
+    """'seq 4', 'seqs 4-6', 'seqs 1, 4-6' (compact; at most a few ranges are spelled out)."""
+    ranges: list[tuple[int, int]] = []
+    for seq in seqs:
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    spelled = [str(a) if a == b else f"{a}-{b}" for a, b in ranges[:5]]
+    more = f" (+{len(ranges) - 5} more ranges)" if len(ranges) > 5 else ""
+    label = "seq" if len(seqs) == 1 else "seqs"
+    return f"{label} {', '.join(spelled)}{more}"
+
+
+class ChainRange:
+    """Which records belong to a time range, per chain (see the module docstring)."""
+
+    def __init__(self, from_ms: int | None, to_ms: int | None) -> None:
+        self.from_ms = from_ms
+        self.to_ms = to_ms
+        self._started: set[str] = set()
+        self._ended: set[str] = set()
+
+    @property
+    def everything(self) -> bool:
+        return self.from_ms is None and self.to_ms is None
+
+    def includes(self, chain: str, ts: str) -> bool:
+        if chain in self._ended:
+            return False
+        ms = epoch_ms(datetime.fromisoformat(ts))
+        if chain not in self._started:
+            if self.from_ms is not None and ms < self.from_ms:
+                return False
+            self._started.add(chain)
+        if self.to_ms is not None and ms > self.to_ms:
+            self._ended.add(chain)
+            return False
+        return True
+
+    def includes_document(self, document: Any) -> bool:
+        """For a parsed record; unreadable ones (no chain, no valid ts) are always included:
+        they cannot be placed in a range, and leaving them out would hide them."""
+        if self.everything:
+            return True
+        if type(document) is not dict:
+            return True
+        chain, ts = document.get("chain"), document.get("ts")
+        if type(chain) is not str or type(ts) is not str:
+            return True
+        try:
+            return self.includes(chain, ts)
+        except ValueError:
+            return True
+
+    def includes_bytes(self, raw: bytes) -> bool:
+        """For a record's wire bytes (see `includes_document`)."""
+        if self.everything:
+            return True
+        try:
+            return self.includes_document(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            return True
