@@ -229,7 +229,7 @@ def _register_ingest_agent(worker: Worker) -> None:
         for tp in revoked:
             stage.forget_partition(tp.topic, tp.partition)
             if worker.input_audit is not None:
-                worker.input_audit.forget_partition(tp.topic, tp.partition)
+                worker.input_audit.forget_partition(tp.partition)
             if worker.breakers is not None and tp.topic == tool_topic:
                 worker.breakers.forget_partition(tp.partition)
             if worker.budgets is not None and tp.topic == worker.budgets.spend_topic_name:

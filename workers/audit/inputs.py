@@ -6,9 +6,11 @@
   was produced (the record's JSON), so `replay --source audit` can re-run the kernels over
   exactly what the worker saw.
 
-One chain per input partition (`input-<topic>-p<N>`): the trail of a partition is in the
-order the worker consumed it. The seeds' `aud.tool.invocation` required fields (tool_id,
-vendor, cost, duration_ms, status, tokens_used) come with every invocation record.
+One chain per input partition number (`input-p<N>`), shared by the input topics' partitions N
+(co-partitioned: the breakers of tool-invocations partition N also read latency-events
+partition N), so the trail holds the exact order in which the worker processed them. The
+seeds' `aud.tool.invocation` required fields (tool_id, vendor, cost, duration_ms, status,
+tokens_used) come with every invocation record.
 `input_entries` is pure; `InputAuditSink` seals and sends.
 """
 
@@ -112,8 +114,8 @@ def _invocation_fields(event: ToolInvocation) -> dict[str, Any]:
     }
 
 
-def input_chain_id(logical_topic: str, partition: int) -> str:
-    return f"input-{logical_topic}-p{partition}"
+def input_chain_id(partition: int) -> str:
+    return f"input-p{partition}"
 
 
 class InputAuditSink:
@@ -128,36 +130,25 @@ class InputAuditSink:
         client_options: Mapping[str, Any],
     ) -> None:
         self.level = level
-        self._catalog = catalog
         self._audit = app.topic(
             catalog.name(TopicName.AUDIT), key_serializer="raw", value_serializer="raw"
         )
-        self._books: dict[str, ChainBook] = {}
-        self._client_options = client_options
+        self._chains = ChainBook(
+            client_options,
+            catalog.name(TopicName.AUDIT),
+            catalog.spec(TopicName.AUDIT).partitions,
+            input_chain_id,
+        )
         self.records = 0
 
-    def _book(self, topic: str) -> ChainBook:
-        book = self._books.get(topic)
-        if book is None:
-            logical = str(self._catalog.logical(topic))
-            book = self._books[topic] = ChainBook(
-                self._client_options,
-                self._catalog.name(TopicName.AUDIT),
-                self._catalog.spec(TopicName.AUDIT).partitions,
-                lambda partition: input_chain_id(logical, partition),
-            )
-        return book
-
-    def forget_partition(self, topic: str, partition: int) -> None:
-        book = self._books.get(topic)
-        if book is not None:
-            book.forget(partition)
+    def forget_partition(self, partition: int) -> None:
+        self._chains.forget(partition)
 
     async def handle(self, result: IngestResult) -> None:
         entries = input_entries(self.level, result)
         if not entries:
             return
-        chain = await self._book(result.topic).chain(result.partition)
+        chain = await self._chains.chain(result.partition)
         key = chain.chain_id.encode()
         for entry in entries:
             record = chain.seal(
