@@ -9,8 +9,8 @@ For every record it checks, cheapest first:
 * `edited`: `hash` is not SHA-256 over the record's canonical bytes. The canonical bytes are
   recomputed from the wire bytes: `orjson.loads`, drop `hash`, `orjson.dumps` with sorted
   keys. That equals `schemas.audit.canonical_bytes(AuditRecord)` because the wire bytes are the
-  record's JSON-mode encoding (tested); it hashes exactly what is on the topic, so an added
-  field, a changed key or a re-spelled value is an edit too.
+  record's JSON-mode encoding (tested). The hash covers content, not layout: whitespace and
+  key order do not matter, but an added field, a changed key or any changed value is an edit.
 * per chain, against the chain's head (the last accepted record: its seq and hash):
   - an edited record takes the next position whatever its seq says (its fields cannot be
     trusted), and both its stored and its recomputed hash count as the head's hash: one edit,

@@ -1,0 +1,307 @@
+"""ChainVerifier against every kind of tampering, on a trail of interleaved sealed chains."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.audit import GENESIS_HASH, AuditRecord, canonical_bytes
+from schemas.codec import encode
+from schemas.types import Severity
+from workers.audit.chain import AuditChain
+from workers.audit.verify import ChainRange, ChainVerifier, FindingKind, VerifyReport
+
+T0_MS = 1_794_960_000_000
+CHAINS = ("breakers-p0", "breakers-p1", "slos-p0")
+POLICY = "ab" * 32
+
+
+def sealed_trail(per_chain: int = 10) -> list[bytes]:
+    """Round-robin interleaving of CHAINS, `per_chain` records each, as wire bytes."""
+    chains = [AuditChain(name) for name in CHAINS]
+    lines: list[bytes] = []
+    for n in range(per_chain):
+        for index, chain in enumerate(chains):
+            record = chain.seal(
+                "aud.breaker.transition",
+                ts_ms=T0_MS + n * 1000 + index,
+                severity=Severity.INFO,
+                policy_version=POLICY,
+                payload={"breaker_key": f"vendor-{index}:chat", "n": n, "rate": 0.25 * n},
+            )
+            lines.append(encode(record))
+    return lines
+
+
+def verify(lines: list[bytes], *, anchors: bool = False) -> VerifyReport:
+    verifier = ChainVerifier(allow_anchors=anchors)
+    return verifier.feed_all(((number,), line) for number, line in enumerate(lines, start=1))
+
+
+def line_of(lines: list[bytes], chain: str, seq: int) -> int:
+    for number, line in enumerate(lines, start=1):
+        document = orjson.loads(line)
+        if (document["chain"], document["seq"]) == (chain, seq):
+            return number
+    raise LookupError((chain, seq))
+
+
+def kinds(report: VerifyReport) -> list[FindingKind]:
+    return [finding.kind for finding in report.findings]
+
+
+def test_a_clean_trail_passes() -> None:
+    report = verify(sealed_trail())
+    assert report.ok
+    assert report.records == 30
+    assert [(c.chain, c.records, c.first_seq, c.last_seq) for c in report.chains] == [
+        (name, 10, 0, 9) for name in sorted(CHAINS)
+    ]
+    assert report.first_bad is None
+    assert report.to_json()["ok"] is True
+
+
+def test_a_byte_edited_inside_a_payload_is_the_first_bad_record() -> None:
+    lines = sealed_trail()
+    target = line_of(lines, "breakers-p1", 4)
+    lines[target - 1] = lines[target - 1].replace(b'"n":4', b'"n":5')
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.EDITED]
+    first = report.first_bad
+    assert first is not None
+    assert (first.chain, first.seq, first.record_id, first.where) == (
+        "breakers-p1",
+        4,
+        "breakers-p1:4",
+        f"line {target}",
+    )
+
+
+def test_a_byte_edited_inside_the_hash_is_one_finding() -> None:
+    lines = sealed_trail()
+    target = line_of(lines, "slos-p0", 6)
+    document = orjson.loads(lines[target - 1])
+    old_hash = document["hash"]
+    new_hash = ("1" if old_hash[10] != "1" else "2").join((old_hash[:10], old_hash[11:]))
+    lines[target - 1] = lines[target - 1].replace(old_hash.encode(), new_hash.encode(), 1)
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.EDITED]
+    assert report.first_bad is not None
+    assert (report.first_bad.chain, report.first_bad.seq) == ("slos-p0", 6)
+
+
+def test_a_dropped_record_is_missing_at_the_record_after_it() -> None:
+    lines = sealed_trail()
+    dropped = line_of(lines, "breakers-p0", 3)
+    del lines[dropped - 1]
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.MISSING]
+    first = report.first_bad
+    assert first is not None
+    assert (first.chain, first.seq) == ("breakers-p0", 4)
+    assert "seq 3" in first.message
+
+
+def test_a_dropped_first_record_is_missing_unless_anchored() -> None:
+    lines = sealed_trail()
+    del lines[line_of(lines, "breakers-p0", 0) - 1]
+    assert kinds(verify(lines)) == [FindingKind.MISSING]
+    anchored = verify(lines, anchors=True)
+    assert anchored.ok
+    assert anchored.anchors == ["breakers-p0 anchored at seq 1"]
+
+
+def test_two_swapped_records_are_reordered_naming_the_early_one() -> None:
+    lines = sealed_trail()
+    a, b = line_of(lines, "breakers-p1", 5), line_of(lines, "breakers-p1", 6)
+    lines[a - 1], lines[b - 1] = lines[b - 1], lines[a - 1]
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.REORDERED, FindingKind.REORDERED]
+    first = report.first_bad
+    assert first is not None
+    assert (first.chain, first.seq, first.where) == ("breakers-p1", 6, f"line {a}")
+
+
+def test_a_forged_record_with_its_own_hash_but_a_wrong_link_is_inserted() -> None:
+    lines = sealed_trail()
+    genuine = AuditRecord.model_validate_json(lines[line_of(lines, "slos-p0", 5) - 1])
+    forger = AuditChain("slos-p0", seq=5, prev_hash="f" * 64)
+    forged = forger.seal(
+        genuine.event_type,
+        ts_ms=T0_MS,
+        severity=Severity.CRITICAL,
+        policy_version=POLICY,
+        payload={"forged": True},
+    )
+    assert hashlib.sha256(canonical_bytes(forged)).hexdigest() == forged.hash
+    at = line_of(lines, "slos-p0", 5)
+    lines.insert(at - 1, encode(forged))
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.INSERTED]
+    assert report.first_bad is not None
+    assert (report.first_bad.chain, report.first_bad.seq, report.first_bad.where) == (
+        "slos-p0",
+        5,
+        f"line {at}",
+    )
+
+
+def test_a_replayed_old_record_is_a_duplicate() -> None:
+    lines = sealed_trail()
+    old = lines[line_of(lines, "breakers-p0", 2) - 1]
+    lines.insert(20, old)
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.DUPLICATE]
+    assert report.first_bad is not None
+    assert (report.first_bad.seq, report.first_bad.where) == (2, "line 21")
+
+
+def test_a_second_record_at_one_seq_is_a_fork_and_the_chain_goes_on() -> None:
+    lines = sealed_trail()
+    genuine = AuditRecord.model_validate_json(lines[line_of(lines, "breakers-p1", 7) - 1])
+    twin = AuditChain("breakers-p1", seq=7, prev_hash=genuine.prev_hash).seal(
+        genuine.event_type,
+        ts_ms=T0_MS,
+        severity=Severity.INFO,
+        policy_version=POLICY,
+        payload={"restarted": "worker"},
+    )
+    at = line_of(lines, "breakers-p1", 7) + 1  # right after the genuine seq 7
+    lines.insert(at - 1, encode(twin))
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.FORK]
+    assert report.first_bad is not None
+    assert (report.first_bad.seq, report.first_bad.where) == (7, f"line {at}")
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b'{"record_id": "x", "chain"', b"not json", b"[1, 2]", b'{"chain": "breakers-p0"}'],
+)
+def test_a_truncated_or_garbage_line_is_unreadable(garbage: bytes) -> None:
+    lines = sealed_trail()
+    lines.insert(4, garbage)
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.UNREADABLE]
+    assert report.first_bad is not None
+    assert report.first_bad.where == "line 5"
+
+
+def test_a_truncated_record_is_unreadable_and_its_successor_misses_it() -> None:
+    lines = sealed_trail()
+    at = line_of(lines, "breakers-p0", 2)
+    lines[at - 1] = lines[at - 1][:100]
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.UNREADABLE, FindingKind.MISSING]
+    assert report.first_bad is not None
+    assert report.first_bad.where == f"line {at}"
+
+
+def test_the_first_bad_record_is_the_earliest_of_several() -> None:
+    lines = sealed_trail()
+    late = line_of(lines, "breakers-p0", 8)
+    early = line_of(lines, "slos-p0", 3)
+    lines[late - 1] = lines[late - 1].replace(b'"n":8', b'"n":9')
+    del lines[early - 1]  # slos-p0 seq 4 is now missing its predecessor
+    report = verify(lines)
+    assert report.findings_total == 2
+    first = report.first_bad
+    assert first is not None
+    assert (first.kind, first.chain, first.seq) == (FindingKind.MISSING, "slos-p0", 4)
+
+
+def test_seq_zero_must_link_to_genesis() -> None:
+    record = AuditChain("c", seq=0, prev_hash="e" * 64).seal(
+        "aud.breaker.transition",
+        ts_ms=T0_MS,
+        severity=Severity.INFO,
+        policy_version=POLICY,
+        payload={},
+    )
+    report = verify([encode(record)], anchors=True)
+    assert kinds(report) == [FindingKind.INSERTED]
+
+
+def test_findings_are_capped_but_counted() -> None:
+    lines = [line.replace(b'"vendor-', b'"VENDOR-') for line in sealed_trail()]
+    verifier = ChainVerifier(max_findings=5)
+    report = verifier.feed_all(((n,), line) for n, line in enumerate(lines, start=1))
+    assert len(report.findings) == 5
+    assert report.findings_total == 30
+    assert report.findings_by_kind == {"edited": 30}
+
+
+def test_a_range_is_contiguous_per_chain_by_record_time() -> None:
+    selector = ChainRange(from_ms=T0_MS + 2000, to_ms=T0_MS + 5000)
+    kept = [line for line in sealed_trail() if selector.includes_bytes(line)]
+    seqs = {(d["chain"], d["seq"]) for d in map(orjson.loads, kept)}
+    assert seqs == {(chain, seq) for chain in CHAINS for seq in range(2, 5)} | {("breakers-p0", 5)}
+    report = verify(kept, anchors=True)
+    assert report.ok
+    assert "breakers-p0 anchored at seq 2" in report.anchors
+    # Event time going backwards inside a chain does not cut a hole in its range.
+    ordered = ChainRange(from_ms=10, to_ms=None)
+    assert [
+        ordered.includes("c", ts) for ts in ("1970-01-01T00:00:00.020Z", "1970-01-01T00:00:00.005Z")
+    ] == [
+        True,
+        True,
+    ]
+
+
+# --- the fast path's canonical bytes ------------------------------------------------------------
+
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=st.dictionaries(st.text(max_size=10), json_value, max_size=6),
+    ts_ms=st.integers(min_value=0, max_value=4_102_444_800_000),
+    chain_id=st.text(min_size=1, max_size=20),
+)
+def test_the_fast_path_hashes_what_canonical_bytes_hashes(
+    payload: dict[str, Any], ts_ms: int, chain_id: str
+) -> None:
+    record = AuditChain(chain_id).seal(
+        "aud.data.sensitive",
+        ts_ms=ts_ms,
+        severity=Severity.WARNING,
+        policy_version=POLICY,
+        payload=payload,
+    )
+    wire = orjson.loads(encode(record))
+    del wire["hash"]
+    assert orjson.dumps(wire, option=orjson.OPT_SORT_KEYS) == canonical_bytes(record)
+    assert verify([encode(record)]).ok
+
+
+def test_genesis_is_the_first_link() -> None:
+    assert orjson.loads(sealed_trail(1)[0])["prev_hash"] == GENESIS_HASH
+
+
+def test_the_hash_covers_content_not_layout() -> None:
+    """Whitespace or key order of a line is not content: re-encoded records still verify."""
+    relaid = [
+        orjson.dumps(orjson.loads(line), option=orjson.OPT_INDENT_2).replace(b"\n", b" ")
+        for line in sealed_trail()
+    ]
+    assert verify(relaid).ok
