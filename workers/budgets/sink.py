@@ -10,8 +10,8 @@
   `aud.budget.exceeded`: budget_id, limit, actual, action_taken).
 
 Routed spend is counted in event-time order under the low watermark of the input partitions
-(`reorder.py`): after each batch the router sends its partition's watermark to every
-counter partition, clock ticks included, so periods roll over and alerts resolve with no
+(`counting.BudgetCounting`): after each batch the router sends its partition's watermark to
+every counter partition, clock ticks included, so periods roll over and alerts resolve with no
 traffic.
 """
 
@@ -22,21 +22,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
-from pydantic import ValidationError
 
 from schemas.audit import AuditSource
-from schemas.budget_spend import BudgetSpend
-from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.events import CostEvent, ToolInvocation
 from schemas.state import BudgetState
 from schemas.types import Severity, epoch_ms
-from schemas.watermark import SourceWatermark
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.batching import BatchTopic, RawBatch
+from workers.budgets.counting import BudgetCounting
 from workers.budgets.engine import BudgetEngine
-from workers.budgets.records import budget_state, spend_records, spends_of, state_topic_key
+from workers.budgets.records import budget_state, spend_records, state_topic_key
 from workers.budgets.routing import Spend, route
 from workers.decisions import (
     AlertDecision,
@@ -49,7 +46,6 @@ from workers.ingest.stage import IngestResult
 from workers.kernels.budget import BudgetLedger
 from workers.kernels.rolling_sum import from_nanos
 from workers.policies.budgets import BudgetPolicy
-from workers.routed.reorder import WatermarkReorder
 from workers.routed.sender import RoutedSender
 
 log = logging.getLogger(__name__)
@@ -131,37 +127,36 @@ class BudgetCounter:
             for topic in (TopicName.TOOL_INVOCATIONS, TopicName.COST_EVENTS)
             for partition in range(catalog.spec(topic).partitions)
         ]
-        self.engines: dict[int, BudgetEngine] = {}
-        self._buffers: dict[int, WatermarkReorder[Spend]] = {}
+        self.partitions: dict[int, BudgetCounting] = {}
         self.decisions = 0
-        self.unreadable = 0
 
     def current_states(self) -> list[BudgetState]:
         """Every budget key this worker counts, in its current period, sorted by key."""
         states = [
             state
-            for engine in self.engines.values()
-            for ledger in engine
+            for part in self.partitions.values()
+            for ledger in part.engine
             if (state := budget_state(ledger, self.policy.version)) is not None
         ]
         return sorted(states, key=lambda state: (state.budget_id, sorted(state.scope.items())))
 
+    @property
+    def unreadable(self) -> int:
+        return sum(part.unreadable for part in self.partitions.values())
+
     def forget_partition(self, partition: int) -> None:
-        self.engines.pop(partition, None)
-        self._buffers.pop(partition, None)
+        self.partitions.pop(partition, None)
         self._chains.forget(partition)
 
     async def handle(self, batch: RawBatch) -> None:
-        engine = self.engines.get(batch.partition)
-        if engine is None:
-            engine = self.engines[batch.partition] = BudgetEngine(self.policy)
-            self._buffers[batch.partition] = WatermarkReorder[Spend](self._sources)
-        buffer = self._buffers[batch.partition]
-        touched: set[str] = set()
+        part = self.partitions.get(batch.partition)
+        if part is None:
+            part = self.partitions[batch.partition] = BudgetCounting(self.policy, self._sources)
+        engine = part.engine
         for record in batch.records:
-            decisions = self._apply(engine, buffer, record.value or b"", touched)
-            for decision in decisions:
+            for decision in part.apply(record.value or b""):
                 await self._publish(engine, decision, batch.partition, record.offset)
+        touched, part.touched = part.touched, set()
         state_topic = self._topics[TopicName.BUDGET_STATE]
         for key in sorted(touched):
             ledger = engine.ledgers[key]
@@ -169,45 +164,6 @@ class BudgetCounter:
             if state is not None:
                 topic_key = state_topic_key(ledger).encode()
                 await state_topic.send(key=topic_key, value=encode(state))
-
-    def _apply(
-        self, engine: BudgetEngine, buffer: WatermarkReorder[Spend], raw: bytes, touched: set[str]
-    ) -> list[Decision]:
-        try:
-            if b'"watermark"' in raw:
-                mark = SourceWatermark.model_validate_json(raw)
-                return self._release(engine, buffer, mark, touched)
-            record = BudgetSpend.model_validate_json(raw)
-        except ValidationError as exc:
-            # Only guardstream writes this topic: a bad record is a bug, not user input.
-            self.unreadable += 1
-            log.error("unreadable budget-spend record skipped: %s", exc)
-            return []
-        buffer.add(
-            (record.source_topic, record.source_partition), spends_of(record, self.policy.budgets)
-        )
-        return []
-
-    def _release(
-        self,
-        engine: BudgetEngine,
-        buffer: WatermarkReorder[Spend],
-        mark: SourceWatermark,
-        touched: set[str],
-    ) -> list[Decision]:
-        """Count what the low watermark released, in event-time order, then let time reach
-        it (periods roll, windows slide, intervals are checked)."""
-        before = buffer.low_watermark_ms
-        decisions: list[Decision] = []
-        for spend in buffer.watermark((mark.source_topic, mark.source_partition), mark.ts_ms):
-            decisions += engine.record(spend)
-            touched.add(spend.key)
-        low = buffer.low_watermark_ms
-        if low is not None and low != before:
-            moved = engine.apply(ClockTick.at(low - 1))  # everything below `low` is counted
-            touched.update(decision.key for decision in moved)
-            decisions += moved
-        return decisions
 
     async def _publish(
         self, engine: BudgetEngine, decision: Decision, partition: int, offset: int

@@ -126,4 +126,6 @@ def _duration(ms: int | None) -> str:
 
 async def _read(cli: CliContext) -> list[SloState | ObjectiveState | SlaState]:
     records = await read_states(cli, TopicName.SLO_STATE, SloStateRecord)
-    return sorted((record.root for record in records), key=lambda state: (state.kind, state.key or ""))
+    return sorted(
+        (record.root for record in records), key=lambda state: (state.kind, state.key or "")
+    )

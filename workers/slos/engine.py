@@ -94,17 +94,49 @@ class SloEngine:
     def apply(self, event: StreamEvent) -> list[Decision]:
         if type(event) is ToolInvocation or type(event) is LatencyEvent:
             ts_ms = epoch_ms(event.ts)
-            decisions = self._time(ts_ms, event.event_id)
+            event_id = event.event_id
+            decisions = self._time(ts_ms, event_id)
             second = ts_ms - ts_ms % RESOLUTION_MS
-            for key, target, labels, valid, good, value in self.router.route(event):
-                if key not in self.info:
-                    named = dict(zip(target.group_by, labels, strict=True))
-                    self.info[key] = TrackerInfo(target, named)
-                decisions += self._add(key, second, event.event_id, valid, good, value)
+            # _time left the second being summed (if any yet) at the event's, or later: then
+            # the event is late, counted on its own.
+            if self._second is not None and second != self._second:
+                return decisions + self._late(event, second)
+            pending = self._pending
+            for measurement, routes in self.router.routes(event).grouped:
+                contribution = measurement.measure(event)
+                if contribution is None:
+                    continue
+                valid, good, value = contribution
+                for key, target, labels in routes:
+                    totals = pending.get(key)
+                    if totals is None:
+                        self._know(key, target, labels)
+                        if self._second is None:
+                            self._second = second
+                        totals = pending[key] = SecondTotals()
+                    totals.add(target, valid, good, value, event_id)
             return decisions
         if isinstance(event, ClockTick):
             return self.advance(epoch_ms(event.ts), event.event_id)
         return []
+
+    def _late(self, event: ToolInvocation | LatencyEvent, second: int) -> list[Decision]:
+        """An event of a second before the one being summed: counted on its own, per key in
+        policy order."""
+        decisions: list[Decision] = []
+        routes, measured = self.router.match(event)
+        for index, key, target, labels in routes:
+            contribution = measured[index]
+            if contribution is not None:
+                self._know(key, target, labels)
+                late = SecondTotals()
+                late.add(target, *contribution, event.event_id)
+                decisions += self._record(key, second, late)
+        return decisions
+
+    def _know(self, key: str, target: Target, labels: tuple[str, ...]) -> None:
+        if key not in self.info:
+            self.info[key] = TrackerInfo(target, dict(zip(target.group_by, labels, strict=True)))
 
     def measure(self, item: SloItem) -> list[Decision]:
         """A second of routed measurements for one tracker key (the live counter's input)."""
@@ -145,18 +177,6 @@ class SloEngine:
             pending = self._pending[key] = SecondTotals()
         return pending
 
-    def _add(
-        self, key: str, second_ms: int, event_id: str, valid: int, good: int, value: float | None
-    ) -> list[Decision]:
-        target = self.info[key].target
-        pending = self._pending_of(key, second_ms)
-        if pending is not None:
-            pending.add(target, valid, good, value, event_id)
-            return []
-        late = SecondTotals()  # an earlier second than the one being summed
-        late.add(target, valid, good, value, event_id)
-        return self._record(key, second_ms, late)
-
     def _time(self, ts_ms: int, event_id: str) -> list[Decision]:
         """Complete the second being summed once event time has left it."""
         second = self._second
@@ -193,7 +213,7 @@ class SloEngine:
         else:
             outputs = list(tracker.record(second_ms, valid=valid, good=good, sketch=sketch))
         self.touched.add(key)
-        return self._decide(key, outputs, totals.event_id)
+        return self._decide(key, outputs, totals.event_id) if outputs else []
 
     def _tracker(self, target: Target) -> Tracker:
         if target.kind is TargetKind.SLO:

@@ -71,47 +71,76 @@ class SecondTotals:
             self.sketch.merge(item.sketch)
 
 
+class BatchCounts:
+    """A batch's measurements summed per tracker key and second (`add` in the batch's order),
+    then one `SloCounts` per key (more past MAX_ROWS rows), keys in the order they first came
+    and rows in the order their seconds first came."""
+
+    __slots__ = ("_keys", "measures")
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[Target, tuple[str, ...], dict[int, SecondTotals]]] = {}
+        self.measures = 0
+        """How many measurements were added."""
+
+    def add(
+        self,
+        key: str,
+        target: Target,
+        labels: tuple[str, ...],
+        second_ms: int,
+        valid: int,
+        good: int,
+        value: float | None,
+        event_id: str,
+    ) -> None:
+        """One event's measure for `key` (`labels`: its values of `target.group_by`), in the
+        second starting at `second_ms`."""
+        self.measures += 1
+        entry = self._keys.get(key)
+        if entry is None:
+            entry = self._keys[key] = (target, labels, {})
+        seconds = entry[2]
+        totals = seconds.get(second_ms)
+        if totals is None:
+            totals = seconds[second_ms] = SecondTotals()
+        totals.add(target, valid, good, value, event_id)
+
+    def records(self, *, source_topic: str, source_partition: int) -> list[SloCounts]:
+        records: list[SloCounts] = []
+        for key, (target, labels, seconds) in self._keys.items():
+            rows: list[SloRow] = [
+                (ts, s.valid, s.good, s.value_sum, s.value_count, bins_of(s.sketch), s.event_id)
+                for ts, s in seconds.items()
+            ]
+            named = dict(zip(target.group_by, labels, strict=True))
+            records.extend(
+                SloCounts(
+                    key=key,
+                    target_kind=target.kind.value,
+                    target_id=target.target_id,
+                    labels=named,
+                    rows=rows[start : start + MAX_ROWS],
+                    source_topic=source_topic,
+                    source_partition=source_partition,
+                )
+                for start in range(0, len(rows), MAX_ROWS)
+            )
+        return records
+
+
 def count_records(
     measured: Iterable[tuple[int, str, Measure]],
     *,
     source_topic: str,
     source_partition: int,
 ) -> list[SloCounts]:
-    """`measured`: (event ms, event id, measure) in the batch's order. One record per key
-    (more past MAX_ROWS rows), rows in the order the seconds first came."""
-    keys: dict[str, dict[int, SecondTotals]] = {}
-    heads: dict[str, Measure] = {}
+    """`measured`: (event ms, event id, measure) in the batch's order; see `BatchCounts`."""
+    counts = BatchCounts()
     for event_ms, event_id, m in measured:
-        seconds = keys.get(m.key)
-        if seconds is None:
-            seconds = keys[m.key] = {}
-            heads[m.key] = m
         second_ms = event_ms - event_ms % RESOLUTION_MS
-        s = seconds.get(second_ms)
-        if s is None:
-            s = seconds[second_ms] = SecondTotals()
-        s.add(m.target, m.valid, m.good, m.value, event_id)
-    records: list[SloCounts] = []
-    for key, seconds in keys.items():
-        head = heads[key]
-        rows: list[SloRow] = [
-            (ts, s.valid, s.good, s.value_sum, s.value_count, bins_of(s.sketch), s.event_id)
-            for ts, s in seconds.items()
-        ]
-        labels = dict(zip(head.target.group_by, head.labels, strict=True))
-        records.extend(
-            SloCounts(
-                key=key,
-                target_kind=head.target.kind.value,
-                target_id=head.target.target_id,
-                labels=labels,
-                rows=rows[start : start + MAX_ROWS],
-                source_topic=source_topic,
-                source_partition=source_partition,
-            )
-            for start in range(0, len(rows), MAX_ROWS)
-        )
-    return records
+        counts.add(m.key, m.target, m.labels, second_ms, m.valid, m.good, m.value, event_id)
+    return counts.records(source_topic=source_topic, source_partition=source_partition)
 
 
 def items_of(record: SloCounts, targets: Mapping[tuple[TargetKind, str], Target]) -> list[SloItem]:

@@ -20,9 +20,10 @@ What an event measures (the SLI definitions the README documents):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 from typing import NamedTuple
 
 from schemas.events import InvocationStatus, LatencyEvent, ToolInvocation
@@ -180,68 +181,153 @@ def _number(text: str | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def measure(target: Target, event: SloEvent) -> tuple[int, int, float | None] | None:
-    """(valid, good, value) the event contributes to `target`, or None when it measures
-    nothing for it."""
-    source = target.value_source
-    if source is not None and source != "latency":
-        value = _number(field_of(event, ATTRIBUTE_PREFIX + source))
-        return None if value is None else (1, 1, value)
-    if target.counts_availability:
-        if type(event) is not ToolInvocation:
-            # A latency probe says nothing about calls succeeding, only about their speed.
-            if source is None:
+Contribution = tuple[int, int, float | None]
+"""(valid, good, value) of one event for one measurement."""
+Route = tuple[int, str, Target, tuple[str, ...]]
+"""(index of the target's measurement, tracker key, target, labels)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """What a target reads from an event (the SLI half of `Target`): targets with equal ones
+    measure an event alike, so a router measures once per distinct one."""
+
+    value_source: str | None
+    counts_availability: bool
+    excluded_error_types: frozenset[str]
+    latency_source: LatencySource
+    latency_threshold_ms: float | None
+
+    @classmethod
+    def of(cls, target: Target) -> Measurement:
+        return cls(
+            target.value_source,
+            target.counts_availability,
+            target.excluded_error_types,
+            target.latency_source,
+            target.latency_threshold_ms,
+        )
+
+    def measure(self, event: SloEvent) -> Contribution | None:
+        """(valid, good, value) the event contributes, or None when it measures nothing."""
+        source = self.value_source
+        if source is not None and source != "latency":
+            value = _number(field_of(event, ATTRIBUTE_PREFIX + source))
+            return None if value is None else (1, 1, value)
+        if self.counts_availability:
+            if type(event) is not ToolInvocation:
+                # A latency probe says nothing about calls succeeding, only about their speed.
+                if source is None:
+                    return None
+                latency = latency_of(event, self.latency_source)
+                return None if latency is None else (0, 0, latency)
+            status = event.status
+            if status is InvocationStatus.REJECTED:
                 return None
-            latency = latency_of(event, target.latency_source)
-            return None if latency is None else (0, 0, latency)
-        status = event.status
-        if status is InvocationStatus.REJECTED:
+            if status is not InvocationStatus.SUCCESS and event.error_type in (
+                self.excluded_error_types
+            ):
+                return None
+            good = 1 if status is InvocationStatus.SUCCESS else 0
+            value = latency_of(event, self.latency_source) if source == "latency" else None
+            return (1, good, value)
+        latency = latency_of(event, self.latency_source)
+        if latency is None:
             return None
-        if status is not InvocationStatus.SUCCESS and event.error_type in (
-            target.excluded_error_types
-        ):
-            return None
-        good = 1 if status is InvocationStatus.SUCCESS else 0
-        value = latency_of(event, target.latency_source) if source == "latency" else None
-        return (1, good, value)
-    latency = latency_of(event, target.latency_source)
-    if latency is None:
-        return None
-    threshold = target.latency_threshold_ms
-    assert threshold is not None
-    return (1, 1 if latency <= threshold else 0, None)
+        threshold = self.latency_threshold_ms
+        assert threshold is not None
+        return (1, 1 if latency <= threshold else 0, None)
+
+
+class Routes(NamedTuple):
+    """Where events with one set of field values go."""
+
+    measurements: tuple[Measurement, ...]
+    """The distinct measurements of the targets they match."""
+    routes: tuple[Route, ...]
+    """A `Route` per target, in policy order."""
+    grouped: tuple[tuple[Measurement, tuple[tuple[str, Target, tuple[str, ...]], ...]], ...]
+    """The same routes grouped by measurement: (measurement, its (key, target, labels)...)."""
 
 
 class SloRouter:
-    """Routes events to tracker keys; matching is cached by the values of the fields that
-    some selector or group_by reads (a bounded cache: made-up values cannot grow memory)."""
+    """Routes events to tracker keys.
+
+    Which targets an event matches, and its tracker keys and labels there, depend only on the
+    fields some selector or group_by reads: they are cached by those fields' values (a bounded
+    cache: made-up values cannot grow memory), read in one `attrgetter` call. Per event what
+    is left is measuring it, once per distinct `Measurement` of the matched targets.
+    """
 
     def __init__(self, targets: tuple[Target, ...]) -> None:
         self.targets = targets
         self._fields = tuple(sorted({name for t in targets for name in (*t.selector, *t.group_by)}))
-        self._cache: dict[tuple[str, tuple[str | None, ...]], tuple[Target, ...]] = {}
+        self._attributes = tuple(
+            name[len(ATTRIBUTE_PREFIX) :]
+            for name in self._fields
+            if name.startswith(ATTRIBUTE_PREFIX)
+        )
+        self._readers: dict[type, Callable[[SloEvent], object]] = {}
+        self._cache: dict[tuple[type, object, tuple[str | None, ...]], Routes] = {}
 
     def route(self, event: SloEvent) -> list[Measure]:
+        routes, measured = self.match(event)
+        make = Measure._make
+        return [
+            make((key, target, labels, *contribution))
+            for index, key, target, labels in routes
+            if (contribution := measured[index]) is not None
+        ]
+
+    def match(self, event: SloEvent) -> tuple[tuple[Route, ...], list[Contribution | None]]:
+        """`route` unassembled: (measurement index, key, target, labels) of every target the
+        event matches, and what it measures per measurement (None: nothing)."""
+        found = self.routes(event)
+        return found.routes, [m.measure(event) for m in found.measurements]
+
+    def routes(self, event: SloEvent) -> Routes:
+        """Where the event goes; it still has to be measured (`Measurement.measure`)."""
         if not self.targets:
-            return []
-        values = tuple([field_of(event, name) for name in self._fields])
-        cache_key = (type(event).__name__, values)
-        matched = self._cache.get(cache_key)
-        if matched is None:
+            return _NOWHERE
+        kind = type(event)
+        read = self._readers.get(kind)
+        if read is None:
+            read = self._readers[kind] = self._reader(kind)
+        attributes = event.attributes
+        cache_key = (kind, read(event), tuple([attributes.get(name) for name in self._attributes]))
+        found = self._cache.get(cache_key)
+        if found is None:
             if len(self._cache) >= MATCH_CACHE_SIZE:
                 self._cache.clear()
-            fields = dict(zip(self._fields, values, strict=True))
-            matched = self._cache[cache_key] = tuple(
-                t
-                for t in self.targets
-                if all(glob_matches(p, fields[name]) for name, p in t.selector.items())
-                and all(fields[name] is not None for name in t.group_by)
-            )
-        measures = []
+            found = self._cache[cache_key] = self._routes(event)
+        return found
+
+    def _reader(self, kind: type) -> Callable[[SloEvent], object]:
+        """Reads the plain (non-attribute) fields of the cache key from a `kind` event: those
+        its model has (the others are None for every event of the kind)."""
+        fields = getattr(kind, "model_fields", {})
+        names = [n for n in self._fields if not n.startswith(ATTRIBUTE_PREFIX) and n in fields]
+        return attrgetter(*names) if names else lambda _: None
+
+    def _routes(self, event: SloEvent) -> Routes:
+        values = {name: field_of(event, name) for name in self._fields}
+        matched = [
+            t
+            for t in self.targets
+            if all(glob_matches(p, values[name]) for name, p in t.selector.items())
+            and all(values[name] is not None for name in t.group_by)
+        ]
+        measurements: dict[Measurement, int] = {}
+        routes: list[Route] = []
         for target in matched:
-            contribution = measure(target, event)
-            if contribution is None:
-                continue
-            labels = tuple([field_of(event, name) or "" for name in target.group_by])
-            measures.append(Measure(target.key(labels), target, labels, *contribution))
-        return measures
+            index = measurements.setdefault(Measurement.of(target), len(measurements))
+            labels = tuple([values[name] or "" for name in target.group_by])
+            routes.append((index, target.key(labels), target, labels))
+        grouped = tuple(
+            (measurement, tuple((key, t, labels) for i, key, t, labels in routes if i == index))
+            for measurement, index in measurements.items()
+        )
+        return Routes(tuple(measurements), tuple(routes), grouped)
+
+
+_NOWHERE = Routes((), (), ())

@@ -31,8 +31,8 @@ from workers.ingest.stage import IngestResult
 from workers.policies.slos import SloPolicy
 from workers.routed.sender import RoutedSender
 from workers.slos.counting import SloCounting
-from workers.slos.records import count_records
-from workers.slos.routing import Measure, SloRouter, targets_of
+from workers.slos.records import BatchCounts
+from workers.slos.routing import RESOLUTION_MS, SloRouter, targets_of
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +58,28 @@ class SloRouterSink:
     async def handle(self, result: IngestResult) -> None:
         if result.topic not in self._inputs or not result.accepted:
             return
-        route = self._router.route
-        measured: list[tuple[int, str, Measure]] = []
+        routes = self._router.routes
+        counts = BatchCounts()
+        add = counts.add
         reached = -1
         for item in result.accepted:
             event = item.event
             event_ms = epoch_ms(event.ts)
-            reached = max(reached, event_ms)
+            if event_ms > reached:
+                reached = event_ms
             if type(event) is ToolInvocation or type(event) is LatencyEvent:
-                measured += [(event_ms, event.event_id, m) for m in route(event)]
-        records = count_records(
-            measured, source_topic=result.topic, source_partition=result.partition
-        )
+                second_ms = event_ms - event_ms % RESOLUTION_MS
+                event_id = event.event_id
+                for measurement, keys in routes(event).grouped:
+                    contribution = measurement.measure(event)
+                    if contribution is not None:
+                        valid, good, value = contribution
+                        for key, target, labels in keys:
+                            add(key, target, labels, second_ms, valid, good, value, event_id)
+        records = counts.records(source_topic=result.topic, source_partition=result.partition)
         for record in records:
             await self._sender.send(record.key.encode(), encode(record))
-        self.routed += len(measured)
+        self.routed += counts.measures
         await self._sender.watermark(result.topic, result.partition, reached)
 
 
