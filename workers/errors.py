@@ -45,3 +45,15 @@ class InvalidEventError(GuardstreamError):
         self.line = line
         where = f"line {line}: " if line is not None else ""
         super().__init__(f"{where}{reason}")
+
+
+class AuditTamperedError(GuardstreamError):
+    """`audit verify` found an edited, missing, inserted, reordered, forked, duplicated or
+    unreadable audit record."""
+
+    exit_code = 6
+
+    def __init__(self, findings: int, first_bad: str) -> None:
+        self.findings = findings
+        self.first_bad = first_bad
+        super().__init__(f"audit trail fails verification ({findings} finding(s)); {first_bad}")

@@ -197,7 +197,7 @@ class ChainVerifier:
     def __init__(
         self, *, allow_anchors: bool = False, max_findings: int = DEFAULT_MAX_FINDINGS
     ) -> None:
-        self._allow_anchors = allow_anchors
+        self.allow_anchors = allow_anchors
         self._max_findings = max_findings
         self._chains: dict[str, _Chain] = {}
         self._findings: list[Finding] = []
@@ -286,7 +286,7 @@ class ChainVerifier:
             head_seq=seq,
             head_hashes=(claimed, recomputed) if edited else (claimed,),
             first_seq=seq,
-            anchored=seq != 0 and self._allow_anchors,
+            anchored=seq != 0 and self.allow_anchors,
             records=1,
             last_seq=seq,
         )
@@ -298,7 +298,7 @@ class ChainVerifier:
             self._add(
                 FindingKind.INSERTED, document, position, "seq 0 does not link to the genesis hash"
             )
-        elif seq != 0 and not self._allow_anchors:
+        elif seq != 0 and not self.allow_anchors:
             state.gaps.append(_Gap(0, seq, document["prev_hash"], document["record_id"], position))
 
     @staticmethod

@@ -9,6 +9,7 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
+from workers.cli.audit_cmd import audit
 from workers.cli.breakers_cmd import breakers
 from workers.cli.budgets_cmd import budgets
 from workers.cli.context import CliContext
@@ -64,6 +65,7 @@ cli.add_command(replay)
 cli.add_command(breakers)
 cli.add_command(budgets)
 cli.add_command(slos)
+cli.add_command(audit)
 
 
 def main() -> None:
