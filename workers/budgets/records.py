@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
+from typing import NamedTuple
 
 from schemas.budget_spend import MAX_SLICES, BudgetSpend, SpendRow
+from schemas.events import CostEvent, ToolInvocation
 from schemas.state import BudgetState
-from schemas.types import from_epoch_ms
-from workers.budgets.routing import Spend
+from schemas.stream import StreamEvent
+from schemas.types import epoch_ms, from_epoch_ms
+from workers.budgets.routing import Spend, route
 from workers.kernels.budget import BudgetLedger
 from workers.kernels.budget_config import BudgetConfig
 from workers.kernels.rolling_sum import from_nanos
+from workers.policies.budgets import BudgetPolicy
 
 
 class _Second:
@@ -66,6 +70,31 @@ def spend_records(
             for start in range(0, len(rows), MAX_SLICES)
         )
     return records
+
+
+class RoutedSpend(NamedTuple):
+    """What one input batch sends to `budget-spend`."""
+
+    records: list[BudgetSpend]
+    reached_ms: int
+    """The batch's highest event time (its watermark), -1 for an empty batch."""
+    spends: int
+
+
+def route_batch(
+    policy: BudgetPolicy, events: Iterable[StreamEvent], *, source_topic: str, source_partition: int
+) -> RoutedSpend:
+    """Route one input batch's events to their budgets and sum them per key and second; one
+    pass: each event's time is converted once, for its spend and the watermark."""
+    spends: list[Spend] = []
+    reached = -1
+    for event in events:
+        event_ms = epoch_ms(event.ts)
+        reached = max(reached, event_ms)
+        if type(event) is ToolInvocation or type(event) is CostEvent:
+            spends += route(policy, event, event_ms)
+    records = spend_records(spends, source_topic=source_topic, source_partition=source_partition)
+    return RoutedSpend(records, reached, len(spends))
 
 
 def spends_of(record: BudgetSpend, budgets: Mapping[str, BudgetConfig]) -> list[Spend]:

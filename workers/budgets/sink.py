@@ -25,16 +25,14 @@ import faust
 
 from schemas.audit import AuditSource
 from schemas.codec import encode
-from schemas.events import CostEvent, ToolInvocation
 from schemas.state import BudgetState
-from schemas.types import Severity, epoch_ms
+from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.batching import BatchTopic, RawBatch
 from workers.budgets.counting import BudgetCounting
 from workers.budgets.engine import BudgetEngine
-from workers.budgets.records import budget_state, spend_records, state_topic_key
-from workers.budgets.routing import Spend, route
+from workers.budgets.records import budget_state, route_batch, state_topic_key
 from workers.decisions import (
     AlertDecision,
     ControlDecision,
@@ -74,25 +72,16 @@ class BudgetRouterSink:
     async def handle(self, result: IngestResult) -> None:
         if not self.policy.budgets or result.topic not in self._inputs or not result.accepted:
             return
-        # One pass: each event's time is converted once, for its spend and the watermark.
-        spends = []
-        reached = -1
-        for item in result.accepted:
-            event = item.event
-            event_ms = epoch_ms(event.ts)
-            reached = max(reached, event_ms)
-            if type(event) is ToolInvocation or type(event) is CostEvent:
-                spends += route(self.policy, event, event_ms)
-        await self._send_spend(result, spends)
-        await self._sender.watermark(result.topic, result.partition, reached)
-
-    async def _send_spend(self, result: IngestResult, spends: list[Spend]) -> None:
-        records = spend_records(
-            spends, source_topic=result.topic, source_partition=result.partition
+        routed = route_batch(
+            self.policy,
+            (item.event for item in result.accepted),
+            source_topic=result.topic,
+            source_partition=result.partition,
         )
-        for record in records:
+        for record in routed.records:
             await self._sender.send(record.key.encode(), encode(record))
-        self.routed += len(spends)
+        self.routed += routed.spends
+        await self._sender.watermark(result.topic, result.partition, routed.reached_ms)
 
 
 class BudgetCounter:
