@@ -14,7 +14,7 @@ records (SLA reports at period close, calendar periods closed, late events).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -196,22 +196,20 @@ class SloEngine:
         if tracker is None:
             tracker = self.trackers[key] = self._tracker(self.info[key].target)
         valid, good, sketch = totals.valid, totals.good, totals.sketch
-        outputs: list[Any]
+        outputs: Sequence[Any]
         if isinstance(tracker, SloTracker):
-            outputs = list(tracker.record(second_ms, good, valid))
+            outputs = tracker.record(second_ms, good, valid)
         elif isinstance(tracker, ObjectiveTracker):
-            outputs = list(
-                tracker.record(
-                    second_ms,
-                    valid=valid,
-                    good=good,
-                    sketch=sketch,
-                    value_sum=totals.value_sum,
-                    value_count=totals.value_count,
-                )
+            outputs = tracker.record(
+                second_ms,
+                valid=valid,
+                good=good,
+                sketch=sketch,
+                value_sum=totals.value_sum,
+                value_count=totals.value_count,
             )
         else:
-            outputs = list(tracker.record(second_ms, valid=valid, good=good, sketch=sketch))
+            outputs = tracker.record(second_ms, valid=valid, good=good, sketch=sketch)
         self.touched.add(key)
         return self._decide(key, outputs, totals.event_id) if outputs else []
 
@@ -224,7 +222,7 @@ class SloEngine:
 
     # --- outputs to decisions ---
 
-    def _decide(self, key: str, outputs: list[Any], event_id: str) -> list[Decision]:
+    def _decide(self, key: str, outputs: Sequence[Any], event_id: str) -> list[Decision]:
         decisions: list[Decision] = []
         self.touched.add(key)
         for output in outputs:

@@ -293,8 +293,7 @@ class SloRouter:
         read = self._readers.get(kind)
         if read is None:
             read = self._readers[kind] = self._reader(kind)
-        attributes = event.attributes
-        cache_key = (kind, read(event), tuple([attributes.get(name) for name in self._attributes]))
+        cache_key = (kind, read(event), tuple(map(event.attributes.get, self._attributes)))
         found = self._cache.get(cache_key)
         if found is None:
             if len(self._cache) >= MATCH_CACHE_SIZE:
