@@ -57,3 +57,13 @@ class AuditTamperedError(GuardstreamError):
         self.findings = findings
         self.first_bad = first_bad
         super().__init__(f"audit trail fails verification ({findings} finding(s)); {first_bad}")
+
+
+class ReplayMismatchError(GuardstreamError):
+    """`replay --source audit --verify` decided differently from the recorded decisions."""
+
+    exit_code = 7
+
+    def __init__(self, mismatches: int) -> None:
+        self.mismatches = mismatches
+        super().__init__(f"{mismatches} decision(s) differ from the recorded ones")

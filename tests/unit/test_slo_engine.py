@@ -15,13 +15,13 @@ from schemas.codec import encode
 from schemas.events import LatencyEvent, ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.stream import StreamEvent
-from schemas.types import epoch_ms, from_epoch_ms
+from schemas.types import from_epoch_ms
 from schemas.watermark import SourceWatermark
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.policies.slos import SloPolicy, from_document
 from workers.slos.counting import SloCounting
 from workers.slos.engine import SloEngine
-from workers.slos.records import count_records
+from workers.slos.records import count_batch
 from workers.slos.routing import SloRouter, targets_of
 
 T0 = 1_794_960_000_000  # 2026-11-18T00:00:00Z
@@ -130,16 +130,9 @@ def live(
         pending = partitions[partition]
         if not pending:
             return
-        measured = [
-            (epoch_ms(e.ts), e.event_id, m)
-            for e in pending
-            if isinstance(e, ToolInvocation | LatencyEvent)
-            for m in router.route(e)
-        ]
-        records = count_records(
-            measured, source_topic="tool-invocations", source_partition=partition
+        records, reached, _ = count_batch(
+            router, pending, source_topic="tool-invocations", source_partition=partition
         )
-        reached = max(epoch_ms(e.ts) for e in pending)
         pending.clear()
         for record in records:
             decisions.extend(counting.apply(encode(record)))

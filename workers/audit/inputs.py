@@ -84,7 +84,10 @@ def input_entries(level: AuditLevel, result: IngestResult) -> list[InputEntry]:
             if not (forensic or failed):
                 continue
             record = item.record
-            payload: dict[str, Any] = {"event": orjson.loads(record.value or b"{}")}
+            payload: dict[str, Any] = {
+                "audit_level": level.value,
+                "event": orjson.loads(record.value or b"{}"),
+            }
             if type(event) is ToolInvocation:
                 payload |= _invocation_fields(event)
             source = AuditSource(

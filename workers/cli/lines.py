@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from schemas.clock import parse_event_time
 
 
 def progress_bar(label: str, console: Console, *, enabled: bool) -> Progress:
@@ -35,3 +38,21 @@ def size_of(source: IO[bytes]) -> int | None:
         return os.fstat(source.fileno()).st_size or None
     except (OSError, ValueError):
         return None
+
+
+class Moment(click.ParamType):
+    """A point in event time on the command line: RFC 3339 with an offset, or Unix epoch
+    milliseconds -> epoch ms."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        ms = parse_event_time(value)
+        if ms is None:
+            self.fail(f"{value!r} is neither RFC 3339 with an offset nor epoch milliseconds")
+        return ms
+
+
+MOMENT = Moment()

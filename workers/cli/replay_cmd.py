@@ -13,7 +13,8 @@ import orjson
 from workers.breakers.engine import BreakerEngine
 from workers.budgets.engine import BudgetEngine
 from workers.cli.context import CliContext, pass_cli
-from workers.cli.lines import numbered_lines, progress_bar, size_of
+from workers.cli.lines import MOMENT, numbered_lines, progress_bar, size_of
+from workers.cli.replay_audit import replay_audit_file
 from workers.errors import ConfigError, InvalidEventError
 from workers.policies.policy_set import load_policies
 from workers.replay.run import DecisionEngine, Replay
@@ -27,8 +28,24 @@ from workers.slos.routing import targets_of
     "--input",
     "source",
     type=click.File("rb"),
-    required=True,
-    help='JSONL input events (and {"type": "clock", "ts": ...} ticks), or - for stdin.',
+    help='JSONL input events (and {"type": "clock", "ts": ...} ticks), or - for stdin; with '
+    "--source audit, an exported audit trail (`guardstream audit export`).",
+)
+@click.option(
+    "--source",
+    "source_kind",
+    type=click.Choice(["file", "audit"]),
+    default="file",
+    show_default=True,
+    help="file: --input holds input events; audit: the input recorded in a forensic audit "
+    "trail, compared with the decisions recorded there.",
+)
+@click.option("--from", "from_ms", type=MOMENT, help="--source audit: from this event time.")
+@click.option("--to", "to_ms", type=MOMENT, help="--source audit: up to this event time.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="--source audit: exit 7 when any decision differs from the recorded one.",
 )
 @click.option(
     "--policy",
@@ -49,23 +66,52 @@ from workers.slos.routing import targets_of
 @pass_cli
 def replay(
     cli: CliContext,
-    source: IO[bytes],
+    source: IO[bytes] | None,
+    source_kind: str,
+    from_ms: int | None,
+    to_ms: int | None,
+    verify: bool,
     policy_dir: Path | None,
     as_json: bool,
     jobs: int,
     progress: bool | None,
 ) -> None:
-    """Run the kernels over SOURCE in file order and print every decision they make.
+    """Run the kernels over recorded input and print every decision they make.
 
-    The same code the worker runs, without Kafka: transitions and alerts, each with the
-    event id that caused it. Invalid lines are reported on stderr and skipped (exit 4).
+    The same code the worker runs, without Kafka. --source file (default): --input holds
+    input events; transitions and alerts are printed, each with the event id that caused it,
+    and invalid lines are reported on stderr and skipped (exit 4). --source audit: the input
+    of a forensic audit trail (--input FILE from `audit export`) is re-run through the whole
+    pipeline and every decision compared with the recorded one; the differences are printed
+    (with another --policy: what that policy would have decided differently), and --verify
+    exits 7 on any.
     """
     mode = cli.settings.mode
+    policy_path = policy_dir or (Path(cli.settings.policy_dir) if cli.settings.policy_dir else None)
     try:
-        policies = load_policies(policy_dir, mode)
+        policies = load_policies(policy_path, mode)
     except ConfigError as exc:
         cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
         raise SystemExit(ConfigError.exit_code) from None
+    show_progress = cli.err.is_terminal if progress is None else progress
+    if source_kind == "audit":
+        if source is None:
+            raise click.UsageError("--source audit needs --input TRAIL.jsonl (audit export)")
+        replay_audit_file(
+            cli,
+            source,
+            policies,
+            from_ms=from_ms,
+            to_ms=to_ms,
+            verify=verify,
+            as_json=as_json,
+            show_progress=show_progress,
+        )
+        return
+    if source is None:
+        raise click.UsageError("--input FILE is required (or - for stdin)")
+    if verify or from_ms is not None or to_ms is not None:
+        raise click.UsageError("--verify, --from and --to go with --source audit")
     policy = policies.breakers
     engines: list[DecisionEngine] = [BreakerEngine(policy)]
     if policies.budgets.budgets:
@@ -96,7 +142,6 @@ def replay(
             emit(orjson.loads(encoded))
     else:
         replay = Replay(engines, dedup_horizon_ms=horizon_ms, dedup_max_ids=max_ids)
-        show_progress = cli.err.is_terminal if progress is None else progress
         with progress_bar("replaying", cli.err, enabled=show_progress) as bar:
             task = bar.add_task("replay", total=size_of(source))
             for decision in replay.run(numbered_lines(source, bar, task)):

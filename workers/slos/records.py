@@ -11,9 +11,12 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
+from schemas.events import LatencyEvent, ToolInvocation
 from schemas.slo_counts import MAX_ROWS, SketchBins, SloCounts, SloRow
+from schemas.stream import StreamEvent
+from schemas.types import epoch_ms
 from workers.kernels.sketch import QuantileSketch
-from workers.slos.routing import RESOLUTION_MS, Measure, Target, TargetKind
+from workers.slos.routing import RESOLUTION_MS, Measure, SloRouter, Target, TargetKind
 
 
 class SloItem(NamedTuple):
@@ -187,3 +190,38 @@ def sketch_of(bins: SketchBins | None) -> QuantileSketch | None:
     sketch.min = bins.min if math.isfinite(bins.min) else math.inf
     sketch.max = bins.max if math.isfinite(bins.max) else -math.inf
     return sketch
+
+
+class RoutedCounts(NamedTuple):
+    """What one input batch sends to `slo-counts`."""
+
+    records: list[SloCounts]
+    reached_ms: int
+    """The batch's highest event time (its watermark), -1 for an empty batch."""
+    measures: int
+
+
+def count_batch(
+    router: SloRouter, events: Iterable[StreamEvent], *, source_topic: str, source_partition: int
+) -> RoutedCounts:
+    """Route one input batch's tool invocations and latency events to their SLO trackers and
+    sum them per key and second (the router sink and replay share this)."""
+    routes = router.routes
+    counts = BatchCounts()
+    add = counts.add
+    reached = -1
+    for event in events:
+        event_ms = epoch_ms(event.ts)
+        if event_ms > reached:
+            reached = event_ms
+        if type(event) is ToolInvocation or type(event) is LatencyEvent:
+            second_ms = event_ms - event_ms % RESOLUTION_MS
+            event_id = event.event_id
+            for measurement, keys in routes(event).grouped:
+                contribution = measurement.measure(event)
+                if contribution is not None:
+                    valid, good, value = contribution
+                    for key, target, labels in keys:
+                        add(key, target, labels, second_ms, valid, good, value, event_id)
+    records = counts.records(source_topic=source_topic, source_partition=source_partition)
+    return RoutedCounts(records, reached, counts.measures)

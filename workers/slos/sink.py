@@ -21,8 +21,7 @@ from pydantic import BaseModel
 
 from schemas.audit import AuditSource
 from schemas.codec import encode
-from schemas.events import LatencyEvent, ToolInvocation
-from schemas.types import Severity, epoch_ms
+from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.batching import BatchTopic, RawBatch
@@ -31,8 +30,8 @@ from workers.ingest.stage import IngestResult
 from workers.policies.slos import SloPolicy
 from workers.routed.sender import RoutedSender
 from workers.slos.counting import SloCounting
-from workers.slos.records import BatchCounts
-from workers.slos.routing import RESOLUTION_MS, SloRouter, targets_of
+from workers.slos.records import count_batch
+from workers.slos.routing import SloRouter, targets_of
 
 log = logging.getLogger(__name__)
 
@@ -58,28 +57,15 @@ class SloRouterSink:
     async def handle(self, result: IngestResult) -> None:
         if result.topic not in self._inputs or not result.accepted:
             return
-        routes = self._router.routes
-        counts = BatchCounts()
-        add = counts.add
-        reached = -1
-        for item in result.accepted:
-            event = item.event
-            event_ms = epoch_ms(event.ts)
-            if event_ms > reached:
-                reached = event_ms
-            if type(event) is ToolInvocation or type(event) is LatencyEvent:
-                second_ms = event_ms - event_ms % RESOLUTION_MS
-                event_id = event.event_id
-                for measurement, keys in routes(event).grouped:
-                    contribution = measurement.measure(event)
-                    if contribution is not None:
-                        valid, good, value = contribution
-                        for key, target, labels in keys:
-                            add(key, target, labels, second_ms, valid, good, value, event_id)
-        records = counts.records(source_topic=result.topic, source_partition=result.partition)
+        records, reached, measures = count_batch(
+            self._router,
+            (item.event for item in result.accepted),
+            source_topic=result.topic,
+            source_partition=result.partition,
+        )
         for record in records:
             await self._sender.send(record.key.encode(), encode(record))
-        self.routed += counts.measures
+        self.routed += measures
         await self._sender.watermark(result.topic, result.partition, reached)
 
 
