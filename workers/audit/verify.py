@@ -62,6 +62,9 @@ from schemas.types import epoch_ms
 # of the fast path; value rules beyond these are the producer's pydantic model's business).
 _REQUIRED_STR_FIELDS: Final = ("record_id", "chain", "event_type", "ts", "severity")
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_SORTED: Final = orjson.OPT_SORT_KEYS
+_dumps = orjson.dumps
+_sha256 = hashlib.sha256
 DEFAULT_MAX_FINDINGS: Final = 1000
 
 # `Position`: (line,) for a file, (partition, offset) for the topic; tuples sort in trail order.
@@ -185,7 +188,6 @@ class _Chain:
     first_seq: int
     anchored: bool
     records: int = 0
-    last_seq: int = 0
     hashes: dict[int, str] = field(default_factory=dict)
     """Hash of every accepted seq (the first one seen at that seq)."""
     gaps: list[_Gap] = field(default_factory=list)
@@ -202,6 +204,8 @@ class ChainVerifier:
         self._chains: dict[str, _Chain] = {}
         self._findings: list[Finding] = []
         self._dropped_findings: dict[str, int] = {}
+        self._policy_versions: set[str] = set()
+        """Policy versions of well-formed records (few: validated once each)."""
         self.records = 0
 
     # --- input --------------------------------------------------------------------------------
@@ -232,16 +236,72 @@ class ChainVerifier:
     # --- checks -------------------------------------------------------------------------------
 
     def _check(self, document: dict[str, Any], position: Position) -> None:
+        # The fast path checks types and lengths only: a hash equal to the recomputed hex
+        # digest and a prev_hash equal to the previous record's hash are hex digests. Anything
+        # else takes the slow path, which runs the full `shape_problem` first.
+        try:
+            claimed = document.pop(HASH_FIELD)
+            seq = document["seq"]
+            prev_hash = document["prev_hash"]
+            policy_version = document["policy_version"]
+            source = document.get("source")
+            well_typed = (
+                type(claimed) is str
+                and type(seq) is int
+                and type(prev_hash) is str
+                and type(document["record_id"]) is str
+                and type(document["chain"]) is str
+                and type(document["event_type"]) is str
+                and type(document["ts"]) is str
+                and type(document["severity"]) is str
+                and type(document["payload"]) is dict
+                and (source is None or type(source) is dict)
+                and (policy_version in self._policy_versions or self._admit_version(policy_version))
+            )
+        except (KeyError, TypeError):  # TypeError: an unhashable policy_version
+            well_typed = False
+        if not well_typed:
+            self._unreadable(position, shape_problem(document) or "not an AuditRecord", document)
+            return
+        recomputed = _sha256(_dumps(document, option=_SORTED)).hexdigest()
+        state = self._chains.get(document["chain"])
+        if (
+            recomputed == claimed
+            and state is not None
+            and seq == state.head_seq + 1
+            and prev_hash in state.head_hashes
+        ):
+            # The common case, kept short: the next record of a known chain, linked.
+            state.records += 1
+            state.head_seq = seq
+            state.head_hashes = (claimed,)
+            state.hashes[seq] = claimed
+            return
+        document[HASH_FIELD] = claimed
         problem = shape_problem(document)
+        del document[HASH_FIELD]
         if problem is not None:
             self._unreadable(position, problem, document)
             return
-        claimed: str = document.pop(HASH_FIELD)
-        recomputed = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        chain_id: str = document["chain"]
+        self._check_slowly(document, position, claimed, recomputed, state)
+
+    def _admit_version(self, policy_version: Any) -> bool:
+        """Whether a policy version not seen yet is a 64-digit hex digest (remembered if so)."""
+        if type(policy_version) is str and _HEX_DIGEST.fullmatch(policy_version):
+            self._policy_versions.add(policy_version)
+            return True
+        return False
+
+    def _check_slowly(
+        self,
+        document: dict[str, Any],
+        position: Position,
+        claimed: str,
+        recomputed: str,
+        state: _Chain | None,
+    ) -> None:
         seq: int = document["seq"]
         prev_hash: str = document["prev_hash"]
-        state = self._chains.get(chain_id)
         edited = recomputed != claimed
         if edited:
             self._add(
@@ -258,15 +318,12 @@ class ChainVerifier:
         if edited:  # its fields cannot be trusted: it takes the next position, whatever it says
             self._advance(state, expected, claimed, recomputed, edited)
         elif seq == expected:
-            if prev_hash in state.head_hashes:
-                self._advance(state, seq, claimed, recomputed, edited)
-            else:
-                self._add(
-                    FindingKind.INSERTED,
-                    document,
-                    position,
-                    f"prev_hash {prev_hash[:12]}... does not link to seq {state.head_seq}",
-                )
+            self._add(
+                FindingKind.INSERTED,
+                document,
+                position,
+                f"prev_hash {prev_hash[:12]}... does not link to seq {state.head_seq}",
+            )
         elif seq > expected:
             state.gaps.append(_Gap(expected, seq, prev_hash, document["record_id"], position))
             self._advance(state, seq, claimed, recomputed, edited)
@@ -288,7 +345,6 @@ class ChainVerifier:
             first_seq=seq,
             anchored=seq != 0 and self.allow_anchors,
             records=1,
-            last_seq=seq,
         )
         state.hashes[seq] = claimed
         self._chains[document["chain"]] = state
@@ -306,7 +362,6 @@ class ChainVerifier:
         state.head_seq = seq
         state.head_hashes = (claimed, recomputed) if edited else (claimed,)
         state.hashes.setdefault(seq, claimed)
-        state.last_seq = seq
 
     def _backwards(
         self,
@@ -414,7 +469,7 @@ class ChainVerifier:
         for finding in everything:
             by_kind[finding.kind.value] = by_kind.get(finding.kind.value, 0) + 1
         chains = tuple(
-            ChainSummary(chain, s.records, s.first_seq, s.last_seq, s.anchored)
+            ChainSummary(chain, s.records, s.first_seq, s.head_seq, s.anchored)
             for chain, s in sorted(self._chains.items())
         )
         return VerifyReport(
