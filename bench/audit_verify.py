@@ -6,7 +6,7 @@ Writes a JSONL file of records sealed by `AuditChain` (breaker transitions of `-
 interleaved chains, payloads of ~6 fields, ~520 bytes a line) and prints records/s, with the
 ratio to raw, of:
 - raw: read + orjson.loads of every line (the floor any verification pays),
-- verify: read + `ChainVerifier.feed_bytes` of every line (in process: what the CLI runs),
+- verify: read + `ChainVerifier.feed_bytes` of every line (in process, the CLI's own loop),
 - cli: `guardstream audit verify --input FILE --json --no-progress` as a subprocess (wall
   time, interpreter start included),
 and checks that the file verifies clean.
@@ -26,7 +26,8 @@ import orjson
 from schemas.codec import encode
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
-from workers.audit.verify import ChainVerifier
+from workers.audit.verify import ChainRange, ChainVerifier
+from workers.cli.audit_cmd import _feed_file
 
 T0_MS = 1_795_000_000_000
 POLICY = "5e" * 32
@@ -67,10 +68,8 @@ def raw_pass(path: Path) -> float:
 def verify_pass(path: Path) -> tuple[float, bool, int]:
     start = time.perf_counter()
     verifier = ChainVerifier()
-    feed = verifier.feed_bytes
     with path.open("rb") as source:
-        for number, line in enumerate(source, start=1):
-            feed(line, (number,))
+        _feed_file(verifier, ChainRange(None, None), source, lambda done: None)
     report = verifier.report()
     return time.perf_counter() - start, report.ok, report.records
 

@@ -64,7 +64,9 @@ _REQUIRED_STR_FIELDS: Final = ("record_id", "chain", "event_type", "ts", "severi
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _SORTED: Final = orjson.OPT_SORT_KEYS
 _dumps = orjson.dumps
-_sha256 = hashlib.sha256
+# Copying an empty SHA-256 context is cheaper than creating one (OpenSSL 3 looks the
+# algorithm up on every construction); measured ~0.25 us a record.
+_EMPTY_SHA256: Final = hashlib.sha256()
 DEFAULT_MAX_FINDINGS: Final = 1000
 
 # `Position`: (line,) for a file, (partition, offset) for the topic; tuples sort in trail order.
@@ -263,7 +265,9 @@ class ChainVerifier:
         if not well_typed:
             self._unreadable(position, shape_problem(document) or "not an AuditRecord", document)
             return
-        recomputed = _sha256(_dumps(document, option=_SORTED)).hexdigest()
+        digest = _EMPTY_SHA256.copy()
+        digest.update(_dumps(document, option=_SORTED))
+        recomputed = digest.hexdigest()
         state = self._chains.get(document["chain"])
         if (
             recomputed == claimed

@@ -29,7 +29,7 @@ file cannot be written.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -37,10 +37,10 @@ from typing import IO, Any
 import click
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from rich.progress import Progress, TaskID
 
 from schemas.clock import parse_event_time
 from schemas.types import rfc3339_ms
+from topics.admin import TopicAdmin
 from topics.catalog import TopicName
 from topics.connect import start_client
 from workers.audit.verify import ChainRange, ChainVerifier, VerifyReport
@@ -181,7 +181,7 @@ def _verify_file(
     try:
         with progress_bar("verifying", cli.err, enabled=show_progress) as bar:
             task = bar.add_task("verify", total=size_of(source))
-            _feed_lines(verifier, selector, _lines_with_progress(source, bar, task))
+            _feed_file(verifier, selector, source, lambda done: bar.advance(task, done))
     except OSError as exc:
         cli.err.print(f"[bold red]error:[/] cannot read {path}: {exc}", highlight=False)
         raise SystemExit(InvalidEventError.exit_code) from None
@@ -191,32 +191,29 @@ def _verify_file(
     return verifier.report()
 
 
-def _lines_with_progress(
-    source: IO[bytes], bar: Progress, task: TaskID
-) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for non-blank lines; the bar advances every _PROGRESS_EVERY lines."""
+def _feed_file(
+    verifier: ChainVerifier,
+    selector: ChainRange,
+    source: IO[bytes],
+    advance: Callable[[int], None],
+) -> None:
+    """Feed every non-blank line, numbered from 1; `advance(bytes)` every _PROGRESS_EVERY
+    lines. One loop, no generator: this is the per-record path of `verify --input`."""
+    feed = verifier.feed_bytes if selector.everything else None
     pending = 0
     number = 0
     for number, line in enumerate(source, start=1):
         pending += len(line)
-        if number % _PROGRESS_EVERY == 0:
-            bar.advance(task, pending)
+        if not number % _PROGRESS_EVERY:
+            advance(pending)
             pending = 0
-        if line.strip():
-            yield number, line
-    bar.advance(task, pending)
-
-
-def _feed_lines(
-    verifier: ChainVerifier, selector: ChainRange, lines: Iterator[tuple[int, bytes]]
-) -> None:
-    if selector.everything:
-        feed = verifier.feed_bytes
-        for number, line in lines:
+        if line.isspace():
+            continue
+        if feed is not None:
             feed(line, (number,))
-        return
-    for number, line in lines:
-        _feed_selected(verifier, selector, line, (number,))
+        else:
+            _feed_selected(verifier, selector, line, (number,))
+    advance(pending)
 
 
 def _feed_selected(
@@ -249,6 +246,12 @@ async def _topic_records(
 ) -> AsyncIterator[_TopicRecord]:
     """Every committed record of `name` up to the end offsets taken now, partition by
     partition; `on_start(truncated)` learns whether retention removed any partition's start."""
+    # The topic's real partition count, not the catalog's: a partition the catalog does not
+    # know about would otherwise go unread, and its records unverified.
+    async with TopicAdmin(cli.client_options()) as admin:
+        found = await admin.existing([name])
+    if name not in found:
+        raise TopicMismatchError([f"topic {name} does not exist (guardstream topics create)"])
     consumer = AIOKafkaConsumer(
         **cli.client_options(),
         group_id=None,
@@ -257,10 +260,7 @@ async def _topic_records(
     )
     await start_client(consumer, cli.settings.kafka_bootstrap, consumer.stop)
     try:
-        if name not in await consumer.topics():
-            raise TopicMismatchError([f"topic {name} does not exist (guardstream topics create)"])
-        partitions = sorted(consumer.partitions_for_topic(name) or ())
-        tps = [TopicPartition(name, p) for p in partitions]
+        tps = [TopicPartition(name, p) for p in range(found[name][0])]
         beginnings = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         on_start(any(beginnings[tp] > 0 for tp in tps))
