@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from schemas.codec import encode
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
 from workers.audit.verify import ChainRange, ChainVerifier, FindingKind, VerifyReport
+from workers.cli.audit_cmd import _feed_file
 
 T0_MS = 1_794_960_000_000
 CHAINS = ("breakers-p0", "breakers-p1", "slos-p0")
@@ -305,3 +307,73 @@ def test_the_hash_covers_content_not_layout() -> None:
         for line in sealed_trail()
     ]
     assert verify(relaid).ok
+
+
+def test_an_edited_seq_is_one_finding() -> None:
+    lines = sealed_trail()
+    at = line_of(lines, "breakers-p0", 4)
+    lines[at - 1] = lines[at - 1].replace(b'"seq":4', b'"seq":40')
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.EDITED]
+    assert report.first_bad is not None
+    assert report.first_bad.record_id == "breakers-p0:4"
+
+
+def test_a_forged_record_far_ahead_is_named_first() -> None:
+    lines = sealed_trail()
+    forged = AuditChain("slos-p0", seq=1000, prev_hash="d" * 64).seal(
+        "aud.breaker.transition",
+        ts_ms=T0_MS,
+        severity=Severity.INFO,
+        policy_version=POLICY,
+        payload={},
+    )
+    at = line_of(lines, "slos-p0", 6)
+    lines.insert(at - 1, encode(forged))
+    report = verify(lines)
+    first = report.first_bad
+    assert first is not None
+    assert (first.kind, first.seq, first.where) == (FindingKind.MISSING, 1000, f"line {at}")
+    # The genuine records after it are out of place relative to it: reported, not hidden.
+    assert set(kinds(report)[1:]) == {FindingKind.REORDERED}
+
+
+def test_two_writers_on_one_chain_fork_at_every_shared_seq() -> None:
+    lines = sealed_trail(6)
+    genuine = AuditRecord.model_validate_json(lines[line_of(lines, "breakers-p1", 3) - 1])
+    second_writer = AuditChain("breakers-p1", seq=3, prev_hash=genuine.prev_hash)
+    for n in range(3):
+        record = second_writer.seal(
+            "aud.breaker.transition",
+            ts_ms=T0_MS + n,
+            severity=Severity.INFO,
+            policy_version=POLICY,
+            payload={"writer": 2, "n": n},
+        )
+        lines.append(encode(record))
+    report = verify(lines)
+    assert kinds(report) == [FindingKind.FORK] * 3
+    assert [f.seq for f in report.findings] == [3, 4, 5]
+
+
+def test_unreadable_names_what_is_wrong() -> None:
+    line = orjson.loads(sealed_trail(1)[0])
+    line["prev_hash"] = "XYZ"
+    report = verify([orjson.dumps(line)])
+    assert report.first_bad is not None
+    assert report.first_bad.kind is FindingKind.UNREADABLE
+    assert "prev_hash" in report.first_bad.message
+    assert report.first_bad.chain == "breakers-p0"
+
+
+def test_the_cli_file_loop_selects_a_range_and_skips_blank_lines() -> None:
+    lines = sealed_trail()
+    text = b"".join(line + b"\n\n" for line in lines)
+    advanced: list[int] = []
+    verifier = ChainVerifier(allow_anchors=True)
+    _feed_file(verifier, ChainRange(T0_MS + 3000, None), io.BytesIO(text), advanced.append)
+    report = verifier.report()
+    assert report.ok
+    assert report.records == 3 * 7
+    assert sum(advanced) == len(text)
+    assert report.chains[0].first_seq == 3

@@ -242,7 +242,7 @@ class ChainVerifier:
         # digest and a prev_hash equal to the previous record's hash are hex digests. Anything
         # else takes the slow path, which runs the full `shape_problem` first.
         try:
-            claimed = document.pop(HASH_FIELD)
+            claimed = document[HASH_FIELD]
             seq = document["seq"]
             prev_hash = document["prev_hash"]
             policy_version = document["policy_version"]
@@ -265,6 +265,7 @@ class ChainVerifier:
         if not well_typed:
             self._unreadable(position, shape_problem(document) or "not an AuditRecord", document)
             return
+        del document[HASH_FIELD]
         digest = _EMPTY_SHA256.copy()
         digest.update(_dumps(document, option=_SORTED))
         recomputed = digest.hexdigest()
