@@ -110,7 +110,8 @@ _SCALARS: frozenset[type] = frozenset({int, float, bool, type(None)})
 
 
 class Masker:
-    """Applies a ClassificationPolicy. Immutable after construction; share one per policy."""
+    """Applies a ClassificationPolicy; build one per policy version and share it (the memo of
+    clean strings is its only mutable state, safe to share between threads)."""
 
     __slots__ = ("_clean", "_gates", "_shortest", "policy")
 
@@ -163,10 +164,10 @@ class Masker:
 
         Carries the seed's required fields: `classification` and `handling_method` of the
         strictest finding (the one whose level's rule is strictest: phi before pii with the
-        seed's rules), `jurisdiction` (given, or
-        the regulations of every classification found, sorted), `user` (masked: it is one of
-        the seed's pii_fields); then every classification found and the findings themselves
-        (paths, types, levels; never values). There is no `data_sample`, by design.
+        seed's rules), `jurisdiction` (given, or the regulations of every classification
+        found, sorted), `user` (masked: it is one of the seed's pii_fields); then every
+        classification found and the findings themselves (paths, types, levels; never
+        values). There is no `data_sample`, by design.
         """
         if not findings:
             raise ValueError("sensitive_payload needs at least one finding")
