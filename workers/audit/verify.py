@@ -37,6 +37,12 @@ ordered by position (line number, or partition then offset); `first_bad` is the 
 Memory: per chain, the hash of every seq seen (~170 bytes a record), for duplicate and fork
 detection.
 
+Limits (of any hash chain without external checkpoints): deleting a chain's newest records,
+or re-sealing a chain consistently from some seq on, leaves a valid chain; an anchor is
+whatever comes first in range, so deleting a chain's first records of a range passes a range
+check (a full check from seq 0 reports them). A forged record with a seq far ahead is named
+first (`missing` or `inserted`), and the genuine records after it are `reordered`.
+
 `ChainRange` selects the records of a time range per chain, by the records' own `ts` (event
 time), contiguously: from the chain's first record with ts >= FROM up to, not including, its
 first record after that with ts > TO. Event time may go backwards inside a chain; a
