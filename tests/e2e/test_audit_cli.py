@@ -107,6 +107,8 @@ def test_the_audit_trail_verifies_exports_a_range_and_a_tampered_export_fails(
     code, summary, _ = verify(env, "--input", str(export))
     assert code == TAMPERED_EXIT
     assert summary["findings_by_kind"] == {"missing": 2}
+    code, summary, stderr = verify(env, "--input", str(export), "--anchored")
+    assert code == 0, stderr
 
     # One edited byte in a payload: exit 6, the record named.
     victim = next(i for i, d in enumerate(documents) if (d["chain"], d["seq"]) == (CHAINS[1], 9))

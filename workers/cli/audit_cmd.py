@@ -16,10 +16,11 @@ is contiguous per chain: from the chain's first record with ts >= FROM up to its
 after that with ts > TO (`workers.audit.verify.ChainRange`). Records that are not readable
 enough to place are always included.
 
-Anchoring: with ``--from``, or when retention has already deleted the start of a partition, a
-chain's first record in range cannot be linked to its predecessor, so it anchors the chain
-(reported as "anchored at seq N"); without, every chain must start at seq 0 (its first records
-missing otherwise). Verifying an exported range file therefore takes the same ``--from``.
+Anchoring: with ``--from``, with ``--anchored``, or when retention has already deleted the
+start of a topic partition, a chain's first record in range cannot be linked to its
+predecessor, so it anchors the chain (reported as "anchored at seq N"); otherwise every chain
+must start at seq 0 (its first records missing otherwise). Verifying an exported range file
+therefore takes the same ``--from`` (or ``--anchored`` for an export cut by retention).
 
 Exit codes: 0 verified, 6 the trail fails verification (AuditTamperedError; the first bad record
 is named), 4 the input file cannot be read, 5 no broker, 3 no audit topic, 1 the export
@@ -91,6 +92,11 @@ def audit() -> None:
     type=click.Path(dir_okay=False, allow_dash=True),
     help="Verify a JSONL file (e.g. from `audit export`; - for stdin) instead of the topic.",
 )
+@click.option(
+    "--anchored",
+    is_flag=True,
+    help="Chains may start after seq 0 (a file cut by retention); implied by --from.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON summary object (for scripts).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @pass_cli
@@ -99,6 +105,7 @@ def verify(
     from_ms: int | None,
     to_ms: int | None,
     input_path: str | None,
+    anchored: bool,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -112,10 +119,10 @@ def verify(
     selector = ChainRange(from_ms, to_ms)
     if input_path is None:
         name = cli.catalog.name(TopicName.AUDIT)
-        report = run(_verify_topic(cli, name, selector, show_progress))
+        report = run(_verify_topic(cli, name, selector, anchored, show_progress))
         source = f"topic {name}"
     else:
-        report = _verify_file(cli, input_path, selector, show_progress)
+        report = _verify_file(cli, input_path, selector, anchored, show_progress)
         source = "stdin" if input_path == "-" else input_path
     _print_report(cli, report, source, selector, as_json)
     if not report.ok:
@@ -170,9 +177,9 @@ def export(
 
 
 def _verify_file(
-    cli: CliContext, path: str, selector: ChainRange, show_progress: bool
+    cli: CliContext, path: str, selector: ChainRange, anchored: bool, show_progress: bool
 ) -> VerifyReport:
-    verifier = ChainVerifier(allow_anchors=selector.from_ms is not None)
+    verifier = ChainVerifier(allow_anchors=anchored or selector.from_ms is not None)
     try:
         source: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -285,9 +292,9 @@ async def _topic_records(
 
 
 async def _verify_topic(
-    cli: CliContext, name: str, selector: ChainRange, show_progress: bool
+    cli: CliContext, name: str, selector: ChainRange, anchored: bool, show_progress: bool
 ) -> VerifyReport:
-    verifier = ChainVerifier(allow_anchors=selector.from_ms is not None)
+    verifier = ChainVerifier(allow_anchors=anchored or selector.from_ms is not None)
 
     def retention_anchors(truncated: bool) -> None:
         if truncated:
