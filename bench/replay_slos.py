@@ -30,7 +30,12 @@ In one run it prints events/s and the ratio to raw of:
 - replay with the default breaker engine and the SLO engine (what `replay` runs with both),
   and with the SLO engine alone,
 - the SLO engine alone on events decoded beforehand (its own cost, without decoding),
-and tracemalloc bytes per SLO tracker after 1,000 events and after all of them.
+and tracemalloc bytes per SLO tracker after 1,000 events, a tenth of them and all of them.
+Rates are CPU time of this process (as bench.slo_kernel): the machine's cores are shared.
+
+Memory per tracker rises from the first 1,000 events until every tracker has seen a few
+windows' worth (counts past Python's cached small ints, open alerts kept for resolution,
+sketch bins) and then stays flat: compare the last two figures.
 """
 
 from __future__ import annotations
@@ -197,28 +202,28 @@ def numbered(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def raw_rate(path: Path) -> tuple[int, float]:
     loads = orjson.loads
-    started = time.perf_counter()
+    started = time.process_time()
     count = 0
     for _, line in numbered(path):
         loads(line)
         count += 1
-    return count, count / (time.perf_counter() - started)
+    return count, count / (time.process_time() - started)
 
 
 def validate_rate(path: Path) -> float:
-    started = time.perf_counter()
+    started = time.process_time()
     count = 0
     for _, line in numbered(path):
         decode_event(line)
         count += 1
-    return count / (time.perf_counter() - started)
+    return count / (time.process_time() - started)
 
 
 def replay_rate(path: Path, engines: list[DecisionEngine]) -> tuple[float, int]:
     replay = Replay(engines, dedup_horizon_ms=3_600_000, dedup_max_ids=1_000_000)
-    started = time.perf_counter()
+    started = time.process_time()
     decisions = sum(1 for _ in replay.run(numbered(path)))
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     return (replay.counts.events + replay.counts.clock_ticks) / elapsed, decisions
 
 
@@ -230,9 +235,9 @@ def engine_rate(path: Path, policy: SloPolicy) -> tuple[float, float, int]:
     calls = [event for event in events if isinstance(event, ToolInvocation)]
     measures = sum(len(engine.router.route(event)) for event in calls)
     apply = engine.apply
-    started = time.perf_counter()
+    started = time.process_time()
     decisions = sum(len(apply(event)) for event in events)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     return len(events) / elapsed, measures / len(calls), decisions
 
 
@@ -276,11 +281,8 @@ def main() -> None:
         both, both_decisions = replay_rate(path, [BreakerEngine(breakers), SloEngine(policy)])
         alone, slo_decisions = replay_rate(path, [SloEngine(policy)])
         decoded, per_event, _ = engine_rate(path, policy)
-        memory = (
-            (bytes_per_tracker(path, policy, 1_000), bytes_per_tracker(path, policy, lines))
-            if args.memory
-            else None
-        )
+        points = (1_000, lines // 10, lines) if args.memory else ()
+        memory = [(n, *bytes_per_tracker(path, policy, n)) for n in points]
     objectives, contracts = len(policy.objectives), len(policy.contracts)
     print(
         f"policy: {len(policy.slos)} burn-rate SLOs, {objectives} window objectives, "
@@ -298,13 +300,8 @@ def main() -> None:
         f"SLO engine, pre-decoded      {decoded:>12,.0f} events/s "
         f"(first {min(lines, DECODED_SAMPLE):,} lines)"
     )
-    if memory is not None:
-        (small, keys_small), (large, keys_large) = memory
-        print(f"memory per tracker, 1k       {small:>12,.0f} bytes  ({keys_small} trackers)")
-        print(
-            f"memory per tracker, {lines / 1e6:.0f}M       {large:>12,.0f} bytes  "
-            f"({keys_large} trackers)"
-        )
+    for n, size, trackers in memory:
+        print(f"memory per tracker, {n:>9,}  {size:>9,.0f} bytes  ({trackers} trackers)")
 
 
 if __name__ == "__main__":
