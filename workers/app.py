@@ -22,7 +22,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from schemas.codec import encode
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
+from workers.audit.classification import ClassificationPolicy
 from workers.audit.inputs import InputAuditSink
+from workers.audit.log_filter import install_log_masking
+from workers.audit.masking import Masker
+from workers.audit.sealing import default_masker
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.breakers.engine import BreakerRouting
 from workers.breakers.sink import BreakerSink
@@ -112,9 +116,11 @@ def create_worker(
     breaker_policy: BreakerRouting | None = None,
     budget_policy: BudgetPolicy | None = None,
     slo_policy: SloPolicy | None = None,
+    classification: ClassificationPolicy | None = None,
 ) -> Worker:
     """The worker app. Breakers run under `breaker_policy` (else the mode's default), budgets
-    under `budget_policy` and SLOs under `slo_policy` (none by default)."""
+    under `budget_policy` and SLOs under `slo_policy` (none by default). `classification`'s
+    PII/PHI patterns (default: the seed's) are masked in the audit trail, alerts and logs."""
     catalog = catalog_for(settings)
     app = BatchingApp(settings.app_id, **_faust_settings(settings))
     models: Mapping[str, type[InputEvent]] = {
@@ -132,13 +138,15 @@ def create_worker(
             stage.counters, stage.tracked_ids, lambda: _lag(app), lambda: worker.last_batch_unixtime
         )
     )
+    masker = Masker(classification) if classification is not None else default_masker()
+    _register_log_masking(app, masker)
     input_audit = InputAuditSink(
-        app, catalog, settings.effective_audit_level, settings.kafka_client_options()
+        app, catalog, settings.effective_audit_level, settings.kafka_client_options(), masker
     )
     worker.input_audit = input_audit
     worker.sinks.append(input_audit)
     policy = breaker_policy or default_breaker_policy(settings.mode)
-    breakers = BreakerSink(app, catalog, policy, settings.kafka_client_options())
+    breakers = BreakerSink(app, catalog, policy, settings.kafka_client_options(), masker)
     worker.breakers = breakers
     worker.sinks.append(breakers)
     registry.register(
@@ -149,23 +157,34 @@ def create_worker(
     if budget_policy is not None and budget_policy.budgets:
         router = BudgetRouterSink(app, catalog, budget_policy)
         worker.sinks.append(router)
-        counter = BudgetCounter(app, catalog, budget_policy, settings.kafka_client_options())
+        counter = BudgetCounter(
+            app, catalog, budget_policy, settings.kafka_client_options(), masker
+        )
         worker.budgets = counter
         register_budget_counter(app, counter, BATCH_QUEUE_MAXSIZE)
         registry.register(BudgetCollector(lambda: router.routed, lambda: counter.decisions))
     if slo_policy is not None and targets_of(slo_policy):
-        _add_slos(worker, slo_policy)
+        _add_slos(worker, slo_policy, masker)
     _register_ingest_agent(worker)
     _register_clock_ticker(worker)
     _register_web_pages(worker)
     return worker
 
 
-def _add_slos(worker: Worker, policy: SloPolicy) -> None:
+def _register_log_masking(app: faust.App, masker: Masker) -> None:
+    """Mask log lines once the worker has configured logging (nothing unmasked in logs)."""
+
+    async def mask_logs() -> None:
+        install_log_masking(masker)
+
+    app.task(mask_logs)
+
+
+def _add_slos(worker: Worker, policy: SloPolicy, masker: Masker) -> None:
     slo_router = SloRouterSink(worker.app, worker.catalog, policy)
     worker.sinks.append(slo_router)
     slo_counter = SloCounter(
-        worker.app, worker.catalog, policy, worker.settings.kafka_client_options()
+        worker.app, worker.catalog, policy, worker.settings.kafka_client_options(), masker
     )
     worker.slos = slo_counter
     register_slo_counter(worker.app, slo_counter, BATCH_QUEUE_MAXSIZE)

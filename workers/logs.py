@@ -19,6 +19,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and masked: MaskingLogFilter)
+            document["exception"] = record.exc_text
         return orjson.dumps(document, default=str).decode()
 
 

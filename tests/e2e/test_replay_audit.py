@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 T0_MS = 1_794_960_000_000  # 2026-11-18T00:00:00Z
 MIN = 60_000
 VENDORS = ["openai", "anthropic", "mistral", "cohere"]
+EMAIL, MRN, SSN = "jane.doe@example.com", "MRN: 884213", "123-45-6789"
 
 BUDGETS = """
 budgets:
@@ -67,6 +68,11 @@ def workload() -> list[dict[str, Any]]:
                         "team": "research" if k == 0 else "search",
                     }
                 )
+    # Classified data in the input: a user's e-mail and a note with a medical record number
+    # and an SSN. None of it may reach the audit trail or the alerts unmasked.
+    for event in events[::500]:
+        event["user"] = EMAIL
+        event["attributes"] = {"note": f"{MRN} follow-up, ssn {SSN}"}
     events += [
         {"type": "clock", "ts": rfc3339_ms(T0_MS + ms)} for ms in range(10 * MIN, 30 * MIN, MIN)
     ]
@@ -121,6 +127,18 @@ def test_a_forensic_trail_replays_to_the_recorded_decisions_and_what_if_shows_di
     records = [orjson.loads(line) for line in trail.read_bytes().splitlines()]
     chains = {record["chain"].rsplit("-p", 1)[0] for record in records}
     assert {"input", "breakers", "budgets", "slos"} <= chains
+    for raw in (EMAIL, MRN, SSN, "884213"):
+        assert raw.encode() not in trail.read_bytes()
+    sensitive = [r for r in records if r["event_type"] == "aud.data.sensitive"]
+    assert sensitive
+    assert {"classification", "handling_method", "jurisdiction", "user"} <= sensitive[0][
+        "payload"
+    ].keys()
+    assert {f["type"] for r in sensitive for f in r["payload"]["findings"]} >= {
+        "email",
+        "medical_record",
+        "ssn",
+    }
 
     replay = ["replay", "--source", "audit", "--input", str(trail), "--json"]
     result = run_cli([*replay, "--policy", str(policies), "--verify"], env, timeout=180)

@@ -11,8 +11,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from schemas.audit import AuditRecord, AuditSource
+from schemas.types import Severity
 from workers.audit.chain import AuditChain
+from workers.audit.masking import Masker
 from workers.audit.recover import last_record
+from workers.audit.sealing import default_masker, seal_masked
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +28,16 @@ class ChainBook:
         audit_topic: str,
         audit_partitions: int,
         chain_id: Callable[[int], str],
+        masker: Masker | None = None,
     ) -> None:
+        """`masker`: applied to every payload before it is sealed (default: the seed's
+        classification patterns)."""
         self._client_options = client_options
         self._audit_topic = audit_topic
         self._audit_partitions = audit_partitions
         self._chain_id = chain_id
         self._chains: dict[int, AuditChain] = {}
+        self.masker = masker or default_masker()
 
     async def chain(self, partition: int) -> AuditChain:
         """The chain of `partition`, continued from its last record in the audit topic."""
@@ -43,6 +51,31 @@ class ChainBook:
             log.info("audit chain %s continues at seq %d", name, chain.seq)
             self._chains[partition] = chain
         return chain
+
+    async def seal(
+        self,
+        partition: int,
+        event_type: str,
+        *,
+        ts_ms: int,
+        severity: Severity,
+        policy_version: str,
+        payload: Mapping[str, Any],
+        source: AuditSource | None = None,
+        user: str | None = None,
+    ) -> list[AuditRecord]:
+        """The next record(s) of `partition`'s chain, masked (`sealing.seal_masked`)."""
+        return seal_masked(
+            await self.chain(partition),
+            self.masker,
+            event_type,
+            ts_ms=ts_ms,
+            severity=severity,
+            policy_version=policy_version,
+            payload=payload,
+            source=source,
+            user=user,
+        )
 
     def forget(self, partition: int) -> None:
         """The partition went elsewhere: its chain head goes stale here."""

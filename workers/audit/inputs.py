@@ -27,9 +27,11 @@ from schemas.audit import AuditSource
 from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.events import CostEvent, InvocationStatus, LatencyEvent, ToolInvocation
+from schemas.override import BreakerOverride
 from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.masking import Masker
 from workers.ingest.stage import IngestResult
 from workers.settings import AuditLevel
 
@@ -41,7 +43,10 @@ _EVENT_TYPES: Mapping[type, str] = {
     CostEvent: "aud.cost.event",
     LatencyEvent: "aud.latency.event",
     ClockTick: "aud.clock.tick",
+    BreakerOverride: "aud.breaker.override",
 }
+OTHER_INPUT = "aud.input.event"
+"""A stream record of a kind added later: recorded all the same (forensic means every one)."""
 DEAD_LETTERED = "aud.input.dead_lettered"
 
 
@@ -54,6 +59,8 @@ class InputEntry:
     severity: Severity
     payload: dict[str, Any]
     source: AuditSource
+    user: str | None = None
+    """Whose event it was (for an aud.data.sensitive record, masked there)."""
 
 
 def input_entries(level: AuditLevel, result: IngestResult) -> list[InputEntry]:
@@ -131,6 +138,7 @@ class InputAuditSink:
         catalog: TopicCatalog,
         level: AuditLevel,
         client_options: Mapping[str, Any],
+        masker: Masker | None = None,
     ) -> None:
         self.level = level
         self._audit = app.topic(
@@ -141,6 +149,7 @@ class InputAuditSink:
             catalog.name(TopicName.AUDIT),
             catalog.spec(TopicName.AUDIT).partitions,
             input_chain_id,
+            masker,
         )
         self.records = 0
 
@@ -151,16 +160,17 @@ class InputAuditSink:
         entries = input_entries(self.level, result)
         if not entries:
             return
-        chain = await self._chains.chain(result.partition)
-        key = chain.chain_id.encode()
         for entry in entries:
-            record = chain.seal(
+            records = await self._chains.seal(
+                result.partition,
                 entry.event_type,
                 ts_ms=entry.ts_ms,
                 severity=entry.severity,
                 policy_version=INPUT_POLICY_VERSION,
                 payload=entry.payload,
                 source=entry.source,
+                user=entry.user,
             )
-            await self._audit.send(key=key, value=encode(record))
-        self.records += len(entries)
+            for record in records:
+                await self._audit.send(key=record.chain.encode(), value=encode(record))
+            self.records += len(records)

@@ -22,6 +22,8 @@ from schemas.state import BreakerState, CircuitState
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.masking import Masker
+from workers.audit.sealing import masked_alert
 from workers.batching.records import RawRecord
 from workers.breakers.engine import BreakerEngine, BreakerRouting
 from workers.decisions import AlertDecision, Decision, TransitionDecision
@@ -46,6 +48,7 @@ class BreakerSink:
         catalog: TopicCatalog,
         policy: BreakerRouting,
         client_options: Mapping[str, Any],
+        masker: Masker | None = None,
     ) -> None:
         self.policy = policy
         self._chains = ChainBook(
@@ -53,6 +56,7 @@ class BreakerSink:
             catalog.name(TopicName.AUDIT),
             catalog.spec(TopicName.AUDIT).partitions,
             chain_id,
+            masker,
         )
         self._state_topic = _raw_topic(app, catalog, TopicName.BREAKER_STATE)
         self._alert_topic = _raw_topic(app, catalog, TopicName.ALERTS)
@@ -107,8 +111,8 @@ class BreakerSink:
             self.transitions += 1
             if decision.record is not None:
                 await self._state_topic.send(key=key, value=encode(decision.record))
-            chain = await self._chains.chain(partition)
-            audit = chain.seal(
+            records = await self._chains.seal(
+                partition,
                 TRANSITION_AUDIT_TYPE,
                 ts_ms=decision.ts_ms,
                 severity=_audit_severity(decision),
@@ -121,11 +125,15 @@ class BreakerSink:
                     event_id=decision.event_id,
                 ),
             )
-            await self._audit_topic.send(key=chain.chain_id.encode(), value=encode(audit))
+            for audit in records:
+                await self._audit_topic.send(key=audit.chain.encode(), value=encode(audit))
         elif isinstance(decision, AlertDecision):
             self.alerts += 1
             alert = decision.alert
-            await self._alert_topic.send(key=alert.fingerprint.encode(), value=encode(alert))
+            await self._alert_topic.send(
+                key=alert.fingerprint.encode(),
+                value=encode(masked_alert(self._chains.masker, alert)),
+            )
 
 
 def _audit_severity(decision: TransitionDecision) -> Severity:

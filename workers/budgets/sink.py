@@ -29,6 +29,8 @@ from schemas.state import BudgetState
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.masking import Masker
+from workers.audit.sealing import masked_alert
 from workers.batching import BatchTopic, RawBatch
 from workers.budgets.counting import BudgetCounting
 from workers.budgets.engine import BudgetEngine
@@ -93,6 +95,7 @@ class BudgetCounter:
         catalog: TopicCatalog,
         policy: BudgetPolicy,
         client_options: Mapping[str, Any],
+        masker: Masker | None = None,
     ) -> None:
         self.policy = policy
         self._chains = ChainBook(
@@ -100,6 +103,7 @@ class BudgetCounter:
             catalog.name(TopicName.AUDIT),
             catalog.spec(TopicName.AUDIT).partitions,
             chain_id,
+            masker,
         )
         self.spend_topic_name = catalog.name(TopicName.BUDGET_SPEND)
         self._topics = {
@@ -161,7 +165,8 @@ class BudgetCounter:
         if isinstance(decision, AlertDecision):
             alert = decision.alert
             await self._topics[TopicName.ALERTS].send(
-                key=alert.fingerprint.encode(), value=encode(alert)
+                key=alert.fingerprint.encode(),
+                value=encode(masked_alert(self._chains.masker, alert)),
             )
         elif isinstance(decision, ControlDecision):
             command = decision.command
@@ -169,8 +174,8 @@ class BudgetCounter:
                 key=command.target.encode(), value=encode(command)
             )
         ledger = engine.ledgers.get(decision.key)
-        chain = await self._chains.chain(partition)
-        audit = chain.seal(
+        records = await self._chains.seal(
+            partition,
             _audit_type(decision),
             ts_ms=decision.ts_ms,
             severity=_audit_severity(decision),
@@ -183,7 +188,8 @@ class BudgetCounter:
                 event_id=decision.event_id,
             ),
         )
-        await self._topics[TopicName.AUDIT].send(key=chain.chain_id.encode(), value=encode(audit))
+        for audit in records:
+            await self._topics[TopicName.AUDIT].send(key=audit.chain.encode(), value=encode(audit))
 
 
 def register_budget_counter(app: faust.App, counter: BudgetCounter, queue_size: int) -> None:

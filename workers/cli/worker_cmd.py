@@ -50,6 +50,7 @@ def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> Non
         breaker_policy=policies.breakers,
         budget_policy=policies.budgets,
         slo_policy=policies.slos,
+        classification=policies.classification,
     )
     tune_garbage_collector()
     faust_worker = faust.Worker(

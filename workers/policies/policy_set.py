@@ -1,9 +1,9 @@
 """Every policy a worker or a replay runs under, from one `--policy` path.
 
-A directory holds one file per kind (`breakers.yaml`, `budgets.yaml`, `slos.yaml`, or the
-seeds' names); a kind without a file runs under its built-in default. A single file is the one
-kind its name says (e.g. `configs/seeds/alpha-solver/circuit_breakers.json`), the others
-default.
+A directory holds one file per kind (`breakers.yaml`, `budgets.yaml`, `slos.yaml`,
+`data_classification.yaml`, or the seeds' names); a kind without a file runs under its
+built-in default. A single file is the one kind its name says (e.g.
+`configs/seeds/alpha-solver/circuit_breakers.json`), the others default.
 """
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workers.audit import classification
+from workers.audit.classification import (
+    ClassificationPolicy,
+    default_classification_policy,
+    load_classification_policy,
+)
 from workers.errors import ConfigError
 from workers.policies import breakers, budgets, slos
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
@@ -25,6 +31,8 @@ class PolicySet:
     breakers: BreakerPolicy
     budgets: BudgetPolicy
     slos: SloPolicy = field(default_factory=default_slo_policy)
+    classification: ClassificationPolicy = field(default_factory=default_classification_policy)
+    """The PII/PHI patterns masked before anything reaches the audit trail, alerts or logs."""
 
 
 def default_policies(mode: Mode) -> PolicySet:
@@ -46,7 +54,21 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
             return PolicySet(defaults.breakers, load_budget_policy(path, mode), defaults.slos)
         if stem in slos.FILE_STEMS:
             return PolicySet(defaults.breakers, defaults.budgets, load_slo_policy(path, mode))
-        known = ", ".join((*breakers.FILE_STEMS, *budgets.FILE_STEMS, *slos.FILE_STEMS))
+        if stem in classification.FILE_STEMS:
+            return PolicySet(
+                defaults.breakers,
+                defaults.budgets,
+                defaults.slos,
+                load_classification_policy(path, mode),
+            )
+        known = ", ".join(
+            (
+                *breakers.FILE_STEMS,
+                *budgets.FILE_STEMS,
+                *slos.FILE_STEMS,
+                *classification.FILE_STEMS,
+            )
+        )
         raise ConfigError(f"{path}: which kind of policy is it? Name it one of: {known}")
     if not path.is_dir():
         raise ConfigError(f"{path}: no such file or directory")
@@ -60,4 +82,7 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
         load_slo_policy(path, mode)
         if has_policy_file(path, slos.FILE_STEMS)
         else default_slo_policy(mode),
+        load_classification_policy(path, mode)
+        if has_policy_file(path, classification.FILE_STEMS)
+        else default_classification_policy(mode),
     )

@@ -33,7 +33,14 @@ from workers.replay.pipeline import PipelineReplay
 
 INPUT_CHAIN_PREFIX = "input-p"
 INPUT_EVENT_TYPES = frozenset(
-    {"aud.tool.invocation", "aud.cost.event", "aud.latency.event", "aud.clock.tick"}
+    {
+        "aud.tool.invocation",
+        "aud.cost.event",
+        "aud.latency.event",
+        "aud.clock.tick",
+        "aud.breaker.override",
+        "aud.input.event",
+    }
 )
 DECISION_CHAIN_PREFIXES = ("breakers-p", "budgets-p", "slos-p")
 

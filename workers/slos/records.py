@@ -8,7 +8,7 @@ counter turns the rows back into `SloItem`s for its reorder buffer and engine.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from schemas.events import LatencyEvent, ToolInvocation
@@ -88,26 +88,26 @@ class BatchCounts:
 
     def add(
         self,
-        key: str,
-        target: Target,
-        labels: tuple[str, ...],
+        routes: Sequence[tuple[str, Target, tuple[str, ...]]],
         second_ms: int,
         valid: int,
         good: int,
         value: float | None,
         event_id: str,
     ) -> None:
-        """One event's measure for `key` (`labels`: its values of `target.group_by`), in the
-        second starting at `second_ms`."""
-        self.measures += 1
-        entry = self._keys.get(key)
-        if entry is None:
-            entry = self._keys[key] = (target, labels, {})
-        seconds = entry[2]
-        totals = seconds.get(second_ms)
-        if totals is None:
-            totals = seconds[second_ms] = SecondTotals()
-        totals.add(target, valid, good, value, event_id)
+        """One event's measure for each (key, target, labels) of `routes` (labels: its values
+        of `target.group_by`), in the second starting at `second_ms`."""
+        self.measures += len(routes)
+        keys = self._keys
+        for key, target, labels in routes:
+            entry = keys.get(key)
+            if entry is None:
+                entry = keys[key] = (target, labels, {})
+            seconds = entry[2]
+            totals = seconds.get(second_ms)
+            if totals is None:
+                totals = seconds[second_ms] = SecondTotals()
+            totals.add(target, valid, good, value, event_id)
 
     def records(self, *, source_topic: str, source_partition: int) -> list[SloCounts]:
         records: list[SloCounts] = []
@@ -142,7 +142,7 @@ def count_records(
     counts = BatchCounts()
     for event_ms, event_id, m in measured:
         second_ms = event_ms - event_ms % RESOLUTION_MS
-        counts.add(m.key, m.target, m.labels, second_ms, m.valid, m.good, m.value, event_id)
+        counts.add(((m.key, m.target, m.labels),), second_ms, m.valid, m.good, m.value, event_id)
     return counts.records(source_topic=source_topic, source_partition=source_partition)
 
 
@@ -220,8 +220,6 @@ def count_batch(
             for measurement, keys in routes(event).grouped:
                 contribution = measurement.measure(event)
                 if contribution is not None:
-                    valid, good, value = contribution
-                    for key, target, labels in keys:
-                        add(key, target, labels, second_ms, valid, good, value, event_id)
+                    add(keys, second_ms, *contribution, event_id)
     records = counts.records(source_topic=source_topic, source_partition=source_partition)
     return RoutedCounts(records, reached, counts.measures)

@@ -24,6 +24,8 @@ from schemas.codec import encode
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.masking import Masker
+from workers.audit.sealing import masked_alert
 from workers.batching import BatchTopic, RawBatch
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.ingest.stage import IngestResult
@@ -78,6 +80,7 @@ class SloCounter:
         catalog: TopicCatalog,
         policy: SloPolicy,
         client_options: Mapping[str, Any],
+        masker: Masker | None = None,
     ) -> None:
         self.policy = policy
         self.counts_topic_name = catalog.name(TopicName.SLO_COUNTS)
@@ -86,6 +89,7 @@ class SloCounter:
             catalog.name(TopicName.AUDIT),
             catalog.spec(TopicName.AUDIT).partitions,
             chain_id,
+            masker,
         )
         self._topics = {
             name: app.topic(catalog.name(name), key_serializer="raw", value_serializer="raw")
@@ -136,15 +140,16 @@ class SloCounter:
         if isinstance(decision, AlertDecision):
             alert = decision.alert
             await self._topics[TopicName.ALERTS].send(
-                key=alert.fingerprint.encode(), value=encode(alert)
+                key=alert.fingerprint.encode(),
+                value=encode(masked_alert(self._chains.masker, alert)),
             )
         elif isinstance(decision, ControlDecision):
             command = decision.command
             await self._topics[TopicName.CONTROL].send(
                 key=command.target.encode(), value=encode(command)
             )
-        chain = await self._chains.chain(partition)
-        audit = chain.seal(
+        records = await self._chains.seal(
+            partition,
             _audit_type(decision),
             ts_ms=decision.ts_ms,
             severity=_audit_severity(decision),
@@ -157,7 +162,8 @@ class SloCounter:
                 event_id=decision.event_id,
             ),
         )
-        await self._topics[TopicName.AUDIT].send(key=chain.chain_id.encode(), value=encode(audit))
+        for audit in records:
+            await self._topics[TopicName.AUDIT].send(key=audit.chain.encode(), value=encode(audit))
 
 
 def register_slo_counter(app: faust.App, counter: SloCounter, queue_size: int) -> None:

@@ -1,0 +1,81 @@
+"""Sealing with masking (DESIGN §8, §10): nothing unmasked reaches the audit topic.
+
+Every string of a record's payload (and the event id of its source) goes through the
+classification masker before the record is sealed; when something was found, an
+`aud.data.sensitive` record follows in the same chain, saying what was found where (paths and
+types, never values) with the seed's required fields classification, handling_method,
+jurisdiction and user. Pure: the caller publishes the records.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.alerts import Alert
+from schemas.audit import AuditRecord, AuditSource
+from schemas.types import Severity
+from workers.audit.chain import AuditChain
+from workers.audit.classification import default_classification_policy
+from workers.audit.masking import Masker
+
+SENSITIVE = "aud.data.sensitive"
+
+
+@functools.cache
+def default_masker() -> Masker:
+    """The seed's patterns and handling rules (masking is on even without a policy file)."""
+    return Masker(default_classification_policy())
+
+
+def seal_masked(
+    chain: AuditChain,
+    masker: Masker,
+    event_type: str,
+    *,
+    ts_ms: int,
+    severity: Severity,
+    policy_version: str,
+    payload: Mapping[str, Any],
+    source: AuditSource | None = None,
+    user: str | None = None,
+) -> list[AuditRecord]:
+    """The record, masked, and an `aud.data.sensitive` record after it when masking found
+    something (`user`: whose data it was, when known; it is masked too)."""
+    masked = masker.mask(dict(payload), "payload")
+    findings = list(masked.findings)
+    if source is not None and source.event_id is not None:
+        event_id, found = masker.mask_text(source.event_id, "source.event_id")
+        if found:
+            source = source.model_copy(update={"event_id": event_id})
+            findings += found
+    record = chain.seal(
+        event_type,
+        ts_ms=ts_ms,
+        severity=severity,
+        policy_version=policy_version,
+        payload=masked.value,
+        source=source,
+    )
+    if not findings:
+        return [record]
+    notice = chain.seal(
+        SENSITIVE,
+        ts_ms=ts_ms,
+        severity=Severity.CRITICAL,
+        policy_version=policy_version,
+        payload={**masker.sensitive_payload(findings, user=user), "record_id": record.record_id},
+        source=source,
+    )
+    return [record, notice]
+
+
+def masked_alert(masker: Masker, alert: Alert) -> Alert:
+    """`alert` with its labels and summary masked (the same alert when nothing matched)."""
+    masked = masker.mask({"labels": dict(alert.labels), "summary": alert.summary})
+    if not masked.findings:
+        return alert
+    return alert.model_copy(
+        update={"labels": masked.value["labels"], "summary": masked.value["summary"]}
+    )
