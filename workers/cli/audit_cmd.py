@@ -33,20 +33,19 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.clock import parse_event_time
 from schemas.types import rfc3339_ms
 from topics.admin import TopicAdmin
 from topics.catalog import TopicName
 from topics.connect import start_client
 from workers.audit.verify import ChainRange, ChainVerifier, VerifyReport
 from workers.cli.context import CliContext, pass_cli, print_json, run
-from workers.cli.lines import progress_bar, size_of
+from workers.cli.lines import MOMENT, progress_bar, size_of
 from workers.errors import (
     AuditTamperedError,
     GuardstreamError,
@@ -59,21 +58,6 @@ _FETCH_MAX_RECORDS = 20_000
 _CHUNK_BYTES = 1 << 22  # lines read at once; the progress bar moves once a chunk
 
 
-class _Moment(click.ParamType):
-    """RFC 3339 with an offset, or Unix epoch milliseconds -> epoch ms."""
-
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        ms = parse_event_time(value)
-        if ms is None:
-            self.fail(f"{value!r} is neither RFC 3339 with an offset nor epoch milliseconds")
-        return ms
-
-
-_MOMENT = _Moment()
 _FROM_HELP = "Records with ts >= TIME (RFC 3339 or epoch ms); chains are anchored there."
 _TO_HELP = "Records with ts <= TIME (RFC 3339 or epoch ms)."
 
@@ -84,8 +68,8 @@ def audit() -> None:
 
 
 @audit.command()
-@click.option("--from", "from_ms", type=_MOMENT, help=_FROM_HELP)
-@click.option("--to", "to_ms", type=_MOMENT, help=_TO_HELP)
+@click.option("--from", "from_ms", type=MOMENT, help=_FROM_HELP)
+@click.option("--to", "to_ms", type=MOMENT, help=_TO_HELP)
 @click.option(
     "--input",
     "input_path",
@@ -133,8 +117,8 @@ def verify(
 
 
 @audit.command()
-@click.option("--from", "from_ms", type=_MOMENT, help=_FROM_HELP)
-@click.option("--to", "to_ms", type=_MOMENT, help=_TO_HELP)
+@click.option("--from", "from_ms", type=MOMENT, help=_FROM_HELP)
+@click.option("--to", "to_ms", type=MOMENT, help=_TO_HELP)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @click.argument("output", type=click.Path(dir_okay=False, allow_dash=True))
 @pass_cli
