@@ -10,15 +10,20 @@ from typing import IO, Any
 import click
 import orjson
 
+from schemas.events import INPUT_EVENT_TYPES
+from topics.catalog import INPUT_TOPICS
 from workers.breakers.engine import BreakerEngine
 from workers.budgets.engine import BudgetEngine
-from workers.cli.context import CliContext, pass_cli
+from workers.cli.context import CliContext, pass_cli, run
 from workers.cli.lines import MOMENT, numbered_lines, progress_bar, size_of
 from workers.cli.replay_audit import replay_audit_file
 from workers.errors import ConfigError, InvalidEventError
-from workers.policies.policy_set import load_policies
+from workers.ingest.stage import IngestStage
+from workers.policies.policy_set import PolicySet, load_policies
+from workers.replay.pipeline import PipelineReplay
 from workers.replay.run import DecisionEngine, Replay
 from workers.replay.shards import replay_sharded
+from workers.replay.topics import read_range, replay_records
 from workers.slos.engine import SloEngine
 from workers.slos.routing import targets_of
 
@@ -34,14 +39,19 @@ from workers.slos.routing import targets_of
 @click.option(
     "--source",
     "source_kind",
-    type=click.Choice(["file", "audit"]),
+    type=click.Choice(["file", "audit", "topics"]),
     default="file",
     show_default=True,
     help="file: --input holds input events; audit: the input recorded in a forensic audit "
-    "trail, compared with the decisions recorded there.",
+    "trail, compared with the decisions recorded there; topics: the input topics' records "
+    "published between --from and --to.",
 )
-@click.option("--from", "from_ms", type=MOMENT, help="--source audit: from this event time.")
-@click.option("--to", "to_ms", type=MOMENT, help="--source audit: up to this event time.")
+@click.option(
+    "--from", "from_ms", type=MOMENT, help="--source audit: event time; topics: publish time."
+)
+@click.option(
+    "--to", "to_ms", type=MOMENT, help="--source audit: event time; topics: publish time."
+)
 @click.option(
     "--verify",
     is_flag=True,
@@ -108,10 +118,15 @@ def replay(
             show_progress=show_progress,
         )
         return
+    if source_kind == "topics":
+        if from_ms is None or to_ms is None:
+            raise click.UsageError("--source topics needs --from and --to")
+        _replay_topics(cli, policies, from_ms, to_ms, as_json)
+        return
     if source is None:
         raise click.UsageError("--input FILE is required (or - for stdin)")
     if verify or from_ms is not None or to_ms is not None:
-        raise click.UsageError("--verify, --from and --to go with --source audit")
+        raise click.UsageError("--verify, --from and --to go with --source audit or topics")
     policy = policies.breakers
     engines: list[DecisionEngine] = [BreakerEngine(policy)]
     if policies.budgets.budgets:
@@ -159,6 +174,37 @@ def replay(
     )
     if counts.invalid:
         raise SystemExit(InvalidEventError.exit_code)
+
+
+def _replay_topics(
+    cli: CliContext, policies: PolicySet, from_ms: int, to_ms: int, as_json: bool
+) -> None:
+    """`--source topics`: the worker's path (ingest stage, then the agents' code) over the
+    input topics' records published in [from, to], in a deterministic merge order."""
+    settings = cli.settings
+    catalog = cli.catalog
+    with cli.err.status("reading the input topics ..."):
+        records = run(read_range(cli.client_options(), catalog, from_ms, to_ms))
+    stage = IngestStage(
+        {catalog.name(topic): INPUT_EVENT_TYPES[str(topic)] for topic in INPUT_TOPICS},
+        dedup_horizon_ms=int(settings.dedup_horizon_s * 1000),
+        dedup_max_ids=settings.dedup_max_ids_per_partition,
+    )
+    emit = _emitter(as_json)
+    decisions = 0
+    for decision in replay_records(records, stage, PipelineReplay(policies, catalog)):
+        emit(decision.to_json())
+        decisions += 1
+    sys.stdout.flush()
+    counts = stage.counters
+    cli.err.print(
+        f"replayed {len(records)} record(s) of the input topics: "
+        f"{sum(counts.accepted.values())} event(s), {sum(counts.clock_ticks.values())} clock "
+        f"tick(s), {sum(counts.duplicates.values())} duplicate(s), "
+        f"{sum(counts.rejected.values())} invalid: {decisions} decision(s)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _emitter(as_json: bool) -> Callable[[dict[str, Any]], None]:
