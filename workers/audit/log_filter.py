@@ -71,7 +71,12 @@ def install_log_masking(masker: Masker) -> MaskingLogFilter:
     """Attach a MaskingLogFilter for `masker` to every handler of the root logger, replacing
     one installed before (a new policy version). Returns the filter."""
     installed = MaskingLogFilter(masker)
-    for handler in logging.getLogger().handlers:
+    root = logging.getLogger()
+    for handler in root.handlers:
+        # Records under the configured level are never shown: let the handler drop them
+        # before the filter masks them (Faust logs a debug line per message it sends).
+        if handler.level < root.level:
+            handler.setLevel(root.level)
         for old in [f for f in handler.filters if isinstance(f, MaskingLogFilter)]:
             handler.removeFilter(old)
         handler.addFilter(installed)
