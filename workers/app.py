@@ -44,7 +44,7 @@ from workers.metrics import (
 from workers.policies.breakers import default_breaker_policy
 from workers.policies.budgets import BudgetPolicy
 from workers.policies.slos import SloPolicy
-from workers.settings import ProcessingGuarantee, Settings
+from workers.settings import AuditLevel, ProcessingGuarantee, Settings
 from workers.slos.routing import targets_of
 from workers.slos.sink import SloCounter, SloRouterSink, register_slo_counter
 
@@ -146,7 +146,15 @@ def create_worker(
     worker.input_audit = input_audit
     worker.sinks.append(input_audit)
     policy = breaker_policy or default_breaker_policy(settings.mode)
-    breakers = BreakerSink(app, catalog, policy, settings.kafka_client_options(), masker)
+    breakers = BreakerSink(
+        app,
+        catalog,
+        policy,
+        settings.kafka_client_options(),
+        masker,
+        restore_from_trail=settings.effective_guarantee is ProcessingGuarantee.EXACTLY_ONCE
+        and settings.effective_audit_level is AuditLevel.FORENSIC,
+    )
     worker.breakers = breakers
     worker.sinks.append(breakers)
     registry.register(
@@ -332,6 +340,8 @@ def _faust_settings(settings: Settings) -> dict[str, Any]:
         "web_bind": settings.web_host,
         "web_in_thread": False,
         "producer_acks": -1,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": min(3.0, settings.session_timeout_s / 3),
     }
     credentials = _credentials(settings)
     if credentials is not None:

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     """How often a worker publishes a clock tick to each input partition it owns, so
     time-driven transitions happen with no traffic (0: never; ticks then come from producers)."""
 
+    # Failover: a member that stops heartbeating (a killed worker) leaves the group after this
+    # long and its partitions move (Faust's default is 60 s; 6 s is the broker's minimum).
+    session_timeout_s: float = Field(default=10.0, ge=6.0)
+
     # Worker web server (health + Prometheus metrics).
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"

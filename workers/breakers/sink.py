@@ -28,6 +28,7 @@ from workers.batching.records import RawRecord
 from workers.breakers.engine import BreakerEngine, BreakerRouting
 from workers.decisions import AlertDecision, Decision, TransitionDecision
 from workers.ingest.stage import IngestResult
+from workers.recovery import restore_breakers
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,11 @@ class BreakerSink:
         policy: BreakerRouting,
         client_options: Mapping[str, Any],
         masker: Masker | None = None,
+        *,
+        restore_from_trail: bool = False,
     ) -> None:
+        """`restore_from_trail`: rebuild a partition's breakers from the forensic audit
+        trail when the worker gets it (exactly-once processing with the forensic level)."""
         self.policy = policy
         self._chains = ChainBook(
             client_options,
@@ -64,6 +69,10 @@ class BreakerSink:
         self._tool_topic = catalog.name(TopicName.TOOL_INVOCATIONS)
         self._latency_topic = catalog.name(TopicName.LATENCY_EVENTS)
         self.engines: dict[int, BreakerEngine] = {}
+        self._restore = restore_from_trail
+        self._client_options = client_options
+        self._audit_name = catalog.name(TopicName.AUDIT)
+        self._audit_partitions = catalog.spec(TopicName.AUDIT).partitions
         self.transitions = 0
         self.alerts = 0
 
@@ -77,6 +86,15 @@ class BreakerSink:
         engine = self.engines.get(result.partition)
         if engine is None:
             engine = self.engines[result.partition] = BreakerEngine(self.policy)
+            if self._restore:
+                await restore_breakers(
+                    self._client_options,
+                    engine,
+                    audit_topic=self._audit_name,
+                    audit_partitions=self._audit_partitions,
+                    tool_topic=self._tool_topic,
+                    partition=result.partition,
+                )
         apply = engine.apply
         for item in result.accepted:
             event = item.event

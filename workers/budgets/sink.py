@@ -46,6 +46,7 @@ from workers.ingest.stage import IngestResult
 from workers.kernels.budget import BudgetLedger
 from workers.kernels.rolling_sum import from_nanos
 from workers.policies.budgets import BudgetPolicy
+from workers.recovery import restore_counting
 from workers.routed.sender import RoutedSender
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class BudgetCounter:
             masker,
         )
         self.spend_topic_name = catalog.name(TopicName.BUDGET_SPEND)
+        self._routed_name = self.spend_topic_name
+        self._client_options = client_options
         self._topics = {
             name: app.topic(catalog.name(name), key_serializer="raw", value_serializer="raw")
             for name in (
@@ -145,6 +148,9 @@ class BudgetCounter:
         part = self.partitions.get(batch.partition)
         if part is None:
             part = self.partitions[batch.partition] = BudgetCounting(self.policy, self._sources)
+            await restore_counting(
+                self._client_options, part, self._routed_name, batch.partition, batch.first_offset
+            )
         engine = part.engine
         for record in batch.records:
             for decision in part.apply(record.value or b""):

@@ -20,12 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.stream import StreamEvent
 from schemas.watermark import SourceWatermark
 from topics.catalog import TopicCatalog, TopicName
-from workers.breakers.engine import BreakerEngine
+from workers.breakers.engine import BreakerEngine, apply_batch
 from workers.budgets.counting import BudgetCounting
 from workers.budgets.records import route_batch
 from workers.decisions import Decision
@@ -33,8 +32,7 @@ from workers.policies.policy_set import PolicySet
 from workers.routed.counting import RoutedCounting
 from workers.slos.counting import SloCounting
 from workers.slos.records import count_batch
-from workers.slos.routing import SloRouter, targets_of
-from workers.slos.sink import SLO_INPUTS
+from workers.slos.routing import SLO_INPUTS, SloRouter, targets_of
 
 BUDGET_INPUTS = (TopicName.TOOL_INVOCATIONS, TopicName.COST_EVENTS)
 
@@ -85,12 +83,7 @@ class PipelineReplay:
         engine = self.breakers.get(partition)
         if engine is None:
             engine = self.breakers[partition] = BreakerEngine(self.policies.breakers)
-        ticks_apply = topic == self._tool_topic
-        decisions: list[Decision] = []
-        for event in events:
-            if ticks_apply or type(event) is not ClockTick:
-                decisions += engine.apply(event)
-        return decisions
+        return apply_batch(engine, events, ticks_apply=topic == self._tool_topic)
 
     def _watermark(
         self, counting: RoutedCounting[Any], topic: str, partition: int, reached: int

@@ -27,6 +27,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from schemas.events import InvocationStatus, LatencyEvent, ToolInvocation
+from topics.catalog import TopicName
 from workers.kernels.slo_config import (
     ATTRIBUTE_PREFIX,
     LatencySource,
@@ -38,6 +39,9 @@ from workers.kernels.slo_targets_config import ObjectiveMetric, SlaContract, Win
 from workers.policies.slos import SloPolicy
 
 SloEvent = ToolInvocation | LatencyEvent
+
+SLO_INPUTS = (TopicName.TOOL_INVOCATIONS, TopicName.LATENCY_EVENTS)
+"""The input topics SLOs measure (and whose watermarks the SLO counters wait for)."""
 
 RESOLUTION_MS = 1000
 """Trackers count at 1-second event-time resolution and decide once a second is complete

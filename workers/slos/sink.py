@@ -30,14 +30,13 @@ from workers.batching import BatchTopic, RawBatch
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.ingest.stage import IngestResult
 from workers.policies.slos import SloPolicy
+from workers.recovery import restore_counting
 from workers.routed.sender import RoutedSender
 from workers.slos.counting import SloCounting
 from workers.slos.records import count_batch
-from workers.slos.routing import SloRouter, targets_of
+from workers.slos.routing import SLO_INPUTS, SloRouter, targets_of
 
 log = logging.getLogger(__name__)
-
-SLO_INPUTS = (TopicName.TOOL_INVOCATIONS, TopicName.LATENCY_EVENTS)
 
 
 def chain_id(partition: int) -> str:
@@ -84,6 +83,8 @@ class SloCounter:
     ) -> None:
         self.policy = policy
         self.counts_topic_name = catalog.name(TopicName.SLO_COUNTS)
+        self._routed_name = self.counts_topic_name
+        self._client_options = client_options
         self._chains = ChainBook(
             client_options,
             catalog.name(TopicName.AUDIT),
@@ -126,6 +127,9 @@ class SloCounter:
         part = self.partitions.get(batch.partition)
         if part is None:
             part = self.partitions[batch.partition] = SloCounting(self.policy, self._sources)
+            await restore_counting(
+                self._client_options, part, self._routed_name, batch.partition, batch.first_offset
+            )
         for record in batch.records:
             for decision in part.apply(record.value or b""):
                 await self._publish(decision, batch.partition, record.offset)

@@ -1,0 +1,117 @@
+"""Exact state after a restart or rebalance (DESIGN §10, issue 6; shell: Kafka I/O).
+
+Kernel state lives in the worker. Instead of a changelog written on the hot path, a worker
+that gets a partition rebuilds the state from what Kafka already holds, up to the first record
+it is about to process, through the same pure code, publishing nothing:
+
+- a counter (`budget-spend`, `slo-counts` partition): its own partition from the beginning up
+  to the batch's first offset, through its `RoutedCounting` — held items and all, so nothing
+  routed before a crash is lost or counted twice;
+- the breakers of input partition N: the forensic trail's `input-p<N>` chain (every input
+  event the worker processed, in processing order, committed in the same transaction as the
+  input offsets), through `BreakerEngine` — only with exactly-once processing, where the trail
+  and the offsets cannot disagree.
+
+What this needs: the routed topics' retention must cover the longest budget period or SLO
+window (their default is the input topics' 7 d), and the audit level forensic for breakers.
+The cost grows with that history; a snapshot of the engines would bound it (not built).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from workers.audit.inputs import input_chain_id
+from workers.breakers.engine import BreakerEngine, apply_batch
+from workers.replay.trail import read_trail
+from workers.routed.counting import RoutedCounting
+
+log = logging.getLogger(__name__)
+
+_FETCH_TIMEOUT_MS = 500
+
+
+async def _values(
+    client_options: Mapping[str, Any], topic: str, partition: int, until_offset: int | None
+) -> AsyncIterator[bytes]:
+    """Committed values of topic[partition] from its beginning, up to `until_offset`
+    (exclusive; None: its end now)."""
+    consumer = AIOKafkaConsumer(
+        **client_options, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        beginning = (await consumer.beginning_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]
+        stop = end if until_offset is None else min(until_offset, end)
+        if stop <= beginning:
+            return
+        consumer.seek(tp, beginning)
+        while await consumer.position(tp) < stop:
+            fetched = await consumer.getmany(tp, timeout_ms=_FETCH_TIMEOUT_MS)
+            for record in fetched.get(tp, []):
+                if record.offset >= stop:
+                    return
+                if record.value is not None:
+                    yield record.value
+    finally:
+        await consumer.stop()
+
+
+async def restore_counting(
+    client_options: Mapping[str, Any],
+    counting: RoutedCounting[Any],
+    topic: str,
+    partition: int,
+    first_offset: int,
+) -> int:
+    """Feed a fresh counting core its partition's records before `first_offset` (their
+    decisions were published by the worker that processed them). Returns how many."""
+    restored = 0
+    async for value in _values(client_options, topic, partition, first_offset):
+        counting.apply(value)
+        restored += 1
+    if restored:
+        log.info("restored %s[%d] from %d routed record(s)", topic, partition, restored)
+    return restored
+
+
+async def restore_breakers(
+    client_options: Mapping[str, Any],
+    engine: BreakerEngine,
+    *,
+    audit_topic: str,
+    audit_partitions: int,
+    tool_topic: str,
+    partition: int,
+) -> int:
+    """Feed a fresh breaker engine the input its partition processed before, from the
+    forensic trail. Returns how many events."""
+    chain = input_chain_id(partition)
+    key = chain.encode()
+    every = list(range(audit_partitions))
+    audit_partition = DefaultPartitioner()(key, every, every)
+    records = []
+    async for value in _values(client_options, audit_topic, audit_partition, None):
+        if b'"' + key + b'"' in value:
+            record = orjson.loads(value)
+            if record.get("chain") == chain:
+                records.append(record)
+    trail = read_trail(records)
+    restored = 0
+    for entry in trail.inputs.get(partition, []):
+        apply_batch(engine, [entry.event], ticks_apply=entry.topic == tool_topic)
+        restored += 1
+    if restored:
+        log.info(
+            "restored the breakers of partition %d from %d trail event(s)", partition, restored
+        )
+    return restored
