@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from schemas.alerts import Alert, AlertStatus
@@ -17,7 +19,16 @@ SSN, EMAIL = "123-45-6789", "Jane.Doe@Example.com"
 
 def test_a_payload_with_classified_values_is_masked_and_followed_by_a_notice() -> None:
     chain = AuditChain("input-p0")
-    payload = {"event": {"user": EMAIL, "attributes": {"note": f"ssn {SSN}", "n": "42"}}}
+    payload = {
+        "event": {"user": EMAIL, "attributes": {"note": f"ssn {SSN}", "n": "42"}},
+        # the seed's aud.tool.invocation required fields (else an aud.audit.violation follows)
+        "tool_id": "openai/chat",
+        "vendor": "openai",
+        "cost": "0.0021",
+        "duration_ms": 12,
+        "status": "success",
+        "tokens_used": 7,
+    }
     source = AuditSource(topic="t", partition=0, offset=7, event_id=f"call-{SSN}")
     records = seal_masked(
         chain,
@@ -35,12 +46,14 @@ def test_a_payload_with_classified_values_is_masked_and_followed_by_a_notice() -
     assert SSN.encode() not in encoded
     assert EMAIL.encode() not in encoded
     assert EMAIL.lower().encode() not in encoded
-    assert record.payload["event"]["attributes"]["n"] == "42"  # clean values untouched
+    event: Any = record.payload["event"]
+    assert event["attributes"]["n"] == "42"  # clean values untouched
     assert notice.event_type == SENSITIVE
     assert notice.severity is Severity.CRITICAL
     assert notice.payload["record_id"] == record.record_id
     assert {"classification", "handling_method", "jurisdiction", "user"} <= notice.payload.keys()
-    paths = {f["path"] for f in notice.payload["findings"]}
+    findings: Any = notice.payload["findings"]
+    paths = {f["path"] for f in findings}
     assert {"payload.event.user", "payload.event.attributes.note", "source.event_id"} <= paths
     assert (record.seq, notice.seq, notice.prev_hash) == (0, 1, record.hash)
     assert record_hash_ok(record)
@@ -56,7 +69,13 @@ def test_a_clean_payload_is_one_record() -> None:
         ts_ms=TS,
         severity=Severity.INFO,
         policy_version=VERSION,
-        payload={"key": "openai/chat", "to": "open"},
+        payload={
+            "key": "openai/chat",
+            "from": "closed",
+            "to": "open",
+            "reason": "failure rate",
+            "policy_id": "cb.vendor.default",
+        },
     )
     assert [r.event_type for r in records] == ["aud.breaker.transition"]
 

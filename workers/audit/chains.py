@@ -14,6 +14,7 @@ from typing import Any
 from schemas.audit import AuditRecord, AuditSource
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
+from workers.audit.event_types import AuditPolicy, default_audit_policy
 from workers.audit.masking import Masker
 from workers.audit.recover import last_record
 from workers.audit.sealing import default_masker, seal_masked
@@ -29,15 +30,18 @@ class ChainBook:
         audit_partitions: int,
         chain_id: Callable[[int], str],
         masker: Masker | None = None,
+        audit_policy: AuditPolicy | None = None,
     ) -> None:
         """`masker`: applied to every payload before it is sealed (default: the seed's
-        classification patterns)."""
+        classification patterns); `audit_policy`: every record's severity and required
+        fields (default: the seed's event types and guardstream's own)."""
         self._client_options = client_options
         self._audit_topic = audit_topic
         self._audit_partitions = audit_partitions
         self._chain_id = chain_id
         self._chains: dict[int, AuditChain] = {}
         self.masker = masker or default_masker()
+        self.audit_policy = audit_policy or default_audit_policy()
 
     async def chain(self, partition: int) -> AuditChain:
         """The chain of `partition`, continued from its last record in the audit topic."""
@@ -64,7 +68,8 @@ class ChainBook:
         source: AuditSource | None = None,
         user: str | None = None,
     ) -> list[AuditRecord]:
-        """The next record(s) of `partition`'s chain, masked (`sealing.seal_masked`)."""
+        """The next record(s) of `partition`'s chain, masked and checked against the audit
+        policy (`sealing.seal_masked`)."""
         return seal_masked(
             await self.chain(partition),
             self.masker,
@@ -75,6 +80,7 @@ class ChainBook:
             payload=payload,
             source=source,
             user=user,
+            policy=self.audit_policy,
         )
 
     def forget(self, partition: int) -> None:

@@ -4,7 +4,15 @@ Every string of a record's payload (and the event id of its source) goes through
 classification masker before the record is sealed; when something was found, an
 `aud.data.sensitive` record follows in the same chain, saying what was found where (paths and
 types, never values) with the seed's required fields classification, handling_method,
-jurisdiction and user. Pure: the caller publishes the records.
+jurisdiction and user.
+
+The audit event-type policy (`workers.audit.event_types`) is applied to every record sealed
+here: a configured type is sealed with its configured severity, and a record lacking one of
+its type's required fields is still sealed as written (an audit trail must not lose a
+decision) but followed by an `aud.audit.violation` record (critical) naming its record_id,
+event type and missing fields. Order in the chain: the record, its `aud.data.sensitive`
+notice, then the violations. Unknown event types pass unchecked. Pure: the caller publishes
+the records.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from schemas.audit import AuditRecord, AuditSource
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
 from workers.audit.classification import default_classification_policy
+from workers.audit.event_types import VIOLATION, AuditPolicy, default_audit_policy
 from workers.audit.masking import Masker
 
 SENSITIVE = "aud.data.sensitive"
@@ -40,9 +49,13 @@ def seal_masked(
     payload: Mapping[str, Any],
     source: AuditSource | None = None,
     user: str | None = None,
+    policy: AuditPolicy | None = None,
 ) -> list[AuditRecord]:
     """The record, masked, and an `aud.data.sensitive` record after it when masking found
-    something (`user`: whose data it was, when known; it is masked too)."""
+    something (`user`: whose data it was, when known; it is masked too), then an
+    `aud.audit.violation` record for each of them that lacks required fields (`policy`: the
+    audit event-type policy, default the built-in one)."""
+    audit = policy or default_audit_policy()
     masked = masker.mask(dict(payload), "payload")
     findings = list(masked.findings)
     if source is not None and source.event_id is not None:
@@ -53,22 +66,54 @@ def seal_masked(
     record = chain.seal(
         event_type,
         ts_ms=ts_ms,
-        severity=severity,
+        severity=audit.severity_for(event_type, severity),
         policy_version=policy_version,
         payload=masked.value,
         source=source,
     )
-    if not findings:
-        return [record]
-    notice = chain.seal(
-        SENSITIVE,
+    records = [record]
+    if findings:
+        records.append(
+            chain.seal(
+                SENSITIVE,
+                ts_ms=ts_ms,
+                severity=audit.severity_for(SENSITIVE, Severity.CRITICAL),
+                policy_version=policy_version,
+                payload={
+                    **masker.sensitive_payload(findings, user=user),
+                    "record_id": record.record_id,
+                },
+                source=source,
+            )
+        )
+    for sealed in list(records):
+        missing = audit.missing_fields(sealed.event_type, sealed.payload)
+        if missing:
+            records.append(_violation(chain, audit, sealed, missing, ts_ms))
+    return records
+
+
+def _violation(
+    chain: AuditChain,
+    audit: AuditPolicy,
+    record: AuditRecord,
+    missing: tuple[str, ...],
+    ts_ms: int,
+) -> AuditRecord:
+    """The `aud.audit.violation` record after `record`, stamped with the audit policy's
+    version (it is that policy's decision)."""
+    return chain.seal(
+        VIOLATION,
         ts_ms=ts_ms,
-        severity=Severity.CRITICAL,
-        policy_version=policy_version,
-        payload={**masker.sensitive_payload(findings, user=user), "record_id": record.record_id},
-        source=source,
+        severity=audit.severity_for(VIOLATION, Severity.CRITICAL),
+        policy_version=audit.version,
+        payload={
+            "record_id": record.record_id,
+            "event_type": record.event_type,
+            "missing": list(missing),
+        },
+        source=record.source,
     )
-    return [record, notice]
 
 
 def masked_alert(masker: Masker, alert: Alert) -> Alert:
