@@ -28,6 +28,7 @@ from workers.audit.log_filter import install_log_masking
 from workers.audit.masking import Masker
 from workers.audit.sealing import default_masker
 from workers.batching import BatchingApp, BatchTopic, RawBatch
+from workers.batching.outputs import BatchOutputs
 from workers.breakers.engine import BreakerRouting
 from workers.breakers.sink import BreakerSink
 from workers.budgets.sink import BudgetCounter, BudgetRouterSink, register_budget_counter
@@ -230,9 +231,8 @@ def _register_clock_ticker(worker: Worker) -> None:
 def _register_ingest_agent(worker: Worker) -> None:
     app, catalog, stage = worker.app, worker.catalog, worker.stage
     inputs = BatchTopic(app, topics=stage.topics, maxsize=BATCH_QUEUE_MAXSIZE)
-    dead_letter = app.topic(
-        catalog.name(TopicName.DEAD_LETTER), key_serializer="raw", value_serializer="raw"
-    )
+    dead_letter = catalog.name(TopicName.DEAD_LETTER)
+    outputs = BatchOutputs(app)
 
     client_options = worker.settings.kafka_client_options()
 
@@ -243,7 +243,12 @@ def _register_ingest_agent(worker: Worker) -> None:
                 log.info("dedup memory of %s[%d]: %d ids", batch.topic, batch.partition, recalled)
             result = stage.process(batch)
             for rejected in result.rejected:
-                await dead_letter.send(key=rejected.record.key, value=encode(rejected.dead_letter))
+                await outputs.send(
+                    (batch.topic, batch.partition),
+                    dead_letter,
+                    rejected.record.key,
+                    encode(rejected.dead_letter),
+                )
             for sink in worker.sinks:
                 await sink.handle(result)
             worker.last_batch_unixtime = time.time()
@@ -341,6 +346,7 @@ def _faust_settings(settings: Settings) -> dict[str, Any]:
         "web_in_thread": False,
         "producer_acks": -1,
         "broker_session_timeout": settings.session_timeout_s,
+        "broker_commit_interval": settings.commit_interval_s,
         "broker_heartbeat_interval": min(3.0, settings.session_timeout_s / 3),
     }
     credentials = _credentials(settings)

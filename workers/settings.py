@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # Failover: a member that stops heartbeating (a killed worker) leaves the group after this
     # long and its partitions move (Faust's default is 60 s; 6 s is the broker's minimum).
     session_timeout_s: float = Field(default=10.0, ge=6.0)
+    # Exactly once: a batch's outputs (alerts included) become visible when its transaction
+    # commits, so this bounds the latency an exactly-once worker adds to an alert.
+    commit_interval_s: float = Field(default=1.0, gt=0)
 
     # Worker web server (health + Prometheus metrics).
     web_port: int = Field(default=6066, ge=0, le=65535)

@@ -8,10 +8,10 @@ half-open after the wait; successful trial calls close it and resolve the alert.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -23,6 +23,8 @@ from workers.metrics import BREAKER_ALERTS, BREAKER_TRANSITIONS
 
 TRANSITIONS = f"{BREAKER_TRANSITIONS}_total"
 ALERTS = f"{BREAKER_ALERTS}_total"
+
+T = TypeVar("T")
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -107,6 +109,23 @@ def read_topic(env: dict[str, str], topic: str) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+def eventually(read: Callable[[], T], ok: Callable[[T], bool], timeout_s: float = 30) -> T:
+    """`read()` until `ok` holds: in production mode outputs become visible when the worker
+    commits the transaction of the batch that made them (GUARDSTREAM_COMMIT_INTERVAL_S)."""
+    deadline = time.monotonic() + timeout_s
+    value = read()
+    while not ok(value) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = read()
+    return value
+
+
+def state_of(env: dict[str, str], key: str, state: str) -> dict[str, Any]:
+    states = eventually(lambda: breakers(env), lambda s: s.get(key, {}).get("state") == state)
+    assert states[key]["state"] == state, states
+    return states
+
+
 def breaker_audit(env: dict[str, str]) -> list[dict[str, Any]]:
     """The breakers' audit records (production mode's forensic level also records the input,
     in the input-p<N> chains)."""
@@ -128,7 +147,7 @@ def test_a_503_burst_opens_one_breaker_and_recovery_resolves_its_alert(
     publish(env, healthy + failing)
 
     assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
-    states = breakers(env)
+    states = state_of(env, "openai/chat", "open")
     assert set(states) == {"openai/chat"}  # anthropic never left CLOSED
     opened = states["openai/chat"]
     assert opened["state"] == "open"
@@ -139,14 +158,14 @@ def test_a_503_burst_opens_one_breaker_and_recovery_resolves_its_alert(
 
     # The three failures after the fifth arrive while OPEN: counted, no second alert.
     assert process.wait_for(ALERTS, 1) == 1
-    [firing] = read_topic(env, "alerts")
+    [firing] = eventually(lambda: read_topic(env, "alerts"), bool)
     assert (firing["status"], firing["kind"], firing["severity"]) == (
         "firing",
         "breaker_open",
         "critical",
     )
     assert firing["labels"]["vendor"] == "openai"
-    [opened_audit] = breaker_audit(env)
+    [opened_audit] = eventually(lambda: breaker_audit(env), bool)
     assert opened_audit["event_type"] == "aud.breaker.transition"
     assert (opened_audit["payload"]["from"], opened_audit["payload"]["to"]) == ("closed", "open")
     assert opened_audit["payload"]["event_id"] == "openai-4"
@@ -155,18 +174,18 @@ def test_a_503_burst_opens_one_breaker_and_recovery_resolves_its_alert(
     # No traffic, only time: a tick strictly after retry_at moves it to HALF_OPEN.
     publish(env, [{"type": "clock", "ts": rfc3339_ms(opened_at_ms + WAIT_MS + 1)}])
     assert process.wait_for(TRANSITIONS, 2) == 2, process.log_tail()
-    assert breakers(env)["openai/chat"]["state"] == "half_open"
+    state_of(env, "openai/chat", "half_open")
 
     recovered_ms = opened_at_ms + WAIT_MS + 10
     publish(env, [call(100 + n, "openai", ok=True, ts_ms=recovered_ms + n) for n in range(2)])
     assert process.wait_for(TRANSITIONS, 3) == 3, process.log_tail()
-    assert breakers(env)["openai/chat"]["state"] == "closed"
+    state_of(env, "openai/chat", "closed")
 
     assert process.wait_for(ALERTS, 2) == 2
-    alerts = read_topic(env, "alerts")
+    alerts = eventually(lambda: read_topic(env, "alerts"), lambda a: len(a) >= 2)
     assert [alert["status"] for alert in alerts] == ["firing", "resolved"]
     assert alerts[0]["fingerprint"] == alerts[1]["fingerprint"]
-    audit = breaker_audit(env)
+    audit = eventually(lambda: breaker_audit(env), lambda a: len(a) >= 3)
     assert [(r["payload"]["from"], r["payload"]["to"]) for r in audit] == [
         ("closed", "open"),
         ("open", "half_open"),
@@ -198,7 +217,7 @@ def test_a_restarted_worker_continues_the_partitions_audit_chain(
     with running_worker(env, tmp_path / "second") as process:
         publish(env, [call(n, neighbour, ok=False, ts_ms=T0_MS + 10 + n) for n in range(5)])
         assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
-    audit = breaker_audit(env)
+    audit = eventually(lambda: breaker_audit(env), lambda a: len(a) >= 2)
     assert [r["payload"]["key"] for r in audit] == ["openai/chat", f"{neighbour}/chat"]
     assert len({r["chain"] for r in audit}) == 1
     assert [r["seq"] for r in audit] == [0, 1]  # continued, not a second seq 0 (a fork)
@@ -215,8 +234,8 @@ def test_the_workers_own_clock_moves_an_open_breaker_without_traffic(
         assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
         # WAIT_MS later a wall-clock tick published by the worker itself makes it half-open.
         assert process.wait_for(TRANSITIONS, 2, timeout_s=30) == 2, process.log_tail()
-    assert breakers(env)["openai/chat"]["state"] == "half_open"
-    [_, half_open] = breaker_audit(env)
+    state_of(env, "openai/chat", "half_open")
+    [_, half_open] = eventually(lambda: breaker_audit(env), lambda a: len(a) >= 2)
     assert half_open["payload"]["event_id"].startswith("clock-")
 
 
@@ -228,11 +247,11 @@ def test_an_operator_forces_a_breaker_open_and_resets_it(
     sent = run_cli([*args, "--actor", "oncall"], env)
     assert sent.returncode == 0, sent.stderr.decode()
     assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
-    assert breakers(env)["openai/chat"]["state"] == "forced_open"
+    state_of(env, "openai/chat", "forced_open")
     assert run_cli(["breakers", "override", "openai", "chat", "reset"], env).returncode == 0
     assert process.wait_for(TRANSITIONS, 2) == 2, process.log_tail()
-    assert breakers(env)["openai/chat"]["state"] == "closed"
-    forced, reset = breaker_audit(env)
+    state_of(env, "openai/chat", "closed")
+    forced, reset = eventually(lambda: breaker_audit(env), lambda a: len(a) >= 2)
     assert (forced["payload"]["to"], forced["payload"]["actor"]) == ("forced_open", "oncall")
     assert forced["payload"]["override_reason"] == "INC-42"
     assert forced["payload"]["reason"] == "override:force_open"

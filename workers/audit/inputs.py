@@ -32,6 +32,7 @@ from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.audit.masking import Masker
+from workers.batching.outputs import BatchOutputs
 from workers.ingest.stage import IngestResult
 from workers.settings import AuditLevel
 
@@ -141,9 +142,8 @@ class InputAuditSink:
         masker: Masker | None = None,
     ) -> None:
         self.level = level
-        self._audit = app.topic(
-            catalog.name(TopicName.AUDIT), key_serializer="raw", value_serializer="raw"
-        )
+        self._outputs = BatchOutputs(app)
+        self._audit = catalog.name(TopicName.AUDIT)
         self._chains = ChainBook(
             client_options,
             catalog.name(TopicName.AUDIT),
@@ -172,5 +172,10 @@ class InputAuditSink:
                 user=entry.user,
             )
             for record in records:
-                await self._audit.send(key=record.chain.encode(), value=encode(record))
+                await self._outputs.send(
+                    (result.topic, result.partition),
+                    self._audit,
+                    record.chain.encode(),
+                    encode(record),
+                )
             self.records += len(records)

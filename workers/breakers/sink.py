@@ -24,6 +24,7 @@ from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.audit.masking import Masker
 from workers.audit.sealing import masked_alert
+from workers.batching.outputs import BatchOutputs
 from workers.batching.records import RawRecord
 from workers.breakers.engine import BreakerEngine, BreakerRouting
 from workers.decisions import AlertDecision, Decision, TransitionDecision
@@ -63,9 +64,10 @@ class BreakerSink:
             chain_id,
             masker,
         )
-        self._state_topic = _raw_topic(app, catalog, TopicName.BREAKER_STATE)
-        self._alert_topic = _raw_topic(app, catalog, TopicName.ALERTS)
-        self._audit_topic = _raw_topic(app, catalog, TopicName.AUDIT)
+        self._outputs = BatchOutputs(app)
+        self._state_topic = catalog.name(TopicName.BREAKER_STATE)
+        self._alert_topic = catalog.name(TopicName.ALERTS)
+        self._audit_topic = catalog.name(TopicName.AUDIT)
         self._tool_topic = catalog.name(TopicName.TOOL_INVOCATIONS)
         self._latency_topic = catalog.name(TopicName.LATENCY_EVENTS)
         self.engines: dict[int, BreakerEngine] = {}
@@ -125,10 +127,12 @@ class BreakerSink:
 
     async def _publish(self, decision: Decision, partition: int, record: RawRecord) -> None:
         key = decision.key.encode()
+        source = (record.topic, record.partition)
+        send = self._outputs.send
         if isinstance(decision, TransitionDecision):
             self.transitions += 1
             if decision.record is not None:
-                await self._state_topic.send(key=key, value=encode(decision.record))
+                await send(source, self._state_topic, key, encode(decision.record))
             records = await self._chains.seal(
                 partition,
                 TRANSITION_AUDIT_TYPE,
@@ -144,21 +148,15 @@ class BreakerSink:
                 ),
             )
             for audit in records:
-                await self._audit_topic.send(key=audit.chain.encode(), value=encode(audit))
+                await send(source, self._audit_topic, audit.chain.encode(), encode(audit))
         elif isinstance(decision, AlertDecision):
             self.alerts += 1
             alert = decision.alert
-            await self._alert_topic.send(
-                key=alert.fingerprint.encode(),
-                value=encode(masked_alert(self._chains.masker, alert)),
-            )
+            masked = masked_alert(self._chains.masker, alert)
+            await send(source, self._alert_topic, alert.fingerprint.encode(), encode(masked))
 
 
 def _audit_severity(decision: TransitionDecision) -> Severity:
     if decision.to_state == CircuitState.OPEN.value:
         return Severity.WARNING
     return Severity.INFO
-
-
-def _raw_topic(app: faust.App, catalog: TopicCatalog, topic: TopicName) -> faust.TopicT:
-    return app.topic(catalog.name(topic), key_serializer="raw", value_serializer="raw")

@@ -32,6 +32,7 @@ from workers.audit.chains import ChainBook
 from workers.audit.masking import Masker
 from workers.audit.sealing import masked_alert
 from workers.batching import BatchTopic, RawBatch
+from workers.batching.outputs import BatchOutputs
 from workers.budgets.counting import BudgetCounting
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.records import budget_state, route_batch, state_topic_key
@@ -82,7 +83,9 @@ class BudgetRouterSink:
             source_partition=result.partition,
         )
         for record in routed.records:
-            await self._sender.send(record.key.encode(), encode(record))
+            await self._sender.send(
+                (result.topic, result.partition), record.key.encode(), encode(record)
+            )
         self.routed += routed.spends
         await self._sender.watermark(result.topic, result.partition, routed.reached_ms)
 
@@ -110,7 +113,7 @@ class BudgetCounter:
         self._routed_name = self.spend_topic_name
         self._client_options = client_options
         self._topics = {
-            name: app.topic(catalog.name(name), key_serializer="raw", value_serializer="raw")
+            name: catalog.name(name)
             for name in (
                 TopicName.BUDGET_STATE,
                 TopicName.ALERTS,
@@ -118,6 +121,7 @@ class BudgetCounter:
                 TopicName.CONTROL,
             )
         }
+        self._outputs = BatchOutputs(app)
         self._sources = [
             (catalog.name(topic), partition)
             for topic in (TopicName.TOOL_INVOCATIONS, TopicName.COST_EVENTS)
@@ -152,9 +156,10 @@ class BudgetCounter:
                 self._client_options, part, self._routed_name, batch.partition, batch.first_offset
             )
         engine = part.engine
+        source = (batch.topic, batch.partition)
         for record in batch.records:
             for decision in part.apply(record.value or b""):
-                await self._publish(engine, decision, batch.partition, record.offset)
+                await self._publish(engine, decision, source, record.offset)
         touched, part.touched = part.touched, set()
         state_topic = self._topics[TopicName.BUDGET_STATE]
         for key in sorted(touched):
@@ -162,22 +167,25 @@ class BudgetCounter:
             state = budget_state(ledger, self.policy.version)
             if state is not None:
                 topic_key = state_topic_key(ledger).encode()
-                await state_topic.send(key=topic_key, value=encode(state))
+                await self._outputs.send(source, state_topic, topic_key, encode(state))
 
     async def _publish(
-        self, engine: BudgetEngine, decision: Decision, partition: int, offset: int
+        self, engine: BudgetEngine, decision: Decision, source: tuple[str, int], offset: int
     ) -> None:
         self.decisions += 1
+        partition = source[1]
         if isinstance(decision, AlertDecision):
             alert = decision.alert
-            await self._topics[TopicName.ALERTS].send(
-                key=alert.fingerprint.encode(),
-                value=encode(masked_alert(self._chains.masker, alert)),
+            await self._outputs.send(
+                source,
+                self._topics[TopicName.ALERTS],
+                alert.fingerprint.encode(),
+                encode(masked_alert(self._chains.masker, alert)),
             )
         elif isinstance(decision, ControlDecision):
             command = decision.command
-            await self._topics[TopicName.CONTROL].send(
-                key=command.target.encode(), value=encode(command)
+            await self._outputs.send(
+                source, self._topics[TopicName.CONTROL], command.target.encode(), encode(command)
             )
         ledger = engine.ledgers.get(decision.key)
         records = await self._chains.seal(
@@ -195,7 +203,9 @@ class BudgetCounter:
             ),
         )
         for audit in records:
-            await self._topics[TopicName.AUDIT].send(key=audit.chain.encode(), value=encode(audit))
+            await self._outputs.send(
+                source, self._topics[TopicName.AUDIT], audit.chain.encode(), encode(audit)
+            )
 
 
 def register_budget_counter(app: faust.App, counter: BudgetCounter, queue_size: int) -> None:

@@ -78,7 +78,11 @@ def read_trail(records: Iterable[Mapping[str, Any]], *, from_ms: int | None = No
             partition = int(chain[len(INPUT_CHAIN_PREFIX) :])
             trail.inputs[partition] = _inputs(entries, trail, from_ms)
         elif chain.startswith(DECISION_CHAIN_PREFIXES):
-            trail.decisions += [record["payload"] for _, record in entries]
+            # Decisions only: not the notices chained with them (aud.data.sensitive,
+            # aud.audit.violation), which have no kernel.
+            trail.decisions += [
+                record["payload"] for _, record in entries if "kernel" in record["payload"]
+            ]
     return trail
 
 

@@ -2,7 +2,7 @@
 out keyed by the state they count for, and after each batch the input partition's watermark
 goes to every partition of the routed topic, so the counters can count in event-time order
 (`reorder.WatermarkReorder`). In production mode the sends join the input batch's
-transaction."""
+transaction (`batching.outputs`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import faust
 
 from schemas.codec import encode
 from schemas.watermark import SourceWatermark
+from workers.batching.outputs import BatchOutputs
 
 # Watermarks go to every partition; the key only has to be constant.
 WATERMARK_KEY = b"watermark"
@@ -17,12 +18,14 @@ WATERMARK_KEY = b"watermark"
 
 class RoutedSender:
     def __init__(self, app: faust.App, topic: str, partitions: int) -> None:
-        self._topic = app.topic(topic, key_serializer="raw", value_serializer="raw")
+        self._outputs = BatchOutputs(app)
+        self._topic = topic
         self._partitions = partitions
         self._marks: dict[tuple[str, int], int] = {}
 
-    async def send(self, key: bytes, value: bytes) -> None:
-        await self._topic.send(key=key, value=value)
+    async def send(self, source: tuple[str, int], key: bytes, value: bytes) -> None:
+        """A routed record, as an output of the batch of `source` (input topic, partition)."""
+        await self._outputs.send(source, self._topic, key, value)
 
     async def watermark(self, source_topic: str, source_partition: int, reached: int) -> None:
         """Tell every partition how far `source_partition`'s event time got (if further)."""
@@ -36,4 +39,4 @@ class RoutedSender:
             )
         )
         for partition in range(self._partitions):
-            await self._topic.send(key=WATERMARK_KEY, value=mark, partition=partition)
+            await self._outputs.send(source, self._topic, WATERMARK_KEY, mark, partition)

@@ -27,6 +27,7 @@ from workers.audit.chains import ChainBook
 from workers.audit.masking import Masker
 from workers.audit.sealing import masked_alert
 from workers.batching import BatchTopic, RawBatch
+from workers.batching.outputs import BatchOutputs
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.ingest.stage import IngestResult
 from workers.policies.slos import SloPolicy
@@ -65,7 +66,9 @@ class SloRouterSink:
             source_partition=result.partition,
         )
         for record in records:
-            await self._sender.send(record.key.encode(), encode(record))
+            await self._sender.send(
+                (result.topic, result.partition), record.key.encode(), encode(record)
+            )
         self.routed += measures
         await self._sender.watermark(result.topic, result.partition, reached)
 
@@ -93,9 +96,10 @@ class SloCounter:
             masker,
         )
         self._topics = {
-            name: app.topic(catalog.name(name), key_serializer="raw", value_serializer="raw")
+            name: catalog.name(name)
             for name in (TopicName.SLO_STATE, TopicName.ALERTS, TopicName.AUDIT, TopicName.CONTROL)
         }
+        self._outputs = BatchOutputs(app)
         self._sources = [
             (catalog.name(topic), partition)
             for topic in SLO_INPUTS
@@ -130,27 +134,33 @@ class SloCounter:
             await restore_counting(
                 self._client_options, part, self._routed_name, batch.partition, batch.first_offset
             )
+        source = (batch.topic, batch.partition)
         for record in batch.records:
             for decision in part.apply(record.value or b""):
-                await self._publish(decision, batch.partition, record.offset)
+                await self._publish(decision, source, record.offset)
         engine = part.engine
         touched, engine.touched = engine.touched, set()
         state_topic = self._topics[TopicName.SLO_STATE]
         for state in engine.states(touched):
-            await state_topic.send(key=str(getattr(state, "key", "")).encode(), value=encode(state))
+            await self._outputs.send(
+                source, state_topic, str(getattr(state, "key", "")).encode(), encode(state)
+            )
 
-    async def _publish(self, decision: Decision, partition: int, offset: int) -> None:
+    async def _publish(self, decision: Decision, source: tuple[str, int], offset: int) -> None:
         self.decisions += 1
+        partition = source[1]
         if isinstance(decision, AlertDecision):
             alert = decision.alert
-            await self._topics[TopicName.ALERTS].send(
-                key=alert.fingerprint.encode(),
-                value=encode(masked_alert(self._chains.masker, alert)),
+            await self._outputs.send(
+                source,
+                self._topics[TopicName.ALERTS],
+                alert.fingerprint.encode(),
+                encode(masked_alert(self._chains.masker, alert)),
             )
         elif isinstance(decision, ControlDecision):
             command = decision.command
-            await self._topics[TopicName.CONTROL].send(
-                key=command.target.encode(), value=encode(command)
+            await self._outputs.send(
+                source, self._topics[TopicName.CONTROL], command.target.encode(), encode(command)
             )
         records = await self._chains.seal(
             partition,
@@ -167,7 +177,9 @@ class SloCounter:
             ),
         )
         for audit in records:
-            await self._topics[TopicName.AUDIT].send(key=audit.chain.encode(), value=encode(audit))
+            await self._outputs.send(
+                source, self._topics[TopicName.AUDIT], audit.chain.encode(), encode(audit)
+            )
 
 
 def register_slo_counter(app: faust.App, counter: SloCounter, queue_size: int) -> None:
