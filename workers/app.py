@@ -23,6 +23,7 @@ from schemas.codec import encode
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.audit.classification import ClassificationPolicy
+from workers.audit.event_types import AuditPolicy
 from workers.audit.inputs import InputAuditSink
 from workers.audit.log_filter import install_log_masking
 from workers.audit.masking import Masker
@@ -118,6 +119,7 @@ def create_worker(
     budget_policy: BudgetPolicy | None = None,
     slo_policy: SloPolicy | None = None,
     classification: ClassificationPolicy | None = None,
+    audit_policy: AuditPolicy | None = None,
 ) -> Worker:
     """The worker app. Breakers run under `breaker_policy` (else the mode's default), budgets
     under `budget_policy` and SLOs under `slo_policy` (none by default). `classification`'s
@@ -142,7 +144,12 @@ def create_worker(
     masker = Masker(classification) if classification is not None else default_masker()
     _register_log_masking(app, masker)
     input_audit = InputAuditSink(
-        app, catalog, settings.effective_audit_level, settings.kafka_client_options(), masker
+        app,
+        catalog,
+        settings.effective_audit_level,
+        settings.kafka_client_options(),
+        masker,
+        audit_policy,
     )
     worker.input_audit = input_audit
     worker.sinks.append(input_audit)
@@ -153,6 +160,7 @@ def create_worker(
         policy,
         settings.kafka_client_options(),
         masker,
+        audit_policy,
         restore_from_trail=settings.effective_guarantee is ProcessingGuarantee.EXACTLY_ONCE
         and settings.effective_audit_level is AuditLevel.FORENSIC,
     )
@@ -167,13 +175,13 @@ def create_worker(
         router = BudgetRouterSink(app, catalog, budget_policy)
         worker.sinks.append(router)
         counter = BudgetCounter(
-            app, catalog, budget_policy, settings.kafka_client_options(), masker
+            app, catalog, budget_policy, settings.kafka_client_options(), masker, audit_policy
         )
         worker.budgets = counter
         register_budget_counter(app, counter, BATCH_QUEUE_MAXSIZE)
         registry.register(BudgetCollector(lambda: router.routed, lambda: counter.decisions))
     if slo_policy is not None and targets_of(slo_policy):
-        _add_slos(worker, slo_policy, masker)
+        _add_slos(worker, slo_policy, masker, audit_policy)
     _register_ingest_agent(worker)
     _register_clock_ticker(worker)
     _register_web_pages(worker)
@@ -189,11 +197,18 @@ def _register_log_masking(app: faust.App, masker: Masker) -> None:
     app.task(mask_logs)
 
 
-def _add_slos(worker: Worker, policy: SloPolicy, masker: Masker) -> None:
+def _add_slos(
+    worker: Worker, policy: SloPolicy, masker: Masker, audit_policy: AuditPolicy | None
+) -> None:
     slo_router = SloRouterSink(worker.app, worker.catalog, policy)
     worker.sinks.append(slo_router)
     slo_counter = SloCounter(
-        worker.app, worker.catalog, policy, worker.settings.kafka_client_options(), masker
+        worker.app,
+        worker.catalog,
+        policy,
+        worker.settings.kafka_client_options(),
+        masker,
+        audit_policy,
     )
     worker.slos = slo_counter
     register_slo_counter(worker.app, slo_counter, BATCH_QUEUE_MAXSIZE)

@@ -31,6 +31,7 @@ from schemas.override import BreakerOverride
 from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.batching.outputs import BatchOutputs
 from workers.ingest.stage import IngestResult
@@ -140,6 +141,7 @@ class InputAuditSink:
         level: AuditLevel,
         client_options: Mapping[str, Any],
         masker: Masker | None = None,
+        audit_policy: AuditPolicy | None = None,
     ) -> None:
         self.level = level
         self._outputs = BatchOutputs(app)
@@ -150,6 +152,7 @@ class InputAuditSink:
             catalog.spec(TopicName.AUDIT).partitions,
             input_chain_id,
             masker,
+            audit_policy,
         )
         self.records = 0
 

@@ -22,6 +22,7 @@ from schemas.state import BreakerState, CircuitState
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.audit.sealing import masked_alert
 from workers.batching.outputs import BatchOutputs
@@ -51,6 +52,7 @@ class BreakerSink:
         policy: BreakerRouting,
         client_options: Mapping[str, Any],
         masker: Masker | None = None,
+        audit_policy: AuditPolicy | None = None,
         *,
         restore_from_trail: bool = False,
     ) -> None:
@@ -63,6 +65,7 @@ class BreakerSink:
             catalog.spec(TopicName.AUDIT).partitions,
             chain_id,
             masker,
+            audit_policy,
         )
         self._outputs = BatchOutputs(app)
         self._state_topic = catalog.name(TopicName.BREAKER_STATE)

@@ -29,6 +29,7 @@ from schemas.state import BudgetState
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.audit.sealing import masked_alert
 from workers.batching import BatchTopic, RawBatch
@@ -100,6 +101,7 @@ class BudgetCounter:
         policy: BudgetPolicy,
         client_options: Mapping[str, Any],
         masker: Masker | None = None,
+        audit_policy: AuditPolicy | None = None,
     ) -> None:
         self.policy = policy
         self._chains = ChainBook(
@@ -108,6 +110,7 @@ class BudgetCounter:
             catalog.spec(TopicName.AUDIT).partitions,
             chain_id,
             masker,
+            audit_policy,
         )
         self.spend_topic_name = catalog.name(TopicName.BUDGET_SPEND)
         self._routed_name = self.spend_topic_name

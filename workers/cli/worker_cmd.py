@@ -51,6 +51,7 @@ def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> Non
         budget_policy=policies.budgets,
         slo_policy=policies.slos,
         classification=policies.classification,
+        audit_policy=policies.audit,
     )
     tune_garbage_collector()
     faust_worker = faust.Worker(

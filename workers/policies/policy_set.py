@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.audit import classification
+from workers.audit import classification, event_types
 from workers.audit.classification import (
     ClassificationPolicy,
     default_classification_policy,
     load_classification_policy,
 )
+from workers.audit.event_types import AuditPolicy, default_audit_policy, load_audit_policy
 from workers.errors import ConfigError
 from workers.policies import breakers, budgets, slos
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
@@ -33,6 +34,8 @@ class PolicySet:
     slos: SloPolicy = field(default_factory=default_slo_policy)
     classification: ClassificationPolicy = field(default_factory=default_classification_policy)
     """The PII/PHI patterns masked before anything reaches the audit trail, alerts or logs."""
+    audit: AuditPolicy = field(default_factory=default_audit_policy)
+    """Audit event types: severity, required fields, retention."""
 
 
 def default_policies(mode: Mode) -> PolicySet:
@@ -54,6 +57,14 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
             return PolicySet(defaults.breakers, load_budget_policy(path, mode), defaults.slos)
         if stem in slos.FILE_STEMS:
             return PolicySet(defaults.breakers, defaults.budgets, load_slo_policy(path, mode))
+        if stem in event_types.FILE_STEMS:
+            return PolicySet(
+                defaults.breakers,
+                defaults.budgets,
+                defaults.slos,
+                defaults.classification,
+                load_audit_policy(path, mode),
+            )
         if stem in classification.FILE_STEMS:
             return PolicySet(
                 defaults.breakers,
@@ -67,6 +78,7 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
                 *budgets.FILE_STEMS,
                 *slos.FILE_STEMS,
                 *classification.FILE_STEMS,
+                *event_types.FILE_STEMS,
             )
         )
         raise ConfigError(f"{path}: which kind of policy is it? Name it one of: {known}")
@@ -85,4 +97,7 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
         load_classification_policy(path, mode)
         if has_policy_file(path, classification.FILE_STEMS)
         else default_classification_policy(mode),
+        load_audit_policy(path, mode)
+        if has_policy_file(path, event_types.FILE_STEMS)
+        else default_audit_policy(mode),
     )

@@ -24,6 +24,7 @@ from schemas.codec import encode
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.audit.sealing import masked_alert
 from workers.batching import BatchTopic, RawBatch
@@ -83,6 +84,7 @@ class SloCounter:
         policy: SloPolicy,
         client_options: Mapping[str, Any],
         masker: Masker | None = None,
+        audit_policy: AuditPolicy | None = None,
     ) -> None:
         self.policy = policy
         self.counts_topic_name = catalog.name(TopicName.SLO_COUNTS)
@@ -94,6 +96,7 @@ class SloCounter:
             catalog.spec(TopicName.AUDIT).partitions,
             chain_id,
             masker,
+            audit_policy,
         )
         self._topics = {
             name: catalog.name(name)
