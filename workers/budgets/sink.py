@@ -23,7 +23,6 @@ from typing import Any
 
 import faust
 
-from schemas.audit import AuditSource
 from schemas.codec import encode
 from schemas.state import BudgetState
 from schemas.types import Severity
@@ -31,9 +30,7 @@ from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
-from workers.audit.sealing import masked_alert
-from workers.batching import BatchTopic, RawBatch
-from workers.batching.outputs import BatchOutputs
+from workers.batching import RawBatch
 from workers.budgets.counting import BudgetCounting
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.records import budget_state, route_batch, state_topic_key
@@ -49,6 +46,7 @@ from workers.kernels.budget import BudgetLedger
 from workers.kernels.rolling_sum import from_nanos
 from workers.policies.budgets import BudgetPolicy
 from workers.recovery import restore_counting
+from workers.routed.publisher import DecisionPublisher, register_counter
 from workers.routed.sender import RoutedSender
 
 log = logging.getLogger(__name__)
@@ -124,7 +122,8 @@ class BudgetCounter:
                 TopicName.CONTROL,
             )
         }
-        self._outputs = BatchOutputs(app)
+        self._publisher = DecisionPublisher(app, catalog, self._chains, self._routed_name)
+        self._outputs = self._publisher.outputs
         self._sources = [
             (catalog.name(topic), partition)
             for topic in (TopicName.TOOL_INVOCATIONS, TopicName.COST_EVENTS)
@@ -176,49 +175,25 @@ class BudgetCounter:
         self, engine: BudgetEngine, decision: Decision, source: tuple[str, int], offset: int
     ) -> None:
         self.decisions += 1
-        partition = source[1]
-        if isinstance(decision, AlertDecision):
-            alert = decision.alert
-            await self._outputs.send(
-                source,
-                self._topics[TopicName.ALERTS],
-                alert.fingerprint.encode(),
-                encode(masked_alert(self._chains.masker, alert)),
-            )
-        elif isinstance(decision, ControlDecision):
-            command = decision.command
-            await self._outputs.send(
-                source, self._topics[TopicName.CONTROL], command.target.encode(), encode(command)
-            )
         ledger = engine.ledgers.get(decision.key)
-        records = await self._chains.seal(
-            partition,
-            _audit_type(decision),
-            ts_ms=decision.ts_ms,
+        await self._publisher.publish(
+            decision,
+            source,
+            offset,
+            event_type=_audit_type(decision),
             severity=_audit_severity(decision),
-            policy_version=decision.policy_version,
             payload={**decision.to_json(), **_required_fields(ledger)},
-            source=AuditSource(
-                topic=self.spend_topic_name,
-                partition=partition,
-                offset=offset,
-                event_id=decision.event_id,
-            ),
         )
-        for audit in records:
-            await self._outputs.send(
-                source, self._topics[TopicName.AUDIT], audit.chain.encode(), encode(audit)
-            )
 
 
 def register_budget_counter(app: faust.App, counter: BudgetCounter, queue_size: int) -> None:
-    spend = BatchTopic(app, topics=[counter.spend_topic_name], maxsize=queue_size)
-
-    async def count_budgets(batches: faust.StreamT[RawBatch]) -> None:
-        async for batch in batches:
-            await counter.handle(batch)
-
-    app.agent(spend, name="guardstream.budgets", concurrency=1)(count_budgets)
+    register_counter(
+        app,
+        counter.spend_topic_name,
+        counter.handle,
+        name="guardstream.budgets",
+        queue_size=queue_size,
+    )
 
 
 def _audit_type(decision: Decision) -> str:

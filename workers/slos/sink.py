@@ -19,20 +19,18 @@ from typing import Any
 import faust
 from pydantic import BaseModel
 
-from schemas.audit import AuditSource
 from schemas.codec import encode
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
-from workers.audit.sealing import masked_alert
-from workers.batching import BatchTopic, RawBatch
-from workers.batching.outputs import BatchOutputs
+from workers.batching import RawBatch
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.ingest.stage import IngestResult
 from workers.policies.slos import SloPolicy
 from workers.recovery import restore_counting
+from workers.routed.publisher import DecisionPublisher, register_counter
 from workers.routed.sender import RoutedSender
 from workers.slos.counting import SloCounting
 from workers.slos.records import count_batch
@@ -102,7 +100,8 @@ class SloCounter:
             name: catalog.name(name)
             for name in (TopicName.SLO_STATE, TopicName.ALERTS, TopicName.AUDIT, TopicName.CONTROL)
         }
-        self._outputs = BatchOutputs(app)
+        self._publisher = DecisionPublisher(app, catalog, self._chains, self._routed_name)
+        self._outputs = self._publisher.outputs
         self._sources = [
             (catalog.name(topic), partition)
             for topic in SLO_INPUTS
@@ -151,48 +150,24 @@ class SloCounter:
 
     async def _publish(self, decision: Decision, source: tuple[str, int], offset: int) -> None:
         self.decisions += 1
-        partition = source[1]
-        if isinstance(decision, AlertDecision):
-            alert = decision.alert
-            await self._outputs.send(
-                source,
-                self._topics[TopicName.ALERTS],
-                alert.fingerprint.encode(),
-                encode(masked_alert(self._chains.masker, alert)),
-            )
-        elif isinstance(decision, ControlDecision):
-            command = decision.command
-            await self._outputs.send(
-                source, self._topics[TopicName.CONTROL], command.target.encode(), encode(command)
-            )
-        records = await self._chains.seal(
-            partition,
-            _audit_type(decision),
-            ts_ms=decision.ts_ms,
+        await self._publisher.publish(
+            decision,
+            source,
+            offset,
+            event_type=_audit_type(decision),
             severity=_audit_severity(decision),
-            policy_version=decision.policy_version,
             payload=decision.to_json(),
-            source=AuditSource(
-                topic=self.counts_topic_name,
-                partition=partition,
-                offset=offset,
-                event_id=decision.event_id,
-            ),
         )
-        for audit in records:
-            await self._outputs.send(
-                source, self._topics[TopicName.AUDIT], audit.chain.encode(), encode(audit)
-            )
 
 
 def register_slo_counter(app: faust.App, counter: SloCounter, queue_size: int) -> None:
-    counts = BatchTopic(app, topics=[counter.counts_topic_name], maxsize=queue_size)
-
-    async def count_slos(batches: faust.StreamT[RawBatch]) -> None:
-        async for batch in batches:
-            await counter.handle(batch)
-
-    app.agent(counts, name="guardstream.slos", concurrency=1)(count_slos)
+    register_counter(
+        app,
+        counter.counts_topic_name,
+        counter.handle,
+        name="guardstream.slos",
+        queue_size=queue_size,
+    )
 
 
 def _audit_type(decision: Decision) -> str:
