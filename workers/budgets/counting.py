@@ -1,6 +1,7 @@
 """One `budget-spend` partition's counting (pure): routed spend back in event-time order
 under the low watermark of the input partitions (`routed.counting`), into a `BudgetEngine`.
-`touched` collects the budget keys whose state may have changed (for budget-state)."""
+`touched` collects the budget keys whose state may have changed (for budget-state). A
+second's rows of one key are counted as one spend (`merged_seconds`)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,12 @@ class BudgetCounting(RoutedCounting[Spend]):
             record = BudgetSpend.model_validate_json(raw)
             return (record.source_topic, record.source_partition), spends_of(record, policy.budgets)
 
-        def count(spend: Spend) -> list[Decision]:
-            self.touched.add(spend.key)
-            return engine.record(spend)
+        def count(spends: list[Spend]) -> list[Decision]:
+            decisions: list[Decision] = []
+            for spend in merged_seconds(spends):
+                self.touched.add(spend.key)
+                decisions += engine.record(spend)
+            return decisions
 
         def advance(low: int) -> list[Decision]:
             moved = engine.apply(ClockTick.at(low - 1))  # everything below `low` is counted
@@ -36,3 +40,26 @@ class BudgetCounting(RoutedCounting[Spend]):
             return moved
 
         super().__init__(sources, parse=parse, count=count, advance=advance)
+
+
+def merged_seconds(spends: list[Spend]) -> list[Spend]:
+    """One spend per budget key and second (the sources' rows of that second summed), keys in
+    the order they first appear in each second: a ledger sees a second's spend at once, so
+    what it decides (a threshold crossed at which total) does not depend on how the sources
+    batched their events."""
+    merged: dict[tuple[int, str], Spend] = {}
+    for spend in spends:
+        slot = (spend.ts_ms, spend.key)
+        seen = merged.get(slot)
+        merged[slot] = (
+            spend
+            if seen is None
+            else seen._replace(
+                nanos=seen.nanos + spend.nanos,
+                tokens=seen.tokens + spend.tokens,
+                requests=seen.requests + spend.requests,
+                event_id=spend.event_id,
+                largest_nanos=max(seen.largest_nanos, spend.largest_nanos),
+            )
+        )
+    return sorted(merged.values(), key=lambda spend: spend.ts_ms)

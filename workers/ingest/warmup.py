@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from schemas.base import WireModel
+from schemas.clock import parse_event_time
 from schemas.types import EventTime, Identifier, epoch_ms
 from workers.batching.records import RawBatch
 from workers.ingest.stage import IngestStage
@@ -28,10 +29,22 @@ _FETCH_TIMEOUT_MS = 1000
 
 
 class _EventKey(WireModel):
-    """The two fields de-duplication needs; everything else is skipped unparsed."""
+    """The two fields de-duplication needs; everything else is skipped unparsed. A clock tick
+    without an id has its default one (`ClockTick`: "clock-<ms>"), so re-read ticks are
+    remembered like events and a partition processed again after a crash does not take its
+    ticks twice."""
 
     event_id: Identifier
     ts: EventTime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clock_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("event_id") is None and data.get("type") == "clock":
+            ms = parse_event_time(data.get("ts"))
+            if ms is not None:
+                return {**data, "event_id": f"clock-{ms}"}
+        return data
 
 
 def _lookback_start(

@@ -22,6 +22,9 @@ from workers.routed.reorder import Source, Timed, WatermarkReorder
 
 log = logging.getLogger(__name__)
 
+RESOLUTION_MS = 1000
+"""Routed items are per second (budgets and SLOs count at 1-second event-time resolution)."""
+
 T = TypeVar("T", bound=Timed)
 
 
@@ -31,12 +34,12 @@ class RoutedCounting(Generic[T]):
         sources: Iterable[Source],
         *,
         parse: Callable[[bytes], tuple[Source, list[T]]],
-        count: Callable[[T], list[Decision]],
+        count: Callable[[list[T]], list[Decision]],
         advance: Callable[[int], list[Decision]],
     ) -> None:
         """`parse`: a routed record's source and items (ValidationError when unreadable);
-        `count`: one released item's decisions; `advance(low)`: time reached `low`, every
-        item below it counted."""
+        `count`: the decisions of the items a watermark released (in event-time order);
+        `advance(low)`: time reached `low`, every item below it counted."""
         self._buffer: WatermarkReorder[T] = WatermarkReorder(sources)
         self._parse = parse
         self._count = count
@@ -58,10 +61,12 @@ class RoutedCounting(Generic[T]):
             log.error("unreadable routed record skipped: %s", exc)
             return []
         before = buffer.low_watermark_ms
-        decisions: list[Decision] = []
-        count = self._count
-        for item in buffer.watermark((mark.source_topic, mark.source_partition), mark.ts_ms):
-            decisions += count(item)
+        # Routed items are stamped with their second; a source at 5.5 s may still send more
+        # for the second at 5 s, so only the seconds before its current one are complete:
+        # every item of a second is released at once, whatever the batching.
+        second = mark.ts_ms - mark.ts_ms % RESOLUTION_MS
+        released = buffer.watermark((mark.source_topic, mark.source_partition), second)
+        decisions = self._count(released) if released else []
         low = buffer.low_watermark_ms
         if low is not None and low != before:
             decisions += self._advance(low)

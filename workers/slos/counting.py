@@ -28,4 +28,7 @@ class SloCounting(RoutedCounting[SloItem]):
             # Everything below `low` is counted: the seconds before low's are complete.
             return engine.advance(low, ClockTick.at(low).event_id)
 
-        super().__init__(sources, parse=parse, count=engine.measure, advance=advance)
+        def count(items: list[SloItem]) -> list[Decision]:
+            return [decision for item in items for decision in engine.measure(item)]
+
+        super().__init__(sources, parse=parse, count=count, advance=advance)
