@@ -435,7 +435,7 @@ def test_the_budget_sinks_records_carry_their_required_fields() -> None:
     for event in events:
         for decision in e.apply(event):
             type_id = budget_audit_type(decision)
-            payload = {**decision.to_json(), **budget_fields(e.ledgers.get(decision.key))}
+            payload = {**decision.to_json(), **budget_fields(e.ledgers.get(decision.key), decision)}
             seen.add(type_id)
             assert policy.get(type_id) is not None, type_id
             assert policy.missing_fields(type_id, payload) == (), (type_id, payload)

@@ -192,7 +192,13 @@ class BudgetEngine:
                 ledger, THRESHOLD_ALERT, labels, threshold.severity, summary, output.at_ms,
                 event_id, value=float(ledger.utilization()),
                 threshold=float(output.percent) / 100,
-                extra={"action": threshold.action.value, "notify": ",".join(threshold.notify)},
+                extra={
+                    "action": threshold.action.value,
+                    "notify": ",".join(threshold.notify),
+                    # At the crossing, not when the alert is published (the seeds' actual).
+                    "spent_usd": _usd(ledger.spent_nanos),
+                    "action_taken": ledger.action.value,
+                },
             )  # fmt: skip
             current = ledger.period
             if current is not None and current.label != output.period_label:

@@ -182,7 +182,7 @@ class BudgetCounter:
             offset,
             event_type=_audit_type(decision),
             severity=_audit_severity(decision),
-            payload={**decision.to_json(), **_required_fields(ledger)},
+            payload={**decision.to_json(), **_required_fields(ledger, decision)},
         )
 
 
@@ -216,15 +216,25 @@ def _audit_severity(decision: Decision) -> Severity:
     return Severity.WARNING if isinstance(decision, ControlDecision) else Severity.INFO
 
 
-def _required_fields(ledger: BudgetLedger | None) -> dict[str, Any]:
-    """The seeds' aud.budget.exceeded fields: budget_id, limit, actual, action_taken."""
+def _required_fields(ledger: BudgetLedger | None, decision: Decision) -> dict[str, Any]:
+    """The seeds' aud.budget.exceeded fields: budget_id, limit, actual, action_taken — as of
+    the decision (a threshold alert's and a transition's own figures), not of the ledger when
+    the record is published, which depends on how much a watermark released at once."""
     if ledger is None:
         return {}
     config = ledger.config
     counted = ledger.period is not None and ledger.watermark_ms is not None
+    actual = str(from_nanos(ledger.spent_nanos)) if counted else None
+    action = ledger.action.value
+    if isinstance(decision, AlertDecision) and "spent_usd" in decision.alert.labels:
+        actual = decision.alert.labels["spent_usd"]
+        action = decision.alert.labels.get("action_taken", action)
+    elif isinstance(decision, TransitionDecision):
+        actual = decision.evidence.get("spent_usd", actual)
+        action = decision.to_state
     return {
         "budget_id": config.budget_id,
         "limit": str(config.limit_usd) if config.limit_usd is not None else config.limit_tokens,
-        "actual": str(from_nanos(ledger.spent_nanos)) if counted else None,
-        "action_taken": ledger.action.value,
+        "actual": actual,
+        "action_taken": action,
     }
