@@ -24,6 +24,9 @@ T0_MS = 1_794_960_000_000  # 2026-11-18T00:00:00Z
 EVENTS = 200_000
 VENDORS = ["openai", "anthropic", "mistral", "cohere", "google", "azure", "groq", "bedrock"]
 KILLS = 5
+TICK_EVERY = 3750  # calls: a minute of event time
+INPUT_PARTITIONS = 12  # 4 partitions x 3 input topics: `publish` sends a tick to each
+EXPECTED_INPUTS = EVENTS + EVENTS // TICK_EVERY * INPUT_PARTITIONS
 
 BUDGETS = """
 budgets:
@@ -72,7 +75,7 @@ def workload() -> bytes:
             "team": "research" if n % 3 == 0 else "search",
         }
         lines.append(orjson.dumps(document))
-        if n % 3750 == 3749:  # a minute of event time
+        if n % TICK_EVERY == TICK_EVERY - 1:
             lines.append(orjson.dumps({"type": "clock", "ts": rfc3339_ms(ts)}))
     return b"\n".join(lines) + b"\n"
 
@@ -88,15 +91,17 @@ def environment(bootstrap: str, prefix: str, policies: Path) -> dict[str, str]:
     )
 
 
-def export_when_settled(env: dict[str, str], path: Path, timeout_s: float = 300) -> list[dict]:
-    """The audit trail once two exports a few seconds apart are equal (all committed)."""
+def export_when_settled(env: dict[str, str], path: Path, timeout_s: float = 600) -> list[dict]:
+    """The audit trail once it records every input (each call, and each clock tick once per
+    input partition) and two exports a few seconds apart are equal (all committed)."""
     deadline = time.monotonic() + timeout_s
     previous: bytes | None = None
     while True:
         exported = run_cli(["audit", "export", str(path)], env, timeout=300)
         assert exported.returncode == 0, exported.stderr.decode()
         content = path.read_bytes()
-        if content == previous and content:
+        inputs = content.count(b'"chain":"input-p')
+        if content == previous and inputs >= EXPECTED_INPUTS:
             return [orjson.loads(line) for line in content.splitlines()]
         assert time.monotonic() < deadline, "the audit trail did not settle"
         previous = content
@@ -132,11 +137,11 @@ def outcome(env: dict[str, str], tmp: Path) -> dict[str, Any]:
 
 @pytest.mark.timeout(1500)  # two runs of 200,000 events through the forensic pipeline
 @pytest.mark.xfail(
-    strict=True,
-    reason="issue 6 open: Faust's exactly_once puts a send into the transaction of the OUTPUT "
-    "partition's number, so audit records and routed spend of input partition N commit with "
-    "the offsets of other partitions; after SIGKILL some batches are processed (and recorded) "
-    "twice (measured: 228,946 input records for 200,636). Needs reconciliation by design.",
+    strict=False,  # some kill timings already pass; CI must not hinge on which
+    reason="issue 6 open: outputs now commit in their input batch's transaction and state is "
+    "rebuilt on assignment, yet after some kills a partition is consumed again from below "
+    "offsets whose outputs were committed (measured: 2,926 input records recorded twice of "
+    "200,636; another run matched exactly). Needs reconciliation with the trail by design.",
 )
 def test_sigkill_and_restart_five_times_ends_like_an_uninterrupted_run(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
