@@ -46,6 +46,7 @@ from workers.metrics import (
 from workers.policies.breakers import default_breaker_policy
 from workers.policies.budgets import BudgetPolicy
 from workers.policies.slos import SloPolicy
+from workers.recovery import recorded_offsets
 from workers.settings import AuditLevel, ProcessingGuarantee, Settings
 from workers.slos.routing import targets_of
 from workers.slos.sink import SloCounter, SloRouterSink, register_slo_counter
@@ -250,9 +251,42 @@ def _register_ingest_agent(worker: Worker) -> None:
     outputs = BatchOutputs(app)
 
     client_options = worker.settings.kafka_client_options()
+    settings = worker.settings
+    trail_is_truth = (
+        settings.effective_guarantee is ProcessingGuarantee.EXACTLY_ONCE
+        and settings.effective_audit_level is AuditLevel.FORENSIC
+    )
+    recorded: dict[int, dict[str, int]] = {}  # input partition -> topic -> recorded offset
+
+    async def unrecorded(batch: RawBatch) -> RawBatch | None:
+        """The part of `batch` the forensic trail does not hold yet (None: all of it)."""
+        if not trail_is_truth:
+            return batch
+        offsets = recorded.get(batch.partition)
+        if offsets is None:
+            offsets = recorded[batch.partition] = await recorded_offsets(
+                client_options,
+                audit_topic=catalog.name(TopicName.AUDIT),
+                audit_partitions=catalog.spec(TopicName.AUDIT).partitions,
+                partition=batch.partition,
+            )
+        done = offsets.get(batch.topic, -1)
+        if batch.records[-1].offset <= done:
+            return None
+        if batch.records[0].offset > done:
+            return batch
+        log.info(
+            "%s[%d]: offsets up to %d were processed before", batch.topic, batch.partition, done
+        )
+        fresh = [record for record in batch.records if record.offset > done]
+        return RawBatch(batch.topic, batch.partition, fresh)
 
     async def ingest(batches: faust.StreamT[RawBatch]) -> None:
-        async for batch in batches:
+        async for whole in batches:
+            fresh = await unrecorded(whole)
+            if fresh is None:
+                continue  # processed before a crash: its outputs are committed already
+            batch = fresh
             recalled = await ensure_memory(stage, client_options, batch)
             if recalled is not None:
                 log.info("dedup memory of %s[%d]: %d ids", batch.topic, batch.partition, recalled)
@@ -277,6 +311,7 @@ def _register_ingest_agent(worker: Worker) -> None:
             stage.forget_partition(tp.topic, tp.partition)
             if worker.input_audit is not None:
                 worker.input_audit.forget_partition(tp.partition)
+            recorded.pop(tp.partition, None)
             if worker.breakers is not None and tp.topic == tool_topic:
                 worker.breakers.forget_partition(tp.partition)
             if worker.budgets is not None and tp.topic == worker.budgets.spend_topic_name:

@@ -84,6 +84,39 @@ async def restore_counting(
     return restored
 
 
+async def _chain_records(
+    client_options: Mapping[str, Any], audit_topic: str, audit_partitions: int, chain: str
+) -> list[dict[str, Any]]:
+    """Every committed record of `chain`, in the audit partition its key hashes to."""
+    key = chain.encode()
+    every = list(range(audit_partitions))
+    audit_partition = DefaultPartitioner()(key, every, every)
+    records = []
+    async for value in _values(client_options, audit_topic, audit_partition, None):
+        if b'"' + key + b'"' in value:
+            record = orjson.loads(value)
+            if record.get("chain") == chain:
+                records.append(record)
+    return records
+
+
+async def recorded_offsets(
+    client_options: Mapping[str, Any], *, audit_topic: str, audit_partitions: int, partition: int
+) -> dict[str, int]:
+    """The highest offset of each input topic's partition `partition` recorded in the
+    forensic trail. With exactly-once processing a batch's audit records commit with all its
+    other outputs, so a record at or below this offset was fully processed: a worker consuming
+    it again (its offsets were not committed before a crash) must skip it."""
+    highest: dict[str, int] = {}
+    chain = input_chain_id(partition)
+    for record in await _chain_records(client_options, audit_topic, audit_partitions, chain):
+        source = record.get("source") or {}
+        topic, offset = source.get("topic"), source.get("offset")
+        if isinstance(topic, str) and isinstance(offset, int):
+            highest[topic] = max(highest.get(topic, -1), offset)
+    return highest
+
+
 async def restore_breakers(
     client_options: Mapping[str, Any],
     engine: BreakerEngine,
@@ -96,15 +129,7 @@ async def restore_breakers(
     """Feed a fresh breaker engine the input its partition processed before, from the
     forensic trail. Returns how many events."""
     chain = input_chain_id(partition)
-    key = chain.encode()
-    every = list(range(audit_partitions))
-    audit_partition = DefaultPartitioner()(key, every, every)
-    records = []
-    async for value in _values(client_options, audit_topic, audit_partition, None):
-        if b'"' + key + b'"' in value:
-            record = orjson.loads(value)
-            if record.get("chain") == chain:
-                records.append(record)
+    records = await _chain_records(client_options, audit_topic, audit_partitions, chain)
     trail = read_trail(records)
     restored = 0
     for entry in trail.inputs.get(partition, []):
