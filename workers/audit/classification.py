@@ -39,7 +39,12 @@ from types import MappingProxyType
 from typing import Any
 
 from schemas.policy import PolicyDocument, PolicyKind
-from workers.policies.files import Problems, load_policy_document, require_kind
+from workers.policies.files import (
+    Problems,
+    builtin_policy_document,
+    load_policy_document,
+    require_kind,
+)
 from workers.settings import Mode
 
 # Looked for in a policy directory, in this order.
@@ -176,17 +181,8 @@ def load_classification_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> Cla
 
 def default_classification_policy(mode: Mode = Mode.DEVELOPMENT) -> ClassificationPolicy:
     """No policy file: the seed's patterns and rules, so masking is never off."""
-    spec = _thaw(BUILTIN_SPEC)
-    doc = PolicyDocument.from_spec(PolicyKind.CLASSIFICATION, "default", spec, source="<built-in>")
+    spec, doc = builtin_policy_document(PolicyKind.CLASSIFICATION, BUILTIN_SPEC)
     return _from_spec(spec, doc)
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_thaw(v) for v in value]
-    return value
 
 
 # --- parsing ---

@@ -49,7 +49,13 @@ from typing import Any
 
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import Severity
-from workers.policies.files import Problems, load_policy_document, require_kind
+from workers.policies.files import (
+    Problems,
+    builtin_policy_document,
+    load_policy_document,
+    require_kind,
+    thawed,
+)
 from workers.settings import Mode
 
 # Looked for in a policy directory, in this order.
@@ -283,17 +289,8 @@ def load_audit_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> AuditPolicy:
 @functools.cache
 def default_audit_policy(mode: Mode = Mode.DEVELOPMENT) -> AuditPolicy:
     """No policy file: the seed's types and guardstream's own (cached: it is immutable)."""
-    spec = _thaw(BUILTIN_SPEC)
-    doc = PolicyDocument.from_spec(PolicyKind.AUDIT, "default", spec, source="<built-in>")
+    spec, doc = builtin_policy_document(PolicyKind.AUDIT, BUILTIN_SPEC)
     return _from_spec(spec, doc)
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_thaw(v) for v in value]
-    return value
 
 
 # --- parsing ---
@@ -310,7 +307,7 @@ def _from_spec(spec: Mapping[str, Any], doc: PolicyDocument) -> AuditPolicy:
         problems.error("event_types", "must be a mapping of event type id -> entry", raw_types)
         raw_types = {}
     builtin: Mapping[str, Any] = BUILTIN_SPEC["event_types"]
-    merged = {key: _thaw(entry) for key, entry in builtin.items()}
+    merged = {key: thawed(entry) for key, entry in builtin.items()}
     given: set[str] = set()
     for key, entry in raw_types.items():
         path = f"event_types.{key}"

@@ -8,7 +8,7 @@ at once, so one `policy apply` run shows everything that needs fixing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,23 @@ def require_kind(document: PolicyDocument, kind: PolicyKind) -> None:
         raise ConfigError(
             f"{source}: policy kind must be {kind.value}, not {document.kind.value!r}"
         )
+
+
+def thawed(value: Any) -> Any:
+    """A plain, mutable copy of a spec written with read-only mappings (built-in defaults)."""
+    if isinstance(value, Mapping):
+        return {key: thawed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [thawed(item) for item in value]
+    return value
+
+
+def builtin_policy_document(
+    kind: PolicyKind, spec: Mapping[str, Any]
+) -> tuple[dict[str, Any], PolicyDocument]:
+    """A built-in policy's spec (a plain copy) and the document it is stamped with."""
+    plain: dict[str, Any] = thawed(spec)
+    return plain, PolicyDocument.from_spec(kind, "default", plain, source="<built-in>")
 
 
 def has_policy_file(directory: Path, stems: Sequence[str]) -> bool:
