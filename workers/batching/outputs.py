@@ -23,6 +23,7 @@ class BatchOutputs:
         self._app = app
         guarantee: Any = app.conf.processing_guarantee  # typed loosely by Faust
         self._exactly_once = guarantee == ProcessingGuarantee.EXACTLY_ONCE
+        self._started = False
 
     async def send(
         self,
@@ -37,7 +38,9 @@ class BatchOutputs:
         source_topic, source_partition = source
         producer: Any = self._app.producer
         if not self._exactly_once:
-            await producer.maybe_start()
+            if not self._started:  # once, not per output record
+                await producer.maybe_start()
+                self._started = True
             await producer.send(topic, key, value, partition, None, None)
             return
         group = self._app.assignor.group_for_topic(source_topic)
