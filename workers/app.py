@@ -23,7 +23,7 @@ from schemas.codec import encode
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.audit.classification import ClassificationPolicy
-from workers.audit.event_types import AuditPolicy
+from workers.audit.event_types import AuditPolicy, default_audit_policy
 from workers.audit.inputs import InputAuditSink
 from workers.audit.log_filter import install_log_masking
 from workers.audit.masking import Masker
@@ -77,7 +77,7 @@ class Worker:
 
     settings: Settings
     catalog: TopicCatalog
-    app: faust.App
+    app: BatchingApp
     stage: IngestStage
     registry: CollectorRegistry
     sinks: list[EventSink] = field(default_factory=list)
@@ -104,11 +104,15 @@ def tune_garbage_collector() -> None:
     gc.freeze()
 
 
-def catalog_for(settings: Settings) -> TopicCatalog:
+def catalog_for(settings: Settings, audit_policy: AuditPolicy | None = None) -> TopicCatalog:
+    """The topics under `settings`; the audit topic keeps records as long as the audit
+    event-type policy's longest retention (`audit_policy`, default the built-in one)."""
+    audit_types = audit_policy or default_audit_policy(settings.mode)
     return TopicCatalog(
         prefix=settings.topic_prefix,
         input_partitions=settings.input_partitions,
         input_retention_days=settings.retention_days_inputs,
+        audit_retention_days=audit_types.topic_retention_days,
     )
 
 
@@ -125,7 +129,7 @@ def create_worker(
     """The worker app. Breakers run under `breaker_policy` (else the mode's default), budgets
     under `budget_policy` and SLOs under `slo_policy` (none by default). `classification`'s
     PII/PHI patterns (default: the seed's) are masked in the audit trail, alerts and logs."""
-    catalog = catalog_for(settings)
+    catalog = catalog_for(settings, audit_policy)
     app = BatchingApp(settings.app_id, **_faust_settings(settings))
     models: Mapping[str, type[InputEvent]] = {
         catalog.name(topic): INPUT_EVENT_TYPES[str(topic)] for topic in INPUT_TOPICS
@@ -281,25 +285,29 @@ def _register_ingest_agent(worker: Worker) -> None:
         fresh = [record for record in batch.records if record.offset > done]
         return RawBatch(batch.topic, batch.partition, fresh)
 
+    async def process(batch: RawBatch) -> None:
+        recalled = await ensure_memory(stage, client_options, batch)
+        if recalled is not None:
+            log.info("dedup memory of %s[%d]: %d ids", batch.topic, batch.partition, recalled)
+        result = stage.process(batch)
+        for rejected in result.rejected:
+            await outputs.send(
+                (batch.topic, batch.partition),
+                dead_letter,
+                rejected.record.key,
+                encode(rejected.dead_letter),
+            )
+        for sink in worker.sinks:
+            await sink.handle(result)
+
+    gate = app.commit_gate
+
     async def ingest(batches: faust.StreamT[RawBatch]) -> None:
         async for whole in batches:
-            fresh = await unrecorded(whole)
-            if fresh is None:
-                continue  # processed before a crash: its outputs are committed already
-            batch = fresh
-            recalled = await ensure_memory(stage, client_options, batch)
-            if recalled is not None:
-                log.info("dedup memory of %s[%d]: %d ids", batch.topic, batch.partition, recalled)
-            result = stage.process(batch)
-            for rejected in result.rejected:
-                await outputs.send(
-                    (batch.topic, batch.partition),
-                    dead_letter,
-                    rejected.record.key,
-                    encode(rejected.dead_letter),
-                )
-            for sink in worker.sinks:
-                await sink.handle(result)
+            async with gate.batch():
+                fresh = await unrecorded(whole)
+                if fresh is not None:  # None: processed before a crash, outputs committed
+                    await process(fresh)
             worker.last_batch_unixtime = time.time()
 
     app.agent(inputs, name="guardstream.ingest", concurrency=1)(ingest)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 
 from workers.batching.consumer import BatchingConsumer
+from workers.batching.gate import CommitGate
 
 
 class BatchingTransport(faust_aiokafka.Transport):
@@ -16,7 +17,13 @@ class BatchingTransport(faust_aiokafka.Transport):
 
 
 class BatchingApp(faust.App):
-    """``faust.App`` with the batching consumer; everything else is stock Faust."""
+    """``faust.App`` with the batching consumer and a commit gate (`batching.gate`): agents
+    that send outputs hold ``commit_gate.batch()`` around each batch. Everything else is
+    stock Faust."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commit_gate = CommitGate()
 
     def _new_transport(self) -> TransportT:
         return BatchingTransport(self.conf.broker_consumer, self)

@@ -20,8 +20,10 @@ from typing import Any, cast
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from faust.types.transports import TPorTopicSet
 from mode import ServiceT
 
+from workers.batching.gate import CommitGate
 from workers.batching.records import RawBatch, RawRecord
 from workers.batching.topic import BatchTopic
 
@@ -43,6 +45,17 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class BatchingConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def force_commit(
+        self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
+    ) -> bool:
+        # Every commit path (timer, commit_every, rebalance, shutdown) ends here.
+        gate: CommitGate = self.app.commit_gate  # type: ignore[attr-defined]
+        async with gate.commit():
+            committed: bool = await super().force_commit(
+                topics, start_new_transaction=start_new_transaction
+            )
+        return committed
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_should_stop = self._stopped.is_set

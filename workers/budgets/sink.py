@@ -30,7 +30,7 @@ from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
-from workers.batching import RawBatch
+from workers.batching import BatchingApp, RawBatch
 from workers.budgets.counting import BudgetCounting
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.records import budget_state, route_batch, state_topic_key
@@ -186,7 +186,7 @@ class BudgetCounter:
         )
 
 
-def register_budget_counter(app: faust.App, counter: BudgetCounter, queue_size: int) -> None:
+def register_budget_counter(app: BatchingApp, counter: BudgetCounter, queue_size: int) -> None:
     register_counter(
         app,
         counter.spend_topic_name,

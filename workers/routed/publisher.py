@@ -15,7 +15,7 @@ from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.audit.sealing import masked_alert
-from workers.batching import BatchTopic, RawBatch
+from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.batching.outputs import BatchOutputs
 from workers.decisions import AlertDecision, ControlDecision, Decision
 
@@ -44,7 +44,11 @@ class DecisionPublisher:
         payload: Mapping[str, Any],
     ) -> None:
         """`decision` from the routed record at `offset` of `source` (routed topic,
-        partition): its alert or command, then its audit record(s)."""
+        partition): its alert or command, then its audit record(s) — unless the partition's
+        last owner published it already (`ChainBook.published_through`)."""
+        partition = source[1]
+        if offset <= await self.chains.published_through(partition):
+            return
         send = self.outputs.send
         if isinstance(decision, AlertDecision):
             alert = masked_alert(self.chains.masker, decision.alert)
@@ -52,7 +56,6 @@ class DecisionPublisher:
         elif isinstance(decision, ControlDecision):
             command = decision.command
             await send(source, self._control, command.target.encode(), encode(command))
-        partition = source[1]
         records = await self.chains.seal(
             partition,
             event_type,
@@ -72,7 +75,7 @@ class DecisionPublisher:
 
 
 def register_counter(
-    app: faust.App,
+    app: BatchingApp,
     topic: str,
     handle: Callable[[RawBatch], Awaitable[None]],
     *,
@@ -81,9 +84,11 @@ def register_counter(
 ) -> None:
     """One agent (concurrency 1: batches of a partition in order) over a routed topic."""
     batches_topic = BatchTopic(app, topics=[topic], maxsize=queue_size)
+    gate = app.commit_gate
 
     async def count(batches: faust.StreamT[RawBatch]) -> None:
         async for batch in batches:
-            await handle(batch)
+            async with gate.batch():
+                await handle(batch)
 
     app.agent(batches_topic, name=name, concurrency=1)(count)

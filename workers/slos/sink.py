@@ -25,7 +25,7 @@ from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
 from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
-from workers.batching import RawBatch
+from workers.batching import BatchingApp, RawBatch
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.ingest.stage import IngestResult
 from workers.policies.slos import SloPolicy
@@ -160,7 +160,7 @@ class SloCounter:
         )
 
 
-def register_slo_counter(app: faust.App, counter: SloCounter, queue_size: int) -> None:
+def register_slo_counter(app: BatchingApp, counter: SloCounter, queue_size: int) -> None:
     register_counter(
         app,
         counter.counts_topic_name,
