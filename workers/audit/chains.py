@@ -40,6 +40,7 @@ class ChainBook:
         self._audit_partitions = audit_partitions
         self._chain_id = chain_id
         self._chains: dict[int, AuditChain] = {}
+        self._published_through: dict[int, int] = {}
         self.masker = masker or default_masker()
         self.audit_policy = audit_policy or default_audit_policy()
 
@@ -54,7 +55,19 @@ class ChainBook:
             chain = AuditChain.after(last) if last is not None else AuditChain(name)
             log.info("audit chain %s continues at seq %d", name, chain.seq)
             self._chains[partition] = chain
+            source = last.source if last is not None else None
+            offset = source.offset if source is not None else None
+            self._published_through[partition] = offset if offset is not None else -1
         return chain
+
+    async def published_through(self, partition: int) -> int:
+        """The highest source offset named by `partition`'s chain when this worker took the
+        partition (-1: none; meaningful for a chain fed by one source topic). A batch's
+        records commit together with all its other outputs (`batching.gate`), so a source
+        record at or below it was fully published by the last owner: consumed again (its
+        offset was not committed yet), it must not be published twice."""
+        await self.chain(partition)
+        return self._published_through[partition]
 
     async def seal(
         self,
@@ -86,3 +99,4 @@ class ChainBook:
     def forget(self, partition: int) -> None:
         """The partition went elsewhere: its chain head goes stale here."""
         self._chains.pop(partition, None)
+        self._published_through.pop(partition, None)
