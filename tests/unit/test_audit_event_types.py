@@ -20,6 +20,8 @@ from schemas.events import ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import Severity, from_epoch_ms
 from tests.unit import test_budget_engine as budgets
+from topics.catalog import DAY_MS, TopicName
+from workers.app import catalog_for
 from workers.audit.chain import AuditChain, record_hash_ok
 from workers.audit.event_types import (
     BUILTIN_SPEC,
@@ -38,7 +40,8 @@ from workers.decisions import AlertDecision, ControlDecision, Kernel, Transition
 from workers.errors import ConfigError
 from workers.ingest.stage import IngestStage
 from workers.kernels.slo_outputs import LateCounts, SloPeriodClosed
-from workers.settings import AuditLevel
+from workers.policies.policy_set import load_audit_types
+from workers.settings import AuditLevel, Settings
 from workers.slos.engine import SloEngine
 from workers.slos.sink import _audit_type as slo_audit_type
 
@@ -369,6 +372,30 @@ def test_the_topic_retention_follows_the_longest_type(tmp_path: Path) -> None:
     assert load_audit_policy(write(tmp_path, spec)).topic_retention_days == 5000
     spec = {"audit_config": {"retention_days": 4000}}
     assert load_audit_policy(write(tmp_path, spec)).topic_retention_days == 4000
+
+
+def test_the_audit_topic_is_created_with_the_policys_retention(tmp_path: Path) -> None:
+    """What `topics create` and the worker create the audit topic with."""
+    settings = Settings()
+    audit = TopicName.AUDIT
+    assert catalog_for(settings).spec(audit).retention_ms == 3650 * DAY_MS  # built-in types
+    spec = {"audit_config": {"retention_days": 400}, "event_types": {}}
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    write(policy_dir, spec)
+    (policy_dir / "budgets.yaml").write_text("budgets: {}\n")
+    from_dir = load_audit_types(policy_dir, settings.mode)
+    assert catalog_for(settings, from_dir).spec(audit).retention_ms == 3650 * DAY_MS
+    spec["event_types"] = {  # every built-in type overridden down to 400 days
+        type_id: {"retention_override": 400} for type_id in default_audit_policy().event_types
+    }
+    write(policy_dir, spec)
+    shorter = load_audit_types(policy_dir, settings.mode)
+    assert catalog_for(settings, shorter).spec(audit).retention_ms == 400 * DAY_MS
+    assert load_audit_types(policy_dir / "budgets.yaml", settings.mode) is default_audit_policy(
+        settings.mode
+    )
+    assert load_audit_types(None, settings.mode) is default_audit_policy(settings.mode)
 
 
 # --- bad policies ---

@@ -8,7 +8,8 @@ import click
 import faust
 
 from topics.admin import TopicAdmin, TopicStatus, problems_of
-from workers.app import create_worker, tune_garbage_collector
+from topics.catalog import TopicCatalog
+from workers.app import catalog_for, create_worker, tune_garbage_collector
 from workers.cli.context import CliContext, pass_cli, run
 from workers.errors import ConfigError, TopicMismatchError
 from workers.logs import logging_config
@@ -44,7 +45,7 @@ def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> Non
     except ConfigError as exc:
         cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
         raise SystemExit(ConfigError.exit_code) from None
-    run(_ensure_topics(cli))
+    run(_ensure_topics(cli, catalog_for(settings, policies.audit)))
     guardstream = create_worker(
         settings,
         breaker_policy=policies.breakers,
@@ -63,9 +64,9 @@ def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> Non
     faust_worker.execute_from_commandline()
 
 
-async def _ensure_topics(cli: CliContext) -> list[TopicStatus]:
+async def _ensure_topics(cli: CliContext, catalog: TopicCatalog) -> list[TopicStatus]:
     async with TopicAdmin(cli.client_options()) as admin:
-        statuses = await admin.ensure(cli.catalog.specs())
+        statuses = await admin.ensure(catalog.specs())
     problems = problems_of(statuses)
     if problems:
         raise TopicMismatchError(

@@ -101,3 +101,14 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
         if has_policy_file(path, event_types.FILE_STEMS)
         else default_audit_policy(mode),
     )
+
+
+def load_audit_types(path: Path | None, mode: Mode) -> AuditPolicy:
+    """Only the audit event-type policy at `path` (what sizes the audit topic's retention),
+    without reading the other kinds."""
+    if path is not None and (
+        (path.is_file() and path.stem in event_types.FILE_STEMS)
+        or (path.is_dir() and has_policy_file(path, event_types.FILE_STEMS))
+    ):
+        return load_audit_policy(path, mode)
+    return default_audit_policy(mode)
