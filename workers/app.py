@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
@@ -22,11 +23,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from schemas.codec import encode
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
-from workers.audit.classification import ClassificationPolicy
+from workers.audit.classification import ClassificationPolicy, default_classification_policy
 from workers.audit.event_types import AuditPolicy, default_audit_policy
 from workers.audit.inputs import InputAuditSink
 from workers.audit.log_filter import install_log_masking
 from workers.audit.masking import Masker
+from workers.audit.policy_writer import record_policy_changes
 from workers.audit.sealing import default_masker
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.batching.outputs import BatchOutputs
@@ -43,9 +45,10 @@ from workers.metrics import (
     SloCollector,
     render,
 )
-from workers.policies.breakers import default_breaker_policy
-from workers.policies.budgets import BudgetPolicy
-from workers.policies.slos import SloPolicy
+from workers.policies.breakers import BreakerPolicy, default_breaker_policy
+from workers.policies.budgets import BudgetPolicy, default_budget_policy
+from workers.policies.policy_set import PolicySet
+from workers.policies.slos import SloPolicy, default_slo_policy
 from workers.recovery import recorded_offsets
 from workers.settings import AuditLevel, ProcessingGuarantee, Settings
 from workers.slos.routing import targets_of
@@ -187,10 +190,41 @@ def create_worker(
         registry.register(BudgetCollector(lambda: router.routed, lambda: counter.decisions))
     if slo_policy is not None and targets_of(slo_policy):
         _add_slos(worker, slo_policy, masker, audit_policy)
+    if isinstance(policy, BreakerPolicy):  # a test's own routing has no document to record
+        policies = PolicySet(
+            policy,
+            budget_policy or default_budget_policy(settings.mode),
+            slo_policy or default_slo_policy(settings.mode),
+            classification or default_classification_policy(settings.mode),
+            audit_policy or default_audit_policy(settings.mode),
+        )
+        _register_policy_trail(worker, policies, masker)
     _register_ingest_agent(worker)
     _register_clock_ticker(worker)
     _register_web_pages(worker)
     return worker
+
+
+def _register_policy_trail(worker: Worker, policies: PolicySet, masker: Masker) -> None:
+    """At start, record the policies in the audit trail when they changed (`policy_writer`)."""
+    settings, catalog = worker.settings, worker.catalog
+
+    async def record_policies() -> None:
+        try:
+            await record_policy_changes(
+                settings.kafka_client_options(),
+                app_id=settings.app_id,
+                audit_topic=catalog.name(TopicName.AUDIT),
+                audit_partitions=catalog.spec(TopicName.AUDIT).partitions,
+                policies=policies,
+                mode=settings.mode,
+                masker=masker,
+                audit_policy=policies.audit,
+            )
+        except KafkaError:
+            log.exception("could not record the policy changes in the audit trail")
+
+    worker.app.task(record_policies)
 
 
 def _register_log_masking(app: faust.App, masker: Masker) -> None:

@@ -151,6 +151,19 @@ def test_a_forensic_trail_replays_to_the_recorded_decisions_and_what_if_shows_di
     # The built-in breaker opens, half-opens and closes; two budget alerts; a page and more.
     assert summary["recorded"] == summary["replayed"] >= 6
 
+    # The worker recorded its policies (aud.policy.changed, every kind at its first start):
+    # without --policy the replay runs under them and decides the same.
+    changed = {r["payload"]["kind"]: r["payload"] for r in records if r["chain"] == "policy"}
+    assert set(changed) == {"breakers", "budgets", "slos", "classification", "audit"}
+    assert changed["budgets"]["previous_version"] is None
+    assert changed["budgets"]["changes"] == ["added budgets.bud.team.research"]
+    assert changed["slos"]["source"] == str(policies / "slos.yaml")
+    without_policy = {k: v for k, v in env.items() if k != "GUARDSTREAM_POLICY_DIR"}
+    recorded = run_cli([*replay, "--verify"], without_policy, timeout=180)
+    assert recorded.returncode == 0, recorded.stdout.decode() + recorded.stderr.decode()
+    assert orjson.loads(recorded.stdout)["mismatches"] == 0
+    assert orjson.loads(recorded.stdout)["recorded"] == summary["recorded"]
+
     stricter = write_policies(tmp_path / "stricter", STRICTER_BUDGETS)
     what_if = run_cli([*replay, "--policy", str(stricter)], env, timeout=180)
     assert what_if.returncode == 0, what_if.stderr.decode()

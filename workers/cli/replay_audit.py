@@ -11,12 +11,13 @@ import orjson
 from rich.console import Console
 
 from schemas.clock import parse_event_time
+from workers.audit.policy_trail import recorded_policies
 from workers.cli.context import CliContext
 from workers.cli.lines import numbered_lines, progress_bar, size_of
-from workers.errors import InvalidEventError, ReplayMismatchError
-from workers.policies.policy_set import PolicySet
+from workers.errors import ConfigError, InvalidEventError, ReplayMismatchError
+from workers.policies.policy_set import PolicySet, load_policies
 from workers.replay.pipeline import PipelineReplay
-from workers.replay.trail import Projection, Verification, read_trail, verify_trail
+from workers.replay.trail import Projection, Trail, Verification, read_trail, verify_trail
 
 _SHOWN = 50  # differences printed in full; the summary counts all of them
 
@@ -24,7 +25,7 @@ _SHOWN = 50  # differences printed in full; the summary counts all of them
 def replay_audit_file(
     cli: CliContext,
     source: IO[bytes],
-    policies: PolicySet,
+    policies: PolicySet | None,
     *,
     from_ms: int | None,
     to_ms: int | None,
@@ -36,6 +37,8 @@ def replay_audit_file(
         task = bar.add_task("trail", total=size_of(source))
         records = list(_records(numbered_lines(source, bar, task)))
     trail = read_trail(records, from_ms=from_ms)
+    if policies is None:
+        policies = _recorded_policies(cli, trail)
     if to_ms is not None or from_ms is not None:
         trail.decisions = [d for d in trail.decisions if _in_range(d, from_ms, to_ms)]
     if trail.not_forensic:
@@ -50,6 +53,39 @@ def replay_audit_file(
     _report(cli, result, policies, as_json)
     if verify and result.mismatches:
         raise SystemExit(ReplayMismatchError(result.mismatches).exit_code)
+
+
+def _recorded_policies(cli: CliContext, trail: Trail) -> PolicySet:
+    """The policies the trail's newest `aud.policy.changed` record holds (no --policy given):
+    an exact replay runs under what the worker ran under."""
+    if not trail.policies:
+        cli.err.print(
+            "[yellow]the trail records no policies (aud.policy.changed): replaying under "
+            "the built-in ones; pass --policy DIR to use the worker's[/]",
+            highlight=False,
+        )
+        return load_policies(None, cli.settings.mode)
+    if len(trail.policies) > 1:
+        versions = {(p.get("kind"), p.get("version")) for p in trail.policies}
+        if len(versions) > len({kind for kind, _ in versions}):
+            cli.err.print(
+                "[yellow]the policies changed within the trail: replaying under the newest "
+                "(decisions made under older versions show as differences)[/]",
+                highlight=False,
+            )
+    try:
+        recorded = recorded_policies(trail.policies[-1])
+    except ConfigError as exc:
+        cli.err.print(f"[red]unusable recorded policies:[/] {exc}; pass --policy DIR")
+        raise SystemExit(ConfigError.exit_code) from None
+    if recorded.masked:
+        cli.err.print(
+            f"[yellow]values in the recorded {', '.join(recorded.masked)} policy were masked "
+            "as personal data (see the trail's aud.data.sensitive records): replaying under "
+            "it as recorded[/]",
+            highlight=False,
+        )
+    return recorded.policies
 
 
 def _records(lines: Iterator[tuple[int, bytes]]) -> Iterator[Mapping[str, Any]]:

@@ -92,9 +92,9 @@ def replay(
     input events; transitions and alerts are printed, each with the event id that caused it,
     and invalid lines are reported on stderr and skipped (exit 4). --source audit: the input
     of a forensic audit trail (--input FILE from `audit export`) is re-run through the whole
-    pipeline and every decision compared with the recorded one; the differences are printed
-    (with another --policy: what that policy would have decided differently), and --verify
-    exits 7 on any.
+    pipeline, under the policies recorded in the trail (aud.policy.changed), and every
+    decision compared with the recorded one; the differences are printed (with --policy:
+    what that policy would have decided differently), and --verify exits 7 on any.
     """
     mode = cli.settings.mode
     policy_path = policy_dir or (Path(cli.settings.policy_dir) if cli.settings.policy_dir else None)
@@ -110,7 +110,7 @@ def replay(
         replay_audit_file(
             cli,
             source,
-            policies,
+            policies if policy_path is not None else None,
             from_ms=from_ms,
             to_ms=to_ms,
             verify=verify,

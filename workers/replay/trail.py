@@ -28,6 +28,7 @@ import orjson
 
 from schemas.stream import StreamEvent
 from topics.publish import decode_event
+from workers.audit.policy_trail import POLICY_CHAIN, POLICY_CHANGED
 from workers.decisions import Decision
 from workers.replay.pipeline import PipelineReplay
 
@@ -59,6 +60,8 @@ class Trail:
     """Input partition number -> its events in processing order."""
     decisions: list[Mapping[str, Any]] = field(default_factory=list)
     """The recorded decisions' lines (`Decision.to_json()` as audited)."""
+    policies: list[Mapping[str, Any]] = field(default_factory=list)
+    """The `aud.policy.changed` payloads, oldest first (`audit.policy_trail`)."""
     records: int = 0
     not_forensic: int = 0
     """Input records without their event (a standard-level trail): exact replay needs all."""
@@ -77,6 +80,10 @@ def read_trail(records: Iterable[Mapping[str, Any]], *, from_ms: int | None = No
         if chain.startswith(INPUT_CHAIN_PREFIX):
             partition = int(chain[len(INPUT_CHAIN_PREFIX) :])
             trail.inputs[partition] = _inputs(entries, trail, from_ms)
+        elif chain == POLICY_CHAIN:
+            trail.policies += [
+                record["payload"] for _, record in entries if record["event_type"] == POLICY_CHANGED
+            ]
         elif chain.startswith(DECISION_CHAIN_PREFIXES):
             # Decisions only: not the notices chained with them (aud.data.sensitive,
             # aud.audit.violation), which have no kernel.
