@@ -140,7 +140,15 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         batch = RawBatch(topic=tp.topic, partition=tp.partition, records=tp_records)
         event = self.app.create_event(message.key, batch, message.headers, message)
         for channel in channels:
-            await channel.queue.put(event)
+            try:
+                await channel.queue.put(event)
+            except asyncio.CancelledError:
+                if _this_task_is_cancelled():
+                    raise
+                # A rebalance cleared the agents' queues (flow_control.clear() cancels
+                # waiting putters). Nothing of the batch was acked: whoever owns the
+                # partition next fetches it again from the committed offset.
+                return
         self._read_offset[tp] = last
 
     async def _deliver_one_by_one(self, tp: TP, tp_records: Sequence[RawRecord]) -> None:
@@ -166,6 +174,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
+
+
+def _this_task_is_cancelled() -> bool:
+    """Whether the running task was cancelled (as opposed to a future it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 __all__ = ["BatchingConsumer"]
