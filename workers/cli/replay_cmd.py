@@ -12,6 +12,7 @@ import orjson
 
 from schemas.events import INPUT_EVENT_TYPES
 from topics.catalog import INPUT_TOPICS
+from workers.app import tune_garbage_collector
 from workers.breakers.engine import BreakerEngine
 from workers.budgets.engine import BudgetEngine
 from workers.cli.context import CliContext, pass_cli, run
@@ -96,6 +97,7 @@ def replay(
     decision compared with the recorded one; the differences are printed (with --policy:
     what that policy would have decided differently), and --verify exits 7 on any.
     """
+    tune_garbage_collector()  # a trail or input file is held as millions of small objects
     mode = cli.settings.mode
     policy_path = policy_dir or (Path(cli.settings.policy_dir) if cli.settings.policy_dir else None)
     try:
