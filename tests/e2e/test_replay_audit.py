@@ -5,15 +5,18 @@ Under a stricter policy the same replay reports the extra decisions (what-if).""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.types import rfc3339_ms
 from tests.support.worker_process import cli_env, run_cli, running_worker
+from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.metrics import BUDGET_DECISIONS, SLO_DECISIONS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -69,7 +72,7 @@ def workload() -> list[dict[str, Any]]:
                     }
                 )
     # Classified data in the input: a user's e-mail and a note with a medical record number
-    # and an SSN. None of it may reach the audit trail or the alerts unmasked.
+    # and an SSN. None of it may reach any topic guardstream writes unmasked.
     for event in events[::500]:
         event["user"] = EMAIL
         event["attributes"] = {"note": f"{MRN} follow-up, ssn {SSN}"}
@@ -93,6 +96,35 @@ def export_when_settled(env: dict[str, str], path: Path, timeout_s: float = 90) 
         assert time.monotonic() < deadline, f"the audit trail did not settle ({count} records)"
         previous = count
         time.sleep(3)
+
+
+async def every_output_value(bootstrap: str, catalog: TopicCatalog) -> dict[TopicName, bytes]:
+    """Every committed key and value of every topic guardstream writes (not the inputs),
+    joined per topic."""
+    outputs = [name for name in TopicName if name not in INPUT_TOPICS]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(catalog.name(name), p)
+            for name in outputs
+            for p in range(catalog.spec(name).partitions)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        by_topic = {catalog.name(name): name for name in outputs}
+        joined: dict[TopicName, list[bytes]] = {}
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                joined.setdefault(by_topic[tp.topic], []).extend(
+                    (r.key or b"") + b"\n" + (r.value or b"") for r in records
+                )
+        return {name: b"\n".join(values) for name, values in joined.items()}
+    finally:
+        await consumer.stop()
 
 
 def write_policies(directory: Path, budgets: str) -> Path:
@@ -129,6 +161,11 @@ def test_a_forensic_trail_replays_to_the_recorded_decisions_and_what_if_shows_di
     assert {"input", "breakers", "budgets", "slos"} <= chains
     for raw in (EMAIL, MRN, SSN, "884213"):
         assert raw.encode() not in trail.read_bytes()
+    outputs = asyncio.run(every_output_value(bootstrap_servers, TopicCatalog(prefix=topic_prefix)))
+    assert outputs.keys() >= {TopicName.AUDIT, TopicName.ALERTS, TopicName.BUDGET_STATE}
+    for topic, values in outputs.items():
+        for raw in (EMAIL, MRN, SSN, "884213"):
+            assert raw.encode() not in values, f"{raw!r} unmasked in {topic}"
     sensitive = [r for r in records if r["event_type"] == "aud.data.sensitive"]
     assert sensitive
     assert {"classification", "handling_method", "jurisdiction", "user"} <= sensitive[0][
