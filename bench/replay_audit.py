@@ -23,7 +23,6 @@ import random
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -36,7 +35,7 @@ from workers.app import tune_garbage_collector
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import INPUT_POLICY_VERSION, input_chain_id, input_entries
 from workers.audit.sealing import default_masker, seal_masked
-from workers.batching.records import RawBatch
+from workers.batching.records import RawBatch, StoredRecord
 from workers.ingest.stage import IngestStage
 from workers.policies.policy_set import PolicySet, load_policies
 from workers.replay.pipeline import PipelineReplay
@@ -49,16 +48,6 @@ TOOLS = ["chat", "embed", "search", "rerank"]
 PARTITIONS = 4
 BATCH = 500
 TICK_EVERY = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 def calls(events: int, seed: int = 3) -> Iterator[tuple[int, bytes]]:
@@ -96,7 +85,7 @@ def write_trail(path: Path, events: int, policies: PolicySet, catalog: TopicCata
     pipeline = PipelineReplay(policies, catalog)
     masker = default_masker()
     chains: dict[str, AuditChain] = {}
-    pending: dict[int, list[Record]] = {p: [] for p in range(PARTITIONS)}
+    pending: dict[int, list[StoredRecord]] = {p: [] for p in range(PARTITIONS)}
     offsets = dict.fromkeys(range(PARTITIONS), 0)
     decisions = 0
 
@@ -141,7 +130,7 @@ def write_trail(path: Path, events: int, policies: PolicySet, catalog: TopicCata
         for partition, value in calls(events):
             offset = offsets[partition]
             offsets[partition] += 1
-            pending[partition].append(Record(topic, partition, offset, T0_MS, None, value))
+            pending[partition].append(StoredRecord(topic, partition, offset, T0_MS, None, value))
             if len(pending[partition]) == BATCH:
                 flush(partition)
         for partition in range(PARTITIONS):

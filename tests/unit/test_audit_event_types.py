@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from workers.audit.event_types import (
 from workers.audit.inputs import input_entries
 from workers.audit.sealing import SENSITIVE, default_masker, seal_masked
 from workers.batching.records import RawBatch
+from workers.batching.records import StoredRecord as Record
 from workers.budgets.sink import _audit_type as budget_audit_type
 from workers.budgets.sink import _required_fields as budget_fields
 from workers.decisions import AlertDecision, ControlDecision, Kernel, TransitionDecision
@@ -91,16 +91,6 @@ OWN_TYPES: list[tuple[str, str | None, tuple[str, ...]]] = [
     ("aud.policy.changed", "info", ("kind", "name", "version", "previous_version", "changes")),
     ("aud.audit.violation", "critical", ("record_id", "event_type", "missing")),
 ]
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 def write(tmp_path: Path, spec: dict[str, Any], name: str = "audit.yaml") -> Path:

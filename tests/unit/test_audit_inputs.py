@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import orjson
 
 from schemas.events import ToolInvocation
 from workers.audit.inputs import DEAD_LETTERED, input_entries
 from workers.batching.records import RawBatch
+from workers.batching.records import StoredRecord as Record
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.settings import AuditLevel
 
 TOPIC = "p.tool-invocations"
 TS_MS = 1_795_000_000_000
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 def call(event_id: str, status: str = "success", **extra: object) -> bytes:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import orjson
 import pytest
 
@@ -11,21 +9,12 @@ from schemas.dead_letter import DeadLetterKind
 from schemas.events import ToolInvocation
 from schemas.limits import MAX_EVENT_BYTES
 from workers.batching.records import RawBatch
+from workers.batching.records import StoredRecord as Record
 from workers.ingest.stage import IngestStage
 from workers.ingest.warmup import _lookback_start
 
 TOPIC = "p.tool-invocations"
 TS_MS = 1_795_000_000_000
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 def call(event_id: str, ts_ms: int = TS_MS, **extra: object) -> bytes:

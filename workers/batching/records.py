@@ -25,6 +25,19 @@ class RawRecord(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A `RawRecord` held in memory: read back from a topic (replay), or made up by tests
+    and benchmarks."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class RawBatch:
     """Records of one topic-partition, in offset order, acknowledged together."""
 

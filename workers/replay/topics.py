@@ -14,13 +14,12 @@ worker decided; the forensic audit trail (`--source audit`) has no such gap.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from topics.catalog import INPUT_TOPICS, TopicCatalog
-from workers.batching.records import RawBatch
+from workers.batching.records import RawBatch, StoredRecord
 from workers.decisions import Decision
 from workers.ingest.stage import IngestStage
 from workers.replay.pipeline import PipelineReplay
@@ -29,19 +28,9 @@ _FETCH_TIMEOUT_MS = 500
 _BATCH = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-
-
 async def read_range(
     client_options: Mapping[str, Any], catalog: TopicCatalog, from_ms: int, to_ms: int
-) -> list[InputRecord]:
+) -> list[StoredRecord]:
     """Every committed input record with a Kafka timestamp in [from_ms, to_ms]."""
     consumer = AIOKafkaConsumer(
         **client_options, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
@@ -55,7 +44,7 @@ async def read_range(
         ]
         starts = await consumer.offsets_for_times(dict.fromkeys(tps, from_ms))
         ends = await consumer.end_offsets(tps)
-        records: list[InputRecord] = []
+        records: list[StoredRecord] = []
         for tp in tps:
             start = starts.get(tp)
             if start is None or start.offset >= ends[tp]:
@@ -70,7 +59,7 @@ async def read_range(
                         done = True
                         break
                     records.append(
-                        InputRecord(
+                        StoredRecord(
                             record.topic,
                             record.partition,
                             record.offset,
@@ -86,9 +75,9 @@ async def read_range(
         await consumer.stop()
 
 
-def merged_batches(records: Iterable[InputRecord]) -> Iterator[RawBatch]:
+def merged_batches(records: Iterable[StoredRecord]) -> Iterator[RawBatch]:
     """Batches in the deterministic merge order (see the module docstring)."""
-    by_partition: dict[int, list[InputRecord]] = {}
+    by_partition: dict[int, list[StoredRecord]] = {}
     for record in records:
         by_partition.setdefault(record.partition, []).append(record)
     for partition in sorted(by_partition):
@@ -106,7 +95,7 @@ def merged_batches(records: Iterable[InputRecord]) -> Iterator[RawBatch]:
 
 
 def replay_records(
-    records: Sequence[InputRecord], stage: IngestStage, pipeline: PipelineReplay
+    records: Sequence[StoredRecord], stage: IngestStage, pipeline: PipelineReplay
 ) -> Iterator[Decision]:
     """The decisions of the worker's path over `records`."""
     for batch in merged_batches(records):
