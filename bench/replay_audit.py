@@ -33,7 +33,7 @@ from schemas.types import Severity, rfc3339_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.app import tune_garbage_collector
 from workers.audit.chain import AuditChain
-from workers.audit.inputs import INPUT_POLICY_VERSION, input_chain_id, input_entries
+from workers.audit.inputs import input_chain_id, input_entries
 from workers.audit.sealing import default_masker, seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.ingest.stage import IngestStage
@@ -102,15 +102,7 @@ def write_trail(path: Path, events: int, policies: PolicySet, catalog: TopicCata
             result = stage.process(batch)
             lines: list[bytes] = []
             for entry in input_entries(AuditLevel.FORENSIC, result):
-                lines += seal(
-                    input_chain_id(partition),
-                    entry.event_type,
-                    ts_ms=entry.ts_ms,
-                    severity=entry.severity,
-                    policy_version=INPUT_POLICY_VERSION,
-                    payload=entry.payload,
-                    source=entry.source,
-                )
+                lines += seal(input_chain_id(partition), entry.event_type, **entry.sealing())
             events = [item.event for item in result.accepted]
             for decision in pipeline.batch(topic, partition, events):
                 line = decision.to_json()

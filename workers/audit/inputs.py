@@ -64,6 +64,17 @@ class InputEntry:
     user: str | None = None
     """Whose event it was (for an aud.data.sensitive record, masked there)."""
 
+    def sealing(self) -> dict[str, Any]:
+        """The keyword arguments that seal it (`ChainBook.seal`, `sealing.seal_masked`)."""
+        return {
+            "ts_ms": self.ts_ms,
+            "severity": self.severity,
+            "policy_version": INPUT_POLICY_VERSION,
+            "payload": self.payload,
+            "source": self.source,
+            "user": self.user,
+        }
+
 
 def input_entries(level: AuditLevel, result: IngestResult) -> list[InputEntry]:
     """The audit entries `level` asks for in one ingested batch, in the partition's order
@@ -164,16 +175,7 @@ class InputAuditSink:
         if not entries:
             return
         for entry in entries:
-            records = await self._chains.seal(
-                result.partition,
-                entry.event_type,
-                ts_ms=entry.ts_ms,
-                severity=entry.severity,
-                policy_version=INPUT_POLICY_VERSION,
-                payload=entry.payload,
-                source=entry.source,
-                user=entry.user,
-            )
+            records = await self._chains.seal(result.partition, entry.event_type, **entry.sealing())
             for record in records:
                 await self._outputs.send(
                     (result.topic, result.partition),
