@@ -349,6 +349,7 @@ def _register_ingest_agent(worker: Worker) -> None:
     tool_topic = catalog.name(TopicName.TOOL_INVOCATIONS)
 
     async def forget_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
         for tp in revoked:
             stage.forget_partition(tp.topic, tp.partition)
             if worker.input_audit is not None:

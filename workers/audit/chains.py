@@ -53,7 +53,12 @@ class ChainBook:
                 self._client_options, self._audit_topic, self._audit_partitions, name
             )
             chain = AuditChain.after(last) if last is not None else AuditChain(name)
-            log.info("audit chain %s continues at seq %d", name, chain.seq)
+            log.info(
+                "audit chain %s continues at seq %d (head offset %s)",
+                name,
+                chain.seq,
+                None if last is None or last.source is None else last.source.offset,
+            )
             self._chains[partition] = chain
             source = last.source if last is not None else None
             offset = source.offset if source is not None else None

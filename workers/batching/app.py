@@ -10,10 +10,12 @@ from faust.types import TransportT
 
 from workers.batching.consumer import BatchingConsumer
 from workers.batching.gate import CommitGate
+from workers.batching.transactions import BatchingTransactionManager
 
 
 class BatchingTransport(faust_aiokafka.Transport):
     Consumer: ClassVar[type] = BatchingConsumer
+    TransactionManager: ClassVar[type] = BatchingTransactionManager
 
 
 class BatchingApp(faust.App):
@@ -24,6 +26,8 @@ class BatchingApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commit_gate = CommitGate()
+        self.transaction_groups: dict[str, str] = {}
+        """Topic -> its transaction group (`batching.transactions`), set by `BatchTopic`."""
 
     def _new_transport(self) -> TransportT:
         return BatchingTransport(self.conf.broker_consumer, self)

@@ -6,8 +6,9 @@ outputs of input partition N would commit with the offsets of other partitions, 
 transaction: after a crash a batch's outputs can be visible while its input is processed again
 (measured: every output doubled for the batches in flight). guardstream sends every output of
 a batch here instead, in the transaction that commits that batch's input offsets
-(`{app id}-{topic group}-{partition}`, the id Faust's commit uses): the batch's outputs and its
-offsets become visible together or not at all. In at-least-once mode this is a plain send.
+(`batching.transactions`: one per agent subscription and partition, the id the commits use
+too): the batch's outputs and its offsets become visible together or not at all. In
+at-least-once mode this is a plain send.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import faust
 from faust.types import ProcessingGuarantee
+
+from workers.batching.transactions import transactional_id
 
 
 class BatchOutputs:
@@ -43,8 +46,12 @@ class BatchOutputs:
                 self._started = True
             await producer.send(topic, key, value, partition, None, None)
             return
-        group = self._app.assignor.group_for_topic(source_topic)
-        transactional_id = f"{self._app.conf.id}-{group}-{source_partition}"
         await producer.send(
-            topic, key, value, partition, None, None, transactional_id=transactional_id
+            topic,
+            key,
+            value,
+            partition,
+            None,
+            None,
+            transactional_id=transactional_id(self._app, source_topic, source_partition),
         )

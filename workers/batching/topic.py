@@ -18,3 +18,7 @@ class BatchTopic(faust.Topic):
         kwargs.setdefault("value_serializer", "raw")
         kwargs.setdefault("key_serializer", "raw")
         super().__init__(app, topics=topics, **kwargs)
+        # One transaction per subscription and partition (`batching.transactions`).
+        groups: dict[str, str] | None = getattr(app, "transaction_groups", None)
+        if groups is not None:
+            groups.update(dict.fromkeys(topics, min(topics)))

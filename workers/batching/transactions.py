@@ -1,0 +1,63 @@
+"""Transactional ids: one per agent subscription and partition (exactly-once processing).
+
+Faust names a transaction `{app id}-{group}-{partition}` where `group` numbers the topics by
+their *partition count*: every 4-partition topic — the input topics, `budget-spend`,
+`slo-counts` — is group 0. With one worker that only merges transactions; with two, the
+worker running the ingest of partition 1 and the worker running the budget counter of
+partition 1 both use `…-0-1`, and each start of one fences the other's open transaction
+(measured: a forked input chain and aborted outputs after a rebalance).
+
+Here the group is the agent's subscription instead (the first of its topics: the ingest
+agent's three input topics are one group, since one chain holds the three partitions N;
+each counter's topic is its own), for the outputs (`batching.outputs`) and for Faust's
+commits and producer starts alike (`BatchingTransactionManager`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping, Set
+from typing import Any
+
+from aiokafka.errors import ProducerFenced
+from faust.transport.consumer import TransactionManager
+from faust.types import TP, AppT
+
+
+def subscription_group(app: AppT, topic: str) -> str:
+    """The transaction group of `topic`: the first topic of the agent subscription it is
+    in (`BatchTopic` registers them), else the topic itself."""
+    groups: Mapping[str, str] = getattr(app, "transaction_groups", {})
+    return groups.get(topic, topic)
+
+
+def transactional_id(app: AppT, topic: str, partition: int) -> str:
+    return f"{app.conf.id}-{subscription_group(app, topic)}-{partition}"
+
+
+class BatchingTransactionManager(TransactionManager):
+    """Faust's transaction manager with `transactional_id` naming."""
+
+    def _tps_to_transactional_ids(self, tps: Set[TP]) -> set[str]:
+        assignor = self.app.assignor
+        return {
+            transactional_id(self.app, tp.topic, tp.partition)
+            for tp in tps
+            if not assignor.is_standby(tp)
+        }
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        by_transaction: MutableMapping[str, dict[TP, int]] = {}
+        for tp, offset in offsets.items():
+            tid = transactional_id(self.app, tp.topic, tp.partition)
+            by_transaction.setdefault(tid, {})[tp] = offset
+        if not by_transaction:
+            return True
+        producer: Any = self.producer
+        try:
+            await producer.commit_transactions(
+                by_transaction, self.app.conf.id, start_new_transaction=start_new_transaction
+            )
+        except ProducerFenced as exc:  # as Faust's own commit: the worker restarts
+            self.log.warning("ProducerFenced %r", exc)
+            await self.app.crash(exc)
+        return True
