@@ -88,6 +88,8 @@ class Worker:
     budgets: BudgetCounter | None = None
     slos: SloCounter | None = None
     input_audit: InputAuditSink | None = None
+    routers: list[BudgetRouterSink | SloRouterSink] = field(default_factory=list)
+    """The sinks routing to `budget-spend` / `slo-counts` (they remember sent watermarks)."""
     last_batch_unixtime: float | None = None  # shell bookkeeping; the stage itself has no clock
 
 
@@ -182,6 +184,7 @@ def create_worker(
     if budget_policy is not None and budget_policy.budgets:
         router = BudgetRouterSink(app, catalog, budget_policy)
         worker.sinks.append(router)
+        worker.routers.append(router)
         counter = BudgetCounter(
             app, catalog, budget_policy, settings.kafka_client_options(), masker, audit_policy
         )
@@ -241,6 +244,7 @@ def _add_slos(
 ) -> None:
     slo_router = SloRouterSink(worker.app, worker.catalog, policy)
     worker.sinks.append(slo_router)
+    worker.routers.append(slo_router)
     slo_counter = SloCounter(
         worker.app,
         worker.catalog,
@@ -352,6 +356,8 @@ def _register_ingest_agent(worker: Worker) -> None:
         log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
         for tp in revoked:
             stage.forget_partition(tp.topic, tp.partition)
+            for router in worker.routers:
+                router.forget_source(tp.topic, tp.partition)
             if worker.input_audit is not None:
                 worker.input_audit.forget_partition(tp.partition)
             recorded.pop(tp.partition, None)

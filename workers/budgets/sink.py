@@ -72,6 +72,9 @@ class BudgetRouterSink:
         )
         self.routed = 0
 
+    def forget_source(self, topic: str, partition: int) -> None:
+        self._sender.forget_source(topic, partition)
+
     async def handle(self, result: IngestResult) -> None:
         if not self.policy.budgets or result.topic not in self._inputs or not result.accepted:
             return

@@ -23,6 +23,11 @@ class RoutedSender:
         self._partitions = partitions
         self._marks: dict[tuple[str, int], int] = {}
 
+    def forget_source(self, source_topic: str, source_partition: int) -> None:
+        """The input partition went away (revoked; its open transaction aborted): whoever
+        processes it next sends its watermark again, even one this worker sent before."""
+        self._marks.pop((source_topic, source_partition), None)
+
     async def send(self, source: tuple[str, int], key: bytes, value: bytes) -> None:
         """A routed record, as an output of the batch of `source` (input topic, partition)."""
         await self._outputs.send(source, self._topic, key, value)

@@ -55,6 +55,9 @@ class SloRouterSink:
         )
         self.routed = 0
 
+    def forget_source(self, topic: str, partition: int) -> None:
+        self._sender.forget_source(topic, partition)
+
     async def handle(self, result: IngestResult) -> None:
         if result.topic not in self._inputs or not result.accepted:
             return
