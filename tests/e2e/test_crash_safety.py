@@ -1,14 +1,17 @@
 """Crash safety (DESIGN §10, issue 6): a production-mode worker (exactly once, forensic audit)
 killed with SIGKILL at random moments and restarted ends where an uninterrupted run ends: the
 audit trail verifies, no audit decision or alert is missing or duplicated, and the final
-breaker, budget and SLO states are equal."""
+breaker, budget and SLO states are equal. Once with one worker, once with two workers in one
+consumer group of which one is killed (its partitions move to the other and back)."""
 
 from __future__ import annotations
 
 import random
 import signal
 import time
+import uuid
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import orjson
 import pytest
 
 from schemas.types import rfc3339_ms
-from tests.support.worker_process import cli_env, run_cli, running_worker
+from tests.support.worker_process import WorkerProcess, cli_env, run_cli, running_worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
@@ -91,7 +94,9 @@ def environment(bootstrap: str, prefix: str, policies: Path) -> dict[str, str]:
     )
 
 
-def export_when_settled(env: dict[str, str], path: Path, timeout_s: float = 600) -> list[dict]:
+def export_when_settled(
+    env: dict[str, str], path: Path, timeout_s: float = 600
+) -> list[dict[str, Any]]:
     """The audit trail once it records every input (each call, and each clock tick once per
     input partition) and two exports a few seconds apart are equal (all committed)."""
     deadline = time.monotonic() + timeout_s
@@ -135,45 +140,87 @@ def outcome(env: dict[str, str], tmp: Path) -> dict[str, Any]:
     return {"decisions": decisions, "alerts": alerts, "states": states, "inputs": inputs}
 
 
-@pytest.mark.timeout(1500)  # two runs of 200,000 events through the forensic pipeline
-@pytest.mark.xfail(
-    strict=False,  # some kill timings already pass; CI must not hinge on which
-    reason="issue 6 open: inputs are now recorded exactly once across kills (re-consumed "
-    "offsets already in the forensic trail are skipped), but breakers rebuilt from the trail "
-    "can still decide differently after a restart (measured: 12 of 146 decision records "
-    "differ, breaker transitions with other evidence)",
-)
-def test_sigkill_and_restart_five_times_ends_like_an_uninterrupted_run(
-    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
-) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "budgets.yaml").write_text(BUDGETS)
-    (policies / "slos.yaml").write_text(SLOS)
-    lines = workload()
-    results = {}
-    for run_name in ("uninterrupted", "killed"):
-        env = environment(bootstrap_servers, f"{topic_prefix}{run_name}.", policies)
-        assert run_cli(["topics", "create"], env).returncode == 0
-        published = run_cli(["publish", "-"], env, stdin=lines, timeout=600)
-        assert published.returncode == 0, published.stderr.decode()
-        work = tmp_path / run_name
-        if run_name == "killed":
-            rng = random.Random(5)
-            for kill in range(KILLS):
-                with running_worker(env, work / f"worker-{kill}") as process:
-                    time.sleep(rng.uniform(3.0, 9.0))
-                    process.process.send_signal(signal.SIGKILL)
-                    deadline = time.monotonic() + 30
-                    while process.alive() and time.monotonic() < deadline:
-                        time.sleep(0.1)
-        with running_worker(env, work / "worker-final") as process:
-            results[run_name] = outcome(env, work)
-            assert process.alive(), process.log_tail()
+def prepared(bootstrap: str, policies: Path) -> dict[str, str]:
+    """A fresh set of topics (own prefix, own consumer group) holding the whole workload."""
+    env = environment(bootstrap, f"t{uuid.uuid4().hex[:12]}.", policies)
+    assert run_cli(["topics", "create"], env).returncode == 0
+    published = run_cli(["publish", "-"], env, stdin=workload(), timeout=600)
+    assert published.returncode == 0, published.stderr.decode()
+    return env
 
-    uninterrupted, killed = results["uninterrupted"], results["killed"]
-    assert uninterrupted["decisions"], "the workload made no decisions"
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("policies")
+    (directory / "budgets.yaml").write_text(BUDGETS)
+    (directory / "slos.yaml").write_text(SLOS)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(
+    bootstrap_servers: str, policies: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """What one worker, never interrupted, makes of the workload."""
+    env = prepared(bootstrap_servers, policies)
+    work = tmp_path_factory.mktemp("uninterrupted")
+    with running_worker(env, work / "worker") as process:
+        result = outcome(env, work)
+        assert process.alive(), process.log_tail()
+    assert result["decisions"], "the workload made no decisions"
+    return result
+
+
+def assert_same_outcome(killed: dict[str, Any], uninterrupted: dict[str, Any]) -> None:
     assert killed["inputs"] == uninterrupted["inputs"]  # every input recorded exactly once
     assert killed["decisions"] == uninterrupted["decisions"]  # none missing, none twice
     assert killed["alerts"] == uninterrupted["alerts"]
     assert killed["states"] == uninterrupted["states"]
+
+
+def kill(worker: WorkerProcess) -> None:
+    worker.process.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while worker.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(1500)  # two runs of 200,000 events through the forensic pipeline
+def test_sigkill_and_restart_five_times_ends_like_an_uninterrupted_run(
+    bootstrap_servers: str, policies: Path, uninterrupted: dict[str, Any], tmp_path: Path
+) -> None:
+    env = prepared(bootstrap_servers, policies)
+    rng = random.Random(5)
+    for round_number in range(KILLS):
+        with running_worker(env, tmp_path / f"worker-{round_number}") as worker:
+            time.sleep(rng.uniform(3.0, 9.0))
+            kill(worker)
+    with running_worker(env, tmp_path / "worker-final") as worker:
+        killed = outcome(env, tmp_path)
+        assert worker.alive(), worker.log_tail()
+    assert_same_outcome(killed, uninterrupted)
+
+
+@pytest.mark.timeout(1500)
+def test_two_workers_in_one_group_one_killed_repeatedly_ends_like_an_uninterrupted_run(
+    bootstrap_servers: str, policies: Path, uninterrupted: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two workers share the partitions; one of them is SIGKILLed at a random moment, its
+    partitions move to the survivor (after the session timeout), and when it comes back some
+    move back (a revocation on the survivor, mid-stream) — five times."""
+    env = prepared(bootstrap_servers, policies)
+    rng = random.Random(7)
+    with ExitStack() as workers:
+        pair = [workers.enter_context(running_worker(env, tmp_path / "a-0"))]
+        pair.append(workers.enter_context(running_worker(env, tmp_path / "b-0")))
+        for round_number in range(1, KILLS + 1):
+            time.sleep(rng.uniform(3.0, 9.0))
+            victim = rng.randrange(2)
+            kill(pair[victim])
+            time.sleep(rng.uniform(0.0, 8.0))  # the survivor may take over before the restart
+            name = f"{'ab'[victim]}-{round_number}"
+            pair[victim] = workers.enter_context(running_worker(env, tmp_path / name))
+        killed = outcome(env, tmp_path)
+        for worker in pair:
+            assert worker.alive(), worker.log_tail()
+    assert_same_outcome(killed, uninterrupted)
