@@ -9,6 +9,7 @@ undo once it recovers.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,18 @@ def read_topic(env: dict[str, str], topic: str) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+def wait_for_audit(
+    env: dict[str, str], event_type: str, timeout_s: float = 120
+) -> list[dict[str, Any]]:
+    """The audit topic once it holds a record of `event_type`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        audit = read_topic(env, "audit")
+        if any(r["event_type"] == event_type for r in audit) or time.monotonic() > deadline:
+            return audit
+        time.sleep(1)
+
+
 def test_a_vendor_degradation_pages_resolves_without_traffic_and_the_sla_period_closes(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -122,6 +135,9 @@ def test_a_vendor_degradation_pages_resolves_without_traffic_and_the_sla_period_
         # page fired + resolved, objective warning/critical fired + resolved, degrade + undo,
         # the SLA report: at least 8 decisions.
         assert process.wait_for(DECISIONS, 8, timeout_s=120) >= 8, process.log_tail()
+        # The SLA report closes the period at its last clock tick: it can come after the
+        # eighth decision, so wait for it itself before stopping the worker.
+        audit = wait_for_audit(env, "aud.slo.sla_report")
 
     alerts = [a for a in read_topic(env, "alerts") if a["kind"] == "slo_burn_rate"]
     pages = [a for a in alerts if a["labels"]["severity"] == "page"]
@@ -141,7 +157,6 @@ def test_a_vendor_degradation_pages_resolves_without_traffic_and_the_sla_period_
     assert T0_MS + DEGRADED_UNTIL_MIN * MIN < ended <= T0_MS + 75 * MIN
     assert resolved["fingerprint"] == fired["fingerprint"]
 
-    audit = read_topic(env, "audit")
     reports = [r for r in audit if r["event_type"] == "aud.slo.sla_report"]
     assert len(reports) == 1, [r["event_type"] for r in audit]
     report = reports[0]["payload"]
