@@ -97,6 +97,10 @@ async def _consume(
         isolation_level=isolation_level,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        # A stopped leader: re-read who leads every 2 s instead of fetching from the dead
+        # node until the default 5 min metadata age (seen once in CI: 90 s of
+        # NodeNotReadyError for node 0 after leadership had moved).
+        metadata_max_age_ms=2000,
     )
     await consumer.start()
     records: list[tuple[int, bytes]] = []
