@@ -6,12 +6,15 @@ the first and last of those; policy files are applied on top by the policy loade
 
 from __future__ import annotations
 
+import ssl
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers.errors import ConfigError
 
 
 class Mode(StrEnum):
@@ -144,7 +147,22 @@ class Settings(BaseSettings):
             if self.kafka_sasl_password is not None:
                 options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
         if self.kafka_security_protocol.endswith("SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
+            options["ssl_context"] = self.kafka_ssl_context()
         return options
+
+    def kafka_ssl_context(self) -> ssl.SSLContext:
+        """The TLS context for SSL / SASL_SSL: the system's CAs, or GUARDSTREAM_KAFKA_SSL_CAFILE's.
+        A CA file that cannot be loaded is a ConfigError naming the variable (exit 2), not a
+        traceback from deep inside the first client a command creates."""
+        from aiokafka.helpers import create_ssl_context
+
+        try:
+            context: ssl.SSLContext = create_ssl_context(cafile=self.kafka_ssl_cafile)
+        except OSError as exc:  # ssl.SSLError (not a PEM file of certificates) is one too
+            why = exc.strerror or str(exc)
+            raise ConfigError(
+                f"GUARDSTREAM_KAFKA_SSL_CAFILE={self.kafka_ssl_cafile}: cannot load the CA file "
+                f"({why}); {self.kafka_security_protocol} needs it to be a readable PEM file of "
+                "the CA certificates that signed the brokers' certificates"
+            ) from None
+        return context

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import ssl
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from workers.errors import ConfigError
 from workers.settings import MODE_DEFAULTS, AuditLevel, Mode, ProcessingGuarantee, Settings
 
 PASSWORD = "s3cr3t-Pa55word-for-tests"
@@ -191,6 +193,27 @@ def test_sasl_ssl_options_carry_credentials_and_a_context() -> None:
         "sasl_plain_username": "svc",
         "sasl_plain_password": PASSWORD,
     }
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "No such file or directory"),
+        ("not a certificate\n", "no certificate"),
+    ],
+)
+def test_a_ca_file_that_cannot_be_loaded_is_a_config_error_naming_the_variable(
+    tmp_path: Path, content: str | None, why: str
+) -> None:
+    cafile = tmp_path / "ca.pem"
+    if content is not None:
+        cafile.write_text(content)
+    settings = Settings(kafka_security_protocol="SASL_SSL", kafka_ssl_cafile=str(cafile))
+    with pytest.raises(ConfigError) as info:
+        settings.kafka_client_options()
+    assert info.value.exit_code == 2
+    assert str(info.value).startswith(f"GUARDSTREAM_KAFKA_SSL_CAFILE={cafile}: cannot load")
+    assert why in str(info.value)
 
 
 def test_secrets_never_appear_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:

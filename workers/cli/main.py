@@ -12,7 +12,7 @@ from rich.console import Console
 from workers.cli.audit_cmd import audit
 from workers.cli.breakers_cmd import breakers
 from workers.cli.budgets_cmd import budgets
-from workers.cli.context import CliContext
+from workers.cli.context import CliContext, fail
 from workers.cli.publish_cmd import publish
 from workers.cli.replay_cmd import replay
 from workers.cli.simulate_cmd import simulate
@@ -20,6 +20,7 @@ from workers.cli.slos_cmd import slos
 from workers.cli.tail_cmd import tail
 from workers.cli.topics_cmd import topics
 from workers.cli.worker_cmd import worker
+from workers.errors import GuardstreamError
 from workers.settings import Settings
 
 
@@ -69,7 +70,13 @@ cli.add_command(audit)
 
 
 def main() -> None:
-    sys.exit(cli.main(prog_name="guardstream", standalone_mode=True))
+    try:
+        sys.exit(cli.main(prog_name="guardstream", standalone_mode=True))
+    except GuardstreamError as exc:
+        # What a command did not turn into its exit code itself (e.g. connection options built
+        # before its coroutine runs: a CA file that cannot be loaded) is still one line and
+        # its exit code, never a traceback.
+        fail(exc)
 
 
 if __name__ == "__main__":
