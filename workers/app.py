@@ -32,17 +32,21 @@ from workers.audit.policy_writer import record_policy_changes
 from workers.audit.sealing import default_masker
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.batching.outputs import BatchOutputs
+from workers.batching.runner import run_batches
 from workers.breakers.engine import BreakerRouting
 from workers.breakers.sink import BreakerSink
 from workers.budgets.sink import BudgetCounter, BudgetRouterSink, register_budget_counter
 from workers.clock_ticker import ClockTicker
 from workers.ingest.stage import IngestResult, IngestStage
+from workers.ingest.undecodable import UndecodableBatchAlerts
 from workers.ingest.warmup import ensure_memory
 from workers.metrics import (
     BreakerCollector,
     BudgetCollector,
     IngestCollector,
+    MigrationCollector,
     SloCollector,
+    UndecodableBatchCollector,
     render,
 )
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy
@@ -136,6 +140,7 @@ def create_worker(
     PII/PHI patterns (default: the seed's) are masked in the audit trail, alerts and logs."""
     catalog = catalog_for(settings, audit_policy)
     app = BatchingApp(settings.app_id, **_faust_settings(settings))
+    app.transaction_timeout_ms = int(settings.transaction_timeout_s * 1000)
     models: Mapping[str, type[InputEvent]] = {
         catalog.name(topic): INPUT_EVENT_TYPES[str(topic)] for topic in INPUT_TOPICS
     }
@@ -151,6 +156,7 @@ def create_worker(
             stage.counters, stage.tracked_ids, lambda: _lag(app), lambda: worker.last_batch_unixtime
         )
     )
+    registry.register(MigrationCollector(lambda: app.migration.migrations))
     masker = Masker(classification) if classification is not None else default_masker()
     _register_log_masking(app, masker)
     input_audit = InputAuditSink(
@@ -163,6 +169,9 @@ def create_worker(
     )
     worker.input_audit = input_audit
     worker.sinks.append(input_audit)
+    undecodable = UndecodableBatchAlerts(app, catalog)
+    worker.sinks.append(undecodable)
+    registry.register(UndecodableBatchCollector(undecodable.counts))
     policy = breaker_policy or default_breaker_policy(settings.mode)
     breakers = BreakerSink(
         app,
@@ -338,15 +347,14 @@ def _register_ingest_agent(worker: Worker) -> None:
         for sink in worker.sinks:
             await sink.handle(result)
 
-    gate = app.commit_gate
+    async def ingest_batch(whole: RawBatch) -> None:
+        fresh = await unrecorded(whole)
+        if fresh is not None:  # None: processed before a crash, outputs committed
+            await process(fresh)
+        worker.last_batch_unixtime = time.time()
 
     async def ingest(batches: faust.StreamT[RawBatch]) -> None:
-        async for whole in batches:
-            async with gate.batch():
-                fresh = await unrecorded(whole)
-                if fresh is not None:  # None: processed before a crash, outputs committed
-                    await process(fresh)
-            worker.last_batch_unixtime = time.time()
+        await run_batches(app, batches, ingest_batch)
 
     app.agent(inputs, name="guardstream.ingest", concurrency=1)(ingest)
 

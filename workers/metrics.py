@@ -30,6 +30,8 @@ SLO_MEASURES_ROUTED = "guardstream_slo_measures_routed"
 SLO_DECISIONS = "guardstream_slo_decisions"
 SLO_BURN_RATE = "guardstream_slo_burn_rate"
 SLO_ERROR_BUDGET_REMAINING = "guardstream_slo_error_budget_remaining"
+UNDECODABLE_BATCHES = "guardstream_undecodable_batches"
+PARTITION_MIGRATIONS = "guardstream_partition_migrations"
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
 
@@ -160,5 +162,37 @@ class SloCollector(Collector):
         yield remaining
 
 
+class UndecodableBatchCollector(Collector):
+    """Input record batches that could not be decoded, dead-lettered as offset ranges."""
+
+    def __init__(self, counts: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            UNDECODABLE_BATCHES,
+            "Undecodable input record batches dead-lettered (codec missing or unknown, corrupt)",
+            labels=["topic", "codec"],
+        )
+        for (topic, codec), count in sorted(self._counts().items()):
+            family.add_metric([topic, codec], count)
+        yield family
+
+
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+class MigrationCollector(Collector):
+    """Lost transactions after which the worker gave its partitions up (`batching.migration`)."""
+
+    def __init__(self, migrations: Callable[[], int]) -> None:
+        self._migrations = migrations
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            PARTITION_MIGRATIONS,
+            "Times a fenced or failed transaction made this worker give up its partitions",
+        )
+        family.add_metric([], self._migrations())
+        yield family

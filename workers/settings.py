@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # Exactly once: a batch's outputs (alerts included) become visible when its transaction
     # commits, so this bounds the latency an exactly-once worker adds to an alert.
     commit_interval_s: float = Field(default=1.0, gt=0)
+    # Exactly once: the broker aborts a transaction open this long and fences its producer (the
+    # worker then gives its partitions up and rejoins). Transactions last one commit interval,
+    # so this is the longest stall (GC, CPU starvation) a transaction survives.
+    transaction_timeout_s: float = Field(default=60.0, ge=10.0, le=900.0)
 
     # Worker web server (health + Prometheus metrics).
     web_port: int = Field(default=6066, ge=0, le=65535)

@@ -14,6 +14,7 @@ past the whole batch, and never past a batch that is still being processed.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Mapping, Sequence, Set
 from typing import Any, cast
 
@@ -24,8 +25,15 @@ from faust.types.transports import TPorTopicSet
 from mode import ServiceT
 
 from workers.batching.gate import CommitGate
+from workers.batching.migration import migration_of
 from workers.batching.records import RawBatch, RawRecord
 from workers.batching.topic import BatchTopic
+from workers.batching.undecodable import (
+    UndecodableBatch,
+    take_all,
+    tolerate_undecodable_batches,
+    with_placeholders,
+)
 
 # How long the broker may hold a fetch that found no data. aiokafka keeps one fetch in flight
 # per broker, covering every assigned partition that has nothing buffered; Faust pins this to
@@ -35,6 +43,16 @@ FETCH_MAX_WAIT_MS = 100
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    undecodable: deque[UndecodableBatch] | None = None
+    """Batches the fetcher could not decode, reported for the drain loop (set at start)."""
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # The fetcher exists once the consumer has started (in this thread's loop): from now
+        # on a batch that cannot be decoded is reported and skipped instead of raised out of
+        # every fetch (`batching.undecodable`).
+        self.undecodable = tolerate_undecodable_batches(self._ensure_consumer())
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Read by AIOKafkaConsumer.start() when it builds its Fetcher, which happens later.
@@ -50,6 +68,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
     ) -> bool:
         # Every commit path (timer, commit_every, rebalance, shutdown) ends here.
+        if migration_of(self.app).commits_blocked:
+            return False  # a transaction was lost: nothing is committed until the rejoin
         gate: CommitGate = self.app.commit_gate  # type: ignore[attr-defined]
         async with gate.commit():
             committed: bool = await super().force_commit(
@@ -57,13 +77,26 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             )
         return committed
 
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        # Acks and read positions recorded since the revocation are stale: agents finishing
+        # batches of the previous generation ack them after Faust forgot the partitions, and
+        # a kept partition would otherwise commit or skip past records it must read again.
+        for tp in assigned:
+            self._acked.pop(tp, None)
+            self._acked_index.pop(tp, None)
+            self._gap.pop(tp, None)
+            self._read_offset.pop(tp, None)
+        await super().on_partitions_assigned(assigned, generation_id)
+        migration_of(self.app).on_assigned(generation_id)
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set  # type: ignore[attr-defined]
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records, active_partitions = await self._wait_next_records(timeout=1.0)
+                fetched, active_partitions = await self._wait_next_records(timeout=1.0)
+                records = self._with_undecodable(fetched)
                 # A fetch can return at once many times in a row; let other tasks run.
                 await self.sleep(0)
                 if self.should_stop or not records:
@@ -100,8 +133,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self, records: Mapping[TP, Sequence[Any]], active_partitions: Set[TP] | None
     ) -> None:
         generation_id = self.app.consumer_generation_id
-        # The conductor's partition -> subscribers index (no public accessor in Faust).
-        subscribers = cast(Any, self.app.topics)._tp_index
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 return  # a rebalance started; the rest is refetched after it
@@ -115,11 +146,36 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             fresh = self._unread(tp, tp_records)
             if not fresh:
                 continue
-            channels = subscribers.get(tp)
-            if channels and all(isinstance(channel, BatchTopic) for channel in channels):
+            channels = self._batch_channels(tp)
+            if channels is not None:
                 await self._deliver_batch(tp, fresh, channels)
             else:
                 await self._deliver_one_by_one(tp, fresh)
+
+    def _batch_channels(self, tp: TP) -> Set[BatchTopic] | None:
+        """The partition's subscribers when every one takes batches, else None."""
+        # The conductor's partition -> subscribers index (no public accessor in Faust).
+        channels = cast(Any, self.app.topics)._tp_index.get(tp)
+        if channels and all(isinstance(channel, BatchTopic) for channel in channels):
+            return cast(Set[BatchTopic], channels)
+        return None
+
+    def _with_undecodable(
+        self, records: Mapping[TP, Sequence[Any]] | None
+    ) -> Mapping[TP, Sequence[Any]]:
+        """`records` with a placeholder for each batch the fetcher could not decode: in a
+        batch partition it is dead-lettered by the ingest stage and acked with the batch (the
+        range is skipped, DESIGN §10); other partitions (Faust's own) just skip the range."""
+        found = cast(_ConsumerThread, self._thread).undecodable
+        if not found:
+            return records or {}
+        placeholders = []
+        for batch in take_all(found):
+            batched = self._batch_channels(TP(batch.topic, batch.partition)) is not None
+            self.log.error("%s; %s", batch.describe(), "dead-lettered" if batched else "skipped")
+            if batched:
+                placeholders.append(batch.placeholder())
+        return with_placeholders(records, placeholders)
 
     def _unread(self, tp: TP, tp_records: Sequence[RawRecord]) -> Sequence[RawRecord]:
         read_offset = self._read_offset[tp]

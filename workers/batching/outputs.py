@@ -16,8 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.types import ProcessingGuarantee
 
+from workers.batching.migration import TransactionLost
 from workers.batching.transactions import transactional_id
 
 
@@ -37,21 +40,20 @@ class BatchOutputs:
         partition: int | None = None,
     ) -> None:
         """Send `value` to `topic` as an output of the batch of `source` (input topic,
-        partition) being processed (partition None: by the key's hash)."""
+        partition) being processed (partition None: by the key's hash). Raises
+        `TransactionLost` when the batch can no longer be committed (`batching.runner`)."""
         source_topic, source_partition = source
         producer: Any = self._app.producer
-        if not self._exactly_once:
-            if not self._started:  # once, not per output record
-                await producer.maybe_start()
-                self._started = True
-            await producer.send(topic, key, value, partition, None, None)
-            return
-        await producer.send(
-            topic,
-            key,
-            value,
-            partition,
-            None,
-            None,
-            transactional_id=transactional_id(self._app, source_topic, source_partition),
-        )
+        tid = None
+        try:
+            if not self._exactly_once:
+                if not self._started:  # once, not per output record
+                    await producer.maybe_start()
+                    self._started = True
+                await producer.send(topic, key, value, partition, None, None)
+                return
+            tid = transactional_id(self._app, source_topic, source_partition)
+            await producer.send(topic, key, value, partition, None, None, transactional_id=tid)
+        except (KafkaError, ProducerSendError) as exc:
+            # Fenced, out of a transaction, or its producer dropped after a failure.
+            raise TransactionLost(tid, exc) from exc

@@ -15,14 +15,20 @@ commits and producer starts alike (`BatchingTransactionManager`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, MutableMapping, Set
 from typing import Any
 
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import KafkaError
 from faust.transport.consumer import TransactionManager
 from faust.types import TP, AppT
 
 from workers.batching.gate import CommitGate
+from workers.batching.migration import migration_of
+
+# Faust's own abort swallows errors (a fenced producer is dropped there); this bounds the
+# wait for a broker that does not answer.
+ABORT_TIMEOUT_S = 5.0
 
 
 def subscription_group(app: AppT, topic: str) -> str:
@@ -38,7 +44,8 @@ def transactional_id(app: AppT, topic: str, partition: int) -> str:
 
 class BatchingTransactionManager(TransactionManager):
     """Faust's transaction manager with `transactional_id` naming, aborting at revocation
-    what a revocation's commit left open."""
+    what a revocation's commit left open, and giving partitions up instead of crashing when a
+    commit fails (`batching.migration`)."""
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """After Faust's revocation commit: abort every transaction still open for the
@@ -59,7 +66,20 @@ class BatchingTransactionManager(TransactionManager):
                 transaction = transactions.get(tid)
                 manager = getattr(transaction, "_txn_manager", None)
                 if manager is not None and manager.is_in_transaction():
-                    await producer.abort_transaction(tid)
+                    await self._abort(tid)
+
+    async def _abort(self, tid: str) -> None:
+        """Abort `tid`'s open transaction, or throw its producer away when the broker does
+        not answer in time (a revocation must finish within the session timeout; the next
+        owner's producer aborts the transaction when it initialises the id)."""
+        producer: Any = self.producer
+        try:
+            await asyncio.wait_for(producer.abort_transaction(tid), ABORT_TIMEOUT_S)
+        except TimeoutError:
+            self.log.warning(
+                "aborting %s took over %.0f s: dropping its producer", tid, ABORT_TIMEOUT_S
+            )
+            await migration_of(self.app).drop_producer(tid)
 
     def _tps_to_transactional_ids(self, tps: Set[TP]) -> set[str]:
         assignor = self.app.assignor
@@ -81,9 +101,9 @@ class BatchingTransactionManager(TransactionManager):
             await producer.commit_transactions(
                 by_transaction, self.app.conf.id, start_new_transaction=start_new_transaction
             )
-        except ProducerFenced as exc:  # as Faust's own commit: the worker restarts
-            self.log.warning("ProducerFenced %r", exc)
-            await self.app.crash(exc)
+        except KafkaError as exc:  # fenced, timed out, or cut off: not ours to commit any more
+            await migration_of(self.app).lost(exc)
+            return False
         return True
 
 

@@ -17,6 +17,7 @@ from workers.audit.chains import ChainBook
 from workers.audit.sealing import masked_alert
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.batching.outputs import BatchOutputs
+from workers.batching.runner import run_batches
 from workers.decisions import AlertDecision, ControlDecision, Decision
 
 Source = tuple[str, int]
@@ -84,11 +85,8 @@ def register_counter(
 ) -> None:
     """One agent (concurrency 1: batches of a partition in order) over a routed topic."""
     batches_topic = BatchTopic(app, topics=[topic], maxsize=queue_size)
-    gate = app.commit_gate
 
     async def count(batches: faust.StreamT[RawBatch]) -> None:
-        async for batch in batches:
-            async with gate.batch():
-                await handle(batch)
+        await run_batches(app, batches, handle)
 
     app.agent(batches_topic, name=name, concurrency=1)(count)

@@ -1,0 +1,48 @@
+"""The loop every batch agent runs: one batch at a time, under the commit gate, and a batch
+that cannot finish gives its partitions up instead of crashing the worker.
+
+A batch fails as a whole when an output cannot be sent (a fenced or aborted transaction, a
+broker that stays unreachable) or when what it reads first (a chain head, the trail's
+recorded offsets) cannot be read. Its acked offset must then never be committed: with
+exactly-once its outputs are gone with the transaction, with at-least-once some were never
+sent. `PartitionMigration.lost` blocks commits and rejoins the group; every partition is read
+again from its committed offset by whoever is assigned it. Batches that arrive in between are
+skipped for the same reason (their partitions are about to be revoked and re-read).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import faust
+from aiokafka.errors import KafkaError
+
+from workers.batching.app import BatchingApp
+from workers.batching.migration import TransactionLost
+from workers.batching.records import RawBatch
+
+log = logging.getLogger(__name__)
+
+
+async def run_batches(
+    app: BatchingApp,
+    batches: faust.StreamT[RawBatch],
+    handle: Callable[[RawBatch], Awaitable[None]],
+) -> None:
+    gate, migration = app.commit_gate, app.migration
+    async for batch in batches:
+        if migration.commits_blocked:
+            continue  # its partition is being given up; it is read again after the rejoin
+        try:
+            async with gate.batch():
+                await handle(batch)
+        except TransactionLost as lost:
+            await migration.lost(lost.cause, lost.transactional_id)
+        except KafkaError as exc:
+            await migration.lost(exc)
+        except Exception as exc:
+            # Not a Kafka failure: a bug. Giving the partitions up keeps the batch from
+            # being committed unprocessed (Faust would restart the agent past it).
+            log.exception("processing a batch of %s[%d] failed", batch.topic, batch.partition)
+            await migration.lost(exc)
