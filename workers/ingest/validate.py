@@ -13,6 +13,7 @@ from schemas.events import InputEvent
 from schemas.limits import MAX_EVENT_BYTES
 from schemas.stream import StreamEvent, control_type
 from workers.batching.records import RawRecord
+from workers.batching.undecodable import UndecodableRecord
 
 
 class Validated(NamedTuple):
@@ -63,6 +64,8 @@ def validate_records(
 
 
 def _unparsed(record: RawRecord, model: type[InputEvent]) -> DeadLetter:
+    if isinstance(record, UndecodableRecord):  # a batch the consumer could not decode
+        return record.batch.dead_letter(expected_type=model.__name__)
     raw = record.value
     if raw is None:
         kind, reason = DeadLetterKind.UNDECODABLE, "record has no value (tombstone)"

@@ -23,6 +23,7 @@ from schemas.base import WireModel
 from schemas.clock import parse_event_time
 from schemas.types import EventTime, Identifier, epoch_ms
 from workers.batching.records import RawBatch
+from workers.batching.undecodable import tolerate_undecodable_batches
 from workers.ingest.stage import IngestStage
 
 _FETCH_TIMEOUT_MS = 1000
@@ -70,6 +71,9 @@ async def read_preceding_ids(
     )
     await consumer.start()
     try:
+        # An undecodable batch before this one was dead-lettered: skip it here too, or the
+        # partition's every first batch would fail again (`batching.undecodable`).
+        tolerate_undecodable_batches(consumer)
         consumer.assign([tp])
         since = max(batch.records[0].timestamp - lookback_ms, 0)
         found = (await consumer.offsets_for_times({tp: since}))[tp]

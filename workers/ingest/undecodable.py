@@ -1,0 +1,144 @@
+"""The alert and the count for input batches the consumer could not decode.
+
+`batching.undecodable` turns an undecodable record batch into a placeholder that the ingest
+stage dead-letters (so the offset range is acknowledged, in the partition's transaction, and
+recorded in the input audit trail like any dead-lettered input). This sink, run with the
+other sinks on every ingested batch, adds what an operator needs on top: an
+`undecodable_batch` alert (critical: governance did not see those events) and a count per
+topic and codec for Prometheus.
+
+The alert fires once per input partition on its first undecodable range, and resolves once
+the partition has delivered decodable records for `RESOLVE_AFTER_MS` of record time after
+its last undecodable range; further ranges while it fires are dead-lettered and counted, not
+alerted again (a producer stuck on an unreadable codec would otherwise page per batch).
+Which partitions fire lives in memory: a worker that restarts or loses the partition forgets
+a firing alert instead of resolving it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import faust
+from faust.types import TP
+
+from schemas.alerts import Alert, AlertStatus, alert_fingerprint
+from schemas.codec import encode
+from schemas.types import Severity, from_epoch_ms
+from topics.catalog import TopicCatalog, TopicName
+from workers.audit.inputs import INPUT_POLICY_VERSION
+from workers.batching.outputs import BatchOutputs
+from workers.batching.undecodable import UndecodableRecord
+from workers.ingest.stage import IngestResult
+
+ALERT_KIND: Final = "undecodable_batch"
+# Five minutes of clean record time: long enough for Alertmanager to notify (its group_wait
+# is 30 s by default), short enough to end with the incident.
+RESOLVE_AFTER_MS: Final = 5 * 60 * 1000
+
+Slot = tuple[str, int]  # input topic, partition
+
+
+@dataclass(slots=True)
+class _Firing:
+    alert: Alert
+    last: UndecodableRecord
+    """The latest undecodable range while the alert fires."""
+
+
+class UndecodableBatchAlerts:
+    """An EventSink: alerts and counts undecodable ranges among a batch's dead letters."""
+
+    def __init__(self, app: faust.App, catalog: TopicCatalog) -> None:
+        self._outputs = BatchOutputs(app)
+        self._alert_topic = catalog.name(TopicName.ALERTS)
+        self._firing: dict[Slot, _Firing] = {}
+        self.batches: Counter[tuple[str, str]] = Counter()
+        """Undecodable ranges dead-lettered, by (input topic, codec)."""
+        app.on_partitions_revoked.connect(cast(Any, self._forget_revoked))
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        return self.batches
+
+    async def handle(self, result: IngestResult) -> None:
+        slot = (result.topic, result.partition)
+        undecodable = [
+            rejected.record
+            for rejected in result.rejected
+            if isinstance(rejected.record, UndecodableRecord)
+        ]
+        if not undecodable and slot not in self._firing:
+            return  # the common case: one scan of the (usually empty) dead letters
+        for placeholder in sorted(undecodable, key=lambda record: record.offset):
+            self.batches[(placeholder.topic, placeholder.batch.codec)] += 1
+            firing = self._firing.get(slot)
+            if firing is None:
+                alert = _firing_alert(placeholder)
+                self._firing[slot] = _Firing(alert, placeholder)
+                await self._send(slot, alert)
+            else:
+                firing.last = placeholder
+        resolved = self._resolution(slot, result)
+        if resolved is not None:
+            del self._firing[slot]
+            await self._send(slot, resolved)
+
+    def _resolution(self, slot: Slot, result: IngestResult) -> Alert | None:
+        firing = self._firing.get(slot)
+        if firing is None:
+            return None
+        after_offset = firing.last.offset
+        clean_from_ms = firing.last.timestamp + RESOLVE_AFTER_MS
+        decodable = [item.record for item in result.accepted] + [
+            rejected.record
+            for rejected in result.rejected
+            if not isinstance(rejected.record, UndecodableRecord)
+        ]
+        clean = [
+            record.timestamp
+            for record in decodable
+            if record.offset > after_offset and record.timestamp >= clean_from_ms
+        ]
+        if not clean:
+            return None
+        at_ms = min(clean)
+        alert = firing.alert
+        return alert.model_copy(
+            update={
+                "alert_id": f"{alert.fingerprint}-{at_ms}-resolved",
+                "status": AlertStatus.RESOLVED,
+                "ends_at": max(from_epoch_ms(at_ms), alert.starts_at),
+            }
+        )
+
+    async def _send(self, slot: Slot, alert: Alert) -> None:
+        await self._outputs.send(slot, self._alert_topic, alert.fingerprint.encode(), encode(alert))
+
+    async def _forget_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        for tp in revoked:
+            self._firing.pop((tp.topic, tp.partition), None)
+
+
+def _firing_alert(placeholder: UndecodableRecord) -> Alert:
+    batch = placeholder.batch
+    identity = {"topic": batch.topic, "partition": str(batch.partition)}
+    fingerprint = alert_fingerprint(ALERT_KIND, identity)
+    return Alert(
+        alert_id=f"{fingerprint}-{placeholder.timestamp}-firing",
+        fingerprint=fingerprint,
+        kind=ALERT_KIND,
+        severity=Severity.CRITICAL,
+        status=AlertStatus.FIRING,
+        labels={
+            **identity,
+            "codec": batch.codec,
+            "first_offset": str(batch.first_offset),
+            "last_offset": str(batch.last_offset),
+        },
+        summary=batch.describe(),
+        value=float(batch.offsets),
+        starts_at=from_epoch_ms(placeholder.timestamp),
+        policy_version=INPUT_POLICY_VERSION,
+    )
