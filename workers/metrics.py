@@ -30,7 +30,6 @@ SLO_MEASURES_ROUTED = "guardstream_slo_measures_routed"
 SLO_DECISIONS = "guardstream_slo_decisions"
 SLO_BURN_RATE = "guardstream_slo_burn_rate"
 SLO_ERROR_BUDGET_REMAINING = "guardstream_slo_error_budget_remaining"
-PARTITION_MIGRATIONS = "guardstream_partition_migrations"
 UNDECODABLE_BATCHES = "guardstream_undecodable_batches"
 PARTITION_MIGRATIONS = "guardstream_partition_migrations"
 
@@ -182,21 +181,6 @@ class UndecodableBatchCollector(Collector):
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
-
-
-class MigrationCollector(Collector):
-    """Lost transactions after which the worker gave its partitions up (`batching.migration`)."""
-
-    def __init__(self, migrations: Callable[[], int]) -> None:
-        self._migrations = migrations
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            PARTITION_MIGRATIONS,
-            "Times a fenced or failed transaction made this worker give up its partitions",
-        )
-        family.add_metric([], self._migrations())
-        yield family
 
 
 class MigrationCollector(Collector):

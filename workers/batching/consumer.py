@@ -26,7 +26,6 @@ from mode import ServiceT
 
 from workers.batching.gate import CommitGate
 from workers.batching.migration import migration_of
-from workers.batching.migration import migration_of
 from workers.batching.records import RawBatch, RawRecord
 from workers.batching.topic import BatchTopic
 from workers.batching.undecodable import (
@@ -77,18 +76,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 topics, start_new_transaction=start_new_transaction
             )
         return committed
-
-    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        # Acks and read positions recorded since the revocation are stale: agents finishing
-        # batches of the previous generation ack them after Faust forgot the partitions, and
-        # a kept partition would otherwise commit or skip past records it must read again.
-        for tp in assigned:
-            self._acked.pop(tp, None)
-            self._acked_index.pop(tp, None)
-            self._gap.pop(tp, None)
-            self._read_offset.pop(tp, None)
-        await super().on_partitions_assigned(assigned, generation_id)
-        migration_of(self.app).on_assigned(generation_id)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         # Acks and read positions recorded since the revocation are stale: agents finishing
