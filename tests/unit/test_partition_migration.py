@@ -1,0 +1,143 @@
+"""A lost transaction gives partitions up instead of crashing (workers.batching.migration,
+runner, outputs). The end-to-end proof — a fenced zombie, a starved pair, a broker restart —
+is in tests/e2e/test_crash_safety.py; these pin the rules each piece follows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, ProducerFenced
+
+from workers.batching import BatchingApp, BatchTopic, RawBatch
+from workers.batching.migration import TransactionLost
+from workers.batching.outputs import BatchOutputs
+from workers.batching.records import StoredRecord
+from workers.batching.runner import run_batches
+from workers.batching.transactions import transactional_id
+
+TOPIC = "p.tool-invocations"
+
+
+@dataclass
+class FakeTxnManager:
+    fatal: bool = False
+    in_transaction: bool = True
+
+    def is_fatal_error(self) -> bool:
+        return self.fatal
+
+    def is_in_transaction(self) -> bool:
+        return self.in_transaction
+
+
+@dataclass
+class FakeTransactionalProducer:
+    _txn_manager: FakeTxnManager = field(default_factory=FakeTxnManager)
+    stopped: bool = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.fixture
+def app() -> Iterator[BatchingApp]:
+    app = BatchingApp("guardstream-test", processing_guarantee="exactly_once")
+    BatchTopic(app, topics=[TOPIC])
+    transactions: dict[str, Any] = app.producer._transaction_producers  # type: ignore[attr-defined]
+    transactions.clear()
+    yield app
+    transactions.clear()
+
+
+def batch(partition: int, offset: int) -> RawBatch:
+    record = StoredRecord(TOPIC, partition, offset, 0, None, b"{}")
+    return RawBatch(TOPIC, partition, [record])
+
+
+async def stream(*batches: RawBatch) -> AsyncIterator[RawBatch]:
+    for item in batches:
+        yield item
+
+
+async def test_a_lost_transaction_blocks_commits_and_drops_the_producers_that_cannot_go_on(
+    app: BatchingApp,
+) -> None:
+    transactions: dict[str, Any] = app.producer._transaction_producers  # type: ignore[attr-defined]
+    fenced = transactions["t-0"] = FakeTransactionalProducer()
+    healthy = transactions["t-1"] = FakeTransactionalProducer()
+    broken = transactions["t-2"] = FakeTransactionalProducer(FakeTxnManager(fatal=True))
+    idle = transactions["t-3"] = FakeTransactionalProducer(FakeTxnManager(in_transaction=False))
+
+    await app.migration.lost(ProducerFenced(), "t-0")
+
+    assert app.migration.commits_blocked
+    assert set(transactions) == {"t-1"}  # nothing is ever sent outside a transaction
+    assert [fenced.stopped, broken.stopped, idle.stopped, healthy.stopped] == [1, 1, 1, 0]
+    assert app.migration.migrations == 1
+    await app.migration.lost(ProducerFenced(), None)  # the same episode: counted once
+    assert app.migration.migrations == 1
+
+
+async def test_commits_resume_only_with_an_assignment_newer_than_the_loss(
+    app: BatchingApp,
+) -> None:
+    app.consumer_generation_id = 7
+    await app.migration.lost(KafkaConnectionError(), None)
+    app.migration.on_assigned(7)  # lost during this very assignment: the rejoin is pending
+    assert app.migration.commits_blocked
+    app.migration.on_assigned(8)
+    assert not app.migration.commits_blocked
+    app.migration.on_assigned(9)  # nothing lost: nothing to resume
+    assert app.migration.migrations == 1
+
+
+async def test_a_batch_that_loses_its_transaction_is_dropped_and_the_loop_goes_on(
+    app: BatchingApp,
+) -> None:
+    handled: list[int] = []
+
+    async def handle(item: RawBatch) -> None:
+        offset = item.records[0].offset
+        if offset == 1:
+            raise TransactionLost("t-0", ProducerFenced())
+        handled.append(offset)
+
+    await run_batches(app, stream(batch(0, 0), batch(0, 1), batch(1, 2)), handle)  # type: ignore[arg-type]
+    # Batch 2 came while the worker was giving its partitions up: skipped, read again later.
+    assert handled == [0]
+    assert app.migration.commits_blocked
+    assert app.commit_gate.idle
+
+    app.migration.on_assigned(app.consumer_generation_id + 1)
+    await run_batches(app, stream(batch(1, 2)), handle)  # type: ignore[arg-type]
+    assert handled == [0, 2]
+
+
+@pytest.mark.parametrize("failure", [KafkaConnectionError(), ValueError("a bug")])
+async def test_any_other_failure_of_a_batch_gives_the_partitions_up_too(
+    app: BatchingApp, failure: Exception
+) -> None:
+    async def handle(item: RawBatch) -> None:
+        raise failure
+
+    await run_batches(app, stream(batch(0, 0)), handle)  # type: ignore[arg-type]
+    assert app.migration.commits_blocked  # its acked offset is never committed
+
+
+class FencedProducer:
+    async def send(self, *args: Any, **kwargs: Any) -> None:
+        raise ProducerFenced()
+
+
+async def test_an_output_that_cannot_be_sent_names_the_lost_transaction(
+    app: BatchingApp,
+) -> None:
+    app._producer = FencedProducer()  # type: ignore[assignment]
+    outputs = BatchOutputs(app)
+    with pytest.raises(TransactionLost) as lost:
+        await outputs.send((TOPIC, 3), "p.audit", b"k", b"v")
+    assert lost.value.transactional_id == transactional_id(app, TOPIC, 3)
+    assert isinstance(lost.value.cause, ProducerFenced)
