@@ -26,6 +26,12 @@ from schemas.types import (
 FINGERPRINT_HEX_CHARS: Final = 32
 
 
+CARDINALITY_LIMIT: Final = "cardinality_limit"
+"""The kind of the alert a worker raises when a kind of keyed state (breakers, budget keys,
+SLO trackers) reaches its configured cap: `labels.state` names the kind, `labels.scope` the
+partition share; new keys go to an overflow state (workers.cardinality)."""
+
+
 class AlertStatus(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
@@ -51,7 +57,8 @@ class Alert(WireModel):
     fingerprint: str = Field(pattern=r"^[0-9a-f]{32}$")
     """alert_fingerprint(kind, identifying labels); the Kafka key and the dedup identity."""
     kind: Identifier
-    """What condition this is, e.g. breaker_open, budget_threshold, slo_burn_rate."""
+    """What condition this is, e.g. breaker_open, budget_threshold, slo_burn_rate,
+    cardinality_limit."""
     severity: Severity
     status: AlertStatus
     labels: Attributes = Field(default_factory=dict)

@@ -3,6 +3,13 @@
 One engine holds the breakers of one stream (an input partition live, a whole file in
 `replay`): a clock tick moves time for every breaker it holds. No I/O, no clock: the Faust
 sink and `guardstream replay` both drive this same code, which is what makes replay exact.
+
+Breaker keys come from producers (vendor, tool), so an engine holds at most `limit.max_keys`
+of them (`CappedMap`). At the cap, the least recently used idle breaker (closed, nothing in
+its window as of the event time reached, no failure streak: a new one would decide the same
+for in-order input) is evicted to make room; when none is idle the call is judged by its
+policy's overflow breaker (`~overflow/<policy_id>`: every refused key's calls together, so
+failures among them still open a breaker), and a `cardinality_limit` alert fires once.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from schemas.override import BreakerOverride, OverrideAction
 from schemas.state import BreakerState, CircuitState
 from schemas.stream import StreamEvent
 from schemas.types import epoch_ms, rfc3339_ms
+from workers.alert_book import AlertBook
 from workers.breakers.alerts import BreakerIdentity, alert_change
+from workers.cardinality import OVERFLOW_LABEL, alarm_decisions
 from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision
 from workers.kernels.breaker import (
     BreakerConfig,
@@ -37,6 +46,8 @@ from workers.kernels.breaker import (
     step,
 )
 from workers.kernels.breaker_events import Event
+from workers.kernels.key_cap import CappedMap, KeyCaps, KeyLimit, StateKind
+from workers.kernels.windows import TimeWindow
 
 
 class BreakerRouting(Protocol):
@@ -58,6 +69,8 @@ class Breaker:
     state: BreakerSnapshot
     firing: Alert | None = None
     last_ts_ms: int = 0
+    evicted: bool = False
+    """Set when the engine evicted it to make room: routes cached to it are stale."""
 
 
 _OVERRIDES = {
@@ -70,25 +83,46 @@ _OVERRIDES = {
 # Marks a (vendor, tool) pair not routed yet (None already means "disabled").
 _UNROUTED: Any = object()
 
+# The route cache holds at most this many (vendor, tool) pairs (or twice the cap, if more),
+# and starts over when full: new tool names cannot grow it.
+ROUTE_CACHE_SIZE = 65_536
+
+_OVERFLOW_SUMMARY = (
+    "idle breakers are evicted to make room, least recently used first; with none idle, a "
+    "new key's calls are judged by its policy's overflow breaker (~overflow/<policy_id>)"
+)
+
 
 class BreakerEngine:
-    def __init__(self, policy: BreakerRouting) -> None:
+    def __init__(self, policy: BreakerRouting, limit: KeyLimit | None = None) -> None:
+        """`limit`: at most this many breaker keys (default: `KeyCaps()`'s)."""
         self.policy = policy
-        self._breakers: dict[str, Breaker] = {}
-        # (vendor, tool) -> its breaker (None: disabled), so routing runs once per pair.
+        self.keys: CappedMap[Breaker] = CappedMap(
+            limit or KeyCaps().whole(StateKind.BREAKERS), idle=_idle, on_evict=_evicted
+        )
+        # policy_id -> the breaker of the keys refused at the cap, created on first refusal.
+        self._overflow: dict[str, Breaker] = {}
+        # (vendor, tool) -> its breaker (None: disabled), so routing runs once per pair; pairs
+        # judged by an overflow breaker are not cached (they may be admitted later).
         self._routes: dict[tuple[str, str], Breaker | None] = {}
+        self._routes_max = max(ROUTE_CACHE_SIZE, 2 * self.keys.limit.max_keys)
+        self._tick_ms = 0  # the latest clock tick's event time
+        self._alerts = AlertBook(Kernel.BREAKER, policy.version)
 
     def __len__(self) -> int:
-        return len(self._breakers)
+        return len(self.keys) + len(self._overflow)
 
     def apply(self, event: StreamEvent) -> list[Decision]:
         """Feed one event (in stream order); returns the decisions it caused, often none."""
         if type(event) is ToolInvocation:  # the hot path: written out, no helper calls
             breaker = self._routes.get((event.vendor, event.tool), _UNROUTED)
-            if breaker is _UNROUTED:
-                breaker = self._breaker(event.vendor, event.tool)
+            if breaker is _UNROUTED or (breaker is not None and breaker.evicted):
+                breaker, decisions = self._breaker(event.vendor, event.tool, event)
+            else:
+                decisions = None
             if breaker is None:
                 return []
+            self.keys.touch(breaker.identity.key)
             retry_after_ms = _retry_after_ms(event) if event.attributes else None
             config = breaker.config
             call = classify(event, config, retry_after_ms=retry_after_ms)
@@ -96,8 +130,8 @@ class BreakerEngine:
             if call.ts_ms > breaker.last_ts_ms:
                 breaker.last_ts_ms = call.ts_ms
             if not transitions:
-                return []
-            return self._decisions(breaker, transitions, event.event_id)
+                return decisions or []
+            return (decisions or []) + self._decisions(breaker, transitions, event.event_id)
         if isinstance(event, ClockTick):
             return self.advance(epoch_ms(event.ts), event.event_id)
         if isinstance(event, LatencyEvent):
@@ -110,60 +144,104 @@ class BreakerEngine:
         """Event time reached `ts_ms` with no traffic (a clock tick)."""
         decisions: list[Decision] = []
         tick = Clock(ts_ms)
-        for breaker in self._breakers.values():
+        self._tick_ms = max(self._tick_ms, ts_ms)
+        for breaker in self._breakers():
             if _time_matters(breaker):
                 decisions.extend(self._step(breaker, tick, event_id))
+        self.keys.sweep(ts_ms)  # after the tick: a breaker it closed may be idle now
+        decisions += alarm_decisions(
+            self._alerts, self.keys, ts_ms, event_id, overflow=_OVERFLOW_SUMMARY
+        )
         return decisions
 
     def circuit_states(self) -> Iterator[CircuitState]:
         """Each breaker's state alone (metrics: no record built per scrape)."""
-        for breaker in self._breakers.values():
+        for breaker in self._breakers():
             yield breaker.state.state
 
     def states(self) -> Iterator[BreakerState]:
         """The published state of every breaker, as of the last event each one saw."""
-        for key, breaker in self._breakers.items():
-            yield self._published(key, breaker, breaker.last_ts_ms)
+        for breaker in self._breakers():
+            yield self._published(breaker.identity.key, breaker, breaker.last_ts_ms)
+
+    def _breakers(self) -> Iterator[Breaker]:
+        """Every breaker held: the admitted ones in the order they came, then the overflow
+        breakers in the order they came."""
+        yield from self.keys.values()
+        yield from self._overflow.values()
 
     def _latency(self, event: LatencyEvent) -> list[Decision]:
         observed = observe_latency(event)
-        breaker = None if observed is None else self._breaker(event.vendor, event.tool)
-        if observed is None or breaker is None:
+        if observed is None:
             return []
-        return self._step(breaker, observed, event.event_id)
+        breaker, decisions = self._breaker(event.vendor, event.tool, event)
+        if breaker is None:
+            return decisions
+        self.keys.touch(breaker.identity.key)
+        return decisions + self._step(breaker, observed, event.event_id)
 
     def _override(self, event: BreakerOverride) -> list[Decision]:
-        breaker = self._breaker(event.vendor, event.tool)
+        breaker, decisions = self._breaker(event.vendor, event.tool, event)
         if breaker is None:
-            return []  # a disabled policy entry: nothing to override
+            return decisions  # a disabled policy entry: nothing to override
         command = Command(epoch_ms(event.ts), _OVERRIDES[event.action])
         # Who asked and why belong in the audit record of what it changed.
         asked = {"actor": event.actor, "override_reason": event.reason}
-        return [
+        return decisions + [
             replace(decision, details={**decision.details, **asked})
             if isinstance(decision, TransitionDecision)
             else decision
             for decision in self._step(breaker, command, event.event_id)
         ]
 
-    def _breaker(self, vendor: str, tool: str) -> Breaker | None:
+    def _breaker(
+        self, vendor: str, tool: str, event: StreamEvent
+    ) -> tuple[Breaker | None, list[Decision]]:
         """The breaker for a call, created on first sight; None when its policy entry is
-        disabled (`enabled: false`): such calls are not governed at all."""
+        disabled (`enabled: false`): such calls are not governed at all. At the cap, a new
+        key's breaker is its policy's overflow breaker, and the decisions are the
+        cardinality alert firing (once)."""
         route = (vendor, tool)
-        if route in self._routes:
-            return self._routes[route]
-        breaker = self._routes[route] = self._route(vendor, tool)
-        return breaker
-
-    def _route(self, vendor: str, tool: str) -> Breaker | None:
+        cached = self._routes.get(route, _UNROUTED)
+        if cached is not _UNROUTED and (cached is None or not cached.evicted):
+            return cached, []
         key = self.policy.key_for(vendor, tool)
-        breaker = self._breakers.get(key)
+        breaker = self.keys.get(key)
+        decisions: list[Decision] = []
         if breaker is None:
             config = self.policy.resolve(vendor, tool)
             if not self.policy.enabled(config.policy_id):
-                return None
+                self._cache(route, None)
+                return None, []
+            at_ms = max(epoch_ms(event.ts), self._tick_ms)
             identity = BreakerIdentity(key, vendor, tool)
-            breaker = self._breakers[key] = Breaker(identity, config, initial_state(config))
+            breaker = self.keys.admit(
+                key, lambda: Breaker(identity, config, initial_state(config)), at_ms
+            )
+            if breaker is None:  # refused: judged with the other refused keys
+                decisions = alarm_decisions(
+                    self._alerts, self.keys, at_ms, event.event_id, overflow=_OVERFLOW_SUMMARY
+                )
+                return self._overflow_breaker(config), decisions
+            decisions = alarm_decisions(  # an eviction made room: the cap binds all the same
+                self._alerts, self.keys, at_ms, event.event_id, overflow=_OVERFLOW_SUMMARY
+            )
+        self._cache(route, breaker)
+        return breaker, decisions
+
+    def _cache(self, route: tuple[str, str], breaker: Breaker | None) -> None:
+        if len(self._routes) >= self._routes_max:
+            self._routes.clear()
+        self._routes[route] = breaker
+
+    def _overflow_breaker(self, config: BreakerConfig) -> Breaker:
+        breaker = self._overflow.get(config.policy_id)
+        if breaker is None:
+            key = f"{OVERFLOW_LABEL}/{config.policy_id}"
+            identity = BreakerIdentity(key, OVERFLOW_LABEL, OVERFLOW_LABEL)
+            breaker = self._overflow[config.policy_id] = Breaker(
+                identity, config, initial_state(config)
+            )
         return breaker
 
     def _step(self, breaker: Breaker, event: Event, event_id: str) -> list[Decision]:
@@ -237,7 +315,9 @@ class BreakerEngine:
         )
 
     def state_of(self, key: str) -> BreakerState | None:
-        breaker = self._breakers.get(key)
+        breaker = self.keys.get(key)
+        if breaker is None:
+            breaker = next((b for b in self._overflow.values() if b.identity.key == key), None)
         return None if breaker is None else self._published(key, breaker, breaker.last_ts_ms)
 
 
@@ -267,6 +347,28 @@ _CLOCK_IDLE = frozenset(
         CircuitState.FORCED_OPEN,
     }
 )
+
+
+def _idle(breaker: Breaker, now_ms: int) -> bool:
+    """Whether a new breaker would decide exactly as this one for calls from `now_ms` on:
+    closed, no alert firing, no failure streak or trip condition state, and no call in its
+    window any more (a count window only when empty)."""
+    state = breaker.state
+    if state.state is not CircuitState.CLOSED or breaker.firing is not None:
+        return False
+    if state.consecutive_failures or state.trips is not None:
+        return False
+    window = state.window
+    if not window.calls:
+        return True
+    if not isinstance(window, TimeWindow):
+        return False
+    bucket_ms = window.bucket_s * 1000
+    return breaker.last_ts_ms // bucket_ms <= now_ms // bucket_ms - window.buckets
+
+
+def _evicted(breaker: Breaker) -> None:
+    breaker.evicted = True
 
 
 def _time_matters(breaker: Breaker) -> bool:
