@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 from pydantic import ConfigDict, TypeAdapter, ValidationError, model_validator
 
 from schemas.base import WIRE_CONFIG, WireModel
-from schemas.types import EventTime, Identifier, epoch_ms, from_epoch_ms
+from schemas.types import EventTime, Identifier, InputEventTime, epoch_ms, from_epoch_ms
 
 CLOCK_TYPE: Final = "clock"
 _EVENT_TIME: Final = TypeAdapter(EventTime, config=WIRE_CONFIG)
@@ -39,7 +39,7 @@ class ClockTick(WireModel):
     model_config = ConfigDict(**{**WIRE_CONFIG, "extra": "forbid"})
 
     type: Literal["clock"] = CLOCK_TYPE
-    ts: EventTime
+    ts: InputEventTime
     event_id: Identifier
     """Named in decisions a tick causes; defaults to ``clock-<epoch ms>``."""
 

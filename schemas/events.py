@@ -11,14 +11,23 @@ typical 290-byte ToolInvocation against ~3.7 us for a plain pydantic model of th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Self
 
 import orjson
-from pydantic import ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import (
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    Strict,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError, core_schema
 
 from schemas.base import WireModel
 from schemas.limits import (
@@ -27,8 +36,10 @@ from schemas.limits import (
     MAX_ATTRIBUTES,
     MAX_DURATION_MS,
     MAX_ID_LEN,
+    MAX_JSON_DEPTH,
+    MAX_TOKENS,
 )
-from schemas.types import Attributes, EventTime, Identifier, MoneyUSD, ShortStr, TokenCount
+from schemas.types import Attributes, Identifier, InputEventTime, MoneyUSD, ShortStr
 
 
 class InvocationStatus(StrEnum):
@@ -48,18 +59,103 @@ class LatencyKind(StrEnum):
     PROBE = "probe"
 
 
+# --- numbers: JSON numbers only -----------------------------------------------------------------
+#
+# pydantic's lax numbers read `true` as 1 and "12" as 12: `"duration_ms": true` became a 1 ms
+# call. Input numbers are JSON numbers (booleans and strings are refused); only cost_usd also
+# takes a string, its exact decimal form (schemas.types.MoneyUSD).
+
+
+def _whole(value: float) -> int:
+    if not value.is_integer():
+        raise PydanticCustomError("int_from_float", "Input should be a whole number")
+    return int(value)
+
+
+def _whole_number_schema(*, ge: int, lt: int, message: str | None = None) -> CoreSchema:
+    """A bounded integer that JSON may write as `300` or `300.0` (JSON Schema's "integer" is any
+    number without a fraction). Rust only for an int; Python runs only for a float. With
+    `message`, any failure is one error at the field's own location ("tokens_in", not
+    "tokens_in.chain[...]"), so dead-letter reasons and error_fields name the field plainly."""
+    bounded = core_schema.int_schema(ge=ge, lt=lt, strict=True)
+    from_float = core_schema.chain_schema(
+        [
+            core_schema.float_schema(strict=True, allow_inf_nan=False),
+            core_schema.no_info_plain_validator_function(_whole),
+            bounded,
+        ]
+    )
+    if message is None:
+        return core_schema.union_schema([bounded, from_float])
+    return core_schema.union_schema(
+        [bounded, from_float], custom_error_type="whole_number", custom_error_message=message
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Tokens:
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return _whole_number_schema(
+            ge=0,
+            lt=MAX_TOKENS + 1,
+            message=f"Input should be a whole number of tokens from 0 to {MAX_TOKENS}",
+        )
+
+
+Tokens = Annotated[
+    int, _Tokens(), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_TOKENS})
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorType:
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        # A code sent as a number must be a 64-bit integer: orjson (the audit trail's reader)
+        # reads larger integers as floats, and a replay of the trail would see another name.
+        code = core_schema.no_info_after_validator_function(
+            str, _whole_number_schema(ge=-(2**63), lt=2**64)
+        )
+        return core_schema.union_schema(
+            [core_schema.str_schema(max_length=MAX_ID_LEN), code],
+            custom_error_type="error_type",
+            custom_error_message=(
+                f"Input should be a string of at most {MAX_ID_LEN} characters or a whole number"
+            ),
+        )
+
+
 # Producers often send HTTP status codes as numbers (500) and the seeds write them as strings
-# ("500"); both mean the same error type, so numbers are coerced to their decimal string.
+# ("500"); both mean the same error type, so numbers become their decimal string.
 ErrorType = Annotated[
     str,
-    Field(coerce_numbers_to_str=True, max_length=MAX_ID_LEN),
+    _ErrorType(),
     WithJsonSchema(
         {"anyOf": [{"type": "string", "maxLength": MAX_ID_LEN}, {"type": "integer"}]},
         mode="validation",
     ),
 ]
 
-DurationMs = Annotated[float, Field(ge=0.0, le=MAX_DURATION_MS)]
+DurationMs = Annotated[float, Strict(), Field(ge=0.0, le=MAX_DURATION_MS)]
+
+
+def nests_deeper(value: Any, levels: int) -> bool:
+    """Whether `value` (parsed JSON) nests more than `levels` levels of arrays and objects.
+    Level by level, so no recursion and at most one pass over the value."""
+    level = [value]
+    for _ in range(levels + 1):
+        containers = [item for item in level if isinstance(item, list | dict)]
+        if not containers:
+            return False
+        level = [
+            child
+            for container in containers
+            for child in (container.values() if isinstance(container, dict) else container)
+        ]
+    return True
 
 
 def _attribute_error(
@@ -91,9 +187,20 @@ def _merge_unknown_fields(
             return merged, [error]
     errors: list[InitErrorDetails] = []
     for key, raw_value in extra.items():
+        if nests_deeper(raw_value, MAX_JSON_DEPTH - 1):  # the event object is one level
+            errors.append(
+                _attribute_error(
+                    "json_too_deep",
+                    "Nested deeper than {max_depth} levels",
+                    (key,),
+                    raw_value,
+                    max_depth=MAX_JSON_DEPTH,
+                )
+            )
+            continue
         try:
             value = raw_value if isinstance(raw_value, str) else orjson.dumps(raw_value).decode()
-        except TypeError:  # only from Python callers passing arbitrary objects
+        except TypeError:  # Python callers' arbitrary objects; integers beyond 64 bits
             errors.append(
                 _attribute_error("attribute_type", "Value is not JSON-encodable", (key,), None)
             )
@@ -139,8 +246,9 @@ class EventBase(WireModel):
 
     event_id: Identifier
     """Producer-assigned unique id; duplicates within the de-duplication horizon count once."""
-    ts: EventTime
-    """Event time (not arrival time): windows, periods and lateness are computed from it."""
+    ts: InputEventTime
+    """Event time (not arrival time): windows, periods and lateness are computed from it.
+    Between 1970-01-01T00:00:00Z and 8999-12-31T23:59:59.999Z (`schemas.limits`)."""
     attributes: Attributes = Field(default_factory=dict)
     """Free-form labels. Unknown top-level fields end up here (non-strings JSON-encoded)."""
 
@@ -187,8 +295,8 @@ class ToolInvocation(ScopedEvent):
     """Error class for breakers' error_types / exclude_errors: timeout, 500, rate_limit, 401..."""
     duration_ms: DurationMs
     """Wall time of the call in milliseconds; slow-call rates are computed from it."""
-    tokens_in: TokenCount = 0
-    tokens_out: TokenCount = 0
+    tokens_in: Tokens = 0
+    tokens_out: Tokens = 0
     cost_usd: MoneyUSD = Decimal(0)
     """Cost of this call in USD (exact decimal; a JSON string on output)."""
 
@@ -199,7 +307,7 @@ class CostEvent(ScopedEvent):
     vendor: ShortStr | None = None
     model: ShortStr | None = None
     cost_usd: MoneyUSD
-    tokens: TokenCount | None = None
+    tokens: Tokens | None = None
     source: Identifier
     """Who reported the cost (e.g. billing-export, gateway); used to avoid double counting."""
 

@@ -28,6 +28,20 @@ MAX_DEAD_LETTER_ORIGINAL_BYTES: Final = 64 * KIB
 # Same for the original record key.
 MAX_DEAD_LETTER_KEY_BYTES: Final = 1 * KIB
 
+# Nesting of one input event's JSON, in levels of objects and arrays (the event object itself
+# is level 1, its `attributes` level 2; deeper levels only come from unknown fields). Bounds
+# the recursion of everything that walks a record (masking, the audit encoding, whose
+# orjson.dumps stops at 255 levels) whatever the JSON parsers would allow (pydantic-core's
+# parser stops past 201, orjson.loads past 1024).
+MAX_JSON_DEPTH: Final = 64
+
+# Event time of input records, in calendar years (UTC), inclusive: [1970-01-01T00:00:00Z,
+# 8999-12-31T23:59:59.999Z]. Kernels add windows and calendar periods to event times; events
+# near datetime's own limits (years 1 and 9999) made those sums overflow. Nothing an LLM
+# gateway records predates the Unix epoch.
+EARLIEST_EVENT_YEAR: Final = 1970
+LATEST_EVENT_YEAR: Final = 8999
+
 # Identifiers and names (event ids, vendor, tool, model, scope attributes, keys), in characters.
 MAX_ID_LEN: Final = 256
 

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, model_validator
 
 from schemas.base import WIRE_CONFIG, WireModel
 from schemas.clock import parse_event_time
-from schemas.types import EventTime, Identifier, ShortStr, Text
+from schemas.types import Identifier, InputEventTime, ShortStr, Text
 
 OVERRIDE_TYPE: Final = "breaker_override"
 
@@ -39,7 +39,7 @@ class BreakerOverride(WireModel):
     model_config = ConfigDict(**{**WIRE_CONFIG, "extra": "forbid"})
 
     type: Literal["breaker_override"] = OVERRIDE_TYPE
-    ts: EventTime
+    ts: InputEventTime
     vendor: Identifier
     tool: Identifier
     action: OverrideAction

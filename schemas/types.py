@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,8 @@ from pydantic import (
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from schemas.limits import (
+    EARLIEST_EVENT_YEAR,
+    LATEST_EVENT_YEAR,
     MAX_ATTRIBUTE_KEY_LEN,
     MAX_ATTRIBUTE_VALUE_LEN,
     MAX_ATTRIBUTES,
@@ -59,7 +61,11 @@ def rfc3339_ms(ms: int) -> str:
     return from_epoch_ms(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def _to_utc(value: datetime) -> datetime:
+EARLIEST_EVENT_TIME_TEXT = f"{EARLIEST_EVENT_YEAR:04d}-01-01T00:00:00Z"
+LATEST_EVENT_TIME_TEXT = f"{LATEST_EVENT_YEAR:04d}-12-31T23:59:59.999Z"
+
+
+def _as_utc(value: datetime) -> datetime | None:
     # pydantic keeps a parsed "+02:00" offset; windows, periods and the audit encoding need one
     # zone, so anything not at offset zero is converted. Offset-zero values are kept as parsed
     # (pydantic's own UTC tzinfo for "Z" and epoch input): they compare, hash and serialise
@@ -67,16 +73,53 @@ def _to_utc(value: datetime) -> datetime:
     # per event on the ingest hot path (measured; it is the most common input).
     if value.tzinfo is UTC or not value.utcoffset():
         return value
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # "9999-12-31T23:59:59-00:01" is valid RFC 3339, but its UTC instant lies past
+        # datetime.max ("0001-01-01T00:00:00+00:01": before datetime.min). The bare
+        # OverflowError was no ValidationError: it escaped validation and stopped the ingest
+        # loop instead of dead-lettering the record.
+        return None
 
 
-_EVENT_TIME_INPUT_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"},
-        {"type": "number", "description": "Unix epoch milliseconds"},
-    ],
-    "description": "RFC 3339 timestamp with offset, or Unix epoch milliseconds; stored as UTC.",
-}
+def _to_utc(value: datetime) -> datetime:
+    utc = _as_utc(value)
+    if utc is None:
+        raise PydanticCustomError(
+            "datetime_utc_range",
+            "Input should be an instant between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+        )
+    return utc
+
+
+def _to_utc_event_time(value: datetime) -> datetime:
+    # Kernels add windows and calendar periods to event times; an event near datetime's limits
+    # made them overflow (`date value out of range`, `year 10000 is out of range`) far from
+    # the input that caused it. A documented range well inside keeps every sum an instant.
+    utc = _as_utc(value)
+    if utc is None or not EARLIEST_EVENT_YEAR <= utc.year <= LATEST_EVENT_YEAR:
+        raise PydanticCustomError(
+            "event_time_range",
+            "Event time should be between {earliest} and {latest}",
+            {"earliest": EARLIEST_EVENT_TIME_TEXT, "latest": LATEST_EVENT_TIME_TEXT},
+        )
+    return utc
+
+
+def _event_time_input_schema(description: str) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"},
+            {"type": "number", "description": "Unix epoch milliseconds"},
+        ],
+        "description": description,
+    }
+
+
+_EVENT_TIME_INPUT_SCHEMA = _event_time_input_schema(
+    "RFC 3339 timestamp with offset, or Unix epoch milliseconds; stored as UTC."
+)
 
 # An instant: RFC 3339 *with* an offset (naive timestamps are rejected, their zone is unknown)
 # or Unix epoch *milliseconds* as a JSON int/float (pydantic's lax mode also reads a numeric
@@ -93,6 +136,28 @@ EventTime = Annotated[
     WithJsonSchema(_EVENT_TIME_INPUT_SCHEMA, mode="validation"),
     WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
 ]
+
+# The event time of a record in an input partition (events, clock ticks, overrides): an
+# EventTime within [EARLIEST_EVENT_YEAR, LATEST_EVENT_YEAR] (schemas.limits), so that what
+# the kernels derive from it (window ends, period boundaries, retry instants) is an EventTime
+# too. Epoch values within that range are below 2**53: exact in any JSON consumer's double.
+InputEventTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc_event_time),
+    WithJsonSchema(
+        _event_time_input_schema(
+            "RFC 3339 timestamp with offset, or Unix epoch milliseconds; stored as UTC. "
+            f"Between {EARLIEST_EVENT_TIME_TEXT} and {LATEST_EVENT_TIME_TEXT}."
+        ),
+        mode="validation",
+    ),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
+
+# The instants an EventTime can hold, as Unix milliseconds (datetime's own range): e.g. a
+# Kafka record timestamp outside it cannot be written into a DeadLetter's `record_ts`.
+EPOCH_MS_MIN: Final = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+EPOCH_MS_MAX: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 # A positive span of time. Strict so that JSON accepts ISO 8601 durations ("PT1H", "P30D") only:
 # pydantic reads a bare number as *seconds*, which would clash with the epoch-ms convention.

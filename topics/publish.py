@@ -13,14 +13,23 @@ from pydantic import ValidationError
 
 from schemas.clock import ClockTick
 from schemas.codec import encode
-from schemas.dead_letter import describe_validation_error
-from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent, ToolInvocation
+from schemas.dead_letter import DeadLetterKind, describe_validation_error
+from schemas.events import (
+    INPUT_EVENT_TYPES,
+    CostEvent,
+    EventBase,
+    InputEvent,
+    LatencyEvent,
+    ToolInvocation,
+)
+from schemas.limits import MAX_EVENT_BYTES
 from schemas.override import BreakerOverride
 from schemas.stream import CONTROL_TYPES, StreamEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from topics.connect import start_client
 from topics.keys import input_key
 from workers.errors import InvalidEventError
+from workers.ingest.validate import Refusal, check_value
 
 # Clock ticks are not keyed by anything they describe; a fixed key keeps them recognisable.
 CLOCK_KEY = b"clock"
@@ -85,28 +94,68 @@ def parse_event(
         raise InvalidEventError(f"{topic}: {describe_validation_error(exc)}") from None
 
 
-def decode_event(raw: bytes) -> StreamEvent:
-    """`parse_event` for one JSONL line, taking pydantic-core's JSON path when it can.
+def decode_event(raw: bytes, *, max_bytes: int = MAX_EVENT_BYTES) -> StreamEvent:
+    """One line of recorded input -> its event, or InvalidEventError with the worker's reason.
 
-    The model is guessed from the raw bytes (a tick; `"latency_ms"`; `"source"` without
-    `"tool"`; else a tool invocation) and the line validated straight from JSON, about twice
-    as fast as loading it into a dict first. A guess that validates picks the same model
-    `parse_event` would (each guess requires the field that decides it); anything else --
-    a `type` field, a failed guess -- goes through `parse_event` for the exact answer and
-    its error message.
+    The line is validated as the worker validates a record value (`workers.ingest.validate.
+    check_value`: size cap, model, standard JSON, unique keys), so replay refuses what the
+    worker dead-letters and says why in the same words. Its model: a control record by its
+    `type`, as the worker tells them; a `type` naming an input topic (`TYPE_ALIASES`, the
+    JSONL convention of `publish`: it picks the topic and is not kept in the event); else the
+    fields decide (`_infer_topic`), guessed from the bytes (`"latency_ms"`; `"source"` without
+    `"tool"`; else a tool invocation) and settled on the parsed fields when the guess fails.
     """
+    model, declared = _declared_model(raw)
+    outcome = check_value(raw, model, max_bytes=max_bytes)
+    if isinstance(outcome, Refusal) and outcome.kind is DeadLetterKind.SCHEMA and not declared:
+        fields = orjson.loads(raw)  # standard JSON: a schema refusal passed the text checks
+        if isinstance(fields, dict):
+            inferred = INPUT_EVENT_TYPES[str(_infer_topic(fields))]
+            if inferred is not model:
+                outcome = check_value(raw, inferred, max_bytes=max_bytes)
+    if isinstance(outcome, Refusal):
+        raise InvalidEventError(_line_reason(outcome))
+    event, _ = outcome
+    if declared and isinstance(event, EventBase) and TYPE_FIELD in event.attributes:
+        # The worker would keep it as an attribute; `publish` drops it, so no record has it.
+        attributes = {k: v for k, v in event.attributes.items() if k != TYPE_FIELD}
+        event = event.model_copy(update={"attributes": attributes})
+    return event
+
+
+def _declared_model(raw: bytes) -> tuple[type[InputEvent], bool]:
+    """The model a line's bytes suggest, and whether its `type` field named it."""
     if b'"type"' in raw:
-        return parse_event(raw)
+        try:
+            fields = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            fields = None  # check_value says why
+        declared = fields.get(TYPE_FIELD) if isinstance(fields, dict) else None
+        if declared is not None and str(declared) not in CONTROL_TYPES:
+            topic = TYPE_ALIASES.get(str(declared))
+            if topic is None:
+                raise InvalidEventError(f"{TYPE_FIELD}: unknown event type {str(declared)[:32]!r}")
+            return INPUT_EVENT_TYPES[str(topic)], True
     if b'"latency_ms"' in raw:
-        model: type[InputEvent] = LatencyEvent
-    elif b'"source"' in raw and b'"tool"' not in raw:
-        model = CostEvent
-    else:
-        model = ToolInvocation
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError:
-        return parse_event(raw)
+        return LatencyEvent, False
+    if b'"source"' in raw and b'"tool"' not in raw:
+        return CostEvent, False
+    return ToolInvocation, False
+
+
+_LABELS: Mapping[str, str] = {
+    **{model.__name__: topic for topic, model in INPUT_EVENT_TYPES.items()},
+    **{control.__name__: kind for kind, control in CONTROL_TYPES.items()},
+}
+
+
+def _line_reason(refusal: Refusal) -> str:
+    """What replay prints for a refused line: the dead letter's reason, under a label."""
+    if refusal.kind is DeadLetterKind.UNDECODABLE:
+        return f"not valid JSON: {refusal.reason}"
+    if refusal.kind is DeadLetterKind.SCHEMA:
+        return f"{_LABELS.get(refusal.expected_type, refusal.expected_type)}: {refusal.reason}"
+    return refusal.reason
 
 
 def _infer_topic(fields: Mapping[str, Any]) -> TopicName:

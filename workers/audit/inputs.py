@@ -16,14 +16,14 @@ tokens_used) come with every invocation record.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-import orjson
 
-from schemas.audit import AuditSource
+from schemas.audit import AuditRecord, AuditSource
 from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.events import CostEvent, InvocationStatus, LatencyEvent, ToolInvocation
@@ -50,6 +50,10 @@ _EVENT_TYPES: Mapping[type, str] = {
 OTHER_INPUT = "aud.input.event"
 """A stream record of a kind added later: recorded all the same (forensic means every one)."""
 DEAD_LETTERED = "aud.input.dead_lettered"
+UNSEALABLE = "aud.input.unsealable"
+"""In place of an entry that could not be sealed: where it came from and why, no payload."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +108,9 @@ def input_entries(level: AuditLevel, result: IngestResult) -> list[InputEntry]:
             if not (forensic or failed):
                 continue
             record = item.record
-            payload: dict[str, Any] = {
-                "audit_level": level.value,
-                "event": orjson.loads(record.value or b"{}"),
-            }
+            # The document validation read (standard JSON: `workers.ingest.validate`), not a
+            # second parse of the bytes that could fail here, after the record was accepted.
+            payload: dict[str, Any] = {"audit_level": level.value, "event": item.document}
             if type(event) is ToolInvocation:
                 payload |= _invocation_fields(event)
             source = AuditSource(
@@ -135,6 +138,19 @@ def _invocation_fields(event: ToolInvocation) -> dict[str, Any]:
         "status": str(event.status),
         "tokens_used": event.tokens_in + event.tokens_out,
     }
+
+
+def unsealable(entry: InputEntry, exc: Exception) -> InputEntry:
+    """The entry recorded instead of `entry` when sealing it raised (a bug, or a payload the
+    audit record refuses): the trail notes the gap at its place, and the worker carries on."""
+    noted = {
+        "event_type": entry.event_type,
+        "error": type(exc).__name__,  # not str(exc): it can quote the payload
+        "topic": entry.source.topic,
+        "partition": entry.source.partition,
+        "offset": entry.source.offset,
+    }
+    return InputEntry(UNSEALABLE, entry.ts_ms, Severity.CRITICAL, noted, entry.source)
 
 
 def input_chain_id(partition: int) -> str:
@@ -175,7 +191,7 @@ class InputAuditSink:
         if not entries:
             return
         for entry in entries:
-            records = await self._chains.seal(result.partition, entry.event_type, **entry.sealing())
+            records = await self._seal(result.partition, entry)
             for record in records:
                 await self._outputs.send(
                     (result.topic, result.partition),
@@ -184,3 +200,20 @@ class InputAuditSink:
                     encode(record),
                 )
             self.records += len(records)
+
+    async def _seal(self, partition: int, entry: InputEntry) -> list[AuditRecord]:
+        seal = self._chains.seal
+        try:
+            return await seal(partition, entry.event_type, **entry.sealing())
+        except (ValueError, TypeError) as exc:  # pure failures (pydantic's are ValueErrors)
+            log.error(
+                "input audit entry %s of %s[%d]@%s could not be sealed (%s); noted as %s",
+                entry.event_type,
+                entry.source.topic,
+                entry.source.partition,
+                entry.source.offset,
+                type(exc).__name__,
+                UNSEALABLE,
+            )
+            note = unsealable(entry, exc)
+            return await seal(partition, note.event_type, **note.sealing())

@@ -1,8 +1,9 @@
 """Replay a stream of input lines through the same engines the agents use.
 
-Lines are decoded and validated exactly as `guardstream publish` does (an optional `type`
-field, else the fields decide), duplicates within the de-duplication horizon are dropped as
-the ingest stage drops them, and every accepted event goes through the engines in file order.
+Each line is validated as the worker validates a record value (`topics.publish.decode_event`:
+the same caps, checks and reasons; an optional `type` field names the topic, else the fields
+decide), duplicates within the de-duplication horizon are dropped as the ingest stage drops
+them, and every accepted event goes through the engines in file order.
 """
 
 from __future__ import annotations
@@ -56,12 +57,11 @@ class Replay:
         engines = self.engines
         for number, line in lines:
             try:
-                event = decode_event(line)
+                # A line is a record value as a producer sends it, without the line break: the
+                # size cap and the canonical-form check see the same bytes the worker would.
+                event = decode_event(line.rstrip(b"\r\n"))
             except InvalidEventError as exc:
                 self._invalid(f"line {number}: {exc}")
-                continue
-            except ValueError as exc:  # orjson.JSONDecodeError
-                self._invalid(f"line {number}: not valid JSON ({exc})")
                 continue
             if not first_time(event.event_id, epoch_ms(event.ts)):
                 counts.duplicates += 1

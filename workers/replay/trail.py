@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from schemas.limits import MAX_RECORD_BYTES
 from schemas.stream import StreamEvent
 from topics.publish import decode_event
 from workers.audit.policy_trail import POLICY_CHAIN, POLICY_CHANGED
@@ -104,7 +105,9 @@ def _inputs(
         if payload.get("audit_level") != "forensic":
             trail.not_forensic += 1
             continue
-        event = decode_event(orjson.dumps(payload["event"]))
+        # Re-encoded and masked, the document can be longer than the record the worker
+        # accepted (and size-checked); only an audit record's own cap applies here.
+        event = decode_event(orjson.dumps(payload["event"]), max_bytes=MAX_RECORD_BYTES)
         if from_ms is not None and _ms(event) < from_ms:
             continue
         inputs.append(RecordedInput(record["source"]["topic"], event))
