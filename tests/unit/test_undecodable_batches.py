@@ -223,5 +223,7 @@ def test_placeholders_take_their_place_among_the_fetched_records() -> None:
     merged = with_placeholders(fetched, [middle, alone])
     assert [r.offset for r in merged[TP(TOPIC, 3)]] == [0, 1, 8, 9]
     assert merged[TP(TOPIC, 4)] == [alone]
+    # Faust commits a partition's offsets under this key: aiokafka takes TopicPartition only.
+    assert {type(tp) for tp in merged if tp.partition == 4} == {TopicPartition}
     assert isinstance(merged[TP(TOPIC, 3)][2], UndecodableRecord)
     assert [r.offset for r in fetched[TP(TOPIC, 3)]] == [0, 1, 9]  # the input is left alone

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CorruptRecordException
-from faust.types import TP
+from aiokafka.structs import TopicPartition
 
 from schemas.dead_letter import DeadLetter, DeadLetterKind
 
@@ -119,10 +119,12 @@ def with_placeholders(
     records: Mapping[Any, Sequence[Any]] | None, placeholders: Iterable[UndecodableRecord]
 ) -> dict[Any, Sequence[Any]]:
     """`records` (partition -> records in offset order) with each placeholder in its
-    partition at its offset."""
+    partition at its offset. A partition new to `records` is keyed by aiokafka's
+    TopicPartition like the others: Faust commits with these keys, and aiokafka refuses any
+    other tuple type."""
     merged: dict[Any, Sequence[Any]] = dict(records or {})
     for placeholder in placeholders:
-        tp = TP(placeholder.topic, placeholder.partition)
+        tp = TopicPartition(placeholder.topic, placeholder.partition)
         partition_records = list(merged.get(tp, ()))
         bisect.insort(partition_records, placeholder, key=_offset)
         merged[tp] = partition_records
