@@ -13,6 +13,8 @@ its last undecodable range; further ranges while it fires are dead-lettered and 
 alerted again (a producer stuck on an unreadable codec would otherwise page per batch).
 Which partitions fire lives in memory: a worker that restarts or loses the partition forgets
 a firing alert instead of resolving it.
+
+`UndecodableAlertBook` decides (pure); `UndecodableBatchAlerts` sends.
 """
 
 from __future__ import annotations
@@ -48,21 +50,16 @@ class _Firing:
     """The latest undecodable range while the alert fires."""
 
 
-class UndecodableBatchAlerts:
-    """An EventSink: alerts and counts undecodable ranges among a batch's dead letters."""
+class UndecodableAlertBook:
+    """Which input partitions have an `undecodable_batch` alert firing, and the counts."""
 
-    def __init__(self, app: faust.App, catalog: TopicCatalog) -> None:
-        self._outputs = BatchOutputs(app)
-        self._alert_topic = catalog.name(TopicName.ALERTS)
+    def __init__(self) -> None:
         self._firing: dict[Slot, _Firing] = {}
         self.batches: Counter[tuple[str, str]] = Counter()
         """Undecodable ranges dead-lettered, by (input topic, codec)."""
-        app.on_partitions_revoked.connect(cast(Any, self._forget_revoked))
 
-    def counts(self) -> Counter[tuple[str, str]]:
-        return self.batches
-
-    async def handle(self, result: IngestResult) -> None:
+    def alerts_for(self, result: IngestResult) -> list[Alert]:
+        """The alerts one ingested batch fires or resolves, in that order."""
         slot = (result.topic, result.partition)
         undecodable = [
             rejected.record
@@ -70,20 +67,25 @@ class UndecodableBatchAlerts:
             if isinstance(rejected.record, UndecodableRecord)
         ]
         if not undecodable and slot not in self._firing:
-            return  # the common case: one scan of the (usually empty) dead letters
+            return []  # the common case: one scan of the (usually empty) dead letters
+        alerts: list[Alert] = []
         for placeholder in sorted(undecodable, key=lambda record: record.offset):
             self.batches[(placeholder.topic, placeholder.batch.codec)] += 1
             firing = self._firing.get(slot)
             if firing is None:
                 alert = _firing_alert(placeholder)
                 self._firing[slot] = _Firing(alert, placeholder)
-                await self._send(slot, alert)
+                alerts.append(alert)
             else:
                 firing.last = placeholder
         resolved = self._resolution(slot, result)
         if resolved is not None:
             del self._firing[slot]
-            await self._send(slot, resolved)
+            alerts.append(resolved)
+        return alerts
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        self._firing.pop((topic, partition), None)
 
     def _resolution(self, slot: Slot, result: IngestResult) -> Alert | None:
         firing = self._firing.get(slot)
@@ -113,13 +115,6 @@ class UndecodableBatchAlerts:
             }
         )
 
-    async def _send(self, slot: Slot, alert: Alert) -> None:
-        await self._outputs.send(slot, self._alert_topic, alert.fingerprint.encode(), encode(alert))
-
-    async def _forget_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        for tp in revoked:
-            self._firing.pop((tp.topic, tp.partition), None)
-
 
 def _firing_alert(placeholder: UndecodableRecord) -> Alert:
     batch = placeholder.batch
@@ -142,3 +137,26 @@ def _firing_alert(placeholder: UndecodableRecord) -> Alert:
         starts_at=from_epoch_ms(placeholder.timestamp),
         policy_version=INPUT_POLICY_VERSION,
     )
+
+
+class UndecodableBatchAlerts:
+    """An EventSink: sends the book's alerts in the batch's own transaction."""
+
+    def __init__(self, app: faust.App, catalog: TopicCatalog) -> None:
+        self._outputs = BatchOutputs(app)
+        self._alert_topic = catalog.name(TopicName.ALERTS)
+        self.book = UndecodableAlertBook()
+        app.on_partitions_revoked.connect(cast(Any, self._forget_revoked))
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        return self.book.batches
+
+    async def handle(self, result: IngestResult) -> None:
+        source = (result.topic, result.partition)
+        for alert in self.book.alerts_for(result):
+            key = alert.fingerprint.encode()
+            await self._outputs.send(source, self._alert_topic, key, encode(alert))
+
+    async def _forget_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        for tp in revoked:
+            self.book.forget_partition(tp.topic, tp.partition)
