@@ -31,7 +31,7 @@ from aiokafka.structs import TopicPartition
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.types import rfc3339_ms
-from tests.e2e.test_breakers import eventually, publish
+from tests.e2e.test_breakers import POLICY, eventually, publish
 from tests.support.worker_process import cli_env, run_cli, running_worker
 from workers.batching.undecodable import codec_name
 from workers.ingest.undecodable import ALERT_KIND, RESOLVE_AFTER_MS
@@ -52,19 +52,6 @@ JAVA_SOURCE = Path(__file__).parents[1] / "support" / "java" / "JsonLinesProduce
 JAVA_JARS = ["kafka-clients-*.jar", "lz4-java-*.jar", "snappy-java-*.jar", "zstd-jni-*.jar"]
 JAVA_JARS_OPTIONAL = ["slf4j-api-*.jar"]
 FETCH_MAX_BYTES = 16 * 1024 * 1024
-
-POLICY = """
-key: vendor/tool
-breakers:
-  fast:
-    failure_threshold: 5
-    minimum_number_of_calls: 5
-    sliding_window_type: count
-    sliding_window_size: 20
-    wait_in_open_ms: 60000
-    error_types: ["503"]
-default: fast
-"""
 
 
 def invocations(vendor: str, *, successes: int = 12, failures: int = 6) -> list[dict[str, Any]]:
