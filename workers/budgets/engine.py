@@ -6,6 +6,14 @@ attribution fields (one ledger per budget, or per split of it); a clock tick mov
 every ledger. Decisions: action changes (`transition`, from/to allow|throttle|halt), threshold,
 anomaly, rapid-consumption and tripwire alerts (firing, resolved at rollover or recovery), and
 tripwire `control` commands.
+
+A budget split by producer fields (`split_by: [user]`) makes a ledger per value, so the
+engine holds at most `limit.max_keys` split ledgers (`CappedMap`; the rate limits live in the
+ledgers, so this caps rate-limit keys too). Past the cap, a new split key is refused: its
+spend counts in the budget's overflow ledger (keyed by the budget id alone, which no split
+key can be), one ledger with the split budget's limit for all the refused keys together, so
+they are throttled or halted no later than each would be alone; a `cardinality_limit` alert
+fires once. Unsplit budgets (their number is the policy's) are never refused.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from schemas.stream import StreamEvent
 from schemas.types import Severity, epoch_ms, from_epoch_ms, rfc3339_ms
 from workers.alert_book import AlertBook
 from workers.budgets.routing import Spend, route
+from workers.cardinality import alarm_decisions
 from workers.decisions import (
     ControlDecision,
     Decision,
@@ -42,6 +51,7 @@ from workers.kernels.budget_outputs import (
     ThresholdCrossed,
 )
 from workers.kernels.budget_tripwire import TripwireRecovered, TripwireTripped
+from workers.kernels.key_cap import CappedMap, KeyCaps, KeyLimit, StateKind
 from workers.kernels.spend_anomaly import (
     AnomalyEnded,
     AnomalyStarted,
@@ -56,12 +66,18 @@ RAPID_ALERT = "budget_rapid_consumption"
 TRIPWIRE_ALERT = "budget_tripwire"
 APPROVAL_ALERT = "budget_approval_exceeded"
 _USD = Decimal(1_000_000_000)
+_OVERFLOW_SUMMARY = (
+    "a new split key's spend counts in its budget's overflow ledger (keyed by the budget id)"
+)
 
 
 class BudgetEngine:
-    def __init__(self, policy: BudgetPolicy) -> None:
+    def __init__(self, policy: BudgetPolicy, limit: KeyLimit | None = None) -> None:
+        """`limit`: at most this many split ledgers (default: `KeyCaps()`'s)."""
         self.policy = policy
-        self.ledgers: dict[str, BudgetLedger] = {}
+        self.ledgers: CappedMap[BudgetLedger] = CappedMap(
+            limit or KeyCaps().whole(StateKind.BUDGETS)
+        )
         # One PeriodSpec per budget, shared by its splits: it memoises the current period.
         self._specs = {budget_id: period_spec(c) for budget_id, c in policy.budgets.items()}
         self._alerts = AlertBook(Kernel.BUDGET, policy.version)
@@ -106,6 +122,9 @@ class BudgetEngine:
             ledger = self.ledgers[key]
             decisions += self._decide(ledger, self._catch_up(ledger), event_id)
             self._schedule(ledger)
+        decisions += alarm_decisions(
+            self._alerts, self.ledgers, ts_ms, event_id, overflow=_OVERFLOW_SUMMARY
+        )
         return decisions
 
     def _catch_up(self, ledger: BudgetLedger) -> list[BudgetOutput]:
@@ -129,20 +148,49 @@ class BudgetEngine:
         return decisions
 
     def record(self, spend: Spend) -> list[Decision]:
-        """Count one routed spend in its ledger (created on first sight)."""
+        """Count one routed spend in its ledger (created on first sight; at the cap, a new
+        split key's spend counts in its budget's overflow ledger)."""
         ledger = self.ledgers.get(spend.key)
+        refused: list[Decision] = []
         if ledger is None:
-            config = spend.config
-            spec = self._specs[config.budget_id]
-            ledger = self.ledgers[spend.key] = BudgetLedger(config, spend.key, spec)
-            self._order[spend.key] = len(self._order)
-            self._caught[spend.key] = self._ticks  # born after every tick so far
+            ledger, refused = self._open(spend)
         caught_up = self._catch_up(ledger)  # not due at a tick: moves windows, no output
         outputs = ledger.spend(
             spend.ts_ms, spend.nanos, spend.tokens, spend.requests, spend.largest_nanos
         )
         self._schedule(ledger)
-        return self._decide(ledger, caught_up + outputs, spend.event_id)
+        return refused + self._decide(ledger, caught_up + outputs, spend.event_id)
+
+    def key_of(self, spend: Spend) -> str:
+        """The key of the ledger `spend` counts in: its own, or (refused at the cap) its
+        budget's overflow ledger's."""
+        return spend.key if spend.key in self.ledgers else spend.config.budget_id
+
+    def _open(self, spend: Spend) -> tuple[BudgetLedger, list[Decision]]:
+        """The ledger of a key not held: a new one, or the overflow ledger with the cardinality
+        alert's decisions when the cap refuses the key."""
+        config = spend.config
+        key = spend.key
+        if not config.split_by:  # one key per budget: bounded by the policy
+            return self._new_ledger(key, config, pinned=True), []
+        ledger = self.ledgers.admit(key, lambda: self._new_ledger(key, config), spend.ts_ms)
+        if ledger is not None:
+            return ledger, []
+        overflow = self.ledgers.get(config.budget_id)
+        if overflow is None:
+            overflow = self._new_ledger(config.budget_id, config, pinned=True)
+        alarm = alarm_decisions(
+            self._alerts, self.ledgers, spend.ts_ms, spend.event_id, overflow=_OVERFLOW_SUMMARY
+        )
+        return overflow, alarm
+
+    def _new_ledger(self, key: str, config: BudgetConfig, *, pinned: bool = False) -> BudgetLedger:
+        ledger = BudgetLedger(config, key, self._specs[config.budget_id])
+        if pinned:
+            self.ledgers.pin(key, ledger)
+        self._order[key] = len(self._order)
+        self._caught[key] = self._ticks  # born after every tick so far
+        return ledger
 
     def _schedule(self, ledger: BudgetLedger) -> None:
         """Remember when `ledger` is next due; a new entry only when that time changed, so

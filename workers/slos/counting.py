@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from schemas.clock import ClockTick
 from schemas.slo_counts import SloCounts
 from workers.decisions import Decision
+from workers.kernels.key_cap import KeyLimit
 from workers.policies.slos import SloPolicy
 from workers.routed.counting import RoutedCounting
 from workers.routed.reorder import Source
@@ -16,8 +17,11 @@ from workers.slos.records import SloItem, items_of
 
 
 class SloCounting(RoutedCounting[SloItem]):
-    def __init__(self, policy: SloPolicy, sources: Iterable[Source]) -> None:
-        self.engine = engine = SloEngine(policy)
+    def __init__(
+        self, policy: SloPolicy, sources: Iterable[Source], limit: KeyLimit | None = None
+    ) -> None:
+        """`limit`: the engine's cap on grouped tracker keys (`SloEngine`)."""
+        self.engine = engine = SloEngine(policy, limit)
 
         def parse(raw: bytes) -> tuple[Source, list[SloItem]]:
             record = SloCounts.model_validate_json(raw)

@@ -10,10 +10,21 @@ Decisions: burn-rate alerts (one per SLO and severity, `labels.slo`, `labels.sev
 ticket, `labels.tier`, both windows' burn rates), objective alerts (warning, critical),
 no-data alerts, degradation `control` commands (degrade, and undo on recovery), and audit
 records (SLA reports at period close, calendar periods closed, late events).
+
+A target with `group_by` makes a tracker per label set the producers send, so the engine
+holds at most `limit.max_keys` such trackers (`CappedMap`). New keys are admitted when their
+second completes, in key order, so which keys get the room left does not depend on batching
+or arrival order; a second holds at most as many new keys as there is room for (the
+smallest), and the traffic of the others counts in the target's overflow tracker (keyed by
+the target alone, "slo:<id>", which no grouped key can be; its labels are "~overflow"). The
+overflow tracker holds every refused key's events together, so its burn rate alerts when
+theirs would. A `cardinality_limit` alert fires once. Targets without `group_by` (their
+number is the policy's) are never refused.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,8 +39,10 @@ from schemas.state import ObjectiveLevel, ObjectiveState, SlaState, SloState
 from schemas.stream import StreamEvent
 from schemas.types import Severity, epoch_ms, from_epoch_ms
 from workers.alert_book import AlertBook
+from workers.cardinality import OVERFLOW_LABEL, alarm_decisions
 from workers.decisions import ControlDecision, Decision, Kernel, RecordDecision
 from workers.kernels.degradation import DegradationTracker, Degraded, Restored
+from workers.kernels.key_cap import CappedMap, KeyCaps, KeyLimit, StateKind
 from workers.kernels.objective import LevelChanged, ObjectiveTracker
 from workers.kernels.sla import SlaReport, SlaTracker
 from workers.kernels.slo import SloTracker
@@ -56,14 +69,33 @@ _LEVEL_SEVERITY = {Level.WARNING: Severity.WARNING, Level.CRITICAL: Severity.CRI
 Tracker = SloTracker | ObjectiveTracker | SlaTracker
 
 
+_OVERFLOW_SUMMARY = (
+    "a new key's measurements count in its target's overflow tracker (keyed by the target)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TrackerInfo:
     target: Target
     labels: Mapping[str, str]
 
 
+class _Newcomer:
+    """A key new in the second being summed, ordered largest first (heapq is a min-heap):
+    the heap's top is the key to give up when a smaller one needs its place."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Newcomer) -> bool:
+        return self.key > other.key
+
+
 class SloEngine:
-    def __init__(self, policy: SloPolicy) -> None:
+    def __init__(self, policy: SloPolicy, limit: KeyLimit | None = None) -> None:
+        """`limit`: at most this many trackers of grouped targets (default: `KeyCaps()`'s)."""
         self.policy = policy
         self._slos = {c.slo_id: c for c in policy.slos}
         self._objectives = {o.objective_id: o for o in policy.objectives}
@@ -72,9 +104,11 @@ class SloEngine:
         for target in targets_of(policy):
             self.targets[(target.kind, target.target_id)] = target
         self.router = SloRouter(tuple(self.targets.values()))
-        self.trackers: dict[str, Tracker] = {}
+        self.trackers: CappedMap[Tracker] = CappedMap(limit or KeyCaps().whole(StateKind.SLOS))
         self.info: dict[str, TrackerInfo] = {}
+        """Trackers' (and the second's new keys') target and labels."""
         self._pending: dict[str, SecondTotals] = {}
+        self._newcomers: list[_Newcomer] = []  # the second's pending keys without a tracker
         self._second: int | None = None
         self._alerts = AlertBook(Kernel.SLO, policy.version)
         self._strategies = [DegradationTracker(s) for s in policy.strategies]
@@ -110,10 +144,9 @@ class SloEngine:
                 for key, target, labels in routes:
                     totals = pending.get(key)
                     if totals is None:
-                        self._know(key, target, labels)
                         if self._second is None:
                             self._second = second
-                        totals = pending[key] = SecondTotals()
+                        totals = self._open(key, target, labels)
                     totals.add(target, valid, good, value, event_id)
             return decisions
         if isinstance(event, ClockTick):
@@ -134,21 +167,27 @@ class SloEngine:
                 decisions += self._record(key, second, late)
         return decisions
 
-    def _know(self, key: str, target: Target, labels: tuple[str, ...]) -> None:
+    def _know(self, key: str, target: Target, labels: tuple[str, ...] | Mapping[str, str]) -> None:
         if key not in self.info:
-            self.info[key] = TrackerInfo(target, dict(zip(target.group_by, labels, strict=True)))
+            named = (
+                labels if isinstance(labels, Mapping) else zip(target.group_by, labels, strict=True)
+            )
+            self.info[key] = TrackerInfo(target, dict(named))
 
     def measure(self, item: SloItem) -> list[Decision]:
         """A second of routed measurements for one tracker key (the live counter's input)."""
         key = item.key
-        if key not in self.info:
-            self.info[key] = TrackerInfo(item.target, dict(item.labels))
         decisions = self._time(item.ts_ms, item.event_id)
-        pending = self._pending_of(key, item.ts_ms)
-        if pending is None:  # an earlier second than the one being summed: late
+        if self._second is None:
+            self._second = item.ts_ms
+        if item.ts_ms < self._second:  # an earlier second than the one being summed: late
+            self._know(key, item.target, item.labels)
             late = SecondTotals()
             late.merge(item)
             return decisions + self._record(key, item.ts_ms, late)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._open(key, item.target, item.labels)
         pending.merge(item)
         return decisions
 
@@ -163,19 +202,64 @@ class SloEngine:
             if outputs:
                 decisions += self._decide(key, outputs, event_id)
         decisions += self._degradations(horizon, event_id)
+        decisions += alarm_decisions(
+            self._alerts, self.trackers, ts_ms, event_id, overflow=_OVERFLOW_SUMMARY
+        )
         return decisions
 
     # --- per-second aggregation ---
 
-    def _pending_of(self, key: str, second_ms: int) -> SecondTotals | None:
-        if self._second is None:
-            self._second = second_ms
-        if second_ms < self._second:
-            return None
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = self._pending[key] = SecondTotals()
-        return pending
+    def _open(
+        self, key: str, target: Target, labels: tuple[str, ...] | Mapping[str, str]
+    ) -> SecondTotals:
+        """Where the second's measurements for a key not pending yet go: its own totals, or
+        at the cap its target's overflow totals. New keys of a grouped target get a place
+        while the second has room for them, the smallest keys first (a smaller newcomer takes
+        the place of the largest one, whose totals move to the overflow): at the end of the
+        second exactly the smallest new keys fit, however their events arrived."""
+        if key in self.trackers or not target.group_by:
+            self._know(key, target, labels)
+            totals = self._pending[key] = SecondTotals()
+            return totals
+        newcomers = self._newcomers
+        room = self.trackers.limit.max_keys - self.trackers.admitted
+        if len(newcomers) < room:
+            heapq.heappush(newcomers, _Newcomer(key))
+        elif newcomers and key < newcomers[0].key:
+            given_up = heapq.heapreplace(newcomers, _Newcomer(key)).key
+            self._to_overflow(given_up)
+        else:
+            self.trackers.refuse(self._second or 0)
+            return self._overflow_totals(target)
+        self._know(key, target, labels)
+        totals = self._pending[key] = SecondTotals()
+        return totals
+
+    def _to_overflow(self, key: str) -> None:
+        """A new key gave its place in the second to a smaller one: what it measured so far
+        moves to its target's overflow totals."""
+        info = self.info.pop(key)
+        moved = self._pending.pop(key)
+        labels = dict(info.labels)
+        self._overflow_totals(info.target).merge(
+            SloItem(0, key, info.target, labels, moved.valid, moved.good, moved.value_sum,
+                    moved.value_count, moved.sketch, moved.event_id)
+        )  # fmt: skip
+        self.trackers.refuse(self._second or 0)
+
+    def _overflow_totals(self, target: Target) -> SecondTotals:
+        key = self._overflow_key(target)
+        totals = self._pending.get(key)
+        if totals is None:
+            totals = self._pending[key] = SecondTotals()
+        return totals
+
+    def _overflow_key(self, target: Target) -> str:
+        """The key of `target`'s overflow tracker (the target's key without labels)."""
+        key = target.key(())
+        if key not in self.info:
+            self.info[key] = TrackerInfo(target, dict.fromkeys(target.group_by, OVERFLOW_LABEL))
+        return key
 
     def _time(self, ts_ms: int, event_id: str) -> list[Decision]:
         """Complete the second being summed once event time has left it."""
@@ -184,17 +268,36 @@ class SloEngine:
             return []
         self._second = ts_ms - ts_ms % RESOLUTION_MS
         pending, self._pending = self._pending, {}
+        self._newcomers = []
         decisions: list[Decision] = []
         for key in sorted(pending):
             decisions += self._record(key, second, pending[key])
         if pending:
             decisions += self._degradations(second + RESOLUTION_MS - 1, event_id)
+        decisions += alarm_decisions(
+            self._alerts, self.trackers, second, event_id, overflow=_OVERFLOW_SUMMARY
+        )
         return decisions
 
-    def _record(self, key: str, second_ms: int, totals: SecondTotals) -> list[Decision]:
+    def _tracker_of(self, key: str, at_ms: int) -> tuple[str, Tracker]:
+        """The tracker of `key` (and its key): created on first sight, or at the cap the
+        overflow tracker of its target."""
         tracker = self.trackers.get(key)
-        if tracker is None:
-            tracker = self.trackers[key] = self._tracker(self.info[key].target)
+        if tracker is not None:
+            return key, tracker
+        target = self.info[key].target
+        if not target.group_by or key == target.key(()):  # bounded by the policy
+            return key, self.trackers.pin(key, self._tracker(target))
+        tracker = self.trackers.admit(key, lambda: self._tracker(target), at_ms)
+        if tracker is not None:
+            return key, tracker
+        if key not in self._pending:  # refused: nothing of the key is kept (once it is
+            del self.info[key]  # not waiting for its second to complete, after a late event)
+        overflow = self._overflow_key(target)
+        return self._tracker_of(overflow, at_ms)
+
+    def _record(self, key: str, second_ms: int, totals: SecondTotals) -> list[Decision]:
+        key, tracker = self._tracker_of(key, second_ms)
         valid, good, sketch = totals.valid, totals.good, totals.sketch
         outputs: Sequence[Any]
         if isinstance(tracker, SloTracker):
