@@ -40,9 +40,11 @@ from workers.clock_ticker import ClockTicker
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.ingest.undecodable import UndecodableBatchAlerts
 from workers.ingest.warmup import ensure_memory
+from workers.kernels.key_cap import KeyCounts, StateKind
 from workers.metrics import (
     BreakerCollector,
     BudgetCollector,
+    CardinalityCollector,
     IngestCollector,
     MigrationCollector,
     SloCollector,
@@ -182,6 +184,7 @@ def create_worker(
         audit_policy,
         restore_from_trail=settings.effective_guarantee is ProcessingGuarantee.EXACTLY_ONCE
         and settings.effective_audit_level is AuditLevel.FORENSIC,
+        caps=settings.key_caps,
     )
     worker.breakers = breakers
     worker.sinks.append(breakers)
@@ -195,13 +198,20 @@ def create_worker(
         worker.sinks.append(router)
         worker.routers.append(router)
         counter = BudgetCounter(
-            app, catalog, budget_policy, settings.kafka_client_options(), masker, audit_policy
+            app,
+            catalog,
+            budget_policy,
+            settings.kafka_client_options(),
+            masker,
+            audit_policy,
+            caps=settings.key_caps,
         )
         worker.budgets = counter
         register_budget_counter(app, counter, BATCH_QUEUE_MAXSIZE)
         registry.register(BudgetCollector(lambda: router.routed, lambda: counter.decisions))
     if slo_policy is not None and targets_of(slo_policy):
         _add_slos(worker, slo_policy, masker, audit_policy)
+    registry.register(CardinalityCollector(lambda: _key_counts(worker), _caps(settings)))
     if isinstance(policy, BreakerPolicy):  # a test's own routing has no document to record
         policies = PolicySet(
             policy,
@@ -215,6 +225,41 @@ def create_worker(
     _register_clock_ticker(worker)
     _register_web_pages(worker)
     return worker
+
+
+def _key_counts(worker: Worker) -> dict[str, KeyCounts]:
+    """Keys each kind of keyed state holds and turned away, over the partitions held now."""
+    counts = {
+        StateKind.DEDUP.value: KeyCounts(
+            worker.stage.tracked_ids(), 0, worker.stage.forgotten_early()
+        )
+    }
+    if worker.breakers is not None:
+        engines = worker.breakers.engines.values()
+        counts[StateKind.BREAKERS.value] = KeyCounts.of(
+            (engine.keys for engine in engines),
+            extra_held=sum(len(engine) - len(engine.keys) for engine in engines),
+        )
+    if worker.budgets is not None:
+        parts = worker.budgets.partitions.values()
+        counts[StateKind.BUDGETS.value] = KeyCounts.of(part.engine.ledgers for part in parts)
+    if worker.slos is not None:
+        slo_parts = worker.slos.partitions.values()
+        counts[StateKind.SLOS.value] = KeyCounts.of(part.engine.trackers for part in slo_parts)
+    return counts
+
+
+def _caps(settings: Settings) -> dict[str, int]:
+    caps = settings.key_caps
+    return {
+        StateKind.BREAKERS.value: caps.breakers,
+        StateKind.BUDGETS.value: caps.budgets,
+        StateKind.SLOS.value: caps.slos,
+        # One de-duplicator per input topic and partition.
+        StateKind.DEDUP.value: settings.dedup_max_ids_per_partition
+        * settings.input_partitions
+        * len(INPUT_TOPICS),
+    }
 
 
 def _register_policy_trail(worker: Worker, policies: PolicySet, masker: Masker) -> None:
@@ -261,6 +306,7 @@ def _add_slos(
         worker.settings.kafka_client_options(),
         masker,
         audit_policy,
+        caps=worker.settings.key_caps,
     )
     worker.slos = slo_counter
     register_slo_counter(worker.app, slo_counter, BATCH_QUEUE_MAXSIZE)

@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from workers.ingest.stage import IngestCounters
+from workers.kernels.key_cap import KeyCounts
 
 EVENTS_ACCEPTED = "guardstream_events_accepted"
 EVENTS_DUPLICATE = "guardstream_events_duplicate"
@@ -31,6 +32,10 @@ SLO_DECISIONS = "guardstream_slo_decisions"
 SLO_BURN_RATE = "guardstream_slo_burn_rate"
 SLO_ERROR_BUDGET_REMAINING = "guardstream_slo_error_budget_remaining"
 UNDECODABLE_BATCHES = "guardstream_undecodable_batches"
+STATE_KEYS = "guardstream_state_keys"
+STATE_KEYS_MAX = "guardstream_state_keys_max"
+STATE_KEYS_REFUSED = "guardstream_state_keys_refused"
+STATE_KEYS_EVICTED = "guardstream_state_keys_evicted"
 PARTITION_MIGRATIONS = "guardstream_partition_migrations"
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
@@ -177,6 +182,40 @@ class UndecodableBatchCollector(Collector):
         for (topic, codec), count in sorted(self._counts().items()):
             family.add_metric([topic, codec], count)
         yield family
+
+
+class CardinalityCollector(Collector):
+    """Per kind of keyed state (breakers, budgets, slos, dedup): keys held, the worker's cap,
+    and keys refused into an overflow state or evicted (issue 11)."""
+
+    def __init__(
+        self, counts: Callable[[], Mapping[str, KeyCounts]], caps: Mapping[str, int]
+    ) -> None:
+        self._counts = counts
+        self._caps = caps
+
+    def collect(self) -> Iterator[Metric]:
+        held = GaugeMetricFamily(STATE_KEYS, "Keys of keyed state held", labels=["state"])
+        cap = GaugeMetricFamily(
+            STATE_KEYS_MAX, "Keys of keyed state one worker may hold", labels=["state"]
+        )
+        refused = CounterMetricFamily(
+            STATE_KEYS_REFUSED,
+            "New keys refused at the cap (their traffic counted in an overflow state)",
+            labels=["state"],
+        )
+        evicted = CounterMetricFamily(
+            STATE_KEYS_EVICTED,
+            "Keys evicted at the cap (idle breakers; dedup: ids forgotten before the horizon)",
+            labels=["state"],
+        )
+        for state, counts in sorted(self._counts().items()):
+            held.add_metric([state], counts.held)
+            refused.add_metric([state], counts.refused)
+            evicted.add_metric([state], counts.evicted)
+        for state, max_keys in sorted(self._caps.items()):
+            cap.add_metric([state], max_keys)
+        yield from (held, cap, refused, evicted)
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -15,6 +15,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.errors import ConfigError
+from workers.kernels.key_cap import (
+    DEFAULT_MAX_BREAKER_KEYS,
+    DEFAULT_MAX_BUDGET_KEYS,
+    DEFAULT_MAX_SLO_KEYS,
+    KeyCaps,
+)
 
 
 class Mode(StrEnum):
@@ -46,12 +52,19 @@ MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
         "log_format": "text",
         "log_level": "INFO",
         "audit_level": AuditLevel.MINIMAL,
+        # Key caps per worker (issue 11): a laptop's share of memory.
+        "max_breaker_keys": 20_000,
+        "max_budget_keys": 50_000,
+        "max_slo_keys": 10_000,
     },
     Mode.STAGING: {
         "processing_guarantee": ProcessingGuarantee.AT_LEAST_ONCE,
         "log_format": "json",
         "log_level": "INFO",
         "audit_level": AuditLevel.STANDARD,
+        "max_breaker_keys": DEFAULT_MAX_BREAKER_KEYS,
+        "max_budget_keys": DEFAULT_MAX_BUDGET_KEYS,
+        "max_slo_keys": DEFAULT_MAX_SLO_KEYS,
     },
     Mode.PRODUCTION: {
         "processing_guarantee": ProcessingGuarantee.EXACTLY_ONCE,
@@ -59,6 +72,9 @@ MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
         "log_level": "WARNING",
         # The seeds' regulated mode: a complete trail, replayable decision by decision.
         "audit_level": AuditLevel.FORENSIC,
+        "max_breaker_keys": DEFAULT_MAX_BREAKER_KEYS,
+        "max_budget_keys": DEFAULT_MAX_BUDGET_KEYS,
+        "max_slo_keys": DEFAULT_MAX_SLO_KEYS,
     },
 }
 
@@ -89,6 +105,7 @@ class Settings(BaseSettings):
     # Ingest.
     dedup_horizon_s: float = Field(default=3600.0, gt=0)
     dedup_max_ids_per_partition: int = Field(default=1_000_000, gt=0)
+    """Event ids remembered per input partition (oldest forgotten first): bounds memory."""
     input_partitions: int = Field(default=4, ge=1)
     retention_days_inputs: int = Field(default=7, ge=1)
 
@@ -98,6 +115,17 @@ class Settings(BaseSettings):
     clock_interval_s: float = Field(default=1.0, ge=0)
     """How often a worker publishes a clock tick to each input partition it owns, so
     time-driven transitions happen with no traffic (0: never; ticks then come from producers)."""
+
+    # Key caps (issue 11): producers choose vendor, tool, user and team, so the states keyed
+    # by them are capped per worker, each partition's engine holding an even share. Past a
+    # cap new keys go to an overflow state (idle breakers are evicted first) and a
+    # `cardinality_limit` alert fires. None: the mode decides (see MODE_DEFAULTS).
+    max_breaker_keys: int | None = Field(default=None, ge=1)
+    """Circuit breakers (vendor/tool keys) per worker."""
+    max_budget_keys: int | None = Field(default=None, ge=1)
+    """Ledgers of split budgets (one per user, team... value; with their rate limits)."""
+    max_slo_keys: int | None = Field(default=None, ge=1)
+    """SLO, objective and SLA trackers of targets with group_by (one per label set)."""
 
     # Failover: a member that stops heartbeating (a killed worker) leaves the group after this
     # long and its partitions move (Faust's default is 60 s; 6 s is the broker's minimum).
@@ -138,6 +166,16 @@ class Settings(BaseSettings):
     @cached_property
     def effective_audit_level(self) -> AuditLevel:
         return self.audit_level or MODE_DEFAULTS[self.mode]["audit_level"]
+
+    @cached_property
+    def key_caps(self) -> KeyCaps:
+        """How many keys of each kind a worker holds (the setting, else the mode's)."""
+        defaults = MODE_DEFAULTS[self.mode]
+        return KeyCaps(
+            breakers=self.max_breaker_keys or defaults["max_breaker_keys"],
+            budgets=self.max_budget_keys or defaults["max_budget_keys"],
+            slos=self.max_slo_keys or defaults["max_slo_keys"],
+        )
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection options shared by every aiokafka client we create."""

@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from workers.errors import ConfigError
+from workers.kernels.key_cap import KeyCaps
 from workers.settings import MODE_DEFAULTS, AuditLevel, Mode, ProcessingGuarantee, Settings
 
 PASSWORD = "s3cr3t-Pa55word-for-tests"
@@ -64,7 +65,25 @@ def test_mode_from_the_environment_chooses_the_defaults(
 def test_every_mode_has_every_default() -> None:
     assert set(MODE_DEFAULTS) == set(Mode)
     for defaults in MODE_DEFAULTS.values():
-        assert set(defaults) == {"processing_guarantee", "log_format", "log_level", "audit_level"}
+        assert set(defaults) == {
+            "processing_guarantee",
+            "log_format",
+            "log_level",
+            "audit_level",
+            "max_breaker_keys",
+            "max_budget_keys",
+            "max_slo_keys",
+        }
+
+
+def test_key_caps_follow_the_mode_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(mode=Mode.DEVELOPMENT).key_caps == KeyCaps(20_000, 50_000, 10_000)
+    assert Settings(mode=Mode.PRODUCTION).key_caps == KeyCaps()
+    monkeypatch.setenv("GUARDSTREAM_MAX_BUDGET_KEYS", "7")
+    assert Settings(mode=Mode.PRODUCTION).key_caps == KeyCaps(budgets=7)
+    monkeypatch.setenv("GUARDSTREAM_MAX_SLO_KEYS", "0")
+    with pytest.raises(ValidationError, match="max_slo_keys"):
+        Settings()
 
 
 def test_the_audit_level_follows_the_mode_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:

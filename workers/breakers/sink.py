@@ -28,8 +28,10 @@ from workers.audit.sealing import masked_alert
 from workers.batching.outputs import BatchOutputs
 from workers.batching.records import RawRecord
 from workers.breakers.engine import BreakerEngine, BreakerRouting
+from workers.cardinality import CARDINALITY_AUDIT_TYPE, is_cardinality_alert
 from workers.decisions import AlertDecision, Decision, TransitionDecision
 from workers.ingest.stage import IngestResult
+from workers.kernels.key_cap import KeyCaps, StateKind
 from workers.recovery import restore_breakers
 
 log = logging.getLogger(__name__)
@@ -55,10 +57,13 @@ class BreakerSink:
         audit_policy: AuditPolicy | None = None,
         *,
         restore_from_trail: bool = False,
+        caps: KeyCaps | None = None,
     ) -> None:
         """`restore_from_trail`: rebuild a partition's breakers from the forensic audit
-        trail when the worker gets it (exactly-once processing with the forensic level)."""
+        trail when the worker gets it (exactly-once processing with the forensic level).
+        `caps`: the worker's key caps; each partition's engine holds its share."""
         self.policy = policy
+        self._caps = caps or KeyCaps()
         self._chains = ChainBook(
             client_options,
             catalog.name(TopicName.AUDIT),
@@ -73,6 +78,7 @@ class BreakerSink:
         self._audit_topic = catalog.name(TopicName.AUDIT)
         self._tool_topic = catalog.name(TopicName.TOOL_INVOCATIONS)
         self._latency_topic = catalog.name(TopicName.LATENCY_EVENTS)
+        self._tool_partitions = catalog.spec(TopicName.TOOL_INVOCATIONS).partitions
         self.engines: dict[int, BreakerEngine] = {}
         self._restore = restore_from_trail
         self._client_options = client_options
@@ -90,7 +96,8 @@ class BreakerSink:
         ticks_apply = result.topic == self._tool_topic
         engine = self.engines.get(result.partition)
         if engine is None:
-            engine = self.engines[result.partition] = BreakerEngine(self.policy)
+            limit = self._caps.share(StateKind.BREAKERS, self._tool_partitions, result.partition)
+            engine = self.engines[result.partition] = BreakerEngine(self.policy, limit)
             if self._restore:
                 await restore_breakers(
                     self._client_options,
@@ -136,30 +143,40 @@ class BreakerSink:
             self.transitions += 1
             if decision.record is not None:
                 await send(source, self._state_topic, key, encode(decision.record))
-            records = await self._chains.seal(
-                partition,
-                TRANSITION_AUDIT_TYPE,
-                ts_ms=decision.ts_ms,
-                severity=_audit_severity(decision),
-                policy_version=decision.policy_version,
-                payload=decision.to_json(),
-                source=AuditSource(
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    event_id=decision.event_id,
-                ),
-            )
-            for audit in records:
-                await send(source, self._audit_topic, audit.chain.encode(), encode(audit))
+            await self._audit(decision, TRANSITION_AUDIT_TYPE, partition, record)
         elif isinstance(decision, AlertDecision):
             self.alerts += 1
             alert = decision.alert
             masked = masked_alert(self._chains.masker, alert)
             await send(source, self._alert_topic, alert.fingerprint.encode(), encode(masked))
+            if is_cardinality_alert(decision):  # breaker_open is audited as its transition
+                await self._audit(decision, CARDINALITY_AUDIT_TYPE, partition, record)
+
+    async def _audit(
+        self, decision: Decision, event_type: str, partition: int, record: RawRecord
+    ) -> None:
+        records = await self._chains.seal(
+            partition,
+            event_type,
+            ts_ms=decision.ts_ms,
+            severity=_audit_severity(decision),
+            policy_version=decision.policy_version,
+            payload=decision.to_json(),
+            source=AuditSource(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                event_id=decision.event_id,
+            ),
+        )
+        source = (record.topic, record.partition)
+        for audit in records:
+            await self._outputs.send(source, self._audit_topic, audit.chain.encode(), encode(audit))
 
 
-def _audit_severity(decision: TransitionDecision) -> Severity:
-    if decision.to_state == CircuitState.OPEN.value:
+def _audit_severity(decision: Decision) -> Severity:
+    if isinstance(decision, AlertDecision):
+        return decision.alert.severity
+    if isinstance(decision, TransitionDecision) and decision.to_state == CircuitState.OPEN.value:
         return Severity.WARNING
     return Severity.INFO

@@ -34,6 +34,7 @@ from workers.batching import BatchingApp, RawBatch
 from workers.budgets.counting import BudgetCounting
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.records import budget_state, route_batch, state_topic_key
+from workers.cardinality import CARDINALITY_AUDIT_TYPE, is_cardinality_alert
 from workers.decisions import (
     AlertDecision,
     ControlDecision,
@@ -43,6 +44,7 @@ from workers.decisions import (
 )
 from workers.ingest.stage import IngestResult
 from workers.kernels.budget import BudgetLedger
+from workers.kernels.key_cap import KeyCaps, StateKind
 from workers.kernels.rolling_sum import from_nanos
 from workers.policies.budgets import BudgetPolicy
 from workers.recovery import restore_counting
@@ -103,8 +105,12 @@ class BudgetCounter:
         client_options: Mapping[str, Any],
         masker: Masker | None = None,
         audit_policy: AuditPolicy | None = None,
+        caps: KeyCaps | None = None,
     ) -> None:
+        """`caps`: the worker's key caps; each partition's engine holds its share."""
         self.policy = policy
+        self._caps = caps or KeyCaps()
+        self._partition_count = catalog.spec(TopicName.BUDGET_SPEND).partitions
         self._chains = ChainBook(
             client_options,
             catalog.name(TopicName.AUDIT),
@@ -156,7 +162,10 @@ class BudgetCounter:
     async def handle(self, batch: RawBatch) -> None:
         part = self.partitions.get(batch.partition)
         if part is None:
-            part = self.partitions[batch.partition] = BudgetCounting(self.policy, self._sources)
+            limit = self._caps.share(StateKind.BUDGETS, self._partition_count, batch.partition)
+            part = self.partitions[batch.partition] = BudgetCounting(
+                self.policy, self._sources, limit
+            )
             await restore_counting(
                 self._client_options, part, self._routed_name, batch.partition, batch.first_offset
             )
@@ -200,6 +209,8 @@ def register_budget_counter(app: BatchingApp, counter: BudgetCounter, queue_size
 
 
 def _audit_type(decision: Decision) -> str:
+    if is_cardinality_alert(decision):
+        return CARDINALITY_AUDIT_TYPE
     if isinstance(decision, RecordDecision):
         return f"aud.budget.{decision.what}"
     if isinstance(decision, ControlDecision):

@@ -47,7 +47,7 @@ def replay_audit_file(
             "exact replay needs GUARDSTREAM_AUDIT_LEVEL=forensic[/]",
             highlight=False,
         )
-    pipeline = PipelineReplay(policies, cli.catalog)
+    pipeline = PipelineReplay(policies, cli.catalog, cli.settings.key_caps)
     with cli.err.status(f"replaying {sum(map(len, trail.inputs.values())):,} event(s) ..."):
         result = verify_trail(trail, pipeline, to_ms=to_ms)
     _report(cli, result, policies, as_json)

@@ -13,20 +13,16 @@ import orjson
 from schemas.events import INPUT_EVENT_TYPES
 from topics.catalog import INPUT_TOPICS
 from workers.app import tune_garbage_collector
-from workers.breakers.engine import BreakerEngine
-from workers.budgets.engine import BudgetEngine
 from workers.cli.context import CliContext, pass_cli, run
 from workers.cli.lines import MOMENT, numbered_lines, progress_bar, size_of
 from workers.cli.replay_audit import replay_audit_file
 from workers.errors import ConfigError, InvalidEventError
 from workers.ingest.stage import IngestStage
 from workers.policies.policy_set import PolicySet, load_policies
-from workers.replay.pipeline import PipelineReplay
-from workers.replay.run import DecisionEngine, Replay
+from workers.replay.pipeline import PipelineReplay, file_engines
+from workers.replay.run import Replay
 from workers.replay.shards import replay_sharded
 from workers.replay.topics import read_range, replay_records
-from workers.slos.engine import SloEngine
-from workers.slos.routing import targets_of
 
 
 @click.command()
@@ -130,11 +126,8 @@ def replay(
     if verify or from_ms is not None or to_ms is not None:
         raise click.UsageError("--verify, --from and --to go with --source audit or topics")
     policy = policies.breakers
-    engines: list[DecisionEngine] = [BreakerEngine(policy)]
-    if policies.budgets.budgets:
-        engines.append(BudgetEngine(policies.budgets))
-    if targets_of(policies.slos):
-        engines.append(SloEngine(policies.slos))
+    caps = cli.settings.key_caps  # the worker's: replay must cap as it does
+    engines = file_engines(policies, caps)
     horizon_ms = int(cli.settings.dedup_horizon_s * 1000)
     max_ids = cli.settings.dedup_max_ids_per_partition
     emit = _emitter(as_json)
@@ -154,6 +147,7 @@ def replay(
                 jobs=jobs,
                 dedup_horizon_ms=horizon_ms,
                 dedup_max_ids=max_ids,
+                max_breaker_keys=caps.breakers,
             )
         for encoded in lines:
             emit(orjson.loads(encoded))
@@ -194,7 +188,8 @@ def _replay_topics(
     )
     emit = _emitter(as_json)
     decisions = 0
-    for decision in replay_records(records, stage, PipelineReplay(policies, catalog)):
+    pipeline = PipelineReplay(policies, catalog, settings.key_caps)
+    for decision in replay_records(records, stage, pipeline):
         emit(decision.to_json())
         decisions += 1
     sys.stdout.flush()

@@ -9,6 +9,11 @@ time) than the partition's watermark is reported as a duplicate, as long as fewe
 partition is bounded whatever the traffic. Expiry walks ids in arrival order and stops at the
 first one still inside the horizon, so an out-of-order event can keep later ones a little
 longer than the horizon - never shorter.
+
+Memory is bounded by ``max_ids`` (GUARDSTREAM_DEDUP_MAX_IDS_PER_PARTITION), whatever the
+producers send: per id a dict entry (id -> event time) and a slot in the arrival queue, about
+110 bytes plus the id string itself (the event's own, 49 bytes plus its length in ASCII; ids
+are at most MAX_ID_LEN characters). `bench.cardinality --dedup` measures it.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ class Deduplicator:
     horizon_ms: int
     max_ids: int
     watermark_ms: int | None = None
-    _seen: dict[str, int] = field(default_factory=dict)
-    _arrival: deque[tuple[str, int]] = field(default_factory=deque)
+    _seen: dict[str, int] = field(default_factory=dict)  # id -> event time of its first copy
+    _arrival: deque[str] = field(default_factory=deque)  # ids, oldest first
     forgotten_early: int = 0  # ids dropped by the cap before their horizon ran out
 
     def __post_init__(self) -> None:
@@ -43,16 +48,14 @@ class Deduplicator:
             self.watermark_ms = ts_ms
             self._expire(ts_ms - self.horizon_ms)
         self._seen[event_id] = ts_ms
-        self._arrival.append((event_id, ts_ms))
+        self._arrival.append(event_id)
         if len(self._arrival) > self.max_ids:
-            oldest_id, oldest_ts_ms = self._arrival.popleft()
-            del self._seen[oldest_id]
+            oldest_ts_ms = self._seen.pop(self._arrival.popleft())
             if oldest_ts_ms >= self.watermark_ms - self.horizon_ms:
                 self.forgotten_early += 1
         return True
 
     def _expire(self, cutoff_ms: int) -> None:
         arrival, seen = self._arrival, self._seen
-        while arrival and arrival[0][1] < cutoff_ms:
-            expired_id, _ = arrival.popleft()
-            del seen[expired_id]
+        while arrival and seen[arrival[0]] < cutoff_ms:
+            del seen[arrival.popleft()]

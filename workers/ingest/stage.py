@@ -109,6 +109,10 @@ class IngestStage:
     def tracked_ids(self) -> int:
         return sum(len(dedup) for dedup in self._dedup.values())
 
+    def forgotten_early(self) -> int:
+        """Ids the per-partition cap dropped before their horizon ran out (for metrics)."""
+        return sum(dedup.forgotten_early for dedup in self._dedup.values())
+
     def _dedup_for(self, topic: str, partition: int) -> Deduplicator:
         key = (topic, partition)
         dedup = self._dedup.get(key)

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from workers.errors import ConfigError
 
@@ -109,6 +109,24 @@ class KeyCaps:
             StateKind.SLOS: self.slos,
         }
         return caps[kind]
+
+
+class KeyCounts(NamedTuple):
+    """What maps of one kind hold and turned away (for metrics)."""
+
+    held: int
+    refused: int
+    evicted: int
+
+    @classmethod
+    def of(cls, maps: Iterable[CappedMap[Any]], *, extra_held: int = 0) -> KeyCounts:
+        """The sums over `maps` (`extra_held`: states held beside them, e.g. overflow)."""
+        held, refused, evicted = extra_held, 0, 0
+        for keys in maps:
+            held += len(keys)
+            refused += keys.refused
+            evicted += keys.evicted
+        return cls(held, refused, evicted)
 
 
 class Alarm(Enum):

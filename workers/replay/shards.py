@@ -11,7 +11,10 @@ engine holds its breakers, so the order it moves them in).
 
 What differs from one process: an `event_id` repeated under *different* keys is de-duplicated
 only within a shard. A retry never changes its vendor or tool, so this only matters for
-corrupt input.
+corrupt input. And the breaker key cap (GUARDSTREAM_MAX_BREAKER_KEYS) is one process's: each
+shard holds only its own keys, so once the file has more keys than the cap, which keys one
+process would have refused or evicted cannot be reproduced by shards. `replay_sharded` then
+refuses (ConfigError) and the file must be replayed with one process.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import orjson
 
 from schemas.policy import PolicyDocument
 from workers.breakers.engine import BreakerEngine
+from workers.errors import ConfigError
+from workers.kernels.key_cap import DEFAULT_MAX_BREAKER_KEYS, KeyLimit, StateKind
 from workers.policies.breakers import BreakerPolicy
 from workers.replay.run import MAX_REPORTED_ERRORS, Replay, ReplayCounts
 from workers.settings import Mode
@@ -43,12 +48,17 @@ class ShardJob:
     mode: Mode
     dedup_horizon_ms: int
     dedup_max_ids: int
+    max_breaker_keys: int
 
 
 @dataclass(slots=True)
 class ShardResult:
     counts: ReplayCounts
     lines: list[tuple[_SortKey, bytes]] = field(default_factory=list)
+    breaker_keys: int = 0
+    """Breaker keys the shard's engine admitted (it never evicts or refuses below the cap)."""
+    capped: bool = False
+    """Whether the shard's own cap refused or evicted a key."""
 
 
 def owner(line: bytes, policy: BreakerPolicy, shards: int) -> tuple[int | None, str | None]:
@@ -73,7 +83,7 @@ def owner(line: bytes, policy: BreakerPolicy, shards: int) -> tuple[int | None, 
 def run_shard(job: ShardJob) -> ShardResult:
     """One shard's replay (runs in a worker process)."""
     policy = BreakerPolicy.from_document(job.policy, job.mode)
-    engine = BreakerEngine(policy)
+    engine = BreakerEngine(policy, KeyLimit(StateKind.BREAKERS, job.max_breaker_keys))
     replay = Replay(
         [engine], dedup_horizon_ms=job.dedup_horizon_ms, dedup_max_ids=job.dedup_max_ids
     )
@@ -106,6 +116,8 @@ def run_shard(job: ShardJob) -> ShardResult:
         result.lines.append(((number, first, seq), orjson.dumps(decision.to_json())))
     if job.shard != 0:
         replay.counts.clock_ticks = 0  # every shard saw every tick; shard 0 reports them
+    result.breaker_keys = engine.keys.admitted
+    result.capped = bool(engine.keys.refused or engine.keys.evicted)
     return result
 
 
@@ -117,14 +129,32 @@ def replay_sharded(
     jobs: int,
     dedup_horizon_ms: int,
     dedup_max_ids: int,
+    max_breaker_keys: int = DEFAULT_MAX_BREAKER_KEYS,
 ) -> tuple[list[bytes], ReplayCounts]:
-    """Decision lines (JSON, in single-process order) and the summed counts."""
+    """Decision lines (JSON, in single-process order) and the summed counts. ConfigError when
+    one process would have held more than `max_breaker_keys` breakers (see the module doc)."""
     shard_jobs = [
-        ShardJob(str(path), shard, jobs, policy.document, mode, dedup_horizon_ms, dedup_max_ids)
+        ShardJob(
+            str(path),
+            shard,
+            jobs,
+            policy.document,
+            mode,
+            dedup_horizon_ms,
+            dedup_max_ids,
+            max_breaker_keys,
+        )
         for shard in range(jobs)
     ]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(run_shard, shard_jobs))
+    # Below the cap no shard evicts or refuses, so the shards hold every key they saw: one
+    # process would have reached its cap exactly when their sum exceeds it.
+    if any(r.capped for r in results) or sum(r.breaker_keys for r in results) > max_breaker_keys:
+        raise ConfigError(
+            f"the file has more breaker keys than the cap (GUARDSTREAM_MAX_BREAKER_KEYS="
+            f"{max_breaker_keys}): replay it with --jobs 1 to get one worker's decisions"
+        )
     merged = sorted((item for result in results for item in result.lines), key=lambda i: i[0])
     counts = ReplayCounts()
     for result in results:

@@ -26,8 +26,10 @@ from workers.audit.chains import ChainBook
 from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.batching import BatchingApp, RawBatch
+from workers.cardinality import CARDINALITY_AUDIT_TYPE, is_cardinality_alert
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.ingest.stage import IngestResult
+from workers.kernels.key_cap import KeyCaps, StateKind
 from workers.policies.slos import SloPolicy
 from workers.recovery import restore_counting
 from workers.routed.publisher import DecisionPublisher, register_counter
@@ -86,8 +88,12 @@ class SloCounter:
         client_options: Mapping[str, Any],
         masker: Masker | None = None,
         audit_policy: AuditPolicy | None = None,
+        caps: KeyCaps | None = None,
     ) -> None:
+        """`caps`: the worker's key caps; each partition's engine holds its share."""
         self.policy = policy
+        self._caps = caps or KeyCaps()
+        self._partition_count = catalog.spec(TopicName.SLO_COUNTS).partitions
         self.counts_topic_name = catalog.name(TopicName.SLO_COUNTS)
         self._routed_name = self.counts_topic_name
         self._client_options = client_options
@@ -135,7 +141,8 @@ class SloCounter:
     async def handle(self, batch: RawBatch) -> None:
         part = self.partitions.get(batch.partition)
         if part is None:
-            part = self.partitions[batch.partition] = SloCounting(self.policy, self._sources)
+            limit = self._caps.share(StateKind.SLOS, self._partition_count, batch.partition)
+            part = self.partitions[batch.partition] = SloCounting(self.policy, self._sources, limit)
             await restore_counting(
                 self._client_options, part, self._routed_name, batch.partition, batch.first_offset
             )
@@ -174,6 +181,8 @@ def register_slo_counter(app: BatchingApp, counter: SloCounter, queue_size: int)
 
 
 def _audit_type(decision: Decision) -> str:
+    if is_cardinality_alert(decision):
+        return CARDINALITY_AUDIT_TYPE
     if isinstance(decision, RecordDecision):
         return f"aud.slo.{decision.what}"
     if isinstance(decision, ControlDecision):
