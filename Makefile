@@ -10,8 +10,10 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-# Commands the harness runs, and the Debian packages that provide them.
-SYSTEM_DEPS := redis-server:redis-server java:openjdk-17-jre-headless mvn:maven
+# Commands the harness runs, and the Debian packages that provide them (javac: the e2e test
+# compiles a kafka-clients producer, tests/support/java).
+SYSTEM_DEPS := redis-server:redis-server java:openjdk-17-jre-headless \
+	javac:openjdk-17-jdk-headless mvn:maven
 
 .PHONY: help deps system-deps kafka-jars test lint demo bench
 

@@ -15,6 +15,7 @@ keeps processing the partition, and does not trip over the range again after a r
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import time
 from collections import Counter
@@ -121,6 +122,7 @@ def produce_java(
     bootstrap: str, topic: str, by_codec: dict[str, list[dict[str, Any]]], workdir: Path
 ) -> None:
     """Compile JsonLinesProducer against the Kafka distribution's jars and run it once."""
+    assert shutil.which("javac"), "javac missing: install openjdk-17-jdk-headless (make deps)"
     jars_dir = ensure_kafka_jars()
     jars = [str(jar) for pattern in JAVA_JARS for jar in sorted(jars_dir.glob(pattern))]
     assert len(jars) == len(JAVA_JARS), f"missing jars in {jars_dir}: {jars}"
