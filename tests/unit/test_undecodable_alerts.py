@@ -19,7 +19,10 @@ T0_MS = 1_795_000_000_000
 LZ4_ERROR = "UnsupportedCodecError: Libraries for lz4 compression codec not found"
 
 
-def invocation(offset: int, *, ts_ms: int, partition: int = 0) -> StoredRecord:
+def invocation(
+    offset: int, *, ts_ms: int, partition: int = 0, far_future: int | None = None
+) -> StoredRecord:
+    """A valid invocation at event time `ts_ms`, its record time `far_future` when given."""
     document = {
         "event_id": f"e-{partition}-{offset}",
         "ts": rfc3339_ms(ts_ms),
@@ -28,7 +31,8 @@ def invocation(offset: int, *, ts_ms: int, partition: int = 0) -> StoredRecord:
         "status": "success",
         "duration_ms": 10,
     }
-    return StoredRecord(TOPIC, partition, offset, ts_ms, None, orjson.dumps(document))
+    record_ms = ts_ms if far_future is None else far_future
+    return StoredRecord(TOPIC, partition, offset, record_ms, None, orjson.dumps(document))
 
 
 def undecodable(first: int, last: int, *, ts_ms: int, partition: int = 0) -> RawRecord:
@@ -111,3 +115,11 @@ def test_batches_without_undecodable_ranges_produce_nothing() -> None:
     stage, book = new_stage(), UndecodableAlertBook()
     assert book.alerts_for(ingest(stage, invocation(0, ts_ms=T0_MS))) == []
     assert book.batches == {}
+
+
+def test_a_record_time_beyond_year_9999_does_not_resolve_nor_break_the_alert() -> None:
+    # Producers set CreateTime to any int64: such a record is no evidence of a clean spell.
+    stage, book = new_stage(), UndecodableAlertBook()
+    assert len(book.alerts_for(ingest(stage, undecodable(0, 4, ts_ms=T0_MS)))) == 1
+    far = invocation(5, ts_ms=T0_MS, far_future=2**62)
+    assert book.alerts_for(ingest(stage, far)) == []

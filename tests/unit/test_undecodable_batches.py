@@ -119,6 +119,7 @@ def read_checked(payload: bytes, **kwargs: Any) -> tuple[list[int], list[Undecod
 GOOD_BEFORE, GOOD_AFTER = batch(0, 3, NONE), batch(6, 4, GZIP)
 LZ4_BATCH = batch(3, 3, LZ4, ts_ms=5000)
 ABORTED_LZ4_BATCH = batch(3, 3, LZ4, producer_id=PRODUCER_ID)
+FAR_FUTURE_LZ4_BATCH = batch(3, 3, LZ4, ts_ms=2**62)  # a producer's CreateTime: any int64
 
 
 @pytest.fixture
@@ -173,6 +174,12 @@ def test_a_broken_batch_is_reported_with_its_codec_and_error(
     assert (found.first_offset, found.last_offset, found.codec) == (3, 5, codec)
     assert error in found.error
     assert "\n" not in found.error
+
+
+def test_a_batch_stamped_past_year_9999_is_reported_without_a_time(no_cramjam: None) -> None:
+    _, [found] = read_checked(GOOD_BEFORE + FAR_FUTURE_LZ4_BATCH + GOOD_AFTER)
+    assert found.timestamp_ms is None
+    assert found.dead_letter().record_ts is None
 
 
 def test_an_aborted_transactions_batch_is_skipped_without_decoding(no_cramjam: None) -> None:

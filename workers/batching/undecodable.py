@@ -30,6 +30,7 @@ from aiokafka.errors import CorruptRecordException
 from aiokafka.structs import TopicPartition
 
 from schemas.dead_letter import DeadLetter, DeadLetterKind
+from schemas.types import EPOCH_MS_MAX
 
 # Kafka's codec ids (the low three bits of a batch's attributes).
 CODEC_NAMES: Final[Mapping[int, str]] = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
@@ -284,7 +285,8 @@ def _batch_time(batch: Any) -> int | None:
         ts = getattr(batch, "max_timestamp", None)
     else:
         ts = getattr(batch, "first_timestamp", getattr(batch, "timestamp", None))
-    return ts if isinstance(ts, int) and ts >= 0 else None
+    # -1: no timestamp. A producer's CreateTime can be any int64; past year 9999 it is no time.
+    return ts if type(ts) is int and 0 <= ts <= EPOCH_MS_MAX else None
 
 
 __all__ = [

@@ -28,7 +28,7 @@ from faust.types import TP
 
 from schemas.alerts import Alert, AlertStatus, alert_fingerprint
 from schemas.codec import encode
-from schemas.types import Severity, from_epoch_ms
+from schemas.types import EPOCH_MS_MAX, Severity, from_epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.inputs import INPUT_POLICY_VERSION
 from workers.batching.outputs import BatchOutputs
@@ -101,7 +101,7 @@ class UndecodableAlertBook:
         clean = [
             record.timestamp
             for record in decodable
-            if record.offset > after_offset and record.timestamp >= clean_from_ms
+            if record.offset > after_offset and clean_from_ms <= record.timestamp <= EPOCH_MS_MAX
         ]
         if not clean:
             return None
