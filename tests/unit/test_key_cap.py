@@ -171,7 +171,7 @@ def run(max_keys: int, ops: list[tuple[str, int, int]]) -> tuple[list[object], C
     return trace, keys
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(max_keys=st.integers(1, 8), ops=operations)
 def test_the_map_never_holds_more_than_its_cap(
     max_keys: int, ops: list[tuple[str, int, int]]
@@ -180,7 +180,7 @@ def test_the_map_never_holds_more_than_its_cap(
     assert keys.admitted <= max_keys
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(max_keys=st.integers(1, 8), ops=operations)
 def test_the_same_input_in_the_same_order_gives_the_same_map(
     max_keys: int, ops: list[tuple[str, int, int]]
@@ -191,7 +191,7 @@ def test_the_same_input_in_the_same_order_gives_the_same_map(
     assert (first_map.refused, first_map.evicted) == (second_map.refused, second_map.evicted)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(max_keys=st.integers(1, 8), ops=operations)
 def test_alarms_alternate_fire_and_resolve(max_keys: int, ops: list[tuple[str, int, int]]) -> None:
     trace, _ = run(max_keys, ops)
