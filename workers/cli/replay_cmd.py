@@ -19,7 +19,7 @@ from workers.cli.replay_audit import replay_audit_file
 from workers.errors import ConfigError, InvalidEventError
 from workers.ingest.stage import IngestStage
 from workers.policies.policy_set import PolicySet, load_policies
-from workers.replay.pipeline import PipelineReplay, file_engines
+from workers.replay.pipeline import PipelineReplay, capped_keys, file_engines
 from workers.replay.run import Replay
 from workers.replay.shards import replay_sharded
 from workers.replay.topics import read_range, replay_records
@@ -168,6 +168,15 @@ def replay(
         highlight=False,
         soft_wrap=True,
     )
+    for keys in capped_keys(engines):
+        if keys.refused or keys.evicted:
+            cli.err.print(
+                f"[yellow]{keys.limit.kind.value}: the cap of {keys.limit.max_keys} key(s) was "
+                f"reached; {keys.admitted} held, {keys.refused} refused into the overflow "
+                f"state(s), {keys.evicted} idle evicted[/]",
+                highlight=False,
+                soft_wrap=True,
+            )
     if counts.invalid:
         raise SystemExit(InvalidEventError.exit_code)
 

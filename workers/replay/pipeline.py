@@ -22,7 +22,7 @@ whole file (one stream, so each holds the worker's whole cap).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -36,7 +36,7 @@ from workers.budgets.counting import BudgetCounting
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.records import route_batch
 from workers.decisions import Decision
-from workers.kernels.key_cap import KeyCaps, KeyLimit, StateKind
+from workers.kernels.key_cap import CappedMap, KeyCaps, KeyLimit, StateKind
 from workers.policies.policy_set import PolicySet
 from workers.replay.run import DecisionEngine
 from workers.routed.counting import RoutedCounting
@@ -159,6 +159,19 @@ class _Routed(Generic[C]):
             limit = self._caps.share(self._kind, len(self._every), partition)
             counting = self.partitions[partition] = self._counting(limit)
         return counting
+
+
+def capped_keys(engines: Iterable[DecisionEngine]) -> list[CappedMap[Any]]:
+    """The capped key maps of `engines` (for a replay's summary)."""
+    maps: list[CappedMap[Any]] = []
+    for engine in engines:
+        if isinstance(engine, BreakerEngine):
+            maps.append(engine.keys)
+        elif isinstance(engine, BudgetEngine):
+            maps.append(engine.ledgers)
+        elif isinstance(engine, SloEngine):
+            maps.append(engine.trackers)
+    return maps
 
 
 def file_engines(policies: PolicySet, caps: KeyCaps) -> list[DecisionEngine]:
