@@ -7,6 +7,7 @@ fields and problems but never echo more than a short, capped preview of producer
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -177,7 +178,10 @@ def preview_value(value: Any) -> str:
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, int | float | Decimal):
-        text = str(value)
+        try:
+            text = str(value)
+        except ValueError:  # an int past Python's int-to-str digit limit (4300 by default)
+            return f"a number of more than {sys.get_int_max_str_digits()} digits"
         if len(text) <= MAX_ERROR_VALUE_PREVIEW:
             return text
         return f"a number of {len(text)} characters"

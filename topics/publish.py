@@ -29,7 +29,7 @@ from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from topics.connect import start_client
 from topics.keys import input_key
 from workers.errors import InvalidEventError
-from workers.ingest.validate import Refusal, check_value
+from workers.ingest.validate import Accepted, Refusal, check_value
 
 # Clock ticks are not keyed by anything they describe; a fixed key keeps them recognisable.
 CLOCK_KEY = b"clock"
@@ -107,20 +107,28 @@ def decode_event(raw: bytes, *, max_bytes: int = MAX_EVENT_BYTES) -> StreamEvent
     """
     model, declared = _declared_model(raw)
     outcome = check_value(raw, model, max_bytes=max_bytes)
-    if isinstance(outcome, Refusal) and outcome.kind is DeadLetterKind.SCHEMA and not declared:
-        fields = orjson.loads(raw)  # standard JSON: a schema refusal passed the text checks
-        if isinstance(fields, dict):
-            inferred = INPUT_EVENT_TYPES[str(_infer_topic(fields))]
-            if inferred is not model:
-                outcome = check_value(raw, inferred, max_bytes=max_bytes)
     if isinstance(outcome, Refusal):
-        raise InvalidEventError(_line_reason(outcome))
-    event, _ = outcome
+        if outcome.kind is DeadLetterKind.SCHEMA and not declared:
+            outcome = _as_inferred(raw, model, outcome, max_bytes)
+        if isinstance(outcome, Refusal):
+            raise InvalidEventError(_line_reason(outcome))
+    event = outcome[0]
     if declared and isinstance(event, EventBase) and TYPE_FIELD in event.attributes:
         # The worker would keep it as an attribute; `publish` drops it, so no record has it.
         attributes = {k: v for k, v in event.attributes.items() if k != TYPE_FIELD}
         event = event.model_copy(update={"attributes": attributes})
     return event
+
+
+def _as_inferred(
+    raw: bytes, guessed: type[InputEvent], refusal: Refusal, max_bytes: int
+) -> Accepted | Refusal:
+    """The verdict as the model the fields decide, when the byte guess was another one."""
+    fields = orjson.loads(raw)  # standard JSON: a schema refusal passed the text checks
+    if not isinstance(fields, dict):
+        return refusal
+    inferred = INPUT_EVENT_TYPES[str(_infer_topic(fields))]
+    return refusal if inferred is guessed else check_value(raw, inferred, max_bytes=max_bytes)
 
 
 def _declared_model(raw: bytes) -> tuple[type[InputEvent], bool]:

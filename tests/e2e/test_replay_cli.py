@@ -91,6 +91,33 @@ def test_replay_reports_invalid_lines_and_exits_4(tmp_path: Path) -> None:
     assert b"line 3: not valid JSON" in result.stderr
 
 
+def test_replay_refuses_what_the_worker_dead_letters_with_the_same_reasons(
+    tmp_path: Path,
+) -> None:
+    good = orjson.dumps(event(0, "openai", "success"))
+    lines = [
+        good,
+        orjson.dumps({**event(1, "openai", "success"), "note": "x" * 10_000_000}),  # 10 MB
+        good[:-1] + b',"extra":NaN}',
+        orjson.dumps({**event(2, "openai", "success"), "ts": "9999-12-31T23:59:59-00:01"}),
+        good[:-1] + b',"vendor":"other"}',
+        orjson.dumps({**event(3, "openai", "success"), "duration_ms": True}),
+    ]
+    source = tmp_path / "hostile.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    result = run_cli(["replay", "--input", str(source), "--json"], ENV)
+    assert result.returncode == 4, result.stderr.decode()
+    errors = result.stderr.decode()
+    assert "line 2: record is 10000" in errors
+    assert "over the 65536-byte cap" in errors
+    assert "line 3: not valid JSON: not standard JSON: NaN and Infinity" in errors
+    assert "line 4: tool-invocations: ts: Event time should be between" in errors
+    assert "line 5: not valid JSON: duplicate key 'vendor'" in errors
+    assert "line 6: tool-invocations: duration_ms: Input should be a valid number" in errors
+    assert "replayed 1 event(s)" in errors
+    assert "Traceback" not in errors
+
+
 def test_a_malformed_policy_is_rejected_naming_file_and_field(tmp_path: Path) -> None:
     policy = tmp_path / "breakers.yaml"
     policy.write_text("breakers:\n  cb.a:\n    failure_threshold: -3\n")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 
@@ -153,6 +153,43 @@ def unsealable(entry: InputEntry, exc: Exception) -> InputEntry:
     return InputEntry(UNSEALABLE, entry.ts_ms, Severity.CRITICAL, noted, entry.source)
 
 
+class Seal(Protocol):
+    """`ChainBook.seal`."""
+
+    async def __call__(
+        self,
+        partition: int,
+        event_type: str,
+        *,
+        ts_ms: int,
+        severity: Severity,
+        policy_version: str,
+        payload: Mapping[str, Any],
+        source: AuditSource | None = None,
+        user: str | None = None,
+    ) -> list[AuditRecord]: ...
+
+
+async def seal_or_note(seal: Seal, partition: int, entry: InputEntry) -> list[AuditRecord]:
+    """`entry` sealed into `partition`'s chain, or its `unsealable` note when sealing it fails
+    for a reason of its own (pure failures: pydantic's are ValueErrors, orjson's TypeErrors);
+    I/O errors of the chain book, and a note that fails too, propagate."""
+    try:
+        return await seal(partition, entry.event_type, **entry.sealing())
+    except (ValueError, TypeError) as exc:
+        log.error(
+            "input audit entry %s of %s[%s]@%s could not be sealed (%s); noted as %s",
+            entry.event_type,
+            entry.source.topic,
+            entry.source.partition,
+            entry.source.offset,
+            type(exc).__name__,
+            UNSEALABLE,
+        )
+        note = unsealable(entry, exc)
+        return await seal(partition, note.event_type, **note.sealing())
+
+
 def input_chain_id(partition: int) -> str:
     return f"input-p{partition}"
 
@@ -191,7 +228,7 @@ class InputAuditSink:
         if not entries:
             return
         for entry in entries:
-            records = await self._seal(result.partition, entry)
+            records = await seal_or_note(self._chains.seal, result.partition, entry)
             for record in records:
                 await self._outputs.send(
                     (result.topic, result.partition),
@@ -200,20 +237,3 @@ class InputAuditSink:
                     encode(record),
                 )
             self.records += len(records)
-
-    async def _seal(self, partition: int, entry: InputEntry) -> list[AuditRecord]:
-        seal = self._chains.seal
-        try:
-            return await seal(partition, entry.event_type, **entry.sealing())
-        except (ValueError, TypeError) as exc:  # pure failures (pydantic's are ValueErrors)
-            log.error(
-                "input audit entry %s of %s[%d]@%s could not be sealed (%s); noted as %s",
-                entry.event_type,
-                entry.source.topic,
-                entry.source.partition,
-                entry.source.offset,
-                type(exc).__name__,
-                UNSEALABLE,
-            )
-            note = unsealable(entry, exc)
-            return await seal(partition, note.event_type, **note.sealing())

@@ -80,6 +80,9 @@ class Refusal:
 Accepted = tuple[StreamEvent, dict[str, Any]]
 """The event and the document it was read from."""
 
+_loads = orjson.loads
+_dumps = orjson.dumps
+
 TOMBSTONE_REASON = "record has no value (tombstone)"
 TOO_DEEP_REASON = f"nested deeper than {MAX_JSON_DEPTH} levels; not parsed"
 _RECURSION_LIMIT = "recursion limit exceeded"  # pydantic-core's parser past its depth
@@ -94,18 +97,23 @@ def check_value(
     if len(raw) > max_bytes:
         reason = f"record is {len(raw)} bytes, over the {max_bytes}-byte cap; not parsed"
         return Refusal(DeadLetterKind.TOO_LARGE, reason, model.__name__)
-    control = control_type(raw)
-    target = model if control is None else control
+    target = (control_type(raw) or model) if b'"type"' in raw else model
     try:
         event = target.model_validate_json(raw)
+        document = _loads(raw)
     except ValidationError as exc:
         return _refused_by_model(raw, exc)
+    except orjson.JSONDecodeError as exc:
+        return Refusal(DeadLetterKind.UNDECODABLE, not_standard_reason(exc), target.__name__)
     except Exception as exc:  # a validator's bug costs one dead letter, not the worker
         reason = f"validation failed unexpectedly ({type(exc).__name__})"
         return Refusal(DeadLetterKind.SCHEMA, reason, target.__name__)
-    document = _standard_document(raw, target.__name__)
-    if isinstance(document, Refusal):
-        return document
+    # `duplicate_key`'s first and cheapest proof inline (the hot path): a value that is its
+    # document's own compact encoding repeats no key.
+    if _dumps(document) != raw:
+        key = duplicate_key(raw, document)
+        if key is not None:
+            return _duplicate(key, target.__name__)
     return event, document
 
 
@@ -120,29 +128,27 @@ def validate_records(
         if isinstance(outcome, Refusal):
             rejected.append(Rejected(record, _dead_letter(record, outcome)))
         else:
-            accepted.append(Validated(record, *outcome))
+            accepted.append(Validated(record, outcome[0], outcome[1]))
     return accepted, rejected
 
 
-def _standard_document(raw: bytes, expected_type: str) -> dict[str, Any] | Refusal:
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Refusal(DeadLetterKind.UNDECODABLE, not_standard_reason(exc), expected_type)
-    key = duplicate_key(raw, document)
-    if key is not None:
-        field = format_loc((key,))
-        reason = f"duplicate key {field!r}: each key may appear once per object"
-        return Refusal(DeadLetterKind.UNDECODABLE, reason, expected_type, (field,))
-    return document  # type: ignore[no-any-return]  # an object: the model validated it
+def _duplicate(key: str, expected_type: str) -> Refusal:
+    field = format_loc((key,))
+    reason = f"duplicate key {field!r}: each key may appear once per object"
+    return Refusal(DeadLetterKind.UNDECODABLE, reason, expected_type, (field,))
 
 
 def _refused_by_model(raw: bytes, exc: ValidationError) -> Refusal:
     refusal = Refusal.of(exc)
     if refusal.kind is DeadLetterKind.SCHEMA:  # JSON that pydantic-core read: is it standard?
-        text = _standard_document(raw, refusal.expected_type)
-        if isinstance(text, Refusal):
-            return text
+        try:
+            document = _loads(raw)
+        except orjson.JSONDecodeError as text_exc:
+            reason = not_standard_reason(text_exc)
+            return Refusal(DeadLetterKind.UNDECODABLE, reason, refusal.expected_type)
+        key = duplicate_key(raw, document)
+        if key is not None:
+            return _duplicate(key, refusal.expected_type)
     elif any(_RECURSION_LIMIT in error["msg"] for error in exc.errors(include_url=False)):
         return Refusal(DeadLetterKind.UNDECODABLE, TOO_DEEP_REASON, refusal.expected_type)
     return refusal
