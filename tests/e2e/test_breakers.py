@@ -231,8 +231,8 @@ def test_the_workers_own_clock_moves_an_open_breaker_without_traffic(
     with running_worker(env, tmp_path / "worker") as process:
         now_ms = time.time_ns() // 1_000_000
         publish(env, [call(n, "openai", ok=False, ts_ms=now_ms + n) for n in range(5)])
-        assert process.wait_for(TRANSITIONS, 1) == 1, process.log_tail()
-        # WAIT_MS later a wall-clock tick published by the worker itself makes it half-open.
+        # It opens; WAIT_MS later a wall-clock tick published by the worker itself makes it
+        # half-open (on a loaded machine both may be done by the first scrape).
         assert process.wait_for(TRANSITIONS, 2, timeout_s=30) == 2, process.log_tail()
     state_of(env, "openai/chat", "half_open")
     [_, half_open] = eventually(lambda: breaker_audit(env), lambda a: len(a) >= 2)

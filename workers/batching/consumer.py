@@ -68,7 +68,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
     ) -> bool:
         # Every commit path (timer, commit_every, rebalance, shutdown) ends here.
-        if migration_of(self.app).commits_blocked:
+        if migration_of(self.app).check_blocked():
             return False  # a transaction was lost: nothing is committed until the rejoin
         gate: CommitGate = self.app.commit_gate  # type: ignore[attr-defined]
         async with gate.commit():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from faust.types import AppT
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 # How long stopping a dropped producer may take: a fenced one has nothing left to flush, but a
 # producer cut off from its broker would otherwise wait out its whole request timeout here.
 _PRODUCER_STOP_TIMEOUT_S = 5.0
+# A rejoin request can be overtaken by a rebalance already under way (aiokafka resets the
+# request when it syncs); commits blocked this long ask again rather than wait forever.
+REJOIN_RETRY_S = 10.0
 
 
 class TransactionLost(GuardstreamError):
@@ -57,6 +61,7 @@ class PartitionMigration:
         self.migrations = 0
         """How many times this worker gave its partitions up after a lost transaction."""
         self.last_cause: str | None = None
+        self._rejoin_requested_at = 0.0
 
     async def lost(self, cause: BaseException, transactional_id: str | None = None) -> None:
         """React to a transaction that failed (`transactional_id` None: a commit, which may
@@ -74,6 +79,14 @@ class PartitionMigration:
             )
         await self._drop_producers(transactional_id)
         self._request_rejoin()
+
+    def check_blocked(self) -> bool:
+        """Whether commits are blocked; asks for the rejoin again when it is overdue (called
+        on every commit attempt)."""
+        if self.commits_blocked and time.monotonic() - self._rejoin_requested_at > REJOIN_RETRY_S:
+            log.warning("still no new assignment after a lost transaction: asking to rejoin again")
+            self._request_rejoin()
+        return self.commits_blocked
 
     def on_assigned(self, generation: int) -> None:
         """A new assignment is in place. A transaction lost in this very generation (during
@@ -117,6 +130,7 @@ class PartitionMigration:
             return  # not consuming (yet): nothing to give up
         # The aiokafka consumer lives on the consumer thread's loop.
         thread.thread_loop.call_soon_threadsafe(coordinator.request_rejoin)
+        self._rejoin_requested_at = time.monotonic()
 
 
 def _can_continue(transaction: Any) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalOperation, KafkaError
 from faust.exceptions import ProducerSendError
 from faust.types import ProcessingGuarantee
 
@@ -54,6 +54,7 @@ class BatchOutputs:
                 return
             tid = transactional_id(self._app, source_topic, source_partition)
             await producer.send(topic, key, value, partition, None, None, transactional_id=tid)
-        except (KafkaError, ProducerSendError) as exc:
-            # Fenced, out of a transaction, or its producer dropped after a failure.
+        except (KafkaError, ProducerSendError, IllegalOperation) as exc:
+            # Fenced, out of a transaction (IllegalOperation is not a KafkaError), or its
+            # producer dropped after a failure.
             raise TransactionLost(tid, exc) from exc

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalOperation, KafkaError
 
 from workers.batching.app import BatchingApp
 from workers.batching.migration import TransactionLost
@@ -39,7 +39,7 @@ async def run_batches(
                 await handle(batch)
         except TransactionLost as lost:
             await migration.lost(lost.cause, lost.transactional_id)
-        except KafkaError as exc:
+        except (KafkaError, IllegalOperation) as exc:
             await migration.lost(exc)
         except Exception as exc:
             # Not a Kafka failure: a bug. Giving the partitions up keeps the batch from

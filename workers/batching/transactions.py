@@ -19,7 +19,6 @@ import asyncio
 from collections.abc import Mapping, MutableMapping, Set
 from typing import Any
 
-from aiokafka.errors import KafkaError
 from faust.transport.consumer import TransactionManager
 from faust.types import TP, AppT
 
@@ -101,7 +100,9 @@ class BatchingTransactionManager(TransactionManager):
             await producer.commit_transactions(
                 by_transaction, self.app.conf.id, start_new_transaction=start_new_transaction
             )
-        except KafkaError as exc:  # fenced, timed out, or cut off: not ours to commit any more
+        except Exception as exc:
+            # Fenced, timed out, cut off, or no longer in a transaction (aiokafka's
+            # IllegalOperation): none of it is this worker's to commit any more.
             await migration_of(self.app).lost(exc)
             return False
         return True
