@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from schemas.events import InvocationStatus, LatencyEvent, ToolInvocation
 from topics.catalog import TopicName
@@ -48,7 +48,10 @@ RESOLUTION_MS = 1000
 (`SloEngine`), so decisions depend on each second's totals only: not on how events were
 batched, aggregated or interleaved within it, live or in replay."""
 
-MATCH_CACHE_SIZE = 65_536
+MATCH_CACHE_SIZE = 16_384
+"""Entries of each routing cache (about 1.8 KB a route with configs/): made-up field values
+cannot grow it past ~30 MB, and a miss costs ~30 µs, so a fleet with more combinations than
+this only pays that for them."""
 
 
 class TargetKind(StrEnum):
@@ -254,13 +257,29 @@ class Routes(NamedTuple):
     """The same routes grouped by measurement: (measurement, its (key, target, labels)...)."""
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Plan:
+    """What routing needs of one target, worked out once per router (hashed by identity)."""
+
+    target: Target
+    measurement: int
+    """Index of the target's measurement among the router's distinct ones."""
+    head: str
+    """The target's key without labels."""
+    entry: tuple[str, Target, tuple[str, ...]]
+    """(key, target, labels) of a target without group_by (the same for every event)."""
+
+
 class SloRouter:
     """Routes events to tracker keys.
 
     Which targets an event matches, and its tracker keys and labels there, depend only on the
     fields some selector or group_by reads: they are cached by those fields' values (a bounded
-    cache: made-up values cannot grow memory), read in one `attrgetter` call. Per event what
-    is left is measuring it, once per distinct `Measurement` of the matched targets.
+    cache: made-up values cannot grow memory), read in one `attrgetter` call. Which targets
+    match depends on the selectors' fields alone, cached apart: a new value of a field that
+    only groups (a new tool name) costs its keys' strings, not the selectors' globs again.
+    Per event what is left is measuring it, once per distinct `Measurement` of the matched
+    targets.
     """
 
     def __init__(self, targets: tuple[Target, ...]) -> None:
@@ -273,6 +292,17 @@ class SloRouter:
         )
         self._readers: dict[type, Callable[[SloEvent], object]] = {}
         self._cache: dict[tuple[type, object, tuple[str | None, ...]], Routes] = {}
+        distinct: dict[Measurement, int] = {}
+        plans = []
+        for target in targets:
+            index = distinct.setdefault(Measurement.of(target), len(distinct))
+            head = target.key(())
+            plans.append(_Plan(target, index, head, (head, target, ())))
+        self._plans = tuple(plans)
+        self._measurements = tuple(distinct)
+        self._selector_fields = tuple(sorted({name for t in targets for name in t.selector}))
+        self._matches: dict[tuple[str | None, ...], tuple[_Plan, ...]] = {}
+        self._shared: dict[Any, Any] = {}
 
     def route(self, event: SloEvent) -> list[Measure]:
         routes, measured = self.match(event)
@@ -314,23 +344,66 @@ class SloRouter:
 
     def _routes(self, event: SloEvent) -> Routes:
         values = {name: field_of(event, name) for name in self._fields}
-        matched = [
-            t
-            for t in self.targets
-            if all(glob_matches(p, values[name]) for name, p in t.selector.items())
-            and all(values[name] is not None for name in t.group_by)
-        ]
-        measurements: dict[Measurement, int] = {}
         routes: list[Route] = []
-        for target in matched:
-            index = measurements.setdefault(Measurement.of(target), len(measurements))
-            labels = tuple([values[name] or "" for name in target.group_by])
-            routes.append((index, target.key(labels), target, labels))
-        grouped = tuple(
-            (measurement, tuple((key, t, labels) for i, key, t, labels in routes if i == index))
-            for measurement, index in measurements.items()
+        grouped: dict[int, list[tuple[str, Target, tuple[str, ...]]]] = {}
+        local: dict[int, int] = {}  # router's measurement index -> this event's
+        # What does not depend on group_by values is shared by every cached route: one copy.
+        shared = self._shared.setdefault
+        unlabelled: dict[int, list[_Plan]] = {}  # per measurement, while no route has labels
+        for plan in self._matching(values):
+            target = plan.target
+            index = local.get(plan.measurement)
+            if index is None:
+                index = local[plan.measurement] = len(local)
+                grouped[index] = []
+                unlabelled[index] = []
+            if target.group_by:
+                found = [values[name] for name in target.group_by]
+                if None in found:
+                    if not grouped[index]:
+                        del local[plan.measurement], grouped[index], unlabelled[index]
+                    continue
+                labels = tuple(value or "" for value in found)
+                entry = (plan.head + "/" + "/".join(labels), target, labels)
+                routes.append((index, *entry))
+                unlabelled.pop(index, None)
+            else:
+                entry = plan.entry
+                routes.append(shared((index, plan), (index, *entry)))
+                if index in unlabelled:
+                    unlabelled[index].append(plan)
+            grouped[index].append(entry)
+        if len(self._shared) >= MATCH_CACHE_SIZE:
+            self._shared.clear()
+        measurements = tuple(self._measurements[index] for index in local)
+        return Routes(
+            measurements,
+            tuple(routes),
+            tuple(
+                (
+                    measurements[index],
+                    shared(tuple(unlabelled[index]), tuple(entries))
+                    if index in unlabelled
+                    else tuple(entries),
+                )
+                for index, entries in grouped.items()
+            ),
         )
-        return Routes(tuple(measurements), tuple(routes), grouped)
+
+    def _matching(self, values: Mapping[str, str | None]) -> tuple[_Plan, ...]:
+        """The targets whose selector the values match, in policy order (cached by the
+        selectors' fields; bounded like the route cache)."""
+        selected = tuple([values[name] for name in self._selector_fields])
+        plans = self._matches.get(selected)
+        if plans is None:
+            if len(self._matches) >= MATCH_CACHE_SIZE:
+                self._matches.clear()
+            plans = self._matches[selected] = tuple(
+                plan
+                for plan in self._plans
+                if all(glob_matches(p, values[name]) for name, p in plan.target.selector.items())
+            )
+        return plans
 
 
 _NOWHERE = Routes((), (), ())
