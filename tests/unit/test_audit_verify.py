@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,7 +17,13 @@ from schemas.audit import GENESIS_HASH, AuditRecord, canonical_bytes
 from schemas.codec import encode
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
-from workers.audit.verify import ChainRange, ChainVerifier, FindingKind, VerifyReport
+from workers.audit.verify import (
+    RECENT_SEQS,
+    ChainRange,
+    ChainVerifier,
+    FindingKind,
+    VerifyReport,
+)
 from workers.cli.audit_cmd import _feed_file
 
 T0_MS = 1_794_960_000_000
@@ -377,3 +385,100 @@ def test_the_cli_file_loop_selects_a_range_and_skips_blank_lines() -> None:
     assert report.records == 3 * 7
     assert sum(advanced) == len(text)
     assert report.chains[0].first_seq == 3
+
+
+# --- bounded memory: per chain, not per record or per missing seq --------------------------------
+
+
+def raw_chain(chain: str, seqs: range, prev_hash: str = GENESIS_HASH) -> list[bytes]:
+    """Correctly sealed wire records of `chain` at `seqs`, each linked to the one before: the
+    verifier's own canonical form (sorted-key JSON without `hash`), without pydantic's cost."""
+    lines = []
+    for seq in seqs:
+        document: dict[str, Any] = {
+            "record_id": f"{chain}:{seq}",
+            "chain": chain,
+            "seq": seq,
+            "prev_hash": prev_hash,
+            "event_type": "aud.breaker.transition",
+            "ts": "2026-11-21T10:00:00.000Z",
+            "severity": "info",
+            "policy_version": POLICY,
+            "source": None,
+            "payload": {"n": seq},
+        }
+        prev_hash = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        lines.append(orjson.dumps({**document, "hash": prev_hash}))
+    return lines
+
+
+def peak_allocated(run: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_record_at_seq_10_to_the_8_is_one_missing_range_in_bounded_memory() -> None:
+    """Was 27 s and 4 GB: every missing seq was listed before it was summarised."""
+    line = raw_chain("breakers-p0", range(10**8, 10**8 + 1), prev_hash="a" * 64)[0]
+    reports: list[VerifyReport] = []
+    peak = peak_allocated(lambda: reports.append(verify([line])))
+    assert kinds(reports[0]) == [FindingKind.MISSING]
+    assert reports[0].findings[0].message == "missing seqs 0-99999999 before it"
+    assert peak < 256 * 1024
+
+
+def test_late_records_split_a_gap_into_missing_ranges() -> None:
+    lines = raw_chain("c", range(10))
+    forged = raw_chain("c", range(10**9, 10**9 + 1), prev_hash="d" * 64)
+    # The forged far-ahead record first, then the genuine ones 3..6 (late), 0..2 and 7..9 gone.
+    report = verify([*lines[:1], *forged, *lines[3:7]])
+    assert [(f.kind, f.seq) for f in report.findings] == [
+        (FindingKind.MISSING, 10**9),
+        *[(FindingKind.REORDERED, seq) for seq in range(3, 7)],
+    ]
+    assert report.findings[0].message == "missing seqs 1-2, 7-999999999 before it"
+
+
+def test_a_long_chain_keeps_recent_hashes_only() -> None:
+    """Memory per chain is bounded (it was ~170 bytes a record for the whole chain)."""
+    lines = raw_chain("input-p0", range(20_000))
+    verifier = ChainVerifier()
+    tracemalloc.start()
+    try:
+        for number, line in enumerate(lines[:2_000], start=1):
+            verifier.feed_bytes(line, (number,))
+        after_2k = tracemalloc.get_traced_memory()[0]
+        for number, line in enumerate(lines[2_000:], start=2_001):
+            verifier.feed_bytes(line, (number,))
+        after_20k = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after_20k - after_2k < 16 * 1024
+    assert verifier.report().ok
+
+
+def test_a_copy_far_behind_the_head_is_still_found() -> None:
+    lines = raw_chain("c", range(RECENT_SEQS * 2))
+    near, far = lines[-10], lines[0]
+    report = verify([*lines, near, far])
+    assert [(f.kind, f.seq) for f in report.findings] == [
+        (FindingKind.DUPLICATE, RECENT_SEQS * 2 - 10),
+        (FindingKind.DUPLICATE, 0),
+    ]
+    assert report.findings[0].message == f"seq {RECENT_SEQS * 2 - 10} seen before (replayed)"
+    assert "a replayed copy or a fork" in report.findings[1].message
+
+
+def test_a_late_record_links_to_the_record_before_its_gap_far_behind() -> None:
+    lines = raw_chain("c", range(RECENT_SEQS * 3))
+    # seq 10 is held back until the chain is far ahead: it still links to seq 9.
+    report = verify([*lines[:10], *lines[11:], lines[10]])
+    assert [(f.kind, f.seq) for f in report.findings] == [
+        (FindingKind.REORDERED, 11),
+        (FindingKind.REORDERED, 10),
+    ]
+    assert report.findings[0].message == "came before seq 10 of its chain"

@@ -34,8 +34,14 @@ For every record it checks, cheapest first:
 
 A record has at most one finding (unreadable > edited > its chain position). Findings are
 ordered by position (line number, or partition then offset); `first_bad` is the earliest.
-Memory: per chain, the hash of every seq seen (~170 bytes a record), for duplicate and fork
-detection.
+
+Memory is bounded per chain, whatever its length or its seqs (a record claiming seq 10**8 is one
+gap, `missing seqs 0-99999999`, not a list of them): the head (seq and hash), the first 64 bits
+of the hashes of its last `RECENT_SEQS` seqs, and per gap its bounds and the ranges of its seqs
+that arrived late. A seq seen again further back than `RECENT_SEQS` behind its chain's head is
+still a finding (`duplicate`), but whether it is an exact copy or a second record (a fork)
+cannot be told any more; its message says so. So memory grows with chains and with gaps (each
+one a finding), not with records.
 
 Limits (of any hash chain without external checkpoints): deleting a chain's newest records,
 or re-sealing a chain consistently from some seq on, leaves a valid chain; an anchor is
@@ -52,8 +58,12 @@ contiguous range never cuts holes that would look like deletions.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import re
-from collections.abc import Iterable, Mapping
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -75,6 +85,13 @@ _loads = orjson.loads
 # algorithm up on every construction); measured ~0.25 us a record.
 _EMPTY_SHA256: Final = hashlib.sha256()
 DEFAULT_MAX_FINDINGS: Final = 1000
+RECENT_SEQS: Final = 256
+"""Per chain, the hashes of this many seqs up to its head are kept (their first 64 bits): enough
+to tell a replayed copy from a fork near the head, where writers collide, in 2 KiB a chain."""
+_RECENT_TRIM_AT: Final = RECENT_SEQS + RECENT_SEQS // 4
+"""The window grows by appending and is cut back to RECENT_SEQS past this (amortised O(1))."""
+_MAX_REMEMBERED_VERSIONS: Final = 4096
+"""Policy versions validated once and remembered; past this many each is checked every time."""
 
 # `Position`: (line,) for a file, (partition, offset) for the topic; tuples sort in trail order.
 Position = tuple[int] | tuple[int, int]
@@ -178,6 +195,11 @@ class VerifyReport:
         }
 
 
+def _prefix(digest: str) -> int:
+    """The first 64 bits of a hex digest: what a chain keeps of its older records' hashes."""
+    return int(digest[:16], 16)
+
+
 @dataclass(slots=True)
 class _Gap:
     """Seqs `first`..`after_seq - 1` of a chain were skipped when `after_seq` arrived."""
@@ -187,19 +209,157 @@ class _Gap:
     after_prev_hash: str
     after_record_id: str
     position: Position
-    late: set[int] = field(default_factory=set)
+    before: int | None
+    """Hash prefix of seq `first - 1` (the chain's head when the gap opened); None at seq 0."""
+    late: list[list[int]] = field(default_factory=list)
+    """The gap's seqs that arrived after all: sorted, disjoint [start, end, hash prefix of end]
+    (late records usually come in order, so this is one range or a few)."""
+
+    def holds(self, seq: int) -> bool:
+        return self.first <= seq < self.after_seq
+
+    def _range_index(self, seq: int) -> int:
+        """Index of the last late range starting at or before `seq` (-1 if none)."""
+        return bisect_right(self.late, seq, key=lambda span: span[0]) - 1
+
+    def arrived(self, seq: int) -> bool:
+        index = self._range_index(seq)
+        return index >= 0 and seq <= self.late[index][1]
+
+    def prefix_at_end(self, seq: int) -> int | None:
+        """The hash prefix of late seq `seq` if a late range ends there (else not kept)."""
+        index = self._range_index(seq)
+        if index >= 0 and self.late[index][1] == seq:
+            return self.late[index][2]
+        return None
+
+    def add_late(self, seq: int, prefix: int) -> None:
+        late = self.late
+        index = self._range_index(seq)
+        if index >= 0 and late[index][1] == seq - 1:
+            late[index][1:] = [seq, prefix]
+        else:
+            index += 1
+            late.insert(index, [seq, seq, prefix])
+        following = index + 1
+        if following < len(late) and late[following][0] == seq + 1:
+            late[index][1:] = late[following][1:]
+            del late[following]
+
+    def late_ranges(self) -> list[tuple[int, int]]:
+        return [(start, end) for start, end, _ in self.late]
+
+    def missing_ranges(self) -> list[tuple[int, int]]:
+        missing, start = [], self.first
+        for late_start, late_end, _ in self.late:
+            if late_start > start:
+                missing.append((start, late_start - 1))
+            start = late_end + 1
+        if start < self.after_seq:
+            missing.append((start, self.after_seq - 1))
+        return missing
 
 
-@dataclass(slots=True)
 class _Chain:
-    head_seq: int
-    head_hashes: tuple[str, ...]
-    first_seq: int
-    anchored: bool
-    records: int = 0
-    hashes: dict[int, str] = field(default_factory=dict)
-    """Hash of every accepted seq (the first one seen at that seq)."""
-    gaps: list[_Gap] = field(default_factory=list)
+    """What verification keeps of one chain: its head, a window of recent hashes, its gaps."""
+
+    __slots__ = (
+        "anchored",
+        "first_seq",
+        "gaps",
+        "head_hashes",
+        "head_seq",
+        "recent",
+        "recent_base",
+        "records",
+    )
+
+    def __init__(
+        self, head_seq: int, head_hashes: tuple[str, ...], *, first_seq: int, anchored: bool
+    ) -> None:
+        self.head_seq = head_seq
+        self.head_hashes = head_hashes
+        """Hashes the next record may link to: the head's, its recomputed one when it was
+        edited, a fork's twin at the head."""
+        self.first_seq = first_seq
+        self.anchored = anchored
+        self.records = 1
+        self.recent: array[int] | None = None
+        """Hash prefixes of seqs recent_base, recent_base + 1, ... up to the head (0 for the
+        seqs of a gap that have not arrived); None while the chain has one record."""
+        self.recent_base = head_seq
+        self.gaps: list[_Gap] | None = None
+        """In seq order (each opened ahead of the one before)."""
+
+    def remember(self, seq: int, digest: str) -> None:
+        """Keep the hash of an accepted record: the next head (call before moving the head)
+        or a late record of a gap (kept only while inside the window)."""
+        recent = self.recent
+        if recent is None:  # the chain's second record: start the window at the head
+            recent = self.recent = array("Q", (_prefix(self.head_hashes[0]),))
+            self.recent_base = self.head_seq
+        offset = seq - self.recent_base
+        size = len(recent)
+        if offset < size:
+            if offset >= 0:
+                recent[offset] = _prefix(digest)
+            return
+        if offset - size >= RECENT_SEQS:  # a jump past the whole window: start it afresh
+            self.recent = array("Q", (_prefix(digest),))
+            self.recent_base = seq
+            return
+        if offset > size:  # the seqs of a gap: not (yet) arrived
+            recent.frombytes(bytes(8 * (offset - size)))
+        recent.append(_prefix(digest))
+        if len(recent) > _RECENT_TRIM_AT:
+            dropped = len(recent) - RECENT_SEQS
+            del recent[:dropped]
+            self.recent_base += dropped
+
+    def add_gap(self, gap: _Gap) -> None:
+        if self.gaps is None:
+            self.gaps = []
+        self.gaps.append(gap)
+
+    def gap_holding(self, seq: int) -> _Gap | None:
+        gaps = self.gaps
+        if not gaps:
+            return None
+        index = bisect_right(gaps, seq, key=lambda gap: gap.first) - 1
+        if index >= 0 and gaps[index].holds(seq):
+            return gaps[index]
+        return None
+
+    def seen(self, seq: int) -> bool:
+        """Whether a record at `seq` was accepted (in order, after a gap, or late into one)."""
+        if seq > self.head_seq:
+            return False
+        gap = self.gap_holding(seq)
+        if gap is not None:
+            return gap.arrived(seq)
+        return seq >= self.first_seq
+
+    def known(self, seq: int) -> int | None:
+        """The hash prefix of the record accepted at `seq`, if it is still kept."""
+        if not self.seen(seq):
+            return None
+        recent = self.recent
+        if recent is None:
+            return _prefix(self.head_hashes[0]) if seq == self.head_seq else None
+        offset = seq - self.recent_base
+        if 0 <= offset < len(recent):
+            return recent[offset]
+        after = self.gap_holding(seq + 1)
+        if after is not None and after.first == seq + 1:
+            return after.before  # the record just before a gap
+        holding = self.gap_holding(seq)
+        return None if holding is None else holding.prefix_at_end(seq)
+
+    def arrived_late(self, seq: int, digest: str) -> None:
+        gap = self.gap_holding(seq)
+        if gap is not None:
+            gap.add_late(seq, _prefix(digest))
+        self.remember(seq, digest)
 
 
 class ChainVerifier:
@@ -284,10 +444,18 @@ class ChainVerifier:
             and prev_hash in state.head_hashes
         ):
             # The common case, kept short: the next record of a known chain, linked.
+            recent = state.recent
+            if (
+                recent is not None
+                and state.recent_base + len(recent) == seq
+                and len(recent) < _RECENT_TRIM_AT
+            ):
+                recent.append(int(claimed[:16], 16))
+            else:
+                state.remember(seq, claimed)
             state.records += 1
             state.head_seq = seq
             state.head_hashes = (claimed,)
-            state.hashes[seq] = claimed
             return
         document[HASH_FIELD] = claimed
         problem = shape_problem(document)
@@ -300,7 +468,8 @@ class ChainVerifier:
     def _admit_version(self, policy_version: Any) -> bool:
         """Whether a policy version not seen yet is a 64-digit hex digest (remembered if so)."""
         if type(policy_version) is str and _HEX_DIGEST.fullmatch(policy_version):
-            self._policy_versions.add(policy_version)
+            if len(self._policy_versions) < _MAX_REMEMBERED_VERSIONS:
+                self._policy_versions.add(policy_version)
             return True
         return False
 
@@ -337,7 +506,8 @@ class ChainVerifier:
                 f"prev_hash {prev_hash[:12]}... does not link to seq {state.head_seq}",
             )
         elif seq > expected:
-            state.gaps.append(_Gap(expected, seq, prev_hash, document["record_id"], position))
+            before = _prefix(state.head_hashes[0])
+            state.add_gap(_Gap(expected, seq, prev_hash, document["record_id"], position, before))
             self._advance(state, seq, claimed, recomputed, edited)
         else:
             self._backwards(state, document, position, claimed)
@@ -352,13 +522,11 @@ class ChainVerifier:
     ) -> None:
         seq: int = document["seq"]
         state = _Chain(
-            head_seq=seq,
-            head_hashes=(claimed, recomputed) if edited else (claimed,),
+            seq,
+            (claimed, recomputed) if edited else (claimed,),
             first_seq=seq,
             anchored=seq != 0 and self.allow_anchors,
-            records=1,
         )
-        state.hashes[seq] = claimed
         self._chains[document["chain"]] = state
         if edited:
             return
@@ -367,13 +535,15 @@ class ChainVerifier:
                 FindingKind.INSERTED, document, position, "seq 0 does not link to the genesis hash"
             )
         elif seq != 0 and not self.allow_anchors:
-            state.gaps.append(_Gap(0, seq, document["prev_hash"], document["record_id"], position))
+            state.add_gap(
+                _Gap(0, seq, document["prev_hash"], document["record_id"], position, None)
+            )
 
     @staticmethod
     def _advance(state: _Chain, seq: int, claimed: str, recomputed: str, edited: bool) -> None:
+        state.remember(seq, claimed)
         state.head_seq = seq
         state.head_hashes = (claimed, recomputed) if edited else (claimed,)
-        state.hashes.setdefault(seq, claimed)
 
     def _backwards(
         self,
@@ -383,19 +553,30 @@ class ChainVerifier:
         claimed: str,
     ) -> None:
         seq: int = document["seq"]
-        seen = state.hashes.get(seq)
-        if seen is not None:
-            if seen == claimed:
+        prev_hash: str = document["prev_hash"]
+        if state.seen(seq):
+            held = state.known(seq)
+            if held is None:
+                self._add(
+                    FindingKind.DUPLICATE,
+                    document,
+                    position,
+                    f"seq {seq} seen before, more than {RECENT_SEQS} seqs behind its chain's "
+                    "head: a replayed copy or a fork (hashes that far back are not kept)",
+                )
+            elif held == _prefix(claimed):
                 self._add(
                     FindingKind.DUPLICATE, document, position, f"seq {seq} seen before (replayed)"
                 )
-                return
-            self._add(FindingKind.FORK, document, position, f"another record already has seq {seq}")
-            if seq == state.head_seq and state.hashes.get(seq - 1) == document["prev_hash"]:
-                state.head_hashes = (*state.head_hashes, claimed)
+            else:
+                self._add(
+                    FindingKind.FORK, document, position, f"another record already has seq {seq}"
+                )
+                if seq == state.head_seq and state.known(seq - 1) == _prefix(prev_hash):
+                    state.head_hashes = (*state.head_hashes, claimed)
             return
-        predecessor = state.hashes.get(seq - 1)
-        if predecessor is not None and predecessor != document["prev_hash"]:
+        predecessor = state.known(seq - 1)
+        if predecessor is not None and predecessor != _prefix(prev_hash):
             self._add(
                 FindingKind.INSERTED,
                 document,
@@ -403,10 +584,7 @@ class ChainVerifier:
                 f"prev_hash does not link to seq {seq - 1}, which came earlier",
             )
             return
-        state.hashes[seq] = claimed
-        for gap in state.gaps:
-            if gap.first <= seq < gap.after_seq:
-                gap.late.add(seq)
+        state.arrived_late(seq, claimed)
         self._add(
             FindingKind.REORDERED,
             document,
@@ -450,13 +628,13 @@ class ChainVerifier:
             kind = finding.kind.value
             self._dropped_findings[kind] = self._dropped_findings.get(kind, 0) + 1
 
-    def _gap_findings(self) -> list[Finding]:
-        findings: list[Finding] = []
+    def _gap_findings(self) -> Iterator[Finding]:
+        """One finding per gap (judged now that every record was fed), chain by chain."""
         for chain_id, state in self._chains.items():
-            for gap in state.gaps:
-                missing = [s for s in range(gap.first, gap.after_seq) if s not in gap.late]
-                before = state.hashes.get(gap.after_seq - 1)
-                if before is not None and before != gap.after_prev_hash:
+            for gap in state.gaps or ():
+                before = gap.prefix_at_end(gap.after_seq - 1)
+                missing = gap.missing_ranges()
+                if before is not None and before != _prefix(gap.after_prev_hash):
                     kind, message = (
                         FindingKind.INSERTED,
                         f"prev_hash does not link to seq {gap.after_seq - 1}",
@@ -465,21 +643,26 @@ class ChainVerifier:
                     kind, message = FindingKind.MISSING, f"missing {_seq_ranges(missing)} before it"
                 else:
                     kind = FindingKind.REORDERED
-                    message = f"came before {_seq_ranges(sorted(gap.late))} of its chain"
-                findings.append(
-                    Finding(
-                        kind, chain_id, gap.after_seq, gap.after_record_id, gap.position, message
-                    )
+                    message = f"came before {_seq_ranges(gap.late_ranges())} of its chain"
+                yield Finding(
+                    kind, chain_id, gap.after_seq, gap.after_record_id, gap.position, message
                 )
-        return findings
 
     def report(self) -> VerifyReport:
-        """Everything found so far (gaps are judged with all records fed)."""
-        gap_findings = self._gap_findings()
-        everything = sorted([*self._findings, *gap_findings], key=lambda f: f.position)
+        """Everything found so far (gaps are judged with all records fed). Only the earliest
+        `max_findings` findings are held at any time; every one is counted by kind."""
         by_kind: dict[str, int] = dict(self._dropped_findings)
-        for finding in everything:
-            by_kind[finding.kind.value] = by_kind.get(finding.kind.value, 0) + 1
+
+        def counted(findings: Iterable[Finding]) -> Iterator[Finding]:
+            for finding in findings:
+                by_kind[finding.kind.value] = by_kind.get(finding.kind.value, 0) + 1
+                yield finding
+
+        earliest = heapq.nsmallest(
+            self._max_findings,
+            counted(itertools.chain(self._findings, self._gap_findings())),
+            key=lambda f: f.position,
+        )
         chains = tuple(
             ChainSummary(chain, s.records, s.first_seq, s.head_seq, s.anchored)
             for chain, s in sorted(self._chains.items())
@@ -487,7 +670,7 @@ class ChainVerifier:
         return VerifyReport(
             records=self.records,
             chains=chains,
-            findings=tuple(everything[: self._max_findings]),
+            findings=tuple(earliest),
             findings_total=sum(by_kind.values()),
             findings_by_kind=by_kind,
         )
@@ -513,17 +696,12 @@ def shape_problem(document: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _seq_ranges(seqs: list[int]) -> str:
-    """'seq 4', 'seqs 4-6', 'seqs 1, 4-6' (compact; at most a few ranges are spelled out)."""
-    ranges: list[tuple[int, int]] = []
-    for seq in seqs:
-        if ranges and ranges[-1][1] == seq - 1:
-            ranges[-1] = (ranges[-1][0], seq)
-        else:
-            ranges.append((seq, seq))
+def _seq_ranges(ranges: list[tuple[int, int]]) -> str:
+    """'seq 4', 'seqs 4-6', 'seqs 1, 4-6' from sorted disjoint inclusive ranges (at most five
+    spelled out, so a gap of 10**8 seqs is one short line)."""
     spelled = [str(a) if a == b else f"{a}-{b}" for a, b in ranges[:5]]
     more = f" (+{len(ranges) - 5} more ranges)" if len(ranges) > 5 else ""
-    label = "seq" if len(seqs) == 1 else "seqs"
+    label = "seq" if len(ranges) == 1 and ranges[0][0] == ranges[0][1] else "seqs"
     return f"{label} {', '.join(spelled)}{more}"
 
 
