@@ -9,17 +9,32 @@ number the topics' records by (timestamp, topic, offset), in batches of one topi
 the same range always gives the same decisions. Kernels start empty at `from`: decisions that
 depend on earlier history (an open breaker, a budget's spend so far) can differ from what the
 worker decided; the forensic audit trail (`--source audit`) has no such gap.
+
+A record batch the consumer cannot decode (unknown codec, missing codec library, corrupt
+payload or CRC) is read as the worker reads it (`batching.undecodable`): its offset range
+becomes the worker's placeholder, which the ingest stage dead-letters with the worker's reason,
+and the partition carries on. When `from` falls inside such a batch, its range starts where
+replay started reading.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from topics.catalog import INPUT_TOPICS, TopicCatalog
-from workers.batching.records import RawBatch, StoredRecord
+from workers.batching.records import RawBatch, RawRecord, StoredRecord
+from workers.batching.undecodable import (
+    UndecodableBatch,
+    UndecodableRecord,
+    take_all,
+    tolerate_undecodable_batches,
+    with_placeholders,
+)
 from workers.decisions import Decision
 from workers.ingest.stage import IngestStage
 from workers.replay.pipeline import PipelineReplay
@@ -27,16 +42,20 @@ from workers.replay.pipeline import PipelineReplay
 _FETCH_TIMEOUT_MS = 500
 _BATCH = 10_000
 
+_log = logging.getLogger(__name__)
+
 
 async def read_range(
     client_options: Mapping[str, Any], catalog: TopicCatalog, from_ms: int, to_ms: int
-) -> list[StoredRecord]:
-    """Every committed input record with a Kafka timestamp in [from_ms, to_ms]."""
+) -> list[RawRecord]:
+    """Every committed input record with a Kafka timestamp in [from_ms, to_ms], and a
+    placeholder for each undecodable batch among them (see the module docstring)."""
     consumer = AIOKafkaConsumer(
         **client_options, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
     )
     await consumer.start()
     try:
+        undecodable = tolerate_undecodable_batches(consumer)
         tps = [
             TopicPartition(catalog.name(topic), partition)
             for topic in INPUT_TOPICS
@@ -44,40 +63,53 @@ async def read_range(
         ]
         starts = await consumer.offsets_for_times(dict.fromkeys(tps, from_ms))
         ends = await consumer.end_offsets(tps)
-        records: list[StoredRecord] = []
+        records: list[RawRecord] = []
         for tp in tps:
             start = starts.get(tp)
             if start is None or start.offset >= ends[tp]:
                 continue  # nothing at or after from_ms
             consumer.assign([tp])
             consumer.seek(tp, start.offset)
-            while await consumer.position(tp) < ends[tp]:
-                fetched = await consumer.getmany(tp, timeout_ms=_FETCH_TIMEOUT_MS)
-                done = False
-                for record in fetched.get(tp, []):
-                    if record.offset >= ends[tp] or record.timestamp > to_ms:
-                        done = True
-                        break
-                    records.append(
-                        StoredRecord(
-                            record.topic,
-                            record.partition,
-                            record.offset,
-                            record.timestamp,
-                            record.key,
-                            record.value,
-                        )
-                    )
-                if done:
-                    break
+            await _read_partition(consumer, undecodable, tp, ends[tp], to_ms, records)
         return records
     finally:
         await consumer.stop()
 
 
-def merged_batches(records: Iterable[StoredRecord]) -> Iterator[RawBatch]:
+async def _read_partition(
+    consumer: AIOKafkaConsumer,
+    undecodable: deque[UndecodableBatch],
+    tp: TopicPartition,
+    end_offset: int,
+    to_ms: int,
+    into: list[RawRecord],
+) -> None:
+    """Append `tp`'s records from the consumer's position up to `end_offset` or the first
+    one published after `to_ms`."""
+    while await consumer.position(tp) < end_offset:
+        fetched = await consumer.getmany(tp, timeout_ms=_FETCH_TIMEOUT_MS)
+        # Only `tp` is assigned: whatever the fetcher could not decode is of this partition.
+        placeholders = [batch.placeholder() for batch in take_all(undecodable)]
+        for record in with_placeholders(fetched, placeholders).get(tp, []):
+            if record.offset >= end_offset or record.timestamp > to_ms:
+                return
+            if isinstance(record, UndecodableRecord):
+                _log.error("%s; dead-lettered", record.batch.describe())  # the worker's line
+                into.append(record)
+            else:
+                into.append(_stored(record))
+
+
+def _stored(record: Any) -> StoredRecord:
+    """An aiokafka ConsumerRecord without what replay does not read (headers, sizes)."""
+    return StoredRecord(
+        record.topic, record.partition, record.offset, record.timestamp, record.key, record.value
+    )
+
+
+def merged_batches(records: Iterable[RawRecord]) -> Iterator[RawBatch]:
     """Batches in the deterministic merge order (see the module docstring)."""
-    by_partition: dict[int, list[StoredRecord]] = {}
+    by_partition: dict[int, list[RawRecord]] = {}
     for record in records:
         by_partition.setdefault(record.partition, []).append(record)
     for partition in sorted(by_partition):
@@ -95,7 +127,7 @@ def merged_batches(records: Iterable[StoredRecord]) -> Iterator[RawBatch]:
 
 
 def replay_records(
-    records: Sequence[StoredRecord], stage: IngestStage, pipeline: PipelineReplay
+    records: Sequence[RawRecord], stage: IngestStage, pipeline: PipelineReplay
 ) -> Iterator[Decision]:
     """The decisions of the worker's path over `records`."""
     for batch in merged_batches(records):
