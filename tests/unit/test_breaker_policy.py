@@ -13,6 +13,7 @@ import yaml
 
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import Severity
+from tests.support.policy_files import write_policy
 from workers.errors import ConfigError
 from workers.kernels.breaker_config import (
     DEFAULT_EXCLUDE_ERRORS,
@@ -36,14 +37,7 @@ DEV = MODE_DEFAULTS[Mode.DEVELOPMENT]
 
 
 def write(tmp_path: Path, spec: Any, name: str = "breakers.yaml") -> Path:
-    path = tmp_path / name
-    if isinstance(spec, str):
-        path.write_text(spec)
-    elif name.endswith(".json"):
-        path.write_text(json.dumps(spec))
-    else:
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
+    return write_policy(tmp_path / name, spec)
 
 
 @pytest.fixture(autouse=True)
@@ -426,7 +420,8 @@ def test_seed_errors_name_seed_paths(tmp_path: Path) -> None:
     path = write(tmp_path / "a", alpha, "circuit_breakers.json")
     message = load_error(path)
     assert (
-        f"{path}: breakers.cb.vendor.default.timeout_seconds: must be an integer >= 1, not 0"
+        f"{path}: breakers.cb.vendor.default.timeout_seconds: must be an integer in [1, 3,600], "
+        "not 0"
     ) in message
     assert "breakers.cb.tool.critical.id: must equal the breaker's key" in message
 
@@ -506,7 +501,7 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
 
 def test_yaml_that_is_not_json_data(tmp_path: Path) -> None:
     path = write(tmp_path, "breakers:\n  x: {}\nupdated: 2024-01-01\n")
-    assert load_error(path).startswith(f"{path}: not plain JSON data")
+    assert load_error(path) == f"{path}: updated: input was not a valid JSON value"
 
 
 def test_a_typo_in_one_breaker_does_not_hide_another_breakers_error(tmp_path: Path) -> None:

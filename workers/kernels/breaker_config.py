@@ -5,12 +5,27 @@ Every field carries its unit; a bad value raises ConfigError naming the field an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
 from schemas.types import Severity
 from workers.errors import ConfigError
+from workers.kernels.checks import preview
+from workers.kernels.policy_limits import (
+    FALLBACK_ACTIONS,
+    MAX_BREAKER_WINDOW_S,
+    MAX_CONSECUTIVE,
+    MAX_COUNT,
+    MAX_FACTOR,
+    MAX_LATENCY_MS,
+    MAX_POLICY_USD,
+    MAX_STREAK,
+    MAX_TRIP_CONDITIONS,
+    MAX_WAIT_MS,
+    MAX_WINDOW_SLOTS,
+)
 from workers.kernels.windows import CountWindow, TimeWindow, Window
 
 # Resilience4j's defaults, with their units.
@@ -66,18 +81,29 @@ class TripCondition:
                 "trip_conditions.metric", self.metric, "must be one of " + ", ".join(TripMetric)
             )
         if self.metric is TripMetric.LATENCY_P95:
-            if not self.threshold > 0:
-                raise _fail("trip_conditions.threshold", self.threshold, "must be > 0 ms")
+            if not 0 < self.threshold <= MAX_LATENCY_MS:
+                rule = f"must be > 0 and <= {MAX_LATENCY_MS:,.0f} ms"
+                raise _fail("trip_conditions.threshold", self.threshold, rule)
         elif not 0 <= self.threshold <= 1:
             raise _fail("trip_conditions.threshold", self.threshold, "must be in [0, 1]")
-        for name in ("consecutive_violations", "window_ms", "minimum_calls"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _fail(f"trip_conditions.{name}", value, "must be an integer >= 1")
+        caps = (
+            ("consecutive_violations", MAX_STREAK),
+            ("window_ms", MAX_WAIT_MS),
+            ("minimum_calls", MAX_COUNT),
+        )
+        for name, maximum in caps:
+            _check_int(f"trip_conditions.{name}", getattr(self, name), 1, maximum)
 
 
 def _fail(name: str, value: object, rule: str) -> ConfigError:
-    return ConfigError(f"breaker config {name} {rule}, not {value!r}")
+    return ConfigError(f"breaker config {name} {rule}, not {preview(value)}")
+
+
+def _check_int(name: str, value: object, minimum: int, maximum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(name, value, f"must be an integer >= {minimum}")
+    if value > maximum:
+        raise _fail(name, value, f"must be at most {maximum:,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,48 +191,26 @@ class BreakerConfig:
             value = getattr(self, name)
             if not 0 < value <= 100:
                 raise _fail(name, value, "must be in (0, 100]")
-        positive_ints = (
-            "sliding_window_size",
-            "time_bucket_s",
-            "minimum_number_of_calls",
-            "permitted_calls_in_half_open",
-            "wait_in_open_ms",
+        # (name, minimum, maximum): the caps bound memory and time per key (policy_limits).
+        int_fields = (
+            ("sliding_window_size", 1, MAX_BREAKER_WINDOW_S),  # its own cap: _validate_window
+            ("time_bucket_s", 1, MAX_BREAKER_WINDOW_S),
+            ("minimum_number_of_calls", 1, MAX_COUNT),
+            ("permitted_calls_in_half_open", 1, MAX_WINDOW_SLOTS),
+            ("wait_in_open_ms", 1, MAX_WAIT_MS),
+            ("allowed_lateness_ms", 0, MAX_WAIT_MS),
+            ("max_wait_in_half_open_ms", 0, MAX_WAIT_MS),
+            ("failure_threshold", 0, MAX_CONSECUTIVE),
+            ("success_threshold", 0, MAX_CONSECUTIVE),
+            ("consecutive_success_threshold", 0, MAX_CONSECUTIVE),
         )
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _fail(name, value, "must be an integer >= 1")
-        non_negative_ints = (
-            "allowed_lateness_ms",
-            "max_wait_in_half_open_ms",
-            "failure_threshold",
-            "success_threshold",
-            "consecutive_success_threshold",
-        )
-        for name in non_negative_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise _fail(name, value, "must be an integer >= 0")
-        if self.slow_call_duration_ms <= 0:
-            raise _fail("slow_call_duration_ms", self.slow_call_duration_ms, "must be > 0")
-        if self.backoff_multiplier < 1:
-            raise _fail("backoff_multiplier", self.backoff_multiplier, "must be >= 1")
-        if self.max_wait_in_open_ms is not None and self.max_wait_in_open_ms < self.wait_in_open_ms:
-            raise _fail(
-                "max_wait_in_open_ms",
-                self.max_wait_in_open_ms,
-                f"must be >= wait_in_open_ms ({self.wait_in_open_ms})",
-            )
-        if self.cost_threshold_usd is not None and self.cost_threshold_usd <= 0:
-            raise _fail("cost_threshold_usd", self.cost_threshold_usd, "must be > 0")
-        if self.sliding_window_type is WindowType.TIME and (
-            self.sliding_window_size % self.time_bucket_s
-        ):
-            raise _fail(
-                "sliding_window_size",
-                self.sliding_window_size,
-                f"must be a multiple of time_bucket_s ({self.time_bucket_s})",
-            )
+        for name, minimum, maximum in int_fields:
+            if name == "sliding_window_size":
+                _check_int(name, self.sliding_window_size, 1, 2**63)
+            else:
+                _check_int(name, getattr(self, name), minimum, maximum)
+        self._validate_window()
+        self._validate_extras()
         permitted = self.permitted_calls_in_half_open
         for name in ("success_threshold", "consecutive_success_threshold"):
             if getattr(self, name) > permitted:
@@ -219,8 +223,57 @@ class BreakerConfig:
             raise _fail(
                 "alert_severity", self.alert_severity, "must be one of " + ", ".join(Severity)
             )
+
+    def _validate_window(self) -> None:
+        """A window holds at most MAX_WINDOW_SLOTS slots: calls, or time buckets."""
+        size = self.sliding_window_size
         if self.sliding_window_type not in tuple(WindowType):
             raise _fail("sliding_window_type", self.sliding_window_type, "must be count|time")
+        if self.sliding_window_type is WindowType.COUNT:
+            if size > MAX_WINDOW_SLOTS:
+                rule = f"must be at most {MAX_WINDOW_SLOTS:,} calls for a count window"
+                raise _fail("sliding_window_size", size, rule)
+            return
+        if size > MAX_BREAKER_WINDOW_S:
+            rule = f"must be at most {MAX_BREAKER_WINDOW_S:,} seconds for a time window"
+            raise _fail("sliding_window_size", size, rule)
+        if size % self.time_bucket_s:
+            rule = f"must be a multiple of time_bucket_s ({self.time_bucket_s})"
+            raise _fail("sliding_window_size", size, rule)
+        if size // self.time_bucket_s > MAX_WINDOW_SLOTS:
+            smallest = -(-size // MAX_WINDOW_SLOTS)
+            rule = (
+                f"must be at most {MAX_WINDOW_SLOTS:,} buckets of time_bucket_s "
+                f"({self.time_bucket_s} s): use time_bucket_s >= {smallest} for this window"
+            )
+            raise _fail("sliding_window_size", size, rule)
+
+    def _validate_extras(self) -> None:
+        """Waits, durations, money and what the seeds' schema enumerates."""
+        wait, longest = self.wait_in_open_ms, self.max_wait_in_open_ms
+        if longest is not None:
+            _check_int("max_wait_in_open_ms", longest, 1, MAX_WAIT_MS)
+            if longest < wait:
+                raise _fail("max_wait_in_open_ms", longest, f"must be >= wait_in_open_ms ({wait})")
+        if not 0 < self.slow_call_duration_ms <= MAX_LATENCY_MS:
+            rule = f"must be > 0 and <= {MAX_LATENCY_MS:,.0f}"
+            raise _fail("slow_call_duration_ms", self.slow_call_duration_ms, rule)
+        if not (math.isfinite(self.backoff_multiplier) and self.backoff_multiplier >= 1):
+            raise _fail("backoff_multiplier", self.backoff_multiplier, "must be >= 1")
+        if self.backoff_multiplier > MAX_FACTOR:
+            rule = f"must be at most {MAX_FACTOR:,.0f}"
+            raise _fail("backoff_multiplier", self.backoff_multiplier, rule)
+        threshold = self.cost_threshold_usd
+        if threshold is not None and not (
+            threshold.is_finite() and 0 < threshold <= MAX_POLICY_USD
+        ):
+            raise _fail("cost_threshold_usd", threshold, f"must be > 0 and <= {MAX_POLICY_USD:,}")
+        if self.fallback_action is not None and self.fallback_action not in FALLBACK_ACTIONS:
+            rule = "must be one of " + "|".join(FALLBACK_ACTIONS)
+            raise _fail("fallback_action", self.fallback_action, rule)
+        if len(self.trip_conditions) > MAX_TRIP_CONDITIONS:
+            rule = f"may list at most {MAX_TRIP_CONDITIONS}"
+            raise _fail("trip_conditions", len(self.trip_conditions), rule)
 
     @property
     def closed_minimum_calls(self) -> int:

@@ -18,11 +18,30 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from schemas.limits import MAX_ID_LEN
+from schemas.limits import MAX_ATTRIBUTE_VALUE_LEN, MAX_ID_LEN, MAX_LIST_ITEMS, MAX_TEXT_LEN
 from schemas.state import BudgetPeriod
 from schemas.types import Severity
 from workers.errors import ConfigError
-from workers.kernels.checks import check_int
+from workers.kernels.checks import check_int, preview
+from workers.kernels.policy_limits import (
+    MAX_ANOMALY_WINDOW_MS,
+    MAX_BASELINE_WINDOWS,
+    MAX_BURST_ALLOWANCE,
+    MAX_FACTOR,
+    MAX_GRACE_MS,
+    MAX_POLICY_DURATION_MS,
+    MAX_POLICY_TOKENS,
+    MAX_POLICY_USD,
+    MAX_RAPID_WINDOW_MS,
+    MAX_RATE_WINDOW_MS,
+    MAX_STREAK,
+    MAX_THRESHOLDS,
+    MAX_TRIPWIRE_PCT,
+    MIN_CHECK_INTERVAL_MS,
+)
+from workers.kernels.rate_limit import DEFAULT_BUCKETS as RATE_LIMIT_SLICES
+from workers.kernels.rolling_sum import to_nanos
+from workers.kernels.spend_anomaly import DEFAULT_RAPID_BUCKET_MS
 
 # Event fields a budget scope may select on (schemas.events: the attribution fields of tool
 # invocations and cost events). The seeds' `department` is read as `team` by the loader.
@@ -74,21 +93,55 @@ DEFAULT_SEVERITY: Mapping[ThresholdAction, Severity] = MappingProxyType(
 def _fail(owner: str, name: str, value: object, rule: str) -> ConfigError:
     # An enum member is shown as the policy writes it ('halt'), not as its Python repr.
     shown = value.value if isinstance(value, Enum) else value
-    return ConfigError(f"{owner} {name} {rule}, not {shown!r}")
+    return ConfigError(f"{owner} {name} {rule}, not {preview(shown)}")
 
 
-def _check_number(owner: str, name: str, value: object, low: float, *, low_open: bool) -> None:
+def _check_number(
+    owner: str, name: str, value: object, low: float, *, low_open: bool, high: float = MAX_FACTOR
+) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise _fail(owner, name, value, "must be a number")
     if (value <= low) if low_open else (value < low):
         raise _fail(owner, name, value, f"must be {'>' if low_open else '>='} {low}")
+    if not value <= high:  # NaN too
+        raise _fail(owner, name, value, f"must be <= {high:,}")
 
 
-def _check_decimal(owner: str, name: str, value: object, *, zero_ok: bool = False) -> None:
+def _check_decimal(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    zero_ok: bool = False,
+    maximum: Decimal = MAX_POLICY_USD,
+    nanos: bool = False,
+) -> None:
+    """A finite Decimal in (0, maximum] ([0, maximum] if zero_ok); with `nanos`, a whole number
+    of nano-dollars (what the budget kernel counts in)."""
     if not isinstance(value, Decimal) or not value.is_finite():
         raise _fail(owner, name, value, "must be a finite Decimal")
     if value < 0 or (value == 0 and not zero_ok):
         raise _fail(owner, name, value, "must be >= 0" if zero_ok else "must be > 0")
+    if value > maximum:
+        raise _fail(owner, name, value, f"must be <= {maximum}")
+    if nanos:
+        try:
+            to_nanos(value)
+        except ValueError:
+            raise _fail(owner, name, value, "must have at most 9 decimal places") from None
+
+
+def _check_parameters(owner: str, name: str, params: object) -> None:
+    """Names and values a ControlCommand carries (and an alert echoes): bounded as those are."""
+    if not isinstance(params, Mapping) or not all(
+        isinstance(k, str) and 0 < len(k) <= MAX_ID_LEN and isinstance(v, str)
+        for k, v in params.items()
+    ):
+        raise _fail(owner, name, params, f"must map names (1-{MAX_ID_LEN} characters) to strings")
+    if len(params) > MAX_LIST_ITEMS:
+        raise _fail(owner, name, len(params), f"may hold at most {MAX_LIST_ITEMS} entries")
+    if any(len(v) > MAX_TEXT_LEN for v in params.values()):
+        raise _fail(owner, name, params, f"values must be at most {MAX_TEXT_LEN} characters")
 
 
 def _check_strings(owner: str, name: str, value: object) -> None:
@@ -110,14 +163,15 @@ class Threshold:
     severity: Severity
 
     def __post_init__(self) -> None:
-        _check_decimal("threshold", "percent", self.percent)
-        if self.percent > MAX_THRESHOLD_PCT:
-            raise _fail("threshold", "percent", self.percent, f"must be <= {MAX_THRESHOLD_PCT}")
+        _check_decimal("threshold", "percent", self.percent, maximum=MAX_THRESHOLD_PCT)
         if not isinstance(self.action, ThresholdAction):
             raise _fail(
                 "threshold", "action", self.action, "must be one of " + "|".join(ThresholdAction)
             )
         _check_strings("threshold", "notify", self.notify)
+        if len(",".join(self.notify)) > MAX_ATTRIBUTE_VALUE_LEN:  # the alert's `notify` label
+            rule = f"must be at most {MAX_ATTRIBUTE_VALUE_LEN} characters together"
+            raise _fail("threshold", "notify", self.notify, rule)
         if not isinstance(self.severity, Severity):
             raise _fail(
                 "threshold", "severity", self.severity, "must be one of " + "|".join(Severity)
@@ -160,8 +214,12 @@ class RateLimits:
         for name in ("requests_per_minute", "tokens_per_minute"):
             value = getattr(self, name)
             if value is not None:
-                check_int("rate_limits", name, value, 1)
-        check_int("rate_limits", "window_ms", self.window_ms, 1)
+                check_int("rate_limits", name, value, 1, MAX_POLICY_TOKENS)
+        # The window is cut into RATE_LIMIT_SLICES slices of whole milliseconds.
+        check_int("rate_limits", "window_ms", self.window_ms, RATE_LIMIT_SLICES, MAX_RATE_WINDOW_MS)
+        if self.window_ms % RATE_LIMIT_SLICES:
+            rule = f"must be a multiple of {RATE_LIMIT_SLICES} (its slices are window_ms / 60)"
+            raise _fail("rate_limits", "window_ms", self.window_ms, rule)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,9 +237,11 @@ class AnomalyConfig:
     baseline_windows: int = DEFAULT_BASELINE_WINDOWS
 
     def __post_init__(self) -> None:
-        check_int("anomaly", "detection_window_ms", self.detection_window_ms, 1)
+        check_int(
+            "anomaly", "detection_window_ms", self.detection_window_ms, 1, MAX_ANOMALY_WINDOW_MS
+        )
         _check_number("anomaly", "factor", self.factor, 1, low_open=True)
-        check_int("anomaly", "baseline_windows", self.baseline_windows, 1)
+        check_int("anomaly", "baseline_windows", self.baseline_windows, 1, MAX_BASELINE_WINDOWS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,10 +259,13 @@ class RapidConsumptionConfig:
     an exhausted budget."""
 
     def __post_init__(self) -> None:
-        _check_number("rapid_consumption", "fraction", self.fraction, 0, low_open=True)
-        if self.fraction > 1:
-            raise _fail("rapid_consumption", "fraction", self.fraction, "must be <= 1")
-        check_int("rapid_consumption", "window_ms", self.window_ms, 1)
+        _check_number("rapid_consumption", "fraction", self.fraction, 0, low_open=True, high=1)
+        # Summed in one-minute slices: a whole number of them, at most a day's.
+        slice_ms = DEFAULT_RAPID_BUCKET_MS
+        check_int("rapid_consumption", "window_ms", self.window_ms, slice_ms, MAX_RAPID_WINDOW_MS)
+        if self.window_ms % slice_ms:
+            rule = f"must be a whole number of minutes ({slice_ms} ms)"
+            raise _fail("rapid_consumption", "window_ms", self.window_ms, rule)
         if not isinstance(self.action, ThresholdAction) or self.action is ThresholdAction.HALT:
             raise _fail(
                 "rapid_consumption", "action", self.action, "must be notify|throttle|escalate"
@@ -251,9 +314,15 @@ class TripwireConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
             raise _fail("tripwire", "target", self.target, "must name a budget")
-        _check_decimal("tripwire", "breach_threshold_pct", self.breach_threshold_pct)
         _check_decimal(
-            "tripwire", "recovery_threshold_pct", self.recovery_threshold_pct, zero_ok=True
+            "tripwire", "breach_threshold_pct", self.breach_threshold_pct, maximum=MAX_TRIPWIRE_PCT
+        )
+        _check_decimal(
+            "tripwire",
+            "recovery_threshold_pct",
+            self.recovery_threshold_pct,
+            zero_ok=True,
+            maximum=MAX_TRIPWIRE_PCT,
         )
         if self.recovery_threshold_pct > self.breach_threshold_pct:
             raise _fail(
@@ -262,17 +331,27 @@ class TripwireConfig:
                 self.recovery_threshold_pct,
                 f"must be <= breach_threshold_pct ({self.breach_threshold_pct})",
             )
-        check_int("tripwire", "consecutive_breach_limit", self.consecutive_breach_limit, 1)
+        streaks = ("consecutive_breach_limit", "consecutive_normal_operations")
+        for name in streaks:
+            check_int("tripwire", name, getattr(self, name), 1, MAX_STREAK)
         check_int(
-            "tripwire", "consecutive_normal_operations", self.consecutive_normal_operations, 1
+            "tripwire",
+            "time_since_last_breach_ms",
+            self.time_since_last_breach_ms,
+            0,
+            MAX_POLICY_DURATION_MS,
         )
-        check_int("tripwire", "time_since_last_breach_ms", self.time_since_last_breach_ms, 0)
-        check_int("tripwire", "check_interval_ms", self.check_interval_ms, 1)
+        # While tripped, every interval is checked in turn: not more often than every second.
+        check_int(
+            "tripwire",
+            "check_interval_ms",
+            self.check_interval_ms,
+            MIN_CHECK_INTERVAL_MS,
+            MAX_POLICY_DURATION_MS,
+        )
         params = self.downgrade_parameters
-        if not isinstance(params, Mapping) or not all(
-            isinstance(k, str) and k and isinstance(v, str) for k, v in params.items()
-        ):
-            raise _fail("tripwire", "downgrade_parameters", params, "must map names to strings")
+        _check_parameters("tripwire", "downgrade_parameters", params)
+        assert isinstance(params, Mapping)
         object.__setattr__(self, "downgrade_parameters", MappingProxyType(dict(params)))
 
     def __hash__(self) -> int:
@@ -382,7 +461,7 @@ class BudgetConfig:
             raise _fail("budget", "period", self.period, "must be one of " + "|".join(BudgetPeriod))
         rolling = self.period is BudgetPeriod.ROLLING
         if rolling:
-            check_int("budget", "rolling_ms", self.rolling_ms, 1)
+            check_int("budget", "rolling_ms", self.rolling_ms, 1, MAX_POLICY_DURATION_MS)
         elif self.rolling_ms is not None:
             raise _fail("budget", "rolling_ms", self.rolling_ms, "is only for period rolling")
         if not isinstance(self.tz, str) or _zone(self.tz) is None:
@@ -390,19 +469,26 @@ class BudgetConfig:
         check_int("budget", "week_start", self.week_start, 0)
         if self.week_start > 6:
             raise _fail("budget", "week_start", self.week_start, "must be 0 (Monday) - 6 (Sunday)")
-        check_int("budget", "grace_ms", self.grace_ms, 0)
+        check_int("budget", "grace_ms", self.grace_ms, 0, MAX_GRACE_MS)
 
     def _validate_limits(self) -> None:
         if self.limit_usd is None and self.limit_tokens is None:
             raise _fail("budget", "limit_usd", None, "or limit_tokens must be set")
         if self.limit_usd is not None:
-            _check_decimal("budget", "limit_usd", self.limit_usd)
+            _check_decimal("budget", "limit_usd", self.limit_usd, nanos=True)
         if self.limit_tokens is not None:
-            check_int("budget", "limit_tokens", self.limit_tokens, 1)
-        _check_decimal("budget", "opening_spend_usd", self.opening_spend_usd, zero_ok=True)
+            check_int("budget", "limit_tokens", self.limit_tokens, 1, MAX_POLICY_TOKENS)
+        _check_decimal(
+            "budget", "opening_spend_usd", self.opening_spend_usd, zero_ok=True, nanos=True
+        )
         if not isinstance(self.hard, bool):
             raise _fail("budget", "hard", self.hard, "must be true or false")
-        _check_decimal("budget", "burst_allowance", self.burst_allowance)
+        _check_decimal(
+            "budget", "burst_allowance", self.burst_allowance, maximum=MAX_BURST_ALLOWANCE
+        )
+        if len(self.thresholds) > MAX_THRESHOLDS:
+            rule = f"may list at most {MAX_THRESHOLDS}"
+            raise _fail("budget", "thresholds", len(self.thresholds), rule)
         if self.burst_allowance < 1:
             raise _fail("budget", "burst_allowance", self.burst_allowance, "must be >= 1")
         seen: set[Decimal] = set()
@@ -440,7 +526,10 @@ class BudgetConfig:
             _check_decimal("budget", f"cost_per_unit.{model}", price)
         if self.approval_required_above_usd is not None:
             _check_decimal(
-                "budget", "approval_required_above_usd", self.approval_required_above_usd
+                "budget",
+                "approval_required_above_usd",
+                self.approval_required_above_usd,
+                nanos=True,
             )
 
     def __hash__(self) -> int:

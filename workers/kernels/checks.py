@@ -6,13 +6,38 @@ with the file and the path inside it.
 
 from __future__ import annotations
 
+import reprlib
+from typing import Final
+
 from workers.errors import ConfigError
 
+MAX_PREVIEW_CHARS: Final = 200
+"""Of a bad value, at most this many characters go into an error message: a policy value can
+be a megabyte of YAML (or an alias bomb), and messages end up in terminals and logs."""
 
-def check_int(owner: str, name: str, value: object, minimum: int) -> int:
-    """`value` as an int >= `minimum`, or a ConfigError naming it (bools are not ints here)."""
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxstring = _PREVIEW.maxother = _PREVIEW.maxlong = MAX_PREVIEW_CHARS
+_PREVIEW.maxlist = _PREVIEW.maxtuple = _PREVIEW.maxdict = _PREVIEW.maxset = 10
+_PREVIEW.maxlevel = 3
+
+
+def preview(value: object) -> str:
+    """`repr(value)`, cut to MAX_PREVIEW_CHARS (built piecewise: never the whole repr)."""
+    shown = _PREVIEW.repr(value)
+    if len(shown) > MAX_PREVIEW_CHARS:
+        shown = shown[: MAX_PREVIEW_CHARS - 3] + "..."
+    return shown
+
+
+def check_int(
+    owner: str, name: str, value: object, minimum: int, maximum: int | None = None
+) -> int:
+    """`value` as an int in [minimum, maximum], or a ConfigError naming it (bools are not ints
+    here)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{owner} {name} must be an integer >= {minimum}, not {value!r}")
+        raise ConfigError(f"{owner} {name} must be an integer >= {minimum}, not {preview(value)}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{owner} {name} must be at most {maximum:,}, not {preview(value)}")
     return value
 
 

@@ -23,7 +23,16 @@ from types import MappingProxyType
 from schemas.limits import MAX_ID_LEN
 from workers.errors import ConfigError
 from workers.kernels.budget_periods import PeriodSpec
-from workers.kernels.checks import check_int
+from workers.kernels.checks import check_int, preview
+from workers.kernels.policy_limits import (
+    MAX_COUNT,
+    MAX_FACTOR,
+    MAX_LATENCY_MS,
+    MAX_POLICY_DURATION_MS,
+    MAX_TIERS,
+    MAX_TIMESLICE_MS,
+)
+from workers.kernels.slo_windows import BUCKETS as WINDOW_BUCKETS
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -89,7 +98,7 @@ class Notify(StrEnum):
 
 def _fail(owner: str, name: str, value: object, rule: str) -> ConfigError:
     shown = value.value if isinstance(value, StrEnum) else value
-    return ConfigError(f"{owner} {name} {rule}, not {shown!r}")
+    return ConfigError(f"{owner} {name} {rule}, not {preview(shown)}")
 
 
 def check_fraction(owner: str, name: str, value: object) -> float:
@@ -99,7 +108,7 @@ def check_fraction(owner: str, name: str, value: object) -> float:
     return float(value)
 
 
-def check_positive(owner: str, name: str, value: object) -> float:
+def check_positive(owner: str, name: str, value: object, maximum: float | None = None) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -107,7 +116,19 @@ def check_positive(owner: str, name: str, value: object) -> float:
         or value <= 0
     ):
         raise _fail(owner, name, value, "must be a finite number > 0")
+    if maximum is not None and value > maximum:
+        raise _fail(owner, name, value, f"must be <= {maximum:,.0f}")
     return float(value)
+
+
+def check_window(owner: str, name: str, value: object, minimum: int = WINDOW_BUCKETS) -> int:
+    """A window of `SloWindows`: whole milliseconds of its 60 buckets, at most a policy's
+    longest duration."""
+    window = check_int(owner, name, value, minimum, MAX_POLICY_DURATION_MS)
+    if window % WINDOW_BUCKETS:
+        rule = f"must be a multiple of {WINDOW_BUCKETS} ms (its {WINDOW_BUCKETS} buckets)"
+        raise _fail(owner, name, window, rule)
+    return window
 
 
 def check_selector(owner: str, selector: Mapping[str, str]) -> None:
@@ -153,9 +174,9 @@ class BurnRateTier:
             raise _fail("tier", "name", self.name, f"must be 1-{MAX_ID_LEN} characters")
         if not isinstance(self.notify, Notify):
             raise _fail("tier", "notify", self.notify, "must be page or ticket")
-        check_positive(f"tier {self.name}", "factor", self.factor)
-        check_int(f"tier {self.name}", "long_window_ms", self.long_window_ms, 1)
-        check_int(f"tier {self.name}", "short_window_ms", self.short_window_ms, 1)
+        check_positive(f"tier {self.name}", "factor", self.factor, MAX_FACTOR)
+        check_window(f"tier {self.name}", "long_window_ms", self.long_window_ms)
+        check_window(f"tier {self.name}", "short_window_ms", self.short_window_ms)
         if self.short_window_ms >= self.long_window_ms:
             raise _fail(
                 f"tier {self.name}",
@@ -221,7 +242,7 @@ class Sli:
         if self.kind is SliKind.LATENCY:
             if self.latency_threshold_ms is None:
                 raise _fail("sli", "latency_threshold_ms", None, "is required for latency")
-            check_positive("sli", "latency_threshold_ms", self.latency_threshold_ms)
+            check_positive("sli", "latency_threshold_ms", self.latency_threshold_ms, MAX_LATENCY_MS)
         elif self.latency_threshold_ms is not None:
             raise _fail("sli", "latency_threshold_ms", self.latency_threshold_ms, "is latency-only")
 
@@ -265,18 +286,20 @@ class SloConfig:
         if (self.period_ms is None) == (self.calendar is None):
             raise _fail(owner, "period_ms", self.period_ms, "or calendar (exactly one) is needed")
         if self.period_ms is not None:
-            check_int(owner, "period_ms", self.period_ms, MINUTE_MS)
+            check_window(owner, "period_ms", self.period_ms, MINUTE_MS)
         check_selector(owner, self.selector)
         for name in self.group_by:
             if name not in SELECTOR_FIELDS and not name.startswith(ATTRIBUTE_PREFIX):
                 raise _fail(owner, "group_by", name, "must name an event field")
         if not isinstance(self.budgeting, BudgetingMethod):
             raise _fail(owner, "budgeting", self.budgeting, "must be occurrences or timeslices")
-        check_int(owner, "timeslice_ms", self.timeslice_ms, 1000)
+        check_int(owner, "timeslice_ms", self.timeslice_ms, 1000, MAX_TIMESLICE_MS)
         check_fraction(owner, "timeslice_target", self.timeslice_target)
-        check_int(owner, "min_events", self.min_events, 0)
+        check_int(owner, "min_events", self.min_events, 0, MAX_COUNT)
         if self.no_data_ms is not None:
-            check_int(owner, "no_data_ms", self.no_data_ms, 1000)
+            check_int(owner, "no_data_ms", self.no_data_ms, 1000, MAX_POLICY_DURATION_MS)
+        if len(self.tiers) > MAX_TIERS:
+            raise _fail(owner, "tiers", len(self.tiers), f"may list at most {MAX_TIERS}")
         names = [tier.name for tier in self.tiers]
         if len(set(names)) != len(names):
             raise _fail(owner, "tiers", names, "must have unique names")

@@ -11,16 +11,23 @@ No I/O; the policy loader builds these, the kernels read them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from schemas.limits import MAX_ID_LEN
+from schemas.limits import MAX_ID_LEN, MAX_LIST_ITEMS, MAX_TEXT_LEN
 from schemas.state import BudgetPeriod
 from workers.errors import ConfigError
 from workers.kernels.budget_periods import PeriodSpec
-from workers.kernels.checks import check_int
+from workers.kernels.checks import check_int, preview
+from workers.kernels.policy_limits import (
+    MAX_COUNT,
+    MAX_LATENCY_MS,
+    MAX_OBJECTIVE_WINDOW_MS,
+    MAX_POLICY_DURATION_MS,
+)
 from workers.kernels.slo_config import (
     ATTRIBUTE_PREFIX,
     DEFAULT_MIN_EVENTS,
@@ -59,7 +66,7 @@ class Level(StrEnum):
 
 def _fail(owner: str, name: str, value: object, rule: str) -> ConfigError:
     shown = value.value if isinstance(value, StrEnum) else value
-    return ConfigError(f"{owner} {name} {rule}, not {shown!r}")
+    return ConfigError(f"{owner} {name} {rule}, not {preview(shown)}")
 
 
 def _check_id(kind: str, value: str) -> None:
@@ -107,11 +114,16 @@ class WindowObjective:
         owner = f"objective {self.objective_id!r}"
         if not isinstance(self.metric, ObjectiveMetric):
             raise _fail(owner, "metric", self.metric, "must be one of " + "|".join(ObjectiveMetric))
-        check_int(owner, "window_ms", self.window_ms, 1000)
+        check_int(owner, "window_ms", self.window_ms, 1000, MAX_OBJECTIVE_WINDOW_MS)
         for name in ("target", "warning_at", "critical_at"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise _fail(owner, name, value, "must be a number >= 0")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise _fail(owner, name, value, "must be a finite number >= 0")
         # The critical threshold must be at least as far past the target as the warning one.
         if not self.is_past(self.critical_at, self.warning_at) and (
             self.critical_at != self.warning_at
@@ -136,7 +148,7 @@ class WindowObjective:
             raise _fail(owner, "attribute", self.attribute, "is only for attribute metrics")
         check_selector(owner, self.selector)
         _check_group_by(owner, self.group_by)
-        check_int(owner, "min_events", self.min_events, 0)
+        check_int(owner, "min_events", self.min_events, 0, MAX_COUNT)
 
     def is_past(self, value: float, threshold: float) -> bool:
         """`value` is past `threshold` (below it when higher is better, above it otherwise)."""
@@ -196,7 +208,7 @@ class SlaContract:
             raise _fail(owner, "availability_percent", value, "must be in (0, 100]")
         for name in ("response_time_p50_ms", "response_time_p99_ms"):
             if getattr(self, name) is not None:
-                check_positive(owner, name, getattr(self, name))
+                check_positive(owner, name, getattr(self, name), MAX_LATENCY_MS)
         if self.period.kind is BudgetPeriod.ROLLING:
             raise _fail(owner, "period", "rolling", "must be a calendar period")
         check_selector(owner, self.selector)
@@ -212,7 +224,11 @@ class DegradationTrigger:
     def __post_init__(self) -> None:
         _check_id("trigger objective", self.objective_id)
         check_int(
-            f"trigger {self.objective_id!r}", "breach_duration_ms", self.breach_duration_ms, 0
+            f"trigger {self.objective_id!r}",
+            "breach_duration_ms",
+            self.breach_duration_ms,
+            0,
+            MAX_POLICY_DURATION_MS,
         )
 
 
@@ -243,3 +259,15 @@ class DegradationStrategy:
             raise _fail(owner, "trigger_conditions", [], "must list at least one")
         if not self.actions:
             raise _fail(owner, "actions", [], "must list at least one")
+        for name in ("triggers", "actions"):
+            if len(getattr(self, name)) > MAX_LIST_ITEMS:
+                rule = f"may list at most {MAX_LIST_ITEMS}"
+                raise _fail(owner, name, len(getattr(self, name)), rule)
+        # The actions become a ControlCommand's parameters (names are ids, values text).
+        for action in self.actions:
+            if not 0 < len(action.parameter) <= MAX_ID_LEN:
+                rule = f"must be 1-{MAX_ID_LEN} characters"
+                raise _fail(owner, "actions.parameter", action.parameter, rule)
+            if len(action.value) > MAX_TEXT_LEN:
+                rule = f"must be at most {MAX_TEXT_LEN} characters"
+                raise _fail(owner, "actions.value", action.value, rule)

@@ -19,10 +19,13 @@ from pydantic import BaseModel, ConfigDict, PlainValidator
 
 from schemas.types import Severity
 from workers.kernels.breaker_config import TripMetric, WindowType
+from workers.kernels.policy_limits import FALLBACK_ACTIONS
 from workers.policies.files import (
     int_at_least,
+    int_in,
     number,
     number_in,
+    one_of,
     positive_decimal,
     strict_bool,
     string_set,
@@ -42,6 +45,12 @@ OptBool = Annotated[bool | None, PlainValidator(strict_bool)]
 OptStrings = Annotated[frozenset[str] | None, PlainValidator(string_set)]
 OptText = Annotated[str | None, PlainValidator(text)]
 Text = Annotated[str, PlainValidator(text)]
+OptFallback = Annotated[str | None, PlainValidator(one_of(FALLBACK_ACTIONS))]
+# alpha-solver's json_schema_for_circuit_breakers.json bounds these (inclusive).
+SeedCount = Annotated[int | None, PlainValidator(int_in(1, 100))]
+SeedTimeoutS = Annotated[int | None, PlainValidator(int_in(1, 3600))]
+SeedHalfOpenCalls = Annotated[int | None, PlainValidator(int_in(1, 10))]
+SeedWindowS = Annotated[int | None, PlainValidator(int_in(10, 3600))]
 
 
 class KeyMode(StrEnum):
@@ -126,7 +135,7 @@ class GuardBreaker(_Strict):
     success_threshold: OptNonNegInt = None
     consecutive_success_threshold: OptNonNegInt = None
     trip_conditions: list[GuardTrip] | None = None
-    fallback_action: OptText = None
+    fallback_action: OptFallback = None
     alert_on_open: OptBool = None
     alert_severity: Severity | None = None
 
@@ -141,16 +150,18 @@ class GuardSpec(Routing):
 
 
 class AlphaBreaker(_Open):
+    """Ranges from alpha-solver's json_schema_for_circuit_breakers.json."""
+
     id: OptText = None
-    failure_threshold: OptNonNegInt = None
-    success_threshold: OptNonNegInt = None
-    timeout_seconds: OptPosInt = None
-    half_open_requests: OptPosInt = None
-    monitoring_window_seconds: OptPosInt = None
+    failure_threshold: SeedCount = None
+    success_threshold: SeedCount = None
+    timeout_seconds: SeedTimeoutS = None
+    half_open_requests: SeedHalfOpenCalls = None
+    monitoring_window_seconds: SeedWindowS = None
     error_types: OptStrings = None
     exclude_errors: OptStrings = None
     cost_threshold_usd: OptMoney = None
-    fallback_action: OptText = None
+    fallback_action: OptFallback = None
     alert_on_open: OptBool = None
 
 

@@ -8,7 +8,7 @@ a default); the seed shapes allow them and the converters record a note for each
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from schemas.state import BudgetPeriod
 from schemas.types import Severity
 from workers.kernels.budget_config import ThresholdAction
+from workers.kernels.policy_limits import MAX_POLICY_USD
 from workers.policies.breaker_models import (
     OptBool,
     OptNonNegInt,
@@ -25,7 +26,16 @@ from workers.policies.breaker_models import (
     OptPosNumber,
     OptText,
 )
-from workers.policies.files import int_at_least, number_in, positive_decimal, text
+from workers.policies.files import (
+    MAX_NANO_PLACES,
+    int_at_least,
+    int_in,
+    money_in,
+    money_limit,
+    number_in,
+    positive_decimal,
+    text,
+)
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -35,18 +45,16 @@ def _bad(rule: str) -> PydanticCustomError:
     return PydanticCustomError("guardstream", rule)
 
 
-def _amount(value: Any) -> Decimal:
-    """A non-negative amount (spend so far may be zero), exact as written."""
-    rule = "must be an amount >= 0 (number or decimal string)"
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _bad(rule)
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise _bad(rule) from None
-    if not amount.is_finite() or amount < 0:
-        raise _bad(rule)
-    return amount
+_amount = money_in(MAX_POLICY_USD, places=MAX_NANO_PLACES, zero_ok=True)
+"""A non-negative amount (spend so far may be zero), exact as written, bounded as a limit."""
+
+
+def _seed_percent(value: Any) -> Decimal:
+    """alpha-solver's schema: threshold_percent is an integer in [1, 100]."""
+    return Decimal(_seed_percent_int(value))
+
+
+_seed_percent_int = int_in(1, 100)
 
 
 def _weekday(value: Any) -> int:
@@ -75,6 +83,11 @@ def _scalar_text(value: Any) -> str:
 
 Money = Annotated[Decimal, PlainValidator(positive_decimal)]
 OptMoney = Annotated[Decimal | None, PlainValidator(positive_decimal)]
+OptLimit = Annotated[Decimal | None, PlainValidator(money_limit)]
+"""An amount a budget counts against: whole nano-dollars, at most MAX_POLICY_USD."""
+OptSeedLimit = Annotated[Decimal | None, PlainValidator(money_in(Decimal(1_000_000), places=9))]
+"""alpha-solver's schema caps limit_usd at 1,000,000."""
+SeedPercent = Annotated[Decimal, PlainValidator(_seed_percent)]
 OptAmount = Annotated[Decimal | None, PlainValidator(_amount)]
 Amount = Annotated[Decimal, PlainValidator(_amount)]
 OptWeekday = Annotated[int | None, PlainValidator(_weekday)]
@@ -151,14 +164,14 @@ class GuardBudget(GuardDefaults):
     split_by: Strings = ()
     period: BudgetPeriod
     rolling_ms: OptPosInt = None
-    limit_usd: OptMoney = None
+    limit_usd: OptLimit = None
     limit_tokens: OptPosInt = None
     opening_spend_usd: OptAmount = None
     rate_limits: GuardRateLimits | None = None
     anomaly: GuardAnomaly | None = None
     rapid_consumption: GuardRapid | None = None
     cost_per_unit: dict[str, Money] = {}
-    approval_required_above_usd: OptMoney = None
+    approval_required_above_usd: OptLimit = None
     tags: Strings = ()
 
 
@@ -180,7 +193,7 @@ class AlphaScope(StrEnum):
 
 
 class AlphaAlert(_Open):
-    threshold_percent: Money
+    threshold_percent: SeedPercent
     notify: OptStrings = None
     action: ThresholdAction | None = None
 
@@ -194,14 +207,14 @@ class AlphaBudget(_Open):
     id: OptText = None
     scope: AlphaScope | None = None
     period: BudgetPeriod | None = None
-    limit_usd: OptMoney = None
+    limit_usd: OptSeedLimit = None
     current_spend: OptAmount = None
     alerts: list[AlphaAlert] | None = None
     tags: OptStrings = None
     rate_limits: AlphaRateLimits | None = None
     cost_per_unit: dict[str, Money] | None = None
     burst_allowance: OptMoney = None
-    approval_required_above: OptMoney = None
+    approval_required_above: OptLimit = None
     # Scope values: the schema's scope kinds plus guardstream's other event fields.
     vendor: OptText = None
     department: OptText = None
@@ -223,9 +236,9 @@ class AlphaSpec(_Open):
 
 class ResLimits(_Open):
     daily_token_limit: OptPosInt = None
-    daily_cost_limit_usd: OptMoney = None
+    daily_cost_limit_usd: OptLimit = None
     hourly_burst_limit: OptPosInt = None
-    hourly_cost_limit_usd: OptMoney = None
+    hourly_cost_limit_usd: OptLimit = None
 
 
 class ResRecovery(_Open):
@@ -262,7 +275,7 @@ class ResMonitoring(_Open):
 
 
 class ResApproval(_Open):
-    single_operation_cost_usd: OptMoney = None
+    single_operation_cost_usd: OptLimit = None
 
 
 class ResRestrictions(_Open):

@@ -2,25 +2,50 @@
 
 Generic on purpose: breakers, budgets and SLO policies share it. Every error is a ConfigError
 whose lines read ``<file>: <path inside it>: <rule>, not <value>``, all of a file's problems
-at once, so one `policy apply` run shows everything that needs fixing.
+at once, so one `policy apply` run shows everything that needs fixing. A value is quoted with
+at most MAX_PREVIEW_CHARS (200) characters.
+
+A policy file is bounded before anything walks it (DESIGN §10): at most MAX_POLICY_FILE_BYTES,
+at most MAX_POLICY_VALUES values (mappings, lists, keys and scalars) once YAML aliases and
+merge keys are expanded (counted on YAML's node graph, without expanding it: a billion-item
+alias bomb is refused in milliseconds), nested at most MAX_POLICY_DEPTH levels, no recursive
+aliases, and every number finite.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
+from schemas.limits import MIB
 from schemas.policy import PolicyDocument, PolicyKind
 from workers.errors import ConfigError
+from workers.kernels.checks import MAX_PREVIEW_CHARS, preview
+from workers.kernels.policy_limits import MAX_POLICY_USD
 
 EXTENSIONS = (".yaml", ".yml", ".json")
+MAX_POLICY_FILE_BYTES: Final = 1 * MIB
+"""A policy file's size. The largest seed is ~5 KiB; a policy is published as one Kafka record
+(schemas.limits.MAX_RECORD_BYTES), so a file much larger could not be applied anyway."""
+MAX_POLICY_VALUES: Final = 100_000
+"""Values in one policy file after alias expansion (~100 bytes each once loaded: ~10 MB)."""
+MAX_POLICY_DEPTH: Final = 32
+"""Nesting of mappings and lists (the seeds nest 6 deep)."""
+MAX_NANO_PLACES: Final = 9
+"""Decimal places of a money limit: budgets count in whole nano-dollars."""
+MAX_POLICY_INT: Final = 2**53
+"""Any integer in a policy: JSON-safe (every JSON reader keeps it exact); fields have tighter
+caps where a kernel allocates or loops by them (workers.kernels.policy_limits)."""
+MAX_AMOUNT_CHARS: Final = 64
+"""An amount written as a string: more characters than any amount within the caps needs."""
 
 
 def find_policy_file(path: Path, stems: Sequence[str]) -> Path:
@@ -51,14 +76,29 @@ def load_policy_document(
 ) -> tuple[dict[str, Any], PolicyDocument]:
     """Find, read and wrap a policy file of `kind`: its plain content and its document."""
     file = find_policy_file(path, stems)
-    spec = read_policy_file(file)
+    return policy_document_of(file, read_policy_file(file), kind, normalize=normalize)
+
+
+def policy_document_of(
+    file: Path,
+    spec: dict[str, Any],
+    kind: PolicyKind,
+    *,
+    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], PolicyDocument]:
+    """A file's (bounded, already read) content and the document that publishes it."""
     if normalize is not None:
         spec = normalize(spec)
     try:
         document = PolicyDocument.from_spec(kind, file.stem, spec, source=str(file))
-    except (ValidationError, TypeError, ValueError) as exc:
+    except ValidationError as exc:  # e.g. a string longer than any record field may hold
+        first = exc.errors(include_url=False)[0]
+        # ("spec", key, type, key, type, ...): JsonValue names the JSON type after each step.
+        where = dotted(first["loc"][1::2])
+        raise ConfigError(f"{file}: {where or '(top level)'}: {_cut(first['msg'])}") from None
+    except (TypeError, ValueError) as exc:
         # YAML can hold what JSON cannot (dates, non-string keys); the policy topic is JSON.
-        raise ConfigError(f"{file}: not plain JSON data: {exc}") from exc
+        raise ConfigError(f"{file}: not plain JSON data: {_cut(str(exc))}") from exc
     return spec, document
 
 
@@ -94,20 +134,9 @@ def has_policy_file(directory: Path, stems: Sequence[str]) -> bool:
 
 
 def read_policy_file(path: Path) -> dict[str, Any]:
-    """The file's content as plain data: JSON for ``.json``, YAML (safe loader) otherwise."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    if not text.strip():
-        raise ConfigError(f"{path}: file is empty")
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
-    else:
-        data = _load_yaml(path, text)
+    """The file's content as plain data: JSON for ``.json``, YAML (safe, bounded) otherwise."""
+    documents = _read_documents(path, several=False)
+    data = documents[0] if documents else None
     if data is None:
         raise ConfigError(f"{path}: file is empty")
     if not isinstance(data, dict):
@@ -115,15 +144,158 @@ def read_policy_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_yaml(path: Path, text: str) -> Any:
+def read_policy_documents(path: Path) -> list[Any]:
+    """Every non-empty document of a YAML file (``---`` separated), or a JSON file's one;
+    bounded like `read_policy_file` (the value cap counts all documents together)."""
+    return [d for d in _read_documents(path, several=True) if d is not None]
+
+
+def _read_documents(path: Path, *, several: bool) -> list[Any]:
+    text = _read_text(path)
+    if not text.strip():
+        raise ConfigError(f"{path}: file is empty")
+    if path.suffix == ".json":
+        documents = [_load_json(path, text)]
+    else:
+        documents = _load_yaml(path, text, several=several)
+    _check_data(path, documents)
+    return documents
+
+
+def _read_text(path: Path) -> str:
     try:
-        return yaml.safe_load(text)
+        with path.open("rb") as source:
+            raw = source.read(MAX_POLICY_FILE_BYTES + 1)  # not more, whatever stat says
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    if len(raw) > MAX_POLICY_FILE_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_POLICY_FILE_BYTES // MIB} MiB, the limit for a policy file"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+
+
+def _load_json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: nested more than {MAX_POLICY_DEPTH} levels deep") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{path}: invalid JSON: {_cut(str(exc))}") from None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that measures each document's node graph before constructing it
+    (construction shares aliased values, but merge keys copy them, and everything that walks
+    the result later, orjson's policy hash included, expands them)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.values_so_far = 0
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self.values_so_far += _measure(node, MAX_POLICY_VALUES - self.values_so_far)
+        return super().construct_document(node)
+
+
+class _TooLarge(Exception):
+    """A document's node graph over a bound (the message says which)."""
+
+    def __init__(self, message: str, mark: yaml.Mark | None = None) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _measure(root: yaml.Node, budget: int) -> int:
+    """Values under `root` with every alias expanded, without expanding anything: each node
+    is visited once (memoised; iterative, so depth costs no stack), a node reached again
+    while inside it is a recursive alias. Raises _TooLarge past `budget` or MAX_POLICY_DEPTH."""
+    done: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth), values capped
+    inside: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            children = [done[id(child)] for child in _children(node)]
+            values = min(1 + sum(v for v, _ in children), budget + 1)
+            depth = 1 + max((d for _, d in children), default=0)
+            if depth > MAX_POLICY_DEPTH:
+                raise _TooLarge(f"nested more than {MAX_POLICY_DEPTH} levels deep", node.start_mark)
+            done[key] = (values, depth)
+            inside.discard(key)
+        elif key in inside:
+            raise _TooLarge("an alias refers to a value that contains it", node.start_mark)
+        elif key not in done:
+            inside.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in done)
+    values = done[id(root)][0]
+    if values > budget:
+        raise _TooLarge(
+            f"more than {MAX_POLICY_VALUES:,} values once its aliases are expanded (the limit "
+            "for a policy file)"
+        )
+    return values
+
+
+def _load_yaml(path: Path, text: str, *, several: bool) -> list[Any]:
+    try:
+        if several:
+            return list(yaml.load_all(text, Loader=_BoundedLoader))  # a SafeLoader
+        return [yaml.load(text, Loader=_BoundedLoader)]  # a SafeLoader
+    except _TooLarge as exc:
+        mark = exc.mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: {where}{exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}invalid YAML: {exc.problem or exc}") from exc
+        raise ConfigError(f"{path}: {where}invalid YAML: {_cut(str(exc.problem or exc))}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid YAML: {_cut(str(exc))}") from exc
+    except RecursionError:  # PyYAML's composer recurses per level of nesting
+        raise ConfigError(f"{path}: nested more than {MAX_POLICY_DEPTH} levels deep") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{path}: invalid YAML: {_cut(str(exc))}") from None
+
+
+def _check_data(path: Path, documents: list[Any]) -> None:
+    """Values, depth and finite numbers of loaded data (YAML's were measured before it was
+    built, so this walk is bounded too): the first problem, with its path."""
+    values = 0
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(d, ()) for d in reversed(documents)]
+    while stack:
+        value, where = stack.pop()
+        values += 1
+        if values > MAX_POLICY_VALUES:
+            raise ConfigError(f"{path}: more than {MAX_POLICY_VALUES:,} values (the limit)")
+        if len(where) > MAX_POLICY_DEPTH:
+            raise ConfigError(f"{path}: {dotted(where)}: nested more than {MAX_POLICY_DEPTH} deep")
+        if isinstance(value, float) and not math.isfinite(value):
+            shown = dotted(where) or "(top level)"
+            raise ConfigError(f"{path}: {shown}: must be a finite number, not {value}")
+        if isinstance(value, dict):
+            stack.extend((item, (*where, str(key))) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, (*where, i)) for i, item in enumerate(value))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_PREVIEW_CHARS else text[: MAX_PREVIEW_CHARS - 3] + "..."
 
 
 def dotted(loc: Iterable[str | int]) -> str:
@@ -147,8 +319,10 @@ class Problems:
         self.notes: list[str] = []
 
     def error(self, path: str, rule: str, value: object = ...) -> None:
-        shown = "" if value is ... else f", not {value!r}"
-        self.errors.append(f"{self.source}: {path}: {rule}{shown}")
+        # Paths hold the file's own keys and rules quote values: both are cut, so one line
+        # stays short whatever the file holds.
+        shown = "" if value is ... else f", not {preview(value)}"
+        self.errors.append(f"{self.source}: {_cut(path)}: {_cut(rule)}{shown}")
 
     def note(self, path: str, text: str) -> None:
         self.notes.append(f"{path}: {text}")
@@ -179,10 +353,26 @@ def _bad(rule: str) -> PydanticCustomError:
     return PydanticCustomError("guardstream", rule)
 
 
+def int_in(minimum: int, maximum: int) -> Any:
+    rule = f"must be an integer in [{minimum}, {maximum:,}]"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise _bad(rule)
+        return value
+
+    return check
+
+
 def int_at_least(minimum: int) -> Any:
+    """An integer >= `minimum`, and at most MAX_POLICY_INT (every policy integer's bound)."""
+    rule = f"must be an integer >= {minimum}"
+
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _bad(f"must be an integer >= {minimum}")
+            raise _bad(rule)
+        if value > MAX_POLICY_INT:
+            raise _bad("must be an integer <= 2**53")
         return value
 
     return check
@@ -197,7 +387,7 @@ def number_in(low: float, high: float | None, *, low_open: bool = False) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _bad(rule)
         too_low = value <= low if low_open else value < low
-        if too_low or (high is not None and value > high):
+        if too_low or (high is not None and value > high) or not math.isfinite(value):
             raise _bad(rule)
         return float(value)
 
@@ -205,22 +395,57 @@ def number_in(low: float, high: float | None, *, low_open: bool = False) -> Any:
 
 
 def number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _bad("must be a number")
     return float(value)
 
 
-def positive_decimal(value: Any) -> Decimal:
-    rule = "must be a positive amount (number or decimal string)"
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _bad(rule)
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise _bad(rule) from None
-    if not amount.is_finite() or amount <= 0:
-        raise _bad(rule)
-    return amount
+def money_in(maximum: Decimal, *, places: int | None = None, zero_ok: bool = False) -> Any:
+    """A positive (or, `zero_ok`, non-negative) amount, number or decimal string, up to
+    `maximum` USD, with at most `places` decimal places when given (limits count in whole
+    nano-dollars)."""
+    exact = "" if places is None else f", at most {places} decimal places"
+    kind = "an amount >= 0" if zero_ok else "a positive amount"
+    rule = f"must be {kind} <= {maximum:,} USD (number or decimal string{exact})"
+
+    def check(value: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise _bad(rule)
+        if isinstance(value, str) and len(value) > MAX_AMOUNT_CHARS:
+            raise _bad(rule)
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise _bad(rule) from None
+        if not amount.is_finite() or amount < 0 or amount > maximum:
+            raise _bad(rule)
+        if amount == 0:
+            if zero_ok:
+                return amount
+            raise _bad(rule)
+        exponent = amount.normalize().as_tuple().exponent
+        if places is not None and isinstance(exponent, int) and -exponent > places:
+            raise _bad(rule)
+        return amount
+
+    return check
+
+
+positive_decimal = money_in(MAX_POLICY_USD)
+"""Any policy amount of money (thresholds, prices, multipliers written as decimals)."""
+money_limit = money_in(MAX_POLICY_USD, places=MAX_NANO_PLACES)
+"""An amount a budget counts against: whole nano-dollars, up to MAX_POLICY_USD."""
+
+
+def one_of(choices: Sequence[str]) -> Any:
+    rule = "must be one of " + "|".join(choices)
+
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise _bad(rule)
+        return str(value)
+
+    return check
 
 
 def strict_bool(value: Any) -> bool:

@@ -16,10 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from schemas.policy import PolicyDocument, PolicyKind
-from workers.errors import ConfigError
 from workers.kernels.slo_config import DAY_MS, DEFAULT_MIN_EVENTS, SloConfig
 from workers.kernels.slo_targets_config import DegradationStrategy, SlaContract, WindowObjective
 from workers.policies.budgets import _plain as plain_json
@@ -27,6 +24,8 @@ from workers.policies.files import (
     Problems,
     find_policy_file,
     load_policy_document,
+    policy_document_of,
+    read_policy_documents,
     require_kind,
 )
 from workers.policies.slo_openslo import openslo
@@ -94,14 +93,12 @@ class SloPolicy:
 def load_slo_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> SloPolicy:
     """Read, validate and resolve an SLO policy file (or the one in directory `path`)."""
     file = find_policy_file(path, FILE_STEMS)
-    documents = _yaml_documents(file)
-    if documents is not None and len(documents) > 1:
+    documents = read_policy_documents(file)
+    if len(documents) > 1:
         # Several OpenSLO documents in one file: one spec, so one version and one publish.
-        spec = plain_json({OPENSLO_DOCUMENTS: documents})
-        try:
-            doc = PolicyDocument.from_spec(PolicyKind.SLOS, file.stem, spec, source=str(file))
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{file}: not plain JSON data: {exc}") from exc
+        spec, doc = policy_document_of(
+            file, {OPENSLO_DOCUMENTS: documents}, PolicyKind.SLOS, normalize=plain_json
+        )
     else:
         spec, doc = load_policy_document(file, FILE_STEMS, PolicyKind.SLOS, normalize=plain_json)
     return _from_spec(spec, mode, doc)
@@ -118,18 +115,6 @@ def from_document(doc: PolicyDocument, mode: Mode = Mode.DEVELOPMENT) -> SloPoli
     """The policy a published document describes (same parser as the file)."""
     require_kind(doc, PolicyKind.SLOS)
     return _from_spec(doc.spec, mode, doc)
-
-
-def _yaml_documents(file: Path) -> list[Any] | None:
-    """The YAML documents of `file` (None for JSON or text that does not parse: the single
-    document reader then reports it with line and column)."""
-    if file.suffix == ".json":
-        return None
-    try:
-        text = file.read_text(encoding="utf-8")
-        return [d for d in yaml.safe_load_all(text) if d is not None]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
 
 
 def parse(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Built | None:
