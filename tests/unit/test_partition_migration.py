@@ -75,6 +75,8 @@ async def test_a_lost_transaction_blocks_commits_and_drops_the_producers_that_ca
 
     assert app.migration.commits_blocked
     assert set(transactions) == {"t-1"}  # nothing is ever sent outside a transaction
+    assert not fenced.stopped  # not under a running batch's feet: once no batch is in progress
+    await app.migration.retired()
     assert [fenced.stopped, broken.stopped, idle.stopped, healthy.stopped] == [1, 1, 1, 0]
     assert app.migration.migrations == 1
     await app.migration.lost(ProducerFenced(), None)  # the same episode: counted once

@@ -62,6 +62,7 @@ class PartitionMigration:
         """How many times this worker gave its partitions up after a lost transaction."""
         self.last_cause: str | None = None
         self._rejoin_requested_at = 0.0
+        self._stopping: set[asyncio.Future[None]] = set()
 
     async def lost(self, cause: BaseException, transactional_id: str | None = None) -> None:
         """React to a transaction that failed (`transactional_id` None: a commit, which may
@@ -114,12 +115,32 @@ class PartitionMigration:
         ]
         for tid in doomed:
             transaction = transactions.pop(tid, None)
-            if transaction is None:
-                continue
-            try:
+            if transaction is not None:
+                self._retire(tid, transaction)
+
+    def _retire(self, tid: str, transaction: Any) -> None:
+        """Stop a dropped producer once no batch is using it. Stopped under an agent's feet,
+        a send waiting for metadata on its closed client never returned (seen: the agent hung
+        and with it the rebalance waiting for the agent)."""
+        task = asyncio.ensure_future(self._stop_when_idle(tid, transaction))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _stop_when_idle(self, tid: str, transaction: Any) -> None:
+        gate: Any = getattr(self._app, "commit_gate", None)
+        try:
+            if gate is None:
                 await asyncio.wait_for(transaction.stop(), _PRODUCER_STOP_TIMEOUT_S)
-            except Exception as exc:  # it is being thrown away; the broker aborts its work
-                log.info("stopping the producer of %s: %r", tid, exc)
+                return
+            async with gate.commit():  # no batch in progress, none starts meanwhile
+                await asyncio.wait_for(transaction.stop(), _PRODUCER_STOP_TIMEOUT_S)
+        except Exception as exc:  # it is being thrown away; the broker aborts its work
+            log.info("stopping the producer of %s: %r", tid, exc)
+
+    async def retired(self) -> None:
+        """Wait until every dropped producer is stopped (shutdown, tests)."""
+        while self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
 
     def _request_rejoin(self) -> None:
         consumer: Any = self._app.consumer if self._app.started else None
