@@ -83,16 +83,17 @@ async def test_a_lost_transaction_blocks_commits_and_drops_the_producers_that_ca
     assert app.migration.migrations == 1
 
 
-async def test_commits_resume_only_with_an_assignment_newer_than_the_loss(
+async def test_commits_resume_only_with_an_assignment_after_a_revocation_after_the_loss(
     app: BatchingApp,
 ) -> None:
-    app.consumer_generation_id = 7
+    app.migration.on_revoked()  # an earlier rebalance
     await app.migration.lost(KafkaConnectionError(), None)
-    app.migration.on_assigned(7)  # lost during this very assignment: the rejoin is pending
+    app.migration.on_assigned()  # lost during this very assignment: the rejoin is pending
     assert app.migration.commits_blocked
-    app.migration.on_assigned(8)
+    app.migration.on_revoked()  # the rejoin: every partition revoked, state forgotten
+    app.migration.on_assigned()  # even in the same generation (a lone member's rejoin)
     assert not app.migration.commits_blocked
-    app.migration.on_assigned(9)  # nothing lost: nothing to resume
+    app.migration.on_assigned()  # nothing lost: nothing to resume
     assert app.migration.migrations == 1
 
 
@@ -113,7 +114,8 @@ async def test_a_batch_that_loses_its_transaction_is_dropped_and_the_loop_goes_o
     assert app.migration.commits_blocked
     assert app.commit_gate.idle
 
-    app.migration.on_assigned(app.consumer_generation_id + 1)
+    app.migration.on_revoked()
+    app.migration.on_assigned()
     await run_batches(app, stream(batch(1, 2)), handle)  # type: ignore[arg-type]
     assert handled == [0, 2]
 

@@ -87,7 +87,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             self._gap.pop(tp, None)
             self._read_offset.pop(tp, None)
         await super().on_partitions_assigned(assigned, generation_id)
-        migration_of(self.app).on_assigned(generation_id)
+        migration_of(self.app).on_assigned()
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        await super().on_partitions_revoked(revoked)
+        migration_of(self.app).on_revoked()
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_should_stop = self._stopped.is_set

@@ -57,7 +57,7 @@ class PartitionMigration:
     def __init__(self, app: AppT) -> None:
         self._app = app
         self.commits_blocked = False
-        self._lost_in_generation = -1
+        self._revoked_since_loss = False
         self.migrations = 0
         """How many times this worker gave its partitions up after a lost transaction."""
         self.last_cause: str | None = None
@@ -67,7 +67,7 @@ class PartitionMigration:
     async def lost(self, cause: BaseException, transactional_id: str | None = None) -> None:
         """React to a transaction that failed (`transactional_id` None: a commit, which may
         span several). Idempotent until the group has assigned partitions again."""
-        self._lost_in_generation = max(self._lost_in_generation, self._generation())
+        self._revoked_since_loss = False
         if not self.commits_blocked:
             self.commits_blocked = True
             self.migrations += 1
@@ -89,10 +89,15 @@ class PartitionMigration:
             self._request_rejoin()
         return self.commits_blocked
 
-    def on_assigned(self, generation: int) -> None:
-        """A new assignment is in place. A transaction lost in this very generation (during
-        the assignment) still waits for the rejoin it asked for."""
-        if self.commits_blocked and generation > self._lost_in_generation:
+    def on_revoked(self) -> None:
+        """A revocation finished: the agents are idle and the partitions' state forgotten."""
+        self._revoked_since_loss = True
+
+    def on_assigned(self) -> None:
+        """A new assignment is in place. Commits resume only if a revocation came between the
+        loss and it (a rejoin can end in the same generation: a lone member's rejoin does; a
+        loss during an assignment still waits for the rejoin it asked for)."""
+        if self.commits_blocked and self._revoked_since_loss:
             log.info("partitions assigned after a lost transaction: committing again")
             self.commits_blocked = False
 
@@ -100,10 +105,6 @@ class PartitionMigration:
         """Throw away one transactional producer (an abort that cannot finish): the broker
         aborts its open transaction when the id's next owner initialises it."""
         await self._drop_producers(transactional_id)
-
-    def _generation(self) -> int:
-        generation: int = getattr(self._app, "consumer_generation_id", 0) or 0
-        return generation
 
     async def _drop_producers(self, transactional_id: str | None) -> None:
         producer: Any = self._app.producer
