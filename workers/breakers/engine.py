@@ -80,8 +80,15 @@ _OVERRIDES = {
     OverrideAction.RESET: Override.RESET,
 }
 
-# Marks a (vendor, tool) pair not routed yet (None already means "disabled").
-_UNROUTED: Any = object()
+
+class _Disabled:
+    """The route of a (vendor, tool) pair whose policy entry is disabled. `evicted` like a
+    stale route, so the hot path tells both from a live breaker with one attribute."""
+
+    evicted = True
+
+
+_DISABLED: Any = _Disabled()
 
 # The route cache holds at most this many (vendor, tool) pairs (or twice the cap, if more),
 # and starts over when full: new tool names cannot grow it.
@@ -102,9 +109,10 @@ class BreakerEngine:
         )
         # policy_id -> the breaker of the keys refused at the cap, created on first refusal.
         self._overflow: dict[str, Breaker] = {}
-        # (vendor, tool) -> its breaker (None: disabled), so routing runs once per pair; pairs
+        # (vendor, tool) -> its breaker (or _DISABLED), so routing runs once per pair; pairs
         # judged by an overflow breaker are not cached (they may be admitted later).
-        self._routes: dict[tuple[str, str], Breaker | None] = {}
+        self._routes: dict[tuple[str, str], Breaker] = {}
+        self._touch = self.keys.touch
         self._routes_max = max(ROUTE_CACHE_SIZE, 2 * self.keys.limit.max_keys)
         self._tick_ms = 0  # the latest clock tick's event time
         self._alerts = AlertBook(Kernel.BREAKER, policy.version)
@@ -115,14 +123,15 @@ class BreakerEngine:
     def apply(self, event: StreamEvent) -> list[Decision]:
         """Feed one event (in stream order); returns the decisions it caused, often none."""
         if type(event) is ToolInvocation:  # the hot path: written out, no helper calls
-            breaker = self._routes.get((event.vendor, event.tool), _UNROUTED)
-            if breaker is _UNROUTED or (breaker is not None and breaker.evicted):
-                breaker, decisions = self._breaker(event.vendor, event.tool, event)
-            else:
+            breaker = self._routes.get((event.vendor, event.tool))
+            if breaker is None or breaker.evicted:
+                found, decisions = self._breaker(event.vendor, event.tool, event)
+                if found is None:
+                    return decisions
+                breaker = found
+            else:  # a cached route is an admitted breaker's
                 decisions = None
-            if breaker is None:
-                return []
-            self.keys.touch(breaker.identity.key)
+                self._touch(breaker.identity.key)
             retry_after_ms = _retry_after_ms(event) if event.attributes else None
             config = breaker.config
             call = classify(event, config, retry_after_ms=retry_after_ms)
@@ -177,7 +186,6 @@ class BreakerEngine:
         breaker, decisions = self._breaker(event.vendor, event.tool, event)
         if breaker is None:
             return decisions
-        self.keys.touch(breaker.identity.key)
         return decisions + self._step(breaker, observed, event.event_id)
 
     def _override(self, event: BreakerOverride) -> list[Decision]:
@@ -197,21 +205,26 @@ class BreakerEngine:
     def _breaker(
         self, vendor: str, tool: str, event: StreamEvent
     ) -> tuple[Breaker | None, list[Decision]]:
-        """The breaker for a call, created on first sight; None when its policy entry is
-        disabled (`enabled: false`): such calls are not governed at all. At the cap, a new
-        key's breaker is its policy's overflow breaker, and the decisions are the
-        cardinality alert firing (once)."""
+        """The breaker for a call, created on first sight (and marked used); None when its
+        policy entry is disabled (`enabled: false`): such calls are not governed at all. At
+        the cap, a new key's breaker is its policy's overflow breaker, and the decisions are
+        the cardinality alert firing (once)."""
         route = (vendor, tool)
-        cached = self._routes.get(route, _UNROUTED)
-        if cached is not _UNROUTED and (cached is None or not cached.evicted):
+        cached = self._routes.get(route)
+        if cached is _DISABLED:
+            return None, []
+        if cached is not None and not cached.evicted:
+            self._touch(cached.identity.key)
             return cached, []
         key = self.policy.key_for(vendor, tool)
         breaker = self.keys.get(key)
         decisions: list[Decision] = []
-        if breaker is None:
+        if breaker is not None:
+            self._touch(key)
+        else:
             config = self.policy.resolve(vendor, tool)
             if not self.policy.enabled(config.policy_id):
-                self._cache(route, None)
+                self._cache(route, _DISABLED)
                 return None, []
             at_ms = max(epoch_ms(event.ts), self._tick_ms)
             identity = BreakerIdentity(key, vendor, tool)
@@ -229,7 +242,7 @@ class BreakerEngine:
         self._cache(route, breaker)
         return breaker, decisions
 
-    def _cache(self, route: tuple[str, str], breaker: Breaker | None) -> None:
+    def _cache(self, route: tuple[str, str], breaker: Breaker) -> None:
         if len(self._routes) >= self._routes_max:
             self._routes.clear()
         self._routes[route] = breaker

@@ -11,9 +11,10 @@ and SLO engines keep such state in a `CappedMap`:
   state instead.
 - Keys whose number the policy bounds (a budget not split by a producer field, an SLO without
   `group_by`, the overflow states themselves) are `pin`ned: held, not counted, never evicted.
-- Recency is input order (`touch` on every use); `idle` is given the event time the engine
-  has reached. Nothing depends on the wall clock, on memory or on hash seeds: the same input
-  in the same order admits, refuses and evicts the same keys, so replay decides as live did.
+- Recency is input order (`touch` on every use of an admitted key); `idle` is given the
+  event time the engine has reached. Nothing depends on the wall clock, on memory or on hash
+  seeds: the same input in the same order admits, refuses and evicts the same keys, so
+  replay decides as live did.
 - The cap *binds* when a key is refused or an entry evicted. `alarm` turns that into the
   `cardinality_limit` alert's lifecycle: FIRE once at the first binding, RESOLVE once no
   key has been refused or evicted for `RESOLVE_AFTER_MS` of event time, and FIRE again only
@@ -134,6 +135,10 @@ class Alarm(Enum):
     RESOLVE = "resolve"
 
 
+def _untracked(key: str) -> None:
+    """`CappedMap.touch` of a map that never evicts: recency does not matter."""
+
+
 class CappedMap(Generic[V]):
     """str -> V holding at most `limit.max_keys` admitted keys (plus pinned ones); see the
     module docstring. Reads are a dict's; writes go through `admit`, `pin` and `sweep`."""
@@ -150,6 +155,7 @@ class CappedMap(Generic[V]):
         "evicted",
         "limit",
         "refused",
+        "touch",
     )
 
     def __init__(
@@ -169,6 +175,12 @@ class CappedMap(Generic[V]):
         self._recent: OrderedDict[str, None] | None = None if idle is None else OrderedDict()
         self._idle = idle
         self._evict = on_evict
+        self.touch: Callable[[str], None] = (
+            _untracked if self._recent is None else self._recent.move_to_end
+        )
+        """`touch(key)`: the admitted `key` was used now (its recency, for eviction). A
+        map's own bound method, so the engines' hot path pays one C call; KeyError for a key
+        not admitted (a pinned one included): only a map that never evicts ignores it."""
         self._bound_ms: int | None = None  # event time of the latest refusal or eviction
         self._owed = False  # bound since the alarm last fired
         self._firing = False
@@ -216,13 +228,6 @@ class CappedMap(Generic[V]):
         return self._firing
 
     # --- writing ---
-
-    def touch(self, key: str) -> None:
-        """`key` was used now (recency for eviction; nothing to do for a map that never
-        evicts, or for a pinned key)."""
-        recent = self._recent
-        if recent is not None and key in recent:
-            recent.move_to_end(key)
 
     def admit(self, key: str, value_of: Callable[[], V], at_ms: int) -> V | None:
         """The entry of a key not held yet, created by `value_of()` if the cap allows (by
