@@ -83,7 +83,7 @@ class KeyLimit:
 # The caps of a worker built without settings (pure engines in tests and benchmarks): the
 # production mode's defaults (workers.settings.MODE_DEFAULTS).
 DEFAULT_MAX_BREAKER_KEYS = 100_000
-DEFAULT_MAX_BUDGET_KEYS = 500_000
+DEFAULT_MAX_BUDGET_KEYS = 300_000
 DEFAULT_MAX_SLO_KEYS = 50_000
 
 

@@ -51,6 +51,11 @@ class Replay:
         self.counts = ReplayCounts()
         self._dedup = Deduplicator(dedup_horizon_ms, dedup_max_ids)
 
+    @property
+    def tracked_ids(self) -> int:
+        """Event ids held for de-duplication (at most `dedup_max_ids`)."""
+        return len(self._dedup)
+
     def run(self, lines: Iterable[tuple[int, bytes]]) -> Iterator[Decision]:
         counts = self.counts
         first_time = self._dedup.first_time
