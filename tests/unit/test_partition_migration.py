@@ -57,9 +57,39 @@ def batch(partition: int, offset: int) -> RawBatch:
     return RawBatch(TOPIC, partition, [record])
 
 
-async def stream(*batches: RawBatch) -> AsyncIterator[RawBatch]:
-    for item in batches:
-        yield item
+@dataclass(eq=False)  # hashable by identity, as Faust's messages
+class FakeMessage:
+    offset: int
+    acked: bool = False
+
+
+@dataclass
+class FakeEvent:
+    message: FakeMessage
+
+
+class FakeStream:
+    """What run_batches uses of a Faust stream: iteration and the current event."""
+
+    def __init__(self, *batches: RawBatch) -> None:
+        self.batches = batches
+        self.current_event: FakeEvent | None = None
+        self.messages: list[FakeMessage] = []
+
+    async def __aiter__(self) -> AsyncIterator[RawBatch]:
+        for item in self.batches:
+            message = FakeMessage(item.records[-1].offset)
+            self.messages.append(message)
+            self.current_event = FakeEvent(message)
+            yield item
+            self.current_event = None
+
+    def left_unacked(self) -> list[int]:
+        return [message.offset for message in self.messages if message.acked]
+
+
+def stream(*batches: RawBatch) -> FakeStream:
+    return FakeStream(*batches)
 
 
 async def test_a_lost_transaction_blocks_commits_and_drops_the_producers_that_cannot_go_on(
@@ -108,9 +138,13 @@ async def test_a_batch_that_loses_its_transaction_is_dropped_and_the_loop_goes_o
             raise TransactionLost("t-0", ProducerFenced())
         handled.append(offset)
 
-    await run_batches(app, stream(batch(0, 0), batch(0, 1), batch(1, 2)), handle)  # type: ignore[arg-type]
+    batches = stream(batch(0, 0), batch(0, 1), batch(1, 2))
+    await run_batches(app, batches, handle)  # type: ignore[arg-type]
     # Batch 2 came while the worker was giving its partitions up: skipped, read again later.
     assert handled == [0]
+    # Neither the failed batch nor the skipped one may count as processed: their acks are
+    # made no-ops (a rejoin in the same generation would commit them otherwise).
+    assert batches.left_unacked() == [1, 2]
     assert app.migration.commits_blocked
     assert app.commit_gate.idle
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import faust
 from aiokafka.errors import IllegalOperation, KafkaError
@@ -33,16 +34,37 @@ async def run_batches(
     gate, migration = app.commit_gate, app.migration
     async for batch in batches:
         if migration.commits_blocked:
-            continue  # its partition is being given up; it is read again after the rejoin
+            # Its partition is being given up; it is read again after the rejoin.
+            _leave_unacked(app, batches)
+            continue
         try:
             async with gate.batch():
                 await handle(batch)
         except TransactionLost as lost:
+            _leave_unacked(app, batches)
             await migration.lost(lost.cause, lost.transactional_id)
         except (KafkaError, IllegalOperation) as exc:
+            _leave_unacked(app, batches)
             await migration.lost(exc)
         except Exception as exc:
             # Not a Kafka failure: a bug. Giving the partitions up keeps the batch from
             # being committed unprocessed (Faust would restart the agent past it).
             log.exception("processing a batch of %s[%d] failed", batch.topic, batch.partition)
+            _leave_unacked(app, batches)
             await migration.lost(exc)
+
+
+def _leave_unacked(app: BatchingApp, batches: faust.StreamT[RawBatch]) -> None:
+    """Make the stream's ack of the current batch a no-op: its offsets must never count as
+    processed. Dropping the block at the next assignment is not enough on its own: a lone
+    member's rejoin keeps its generation, so Faust does not see a batch delivered before the
+    rejoin as stale, and its ack would be committed with the new assignment (measured: whole
+    partitions skipped). Faust no longer waits for the message either (revocations wait for
+    every unacked message)."""
+    event = batches.current_event
+    if event is None:
+        return
+    message = event.message
+    message.acked = True  # Message.ack checks this first
+    unacked: set[Any] = getattr(app.consumer, "_unacked_messages", set())
+    unacked.discard(message)

@@ -96,16 +96,23 @@ class BatchingTransactionManager(TransactionManager):
         if not by_transaction:
             return True
         producer: Any = self.producer
-        try:
-            await producer.commit_transactions(
-                by_transaction, self.app.conf.id, start_new_transaction=start_new_transaction
-            )
-        except Exception as exc:
-            # Fenced, timed out, cut off, or no longer in a transaction (aiokafka's
-            # IllegalOperation): none of it is this worker's to commit any more.
-            await migration_of(self.app).lost(exc)
-            return False
-        return True
+        committed = True
+        # One transaction at a time, so that a failure names its transactional id: that
+        # producer is dropped (a fenced one can look healthy until it is used), and the other
+        # transactions, whose batches are whole, still commit.
+        for tid, tid_offsets in by_transaction.items():
+            try:
+                await producer.commit_transactions(
+                    {tid: tid_offsets},
+                    self.app.conf.id,
+                    start_new_transaction=start_new_transaction,
+                )
+            except Exception as exc:
+                # Fenced, timed out, cut off, or no longer in a transaction (aiokafka's
+                # IllegalOperation): none of it is this worker's to commit any more.
+                await migration_of(self.app).lost(exc, tid)
+                committed = False
+        return committed
 
 
 def _commit_gate(app: AppT) -> CommitGate:
