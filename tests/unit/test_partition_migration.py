@@ -4,7 +4,7 @@ is in tests/e2e/test_crash_safety.py; these pin the rules each piece follows."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,14 +42,20 @@ class FakeTransactionalProducer:
         self.stopped = True
 
 
+@dataclass
+class FakeFaustProducer:
+    """Faust's producer as the migration sees it: its transactional producers by id."""
+
+    _transaction_producers: dict[str, Any] = field(default_factory=dict)
+
+
 @pytest.fixture
-def app() -> Iterator[BatchingApp]:
+def app() -> BatchingApp:
+    # A stand-in producer: Faust's own would open an event loop of its own in a unit test.
     app = BatchingApp("guardstream-test", processing_guarantee="exactly_once")
     BatchTopic(app, topics=[TOPIC])
-    transactions: dict[str, Any] = app.producer._transaction_producers  # type: ignore[attr-defined]
-    transactions.clear()
-    yield app
-    transactions.clear()
+    app._producer = FakeFaustProducer()  # type: ignore[assignment]
+    return app
 
 
 def batch(partition: int, offset: int) -> RawBatch:

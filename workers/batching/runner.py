@@ -66,5 +66,7 @@ def _leave_unacked(app: BatchingApp, batches: faust.StreamT[RawBatch]) -> None:
         return
     message = event.message
     message.acked = True  # Message.ack checks this first
-    unacked: set[Any] = getattr(app.consumer, "_unacked_messages", set())
+    # The consumer the app already has (the `consumer` property would build one).
+    consumer = getattr(app, "_consumer", None)
+    unacked: set[Any] = getattr(consumer, "_unacked_messages", set())
     unacked.discard(message)
