@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from schemas.clock import ClockTick
 from schemas.events import ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
@@ -22,8 +24,9 @@ from workers.breakers.engine import BreakerEngine
 from workers.budgets.engine import BudgetEngine
 from workers.cardinality import OVERFLOW_LABEL
 from workers.decisions import AlertDecision, Decision, TransitionDecision
-from workers.kernels.key_cap import RESOLVE_AFTER_MS, KeyCaps, KeyLimit, StateKind
+from workers.kernels.key_cap import RESOLVE_AFTER_MS, KeyCaps, KeyCounts, KeyLimit, StateKind
 from workers.kernels.slo import SloTracker
+from workers.metrics import CardinalityCollector, render
 from workers.policies.breakers import BreakerPolicy
 from workers.policies.budgets import BudgetPolicy
 from workers.policies.policy_set import PolicySet, load_policies
@@ -313,3 +316,22 @@ def test_the_pipeline_caps_each_partition_s_share_and_does_not_depend_on_batchin
         assert budget_part.engine.ledgers.admitted <= 4
     for slo_part in pipeline.slos.partitions.values():
         assert slo_part.engine.trackers.admitted <= 4
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def test_the_metrics_count_held_refused_and_evicted_keys_per_kind() -> None:
+    engine = BreakerEngine(breakers(COUNT_WINDOW), limit(StateKind.BREAKERS))
+    run(engine, [call(n, tool=f"tool-{n}") for n in range(12)])
+    registry = CollectorRegistry()
+    counts = {"breakers": KeyCounts.of([engine.keys]), "dedup": KeyCounts(40, 0, 3)}
+    registry.register(CardinalityCollector(lambda: counts, {"breakers": CAP, "dedup": 100}))
+    lines = set(render(registry).decode().splitlines())
+    assert {
+        'guardstream_state_keys{state="breakers"} 5.0',
+        'guardstream_state_keys_max{state="breakers"} 5.0',
+        'guardstream_state_keys_refused_total{state="breakers"} 7.0',
+        'guardstream_state_keys_evicted_total{state="breakers"} 0.0',
+        'guardstream_state_keys_evicted_total{state="dedup"} 3.0',
+    } <= lines
