@@ -267,20 +267,21 @@ class _Chain:
         "anchored",
         "first_seq",
         "gaps",
-        "head_hashes",
+        "head_hash",
+        "head_links",
         "head_seq",
         "recent",
         "recent_base",
         "records",
     )
 
-    def __init__(
-        self, head_seq: int, head_hashes: tuple[str, ...], *, first_seq: int, anchored: bool
-    ) -> None:
+    def __init__(self, head_seq: int, head_hash: str, *, first_seq: int, anchored: bool) -> None:
         self.head_seq = head_seq
-        self.head_hashes = head_hashes
-        """Hashes the next record may link to: the head's, its recomputed one when it was
-        edited, a fork's twin at the head."""
+        self.head_hash = head_hash
+        """The hash of the (first) record at the head: the next record links to it."""
+        self.head_links: tuple[str, ...] | None = None
+        """Other hashes the next record may link to: the head's recomputed one when it was
+        edited, a fork's twin at the head (rare: None otherwise, no tuple a chain)."""
         self.first_seq = first_seq
         self.anchored = anchored
         self.records = 1
@@ -296,7 +297,7 @@ class _Chain:
         or a late record of a gap (kept only while inside the window)."""
         recent = self.recent
         if recent is None:  # the chain's second record: start the window at the head
-            recent = self.recent = array("Q", (_prefix(self.head_hashes[0]),))
+            recent = self.recent = array("Q", (_prefix(self.head_hash),))
             self.recent_base = self.head_seq
         offset = seq - self.recent_base
         size = len(recent)
@@ -315,6 +316,21 @@ class _Chain:
             dropped = len(recent) - RECENT_SEQS
             del recent[:dropped]
             self.recent_base += dropped
+
+    def summary(self, chain: str) -> ChainSummary:
+        return ChainSummary(chain, self.records, self.first_seq, self.head_seq, self.anchored)
+
+    def links_to_head(self, prev_hash: str) -> bool:
+        return prev_hash == self.head_hash or (
+            self.head_links is not None and prev_hash in self.head_links
+        )
+
+    def move_head(self, seq: int, claimed: str, recomputed: str) -> None:
+        """`seq` is the new head; an edited one (recomputed != claimed) may be linked to by
+        either hash: one edit, of the payload or of the hash itself, is one finding."""
+        self.head_seq = seq
+        self.head_hash = claimed
+        self.head_links = None if recomputed == claimed else (recomputed,)
 
     def add_gap(self, gap: _Gap) -> None:
         if self.gaps is None:
@@ -345,7 +361,7 @@ class _Chain:
             return None
         recent = self.recent
         if recent is None:
-            return _prefix(self.head_hashes[0]) if seq == self.head_seq else None
+            return _prefix(self.head_hash) if seq == self.head_seq else None
         offset = seq - self.recent_base
         if 0 <= offset < len(recent):
             return recent[offset]
@@ -441,7 +457,7 @@ class ChainVerifier:
             recomputed == claimed
             and state is not None
             and seq == state.head_seq + 1
-            and prev_hash in state.head_hashes
+            and (prev_hash == state.head_hash or state.links_to_head(prev_hash))
         ):
             # The common case, kept short: the next record of a known chain, linked.
             recent = state.recent
@@ -455,7 +471,8 @@ class ChainVerifier:
                 state.remember(seq, claimed)
             state.records += 1
             state.head_seq = seq
-            state.head_hashes = (claimed,)
+            state.head_hash = claimed
+            state.head_links = None
             return
         document[HASH_FIELD] = claimed
         problem = shape_problem(document)
@@ -497,7 +514,7 @@ class ChainVerifier:
         state.records += 1
         expected = state.head_seq + 1
         if edited:  # its fields cannot be trusted: it takes the next position, whatever it says
-            self._advance(state, expected, claimed, recomputed, edited)
+            self._advance(state, expected, claimed, recomputed)
         elif seq == expected:
             self._add(
                 FindingKind.INSERTED,
@@ -506,9 +523,9 @@ class ChainVerifier:
                 f"prev_hash {prev_hash[:12]}... does not link to seq {state.head_seq}",
             )
         elif seq > expected:
-            before = _prefix(state.head_hashes[0])
+            before = _prefix(state.head_hash)
             state.add_gap(_Gap(expected, seq, prev_hash, document["record_id"], position, before))
-            self._advance(state, seq, claimed, recomputed, edited)
+            self._advance(state, seq, claimed, recomputed)
         else:
             self._backwards(state, document, position, claimed)
 
@@ -521,12 +538,8 @@ class ChainVerifier:
         edited: bool,
     ) -> None:
         seq: int = document["seq"]
-        state = _Chain(
-            seq,
-            (claimed, recomputed) if edited else (claimed,),
-            first_seq=seq,
-            anchored=seq != 0 and self.allow_anchors,
-        )
+        state = _Chain(seq, claimed, first_seq=seq, anchored=seq != 0 and self.allow_anchors)
+        state.move_head(seq, claimed, recomputed)
         self._chains[document["chain"]] = state
         if edited:
             return
@@ -540,10 +553,9 @@ class ChainVerifier:
             )
 
     @staticmethod
-    def _advance(state: _Chain, seq: int, claimed: str, recomputed: str, edited: bool) -> None:
+    def _advance(state: _Chain, seq: int, claimed: str, recomputed: str) -> None:
         state.remember(seq, claimed)
-        state.head_seq = seq
-        state.head_hashes = (claimed, recomputed) if edited else (claimed,)
+        state.move_head(seq, claimed, recomputed)
 
     def _backwards(
         self,
@@ -573,7 +585,7 @@ class ChainVerifier:
                     FindingKind.FORK, document, position, f"another record already has seq {seq}"
                 )
                 if seq == state.head_seq and state.known(seq - 1) == _prefix(prev_hash):
-                    state.head_hashes = (*state.head_hashes, claimed)
+                    state.head_links = (*(state.head_links or ()), claimed)
             return
         predecessor = state.known(seq - 1)
         if predecessor is not None and predecessor != _prefix(prev_hash):
@@ -663,10 +675,9 @@ class ChainVerifier:
             counted(itertools.chain(self._findings, self._gap_findings())),
             key=lambda f: f.position,
         )
-        chains = tuple(
-            ChainSummary(chain, s.records, s.first_seq, s.head_seq, s.anchored)
-            for chain, s in sorted(self._chains.items())
-        )
+        states = self._chains
+        # Sorting the ids alone: no (id, state) pair per chain at once (a million chains).
+        chains = tuple(states[chain].summary(chain) for chain in sorted(states))
         return VerifyReport(
             records=self.records,
             chains=chains,
