@@ -1,17 +1,24 @@
-"""Crash safety (DESIGN §10, issue 6): a production-mode worker (exactly once, forensic audit)
-killed with SIGKILL at random moments and restarted ends where an uninterrupted run ends: the
-audit trail verifies, no audit decision or alert is missing or duplicated, and the final
-breaker, budget and SLO states are equal. Once with one worker, once with two workers in one
-consumer group of which one is killed (its partitions move to the other and back)."""
+"""Crash safety (DESIGN §10, issues 6 and 11): a production-mode worker (exactly once, forensic
+audit) that is killed, paused or cut off ends where an uninterrupted run ends: the audit trail
+verifies, no audit decision or alert is missing or duplicated, and the final breaker, budget and
+SLO states are equal. Scenarios: one worker SIGKILLed and restarted five times; two workers in
+one consumer group of which one is SIGKILLed repeatedly while two busy loops compete for the
+cores; a worker SIGSTOPped past its session timeout (its partitions move, it comes back as a
+zombie, is fenced and must recover without exiting); the broker restarted mid-run.
+
+`bench/soak_crash.py` runs these scenarios many times in a row; CI runs each once."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import sys
 import time
 import uuid
 from collections import Counter
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +27,19 @@ import pytest
 
 from schemas.types import rfc3339_ms
 from tests.support.worker_process import WorkerProcess, cli_env, run_cli, running_worker
+from workers.localstack._process import ManagedProcess
+from workers.localstack.kafka import KafkaCluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
 T0_MS = 1_794_960_000_000  # 2026-11-18T00:00:00Z
-EVENTS = 200_000
+# Smaller workloads reproduce a failure faster by hand (`GUARDSTREAM_CRASH_TEST_EVENTS=50000`).
+EVENTS = int(os.environ.get("GUARDSTREAM_CRASH_TEST_EVENTS", "200000"))
 VENDORS = ["openai", "anthropic", "mistral", "cohere", "google", "azure", "groq", "bedrock"]
 KILLS = 5
 TICK_EVERY = 3750  # calls: a minute of event time
 INPUT_PARTITIONS = 12  # 4 partitions x 3 input topics: `publish` sends a tick to each
+SESSION_TIMEOUT_S = 6  # the broker's minimum: partitions of a silent worker move soonest
 EXPECTED_INPUTS = EVENTS + EVENTS // TICK_EVERY * INPUT_PARTITIONS
 
 BUDGETS = """
@@ -90,7 +101,9 @@ def environment(bootstrap: str, prefix: str, policies: Path) -> dict[str, str]:
         GUARDSTREAM_MODE="production",
         GUARDSTREAM_POLICY_DIR=str(policies),
         GUARDSTREAM_CLOCK_INTERVAL_S="0",
-        GUARDSTREAM_SESSION_TIMEOUT_S="6",
+        GUARDSTREAM_SESSION_TIMEOUT_S=str(SESSION_TIMEOUT_S),
+        # Rebalances, fencing and recovery are logged at INFO: what a failure here needs.
+        GUARDSTREAM_LOG_LEVEL="INFO",
     )
 
 
@@ -201,16 +214,37 @@ def test_sigkill_and_restart_five_times_ends_like_an_uninterrupted_run(
     assert_same_outcome(killed, uninterrupted)
 
 
+@contextmanager
+def cpu_hogs(tmp_path: Path, count: int = 2) -> Iterator[None]:
+    """`count` busy loops competing with the workers for the cores (a shared, loaded machine:
+    commits and heartbeats run late, transactions and group sessions are at stake)."""
+    hogs = [
+        ManagedProcess(
+            f"cpu-hog-{n}", [sys.executable, "-c", "while True: pass"], tmp_path / f"hog-{n}.log"
+        )
+        for n in range(count)
+    ]
+    try:
+        for hog in hogs:
+            hog.start()
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+
+
 @pytest.mark.timeout(1500)
 def test_two_workers_in_one_group_one_killed_repeatedly_ends_like_an_uninterrupted_run(
     bootstrap_servers: str, policies: Path, uninterrupted: dict[str, Any], tmp_path: Path
 ) -> None:
     """Two workers share the partitions; one of them is SIGKILLed at a random moment, its
     partitions move to the survivor (after the session timeout), and when it comes back some
-    move back (a revocation on the survivor, mid-stream) — five times."""
+    move back (a revocation on the survivor, mid-stream) — five times, while two busy loops
+    take the cores from them (a CI run failed here once: the survivor, starved, was fenced
+    and exited)."""
     env = prepared(bootstrap_servers, policies)
     rng = random.Random(7)
-    with ExitStack() as workers:
+    with cpu_hogs(tmp_path), ExitStack() as workers:
         pair = [workers.enter_context(running_worker(env, tmp_path / "a-0"))]
         pair.append(workers.enter_context(running_worker(env, tmp_path / "b-0")))
         for round_number in range(1, KILLS + 1):
@@ -224,3 +258,48 @@ def test_two_workers_in_one_group_one_killed_repeatedly_ends_like_an_uninterrupt
         for worker in pair:
             assert worker.alive(), worker.log_tail()
     assert_same_outcome(killed, uninterrupted)
+
+
+@pytest.mark.timeout(1500)
+def test_a_zombie_paused_past_its_session_is_fenced_recovers_and_ends_like_an_uninterrupted_run(
+    bootstrap_servers: str, policies: Path, uninterrupted: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two workers share the partitions; one is SIGSTOPped mid-stream for longer than its
+    session timeout, so the group gives its partitions to the other, whose producers fence the
+    paused one's transactional ids. SIGCONT: the zombie finds its transactions fenced, gives its
+    partitions up, rejoins and carries on — it never exits, and nothing it did while it was
+    not the owner becomes visible."""
+    env = prepared(bootstrap_servers, policies)
+    with ExitStack() as workers:
+        zombie = workers.enter_context(running_worker(env, tmp_path / "zombie"))
+        survivor = workers.enter_context(running_worker(env, tmp_path / "survivor"))
+        time.sleep(4.0)  # both are processing the backlog
+        zombie.process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(SESSION_TIMEOUT_S * 2 + 4)  # the group moves the zombie's partitions
+        finally:
+            zombie.process.send_signal(signal.SIGCONT)
+        paused = outcome(env, tmp_path)
+        for worker in (zombie, survivor):
+            assert worker.alive(), worker.log_tail()
+    assert_same_outcome(paused, uninterrupted)
+
+
+@pytest.mark.timeout(1500)
+def test_a_broker_restart_mid_run_ends_like_an_uninterrupted_run(
+    policies: Path, uninterrupted: dict[str, Any], tmp_path: Path
+) -> None:
+    """The (only) broker stops mid-stream and comes back 8 s later on the same ports and data:
+    the worker's transactions and group session fail meanwhile; it must wait, recover by
+    itself and end where an uninterrupted run ends. A broker of its own, so that no other
+    test sees the outage."""
+    with KafkaCluster(n_brokers=1) as cluster:
+        env = prepared(cluster.bootstrap_servers, policies)
+        with running_worker(env, tmp_path / "worker") as worker:
+            time.sleep(5.0)
+            cluster.stop_broker(0)
+            time.sleep(8.0)
+            cluster.start_broker(0)
+            restarted = outcome(env, tmp_path)
+            assert worker.alive(), worker.log_tail()
+    assert_same_outcome(restarted, uninterrupted)
