@@ -482,3 +482,10 @@ def test_a_late_record_links_to_the_record_before_its_gap_far_behind() -> None:
         (FindingKind.REORDERED, 10),
     ]
     assert report.findings[0].message == "came before seq 10 of its chain"
+
+
+def test_the_chains_stream_as_json_in_batches_as_to_json_has_them() -> None:
+    report = verify(sealed_trail(2))
+    streamed = b"{" + b"".join(report.chains_json(batch=2)) + b"}"
+    assert orjson.loads(streamed) == report.to_json()["chains"]
+    assert "chains" not in report.to_json(chains=False)

@@ -181,18 +181,34 @@ class VerifyReport:
     def anchors(self) -> list[str]:
         return [f"{c.chain} anchored at seq {c.first_seq}" for c in self.chains if c.anchored]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, chains: bool = True) -> dict[str, Any]:
+        """The report as JSON data; without `chains` (a writer may stream them, see
+        `chains_json`)."""
         first = self.first_bad
-        return {
+        summary = {
             "ok": self.ok,
             "records": self.records,
-            "chains": {summary.chain: summary.to_json() for summary in self.chains},
             "anchors": self.anchors,
             "first_bad": None if first is None else first.to_json(),
             "findings": [finding.to_json() for finding in self.findings],
             "findings_total": self.findings_total,
             "findings_by_kind": dict(self.findings_by_kind),
         }
+        if chains:
+            summary["chains"] = {c.chain: c.to_json() for c in self.chains}
+        return summary
+
+    def chains_json(self, batch: int = 10_000) -> Iterator[bytes]:
+        """The members of the report's `chains` object as JSON text, a batch of chains at a
+        time (comma separated, without the braces): a million chains are never a million
+        dicts at once."""
+        chains = self.chains
+        for start in range(0, len(chains), batch):
+            members = b",".join(
+                orjson.dumps(c.chain) + b":" + orjson.dumps(c.to_json())
+                for c in chains[start : start + batch]
+            )
+            yield (b"," + members) if start else members
 
 
 def _prefix(digest: str) -> int:

@@ -44,7 +44,7 @@ from topics.admin import TopicAdmin
 from topics.catalog import TopicName
 from topics.connect import start_client
 from workers.audit.verify import ChainRange, ChainVerifier, VerifyReport
-from workers.cli.context import CliContext, pass_cli, print_json, run
+from workers.cli.context import CliContext, pass_cli, run
 from workers.cli.lines import MOMENT, progress_bar, size_of
 from workers.errors import (
     AuditTamperedError,
@@ -323,7 +323,7 @@ def _print_report(
 ) -> None:
     exit_code = 0 if report.ok else AuditTamperedError.exit_code
     if as_json:
-        summary = report.to_json()
+        summary = report.to_json(chains=False)
         summary.update(
             source=source,
             range={
@@ -332,7 +332,15 @@ def _print_report(
             },
             exit_code=exit_code,
         )
-        print_json(summary)
+        # One JSON object, "chains" first and written a batch at a time (a trail of a million
+        # chains names each), then the other members as print_json writes them.
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        out.write(b'{"chains":{')
+        for chunk in report.chains_json():
+            out.write(chunk)
+        out.write(b"}," + orjson.dumps(summary, option=orjson.OPT_SORT_KEYS)[1:] + b"\n")
+        out.flush()
         return
     console = cli.console
     status = "[bold green]OK[/]" if report.ok else "[bold red]FAILED[/]"

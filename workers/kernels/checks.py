@@ -23,10 +23,15 @@ _PREVIEW.maxlevel = 3
 
 def preview(value: object) -> str:
     """`repr(value)`, cut to MAX_PREVIEW_CHARS (built piecewise: never the whole repr)."""
-    shown = _PREVIEW.repr(value)
-    if len(shown) > MAX_PREVIEW_CHARS:
-        shown = shown[: MAX_PREVIEW_CHARS - 3] + "..."
-    return shown
+    try:
+        return cut(_PREVIEW.repr(value))
+    except ValueError:  # an int too long for str(): Python refuses past 4300 digits
+        return f"<an integer of {value.bit_length() if isinstance(value, int) else '?'} bits>"
+
+
+def cut(text: str) -> str:
+    """`text`, or its first MAX_PREVIEW_CHARS characters ending in "..."."""
+    return text if len(text) <= MAX_PREVIEW_CHARS else text[: MAX_PREVIEW_CHARS - 3] + "..."
 
 
 def check_int(

@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 from schemas.limits import MIB
 from schemas.policy import PolicyDocument, PolicyKind
 from workers.errors import ConfigError
-from workers.kernels.checks import MAX_PREVIEW_CHARS, preview
+from workers.kernels.checks import cut, preview
 from workers.kernels.policy_limits import MAX_POLICY_USD
 
 EXTENSIONS = (".yaml", ".yml", ".json")
@@ -95,10 +95,10 @@ def policy_document_of(
         first = exc.errors(include_url=False)[0]
         # ("spec", key, type, key, type, ...): JsonValue names the JSON type after each step.
         where = dotted(first["loc"][1::2])
-        raise ConfigError(f"{file}: {where or '(top level)'}: {_cut(first['msg'])}") from None
+        raise ConfigError(f"{file}: {where or '(top level)'}: {cut(first['msg'])}") from None
     except (TypeError, ValueError) as exc:
         # YAML can hold what JSON cannot (dates, non-string keys); the policy topic is JSON.
-        raise ConfigError(f"{file}: not plain JSON data: {_cut(str(exc))}") from exc
+        raise ConfigError(f"{file}: not plain JSON data: {cut(str(exc))}") from exc
     return spec, document
 
 
@@ -186,7 +186,7 @@ def _load_json(path: Path, text: str) -> Any:
     except RecursionError:
         raise ConfigError(f"{path}: nested more than {MAX_POLICY_DEPTH} levels deep") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise ConfigError(f"{path}: invalid JSON: {_cut(str(exc))}") from None
+        raise ConfigError(f"{path}: invalid JSON: {cut(str(exc))}") from None
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -258,19 +258,20 @@ def _load_yaml(path: Path, text: str, *, several: bool) -> list[Any]:
             return list(yaml.load_all(text, Loader=_BoundedLoader))  # a SafeLoader
         return [yaml.load(text, Loader=_BoundedLoader)]  # a SafeLoader
     except _TooLarge as exc:
-        mark = exc.mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}{exc}") from None
+        raise ConfigError(f"{path}: {_at(exc.mark)}{exc}") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}invalid YAML: {_cut(str(exc.problem or exc))}") from exc
+        where = _at(exc.problem_mark or exc.context_mark)
+        raise ConfigError(f"{path}: {where}invalid YAML: {cut(str(exc.problem or exc))}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {_cut(str(exc))}") from exc
+        raise ConfigError(f"{path}: invalid YAML: {cut(str(exc))}") from exc
     except RecursionError:  # PyYAML's composer recurses per level of nesting
         raise ConfigError(f"{path}: nested more than {MAX_POLICY_DEPTH} levels deep") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise ConfigError(f"{path}: invalid YAML: {_cut(str(exc))}") from None
+        raise ConfigError(f"{path}: invalid YAML: {cut(str(exc))}") from None
+
+
+def _at(mark: yaml.Mark | None) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
 
 
 def _check_data(path: Path, documents: list[Any]) -> None:
@@ -284,18 +285,15 @@ def _check_data(path: Path, documents: list[Any]) -> None:
         if values > MAX_POLICY_VALUES:
             raise ConfigError(f"{path}: more than {MAX_POLICY_VALUES:,} values (the limit)")
         if len(where) > MAX_POLICY_DEPTH:
-            raise ConfigError(f"{path}: {dotted(where)}: nested more than {MAX_POLICY_DEPTH} deep")
+            shown = cut(dotted(where))
+            raise ConfigError(f"{path}: {shown}: nested more than {MAX_POLICY_DEPTH} levels deep")
         if isinstance(value, float) and not math.isfinite(value):
-            shown = dotted(where) or "(top level)"
+            shown = cut(dotted(where)) or "(top level)"
             raise ConfigError(f"{path}: {shown}: must be a finite number, not {value}")
         if isinstance(value, dict):
             stack.extend((item, (*where, str(key))) for key, item in value.items())
         elif isinstance(value, list):
             stack.extend((item, (*where, i)) for i, item in enumerate(value))
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_PREVIEW_CHARS else text[: MAX_PREVIEW_CHARS - 3] + "..."
 
 
 def dotted(loc: Iterable[str | int]) -> str:
@@ -322,7 +320,7 @@ class Problems:
         # Paths hold the file's own keys and rules quote values: both are cut, so one line
         # stays short whatever the file holds.
         shown = "" if value is ... else f", not {preview(value)}"
-        self.errors.append(f"{self.source}: {_cut(path)}: {_cut(rule)}{shown}")
+        self.errors.append(f"{self.source}: {cut(path)}: {cut(rule)}{shown}")
 
     def note(self, path: str, text: str) -> None:
         self.notes.append(f"{path}: {text}")
