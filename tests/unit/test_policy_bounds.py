@@ -8,7 +8,6 @@ before.
 from __future__ import annotations
 
 import json
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -75,7 +74,6 @@ def test_a_billion_value_alias_bomb_is_refused_without_being_expanded(tmp_path: 
     little as the file: its node graph is measured, never expanded."""
     path = write(tmp_path, "breakers.yaml", alias_bomb(9))
     tracemalloc.start()
-    started = time.process_time()
     try:
         message = load_error(path)
         peak = tracemalloc.get_traced_memory()[1]
@@ -83,8 +81,6 @@ def test_a_billion_value_alias_bomb_is_refused_without_being_expanded(tmp_path: 
         tracemalloc.stop()
     assert "values once its aliases are expanded" in message
     assert peak < 4 * 2**20
-    # Not a timing assertion on the fix: a guard that the test never expands 10**9 values.
-    assert time.process_time() - started < 60
 
 
 def test_merge_keys_that_double_at_every_level_are_refused(tmp_path: Path) -> None:
