@@ -43,7 +43,8 @@ def payloads(count: int, seed: int = 7) -> list[dict[str, Any]]:
     out = []
     for n in range(count):
         vendor, tool = rng.choice(VENDORS), rng.choice(TOOLS)
-        event = {
+        tokens_in, tokens_out = rng.randrange(100, 4000), rng.randrange(10, 800)
+        event: dict[str, Any] = {
             "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "ts": rfc3339_ms(T0_MS + n * 7),
             "vendor": vendor,
@@ -51,8 +52,8 @@ def payloads(count: int, seed: int = 7) -> list[dict[str, Any]]:
             "model": rng.choice(MODELS),
             "status": "success",
             "duration_ms": rng.randrange(80, 1500),
-            "tokens_in": rng.randrange(100, 4000),
-            "tokens_out": rng.randrange(10, 800),
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
             "cost_usd": "0.004",
             "user": f"u-{rng.randrange(10_000):05d}",
             "project": rng.choice(["apollo", "gemini", "mercury"]),
@@ -78,7 +79,7 @@ def payloads(count: int, seed: int = 7) -> list[dict[str, Any]]:
                 "cost": "0.004",
                 "duration_ms": event["duration_ms"],
                 "status": "success",
-                "tokens_used": event["tokens_in"] + event["tokens_out"],
+                "tokens_used": tokens_in + tokens_out,
             }
         )
     return out

@@ -24,6 +24,21 @@ Decisions:
   findings and left as written.
 * A pattern whose level has no masking rule is masked in full (and the loader says so in
   `notes`): an unlisted level fails closed.
+* Built-in detectors (`workers.audit.detectors`: card numbers in every grouping, SSNs
+  without dashes, phone numbers, IBANs, API keys, JWTs, IP addresses, e-mail addresses with
+  non-ASCII or spelled-out ``[at]``/``(dot)`` parts) run after the policy's patterns. They
+  are on by default; ``builtin_detectors`` (a guardstream field, next to the seed's ones)
+  switches each off by name, e.g. ``builtin_detectors: {ip_address: false}``, and the loader
+  notes every detector switched off. ``phone_regions`` (ISO 3166 codes, default ``[US]``)
+  says whose national formats count as phone numbers; numbers written with ``+`` and a
+  country code are recognised for every country. API keys and JWTs are classified
+  ``class.credential`` (level ``credential``, masked in full unless a rule says partial;
+  never none), the others ``class.pii``.
+* A pattern's type chooses its validator, for the policy's patterns as for the built-in
+  ones: a match of type ``ssn``, ``credit_card``, ``iban``, ``phone``, ``ip_address`` or
+  ``jwt`` counts only when it passes the check of that type (SSA rules, Luhn, mod-97,
+  `phonenumbers`, `ipaddress`, a JSON header), so "000-00-0000" and a 16-digit id that fails
+  Luhn are not masked. A pattern that must not be validated takes another type name.
 * The runtime mode changes nothing: masking is the same in development and production. The
   `mode` parameter keeps the loaders' signatures alike.
 """
@@ -31,14 +46,24 @@ Decisions:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import phonenumbers
+
 from schemas.policy import PolicyDocument, PolicyKind
+from workers.audit.detectors import (
+    BUILTIN_DETECTOR_NAMES,
+    CONTEXT,
+    DEFAULT_PHONE_REGIONS,
+    Validator,
+    builtin_detectors,
+    validator_for,
+)
 from workers.policies.files import (
     Problems,
     builtin_policy_document,
@@ -54,7 +79,7 @@ FILE_STEMS = ("data_classification", "classification")
 PATTERN_FLAGS = re.IGNORECASE
 
 # Levels whose matches must be masked whatever a policy file says.
-MUST_MASK_LEVELS = frozenset({"pii", "phi"})
+MUST_MASK_LEVELS = frozenset({"pii", "phi", "credential"})
 
 # A pattern type names findings and full-mask labels ("[PHI:medical_record]").
 _TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
@@ -92,6 +117,13 @@ class DetectionPattern:
     pattern: str
     """As written in the policy (for errors and documents; `regex` is what runs)."""
     regex: re.Pattern[str]
+    validator: Validator | None = None
+    """Whether a match really is one of its type (Luhn, mod-97...); None: every match is."""
+    context: re.Pattern[str] | None = None
+    """When set, a match counts only if this finds a word in the key the value is stored
+    under or just before the match (bare digit runs: ``ssn=123456789``)."""
+    detector: str | None = None
+    """The built-in detector it belongs to; None for the policy's own patterns."""
 
 
 # The seed (configs/seeds/alpha-solver/data_classification.yaml), built in. Only what this
@@ -108,6 +140,8 @@ BUILTIN_SPEC: Mapping[str, Any] = MappingProxyType(
                 "regulations": ["GDPR", "CCPA", "PIPEDA"],
             },
             "class.phi": {"id": "class.phi", "level": "phi", "regulations": ["HIPAA", "HITECH"]},
+            # Not in the seed: what the built-in API key and token detectors find.
+            "class.credential": {"id": "class.credential", "level": "credential"},
         },
         "detection_patterns": [
             {
@@ -155,10 +189,20 @@ class ClassificationPolicy:
     classifications: Mapping[str, Classification]
     notes: tuple[str, ...] = ()
     """What the loader accepted but reads in a particular way."""
+    builtin_patterns: tuple[DetectionPattern, ...] = ()
+    """The patterns of the built-in detectors the policy leaves on."""
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
+    switched_off: tuple[str, ...] = ()
+    """Built-in detectors the policy switched off."""
 
     @property
     def version(self) -> str:
         return self.document.version
+
+    @property
+    def detectors(self) -> tuple[DetectionPattern, ...]:
+        """Everything the Masker searches: the policy's patterns, then the built-in ones."""
+        return self.patterns + self.builtin_patterns
 
     def handling_for(self, level: str) -> Handling:
         """The masking rule of `level`; a level without one is masked in full."""
@@ -190,8 +234,10 @@ def default_classification_policy(mode: Mode = Mode.DEVELOPMENT) -> Classificati
 
 def _from_spec(spec: Mapping[str, Any], doc: PolicyDocument) -> ClassificationPolicy:
     problems = Problems(doc.source or doc.name)
-    builtin = _parse(BUILTIN_SPEC, Problems("<built-in>"), builtin=None)
-    parsed = _parse(spec, problems, builtin=builtin)
+    regions = _phone_regions(spec.get("phone_regions", list(DEFAULT_PHONE_REGIONS)), problems)
+    switched_off = _switched_off(spec.get("builtin_detectors", {}), problems)
+    builtin = _parse(BUILTIN_SPEC, Problems("<built-in>"), None, regions)
+    parsed = _parse(spec, problems, builtin, regions)
     problems.raise_if_any()
     classifications, patterns, handling = parsed
     for pattern in patterns:
@@ -201,6 +247,8 @@ def _from_spec(spec: Mapping[str, Any], doc: PolicyDocument) -> ClassificationPo
                 f"level {pattern.level!r} has no masking rule: pattern {pattern.type!r} "
                 "is masked in full",
             )
+    for name in switched_off:
+        problems.note(f"builtin_detectors.{name}", "switched off: what it finds is not masked")
     return ClassificationPolicy(
         name=doc.name,
         source=problems.source,
@@ -209,13 +257,64 @@ def _from_spec(spec: Mapping[str, Any], doc: PolicyDocument) -> ClassificationPo
         handling=MappingProxyType(handling),
         classifications=MappingProxyType(classifications),
         notes=tuple(dict.fromkeys(problems.notes)),
+        builtin_patterns=_builtin_patterns(regions, classifications, switched_off),
+        phone_regions=regions,
+        switched_off=switched_off,
     )
+
+
+def _builtin_patterns(
+    regions: tuple[str, ...], classes: Mapping[str, Classification], switched_off: Sequence[str]
+) -> tuple[DetectionPattern, ...]:
+    return tuple(
+        DetectionPattern(
+            type=builtin.type,
+            classification=builtin.classification,
+            level=classes[builtin.classification].level,
+            confidence=builtin.confidence,
+            pattern=builtin.pattern,
+            regex=re.compile(builtin.pattern, builtin.flags),
+            validator=builtin.validator(regions),
+            context=CONTEXT[builtin.type] if builtin.needs_context else None,
+            detector=detector.name,
+        )
+        for detector in builtin_detectors(regions)
+        if detector.name not in switched_off
+        for builtin in detector.patterns
+    )
+
+
+def _switched_off(raw: Any, problems: Problems) -> tuple[str, ...]:
+    """The built-in detectors `builtin_detectors` switches off (name: false)."""
+    if not isinstance(raw, dict):
+        problems.error("builtin_detectors", "must be a mapping of detector name -> true/false", raw)
+        return ()
+    known = ", ".join(BUILTIN_DETECTOR_NAMES)
+    for name, enabled in raw.items():
+        if name not in BUILTIN_DETECTOR_NAMES:
+            problems.error(f"builtin_detectors.{name}", f"unknown detector (known: {known})")
+        elif not isinstance(enabled, bool):
+            problems.error(f"builtin_detectors.{name}", "must be true or false", enabled)
+    return tuple(name for name in BUILTIN_DETECTOR_NAMES if raw.get(name, True) is False)
+
+
+def _phone_regions(raw: Any, problems: Problems) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(region, str) for region in raw):
+        problems.error("phone_regions", "must be a list of ISO 3166 region codes", raw)
+        return DEFAULT_PHONE_REGIONS
+    regions = tuple(dict.fromkeys(region.upper() for region in raw))
+    for region in regions:
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            problems.error("phone_regions", "must be ISO 3166 region codes (US, GB, DE...)", region)
+    return regions
 
 
 _Parsed = tuple[dict[str, Classification], tuple[DetectionPattern, ...], dict[str, Handling]]
 
 
-def _parse(spec: Mapping[str, Any], problems: Problems, builtin: _Parsed | None) -> _Parsed:
+def _parse(
+    spec: Mapping[str, Any], problems: Problems, builtin: _Parsed | None, regions: tuple[str, ...]
+) -> _Parsed:
     """Classifications, patterns and handling of `spec`, on top of `builtin` (if given)."""
     base_classes, base_patterns, base_handling = builtin or ({}, (), {})
     classes = dict(base_classes)
@@ -229,7 +328,7 @@ def _parse(spec: Mapping[str, Any], problems: Problems, builtin: _Parsed | None)
         problems.error("detection_patterns", "must be a list", raw)
         raw = []
     for i, entry in enumerate(raw):
-        pattern = _pattern(entry, f"detection_patterns[{i}]", classes, problems)
+        pattern = _pattern(entry, f"detection_patterns[{i}]", classes, problems, regions)
         if pattern is None:
             continue
         key = (pattern.pattern, pattern.type, pattern.classification)
@@ -298,7 +397,11 @@ def _handling(raw: Any, problems: Problems) -> dict[str, Handling]:
 
 
 def _pattern(
-    entry: Any, path: str, classes: Mapping[str, Classification], problems: Problems
+    entry: Any,
+    path: str,
+    classes: Mapping[str, Classification],
+    problems: Problems,
+    regions: tuple[str, ...],
 ) -> DetectionPattern | None:
     if not isinstance(entry, dict):
         problems.error(path, "must be a mapping", entry)
@@ -339,4 +442,5 @@ def _pattern(
         confidence=str(confidence),
         pattern=regex.pattern,
         regex=regex,
+        validator=validator_for(str(kind), regions),
     )

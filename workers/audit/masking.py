@@ -1,77 +1,93 @@
 """Masking PII/PHI in JSON-like values and text (DESIGN §8, §10). Pure: no I/O, and results
 depend only on the policy and the input (the one piece of state is a memo of clean strings).
 
-`Masker(policy).mask(value, path)` walks dicts, lists and tuples and masks every string in
-them with the classification policy's patterns; it returns the masked value and one
-`Finding` per match: where (a path such as ``payload.labels.user`` or
-``attributes.note[2]``), what type, which classification and level, and how it was handled,
-never the value. `mask_text` does the same for one string (a log line).
+`Masker(policy).mask(value, path)` walks dicts, lists and tuples and masks every string,
+number and dict key in them with the classification policy's detectors (its patterns, then
+the built-in detectors of `workers.audit.detectors`); it returns the masked value and one
+`Finding` per match: where (a path such as ``payload.labels.user``, ``attributes.note[2]``
+or ``attributes[key]`` for a key), what type, which classification and level, and how it was
+handled, never the value. `mask_text` does the same for one string (a log line).
 
-Masking formats (handling per level from the policy: seed pii partial, phi full):
+Masking formats (handling per level from the policy: seed pii partial, phi full, built-in
+credential full):
 
-=========  =================  =============================================================
-handling   type               masked span
-=========  =================  =============================================================
-full       any                ``[<LEVEL>:<type>]``, e.g. ``[PHI:medical_record]``
-partial    ssn, credit_card   every digit but the last 4 becomes ``*``, separators kept:
-                              ``***-**-6789``, ``**** **** **** 4242``, ``************4242``
-partial    email              first character of the local part, ``***``, ``@`` and the
-                              domain: ``j***@example.com``
-partial    any other          all but the last 2 characters become ``*`` (all of them when
-                              the span has 4 or fewer)
-none       any                left as written (allowed for levels other than pii/phi)
-=========  =================  =============================================================
+=========  ===================  ===========================================================
+handling   type                 masked span
+=========  ===================  ===========================================================
+full       any                  ``[<LEVEL>:<type>]``, e.g. ``[PHI:medical_record]``
+partial    ssn, credit_card,    every digit but the last 4 becomes ``*``, separators kept:
+           phone                ``***-**-6789``, ``**** **** **** 4242``, ``+* ***-***-2671``
+partial    email                first character of the local part, ``***``, ``@`` and the
+                                domain: ``j***@example.com``
+partial    any other            all but the last 2 characters become ``*`` (all of them when
+                                the span has 4 or fewer)
+none       any                  left as written (allowed for levels other than pii, phi and
+                                credential)
+=========  ===================  ===========================================================
 
-Matches of different patterns that overlap (``MRN: 123-45-6789`` is a medical record whose
-number is also an SSN) are masked together as one span, in full, labelled with the strictest
-match; each match is still a finding.
+A match counts when its pattern's validator accepts it (Luhn for card numbers, the SSA's
+rules for SSNs...) and, for a pattern that needs context (bare digit runs), when a context
+word is in the key the value is stored under or just before the match
+(`workers.audit.detectors`). Matches of one type that overlap (the seed's card pattern and
+the built-in one) are one match over their union. Matches of different types that overlap
+(``MRN: 123-45-6789`` is a medical record whose number is also an SSN) are masked together
+as one span, in full, labelled with the strictest match; each is still a finding.
 
-What is not masked, on purpose:
+Numbers: an int, or a float with an integral value, is scanned as its decimal text
+(``4242424242424242`` is a card number, ``{"phone": 4155552671}`` a phone number); when
+something is found the number becomes its masked text, a string. Guardstream's own
+measurements are not masked by this: the validators refuse timestamps (no card network
+starts with 1, no phone number has 13 or 16 digits after its country code) and a bare
+9-15 digit run counts as an SSN or phone number only under a key (or after a word) that
+says so, which ``duration_ms`` or ``offset`` do not.
 
-* Dict keys. They are schema names (field and label names), not data; masking them would
-  also break every reader of the record. Free-form data travels in values (`attributes` is
-  str -> str and unknown fields are JSON-encoded into it).
-* Numbers, booleans and None. Guardstream's numeric fields are measurements (costs, counts,
-  milliseconds); scanning them would turn a 16-digit epoch-microseconds into a "card number".
-  A number that is really an identifier arrives as a string (unknown fields are encoded as
-  JSON text in `attributes`) and is scanned there.
-* Other objects (pydantic models, datetimes, enums that are not str): returned as they are.
-  Mask JSON-mode data, i.e. ``model.model_dump(mode="json")``, which is what is written.
+Dict keys: keys of free-form maps (`attributes`, labels, a producer's nested objects) are
+data and are masked like values; a masked key that collides with another key gets ``~2``,
+``~3``... appended. Structural field names (``event_id``, ``duration_ms``...) never match a
+detector, so they stay as written.
+
+Booleans, None and other objects (pydantic models, datetimes, enums that are not str) are
+returned as they are: mask JSON-mode data, i.e. ``model.model_dump(mode="json")``, which is
+what is written.
 
 Speed (called on every audit record, alert and log line): a string is searched with a
 pattern only after passing that pattern's gate, a few tests read off the pattern's parse tree
 that cost tens of nanoseconds (long enough? contains "@"? as many ASCII digits as an SSN
-has? "mrn" or "patient id" in it?); see "gates" below. Strings found clean are remembered (a
-bounded memo of strings without PII: label values repeat from record to record). A value
-with nothing to mask is returned as is (the same object), containers included, so the common
-case copies nothing. Measured on a 2-core shared box: ~11 us per audit payload of 19 string
-fields in a stream (unique ids and timestamps per record), ~19 us with the memo emptied
-before every record; searching the same strings once with the seed's patterns joined into
-one alternation, without masking anything, took ~25 us.
+has? "mrn" or "sk-" in it?), see `workers.audit.gates`; validators run only on regex matches.
+Strings and keys found clean are remembered (a bounded memo of strings without anything to
+mask, whatever their key: label values and keys repeat from record to record). A value with
+nothing to mask is returned as is (the same object), containers included, so the common case
+copies nothing. Figures: README (``python -m bench.masking``).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from workers.audit.classification import (
-    PATTERN_FLAGS,
     ClassificationPolicy,
     DetectionPattern,
     Handling,
 )
+from workers.audit.detectors import CONTEXT_WINDOW_CHARS
+from workers.audit.gates import SHAPES, need_of
 
 # Strictness of a handling, for overlapping matches and for the summary of a record.
 _RANK = {Handling.NONE: 0, Handling.PARTIAL: 1, Handling.FULL: 2}
 
 
-_DIGIT_TYPES = frozenset({"ssn", "credit_card"})
+_DIGIT_TYPES = frozenset({"ssn", "credit_card", "phone"})
 _KEEP_DIGITS = 4
 _KEEP_CHARS = 2
+
+# Where a finding in a dict key is reported: "<path of the dict>[key]".
+KEY_MARK = "[key]"
+
+# Floats at or above this cannot hold an identifier's digits exactly (and print as 1e+19).
+_FLOAT_DIGITS_LIMIT = 1e19
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,45 +120,88 @@ class Masked:
 
 
 _Match = tuple[int, int, DetectionPattern, Handling]
+_Entry = tuple[DetectionPattern, Handling]
+# What a string must have before a pattern is searched in it (`workers.audit.gates.Need`):
+# length, one of these characters, this character this many times, one of these words, this
+# many ASCII digits, one of these shapes; then the search and the pattern's index.
+_Gate = tuple[
+    int,
+    tuple[str, ...] | None,
+    str,
+    int,
+    tuple[str, ...] | None,
+    int,
+    tuple[bytes, ...] | None,
+    Callable[[str], object | None],
+    int,
+]
+# Gates that share a test, made once for all of them: the shortest length any of them needs,
+# a character every one needs ('' for none), the fewest digits any of them needs, a shape
+# every one needs (b'' for none).
+_Bucket = tuple[int, str, int, bytes, tuple[_Gate, ...]]
+
+# Digits in a row from which a pattern's gates go in a bucket of their own (bare 9-19 digit
+# runs: no timestamp, uuid or hash has one, so the whole bucket is skipped at once).
+_BARE_RUN = 9
 
 # Types never scanned, tested first because they are the most common non-strings.
-_SCALARS: frozenset[type] = frozenset({int, float, bool, type(None)})
+_SKIPPED: frozenset[type] = frozenset({bool, type(None)})
+_NUMBERS: frozenset[type] = frozenset({int, float})
+
+_CLEAN_MAX_LEN = 256
+_CLEAN_MAX_ENTRIES = 16_384
 
 
 class Masker:
     """Applies a ClassificationPolicy; build one per policy version and share it (the memo of
     clean strings is its only mutable state, safe to share between threads)."""
 
-    __slots__ = ("_clean", "_gates", "_shortest", "policy")
+    __slots__ = (
+        "_buckets",
+        "_clean",
+        "_digit_floor",
+        "_entries",
+        "_shortest",
+        "_shortest_number",
+        "policy",
+    )
 
     def __init__(self, policy: ClassificationPolicy) -> None:
         self.policy = policy
         gates: list[_Gate] = []
-        for pattern in policy.patterns:
-            need = _gate(pattern)
-            entry = (pattern, policy.handling_for(pattern.level))
+        for index, pattern in enumerate(policy.detectors):
+            need = need_of(pattern.pattern, pattern.regex.flags)
             chars = None if need.chars is None else tuple(sorted(need.chars))
             words = None if need.words is None else tuple(sorted(need.words))
+            repeat = need.repeat or ("", 0)
+            shapes = None if need.shape_gate is None else tuple(sorted(need.shape_gate))
             search = pattern.regex.search
-            gates.append((need.length, chars, words, need.digits, search, entry))
-        self._gates = tuple(gates)
+            gates.append((need.length, chars, *repeat, words, need.digits, shapes, search, index))
+        self._entries = tuple((p, policy.handling_for(p.level)) for p in policy.detectors)
+        self._buckets = _buckets(gates)
+        # The fewest ASCII digits any bucket that needs digits needs.
+        self._digit_floor = min((b[2] for b in self._buckets if b[2]), default=0)
         # With no pattern nothing is ever searched: every string is shorter than this.
         self._shortest = min((g[0] for g in gates), default=sys.maxsize)
-        # Strings known to match no pattern (a memo, so results do not depend on it): label
-        # values repeat from record to record. It holds only strings without PII, by
-        # definition; bounded, and emptied when full.
+        # A number's text is digits (and "-"): only gates such text can pass matter.
+        self._shortest_number = min(
+            (max(g[0], g[5]) for g in gates if _number_may_pass(g)), default=sys.maxsize
+        )
+        # Strings known to hold nothing to mask under any key (a memo, so results do not
+        # depend on it): label values and keys repeat from record to record. Bounded, and
+        # emptied when full.
         self._clean: dict[str, None] = {}
 
     # --- public API ---
 
     def mask(self, value: Any, path: str = "") -> Masked:
-        """Mask every string in `value` (dict / list / tuple / str / other scalars).
+        """Mask every string, number and key in `value` (dict / list / tuple / scalar).
 
         `path` names `value` itself in findings ("payload", "attributes"); children are
-        ``path.key`` and ``path[index]``.
+        ``path.key`` and ``path[index]``, a dict's keys ``path[key]``.
         """
         findings: list[Finding] = []
-        masked = self._walk(value, path, findings)
+        masked = self._walk(value, path, findings, "")
         return Masked(masked, tuple(findings))
 
     def mask_text(self, text: str, path: str = "") -> tuple[str, tuple[Finding, ...]]:
@@ -151,7 +210,7 @@ class Masker:
         if hits is None:
             return text, ()
         findings: list[Finding] = []
-        return self._mask_str(text, hits, path, findings), tuple(findings)
+        return self._mask_str(text, hits, path, findings, ""), tuple(findings)
 
     def sensitive_payload(
         self,
@@ -190,54 +249,65 @@ class Masker:
 
     # --- walking ---
 
-    def _walk(self, value: Any, path: str, out: list[Finding]) -> Any:
+    def _walk(self, value: Any, path: str, out: list[Finding], key: str) -> Any:
+        """`value` masked; `key`: the dict key it is stored under (context for bare digits)."""
         cls = type(value)
-        if cls in _SCALARS:
-            return value
-        if isinstance(value, str):
+        if cls is str:
             hits = self._hits(value)
             if hits is None:
                 return value
-            return self._mask_str(value, hits, path, out)
+            return self._mask_str(value, hits, path, out, key)
+        if cls in _NUMBERS:
+            return self._number(value, path, out, key)
+        if cls in _SKIPPED:
+            return value
         if cls is dict or isinstance(value, Mapping):
             return self._walk_mapping(value, path, out)
         if isinstance(value, list | tuple):
-            return self._walk_sequence(value, path, out)
+            return self._walk_sequence(value, path, out, key)
         return value
 
     def _walk_mapping(self, value: Mapping[Any, Any], path: str, out: list[Finding]) -> Any:
         find = self._hits
         clean = self._clean
         shortest = self._shortest
-        copy: dict[Any, Any] | None = None
-        for key, item in value.items():
+        pairs: list[tuple[Any, Any]] | None = None  # set once something changed
+        for index, (key, item) in enumerate(value.items()):
+            new_key = key
+            if type(key) is str and len(key) >= shortest and key not in clean:
+                hits = find(key)
+                if hits is not None:
+                    new_key = self._mask_str(key, hits, path + KEY_MARK, out, "")
             cls = type(item)
             if cls is str:
                 # _hits' first tests, inlined: most strings stop here.
                 if len(item) < shortest or item in clean:
-                    continue
-                hits = find(item)
-                if hits is None:
-                    continue
-                new = self._mask_str(item, hits, f"{path}.{key}" if path else str(key), out)
-            elif cls in _SCALARS:
-                continue
+                    new = item
+                else:
+                    hits = find(item)
+                    new = (
+                        item
+                        if hits is None
+                        else self._mask_str(item, hits, _child(path, new_key), out, key)
+                    )
+            elif cls in _SKIPPED:
+                new = item
             else:
-                new = self._walk(item, f"{path}.{key}" if path else str(key), out)
-            if new is not item:
-                if copy is None:
-                    copy = dict(value)
-                copy[key] = new
-        return value if copy is None else copy
+                new = self._walk(item, _child(path, new_key), out, key)
+            if pairs is None and (new is not item or new_key is not key):
+                pairs = list(value.items())[:index]
+            if pairs is not None:
+                pairs.append((new_key, new))
+        return value if pairs is None else _with_unique_keys(pairs)
 
     def _walk_sequence(
-        self, value: list[Any] | tuple[Any, ...], path: str, out: list[Finding]
+        self, value: list[Any] | tuple[Any, ...], path: str, out: list[Finding], key: str
     ) -> Any:
         copy: list[Any] | None = None
         for index, item in enumerate(value):
-            if type(item) in _SCALARS:
+            if type(item) in _SKIPPED:
                 continue
-            new = self._walk(item, f"{path}[{index}]", out)
+            new = self._walk(item, f"{path}[{index}]", out, key)
             if new is not item:
                 if copy is None:
                     copy = list(value)
@@ -246,36 +316,67 @@ class Masker:
             return value
         return tuple(copy) if isinstance(value, tuple) else copy
 
+    def _number(self, value: int | float, path: str, out: list[Finding], key: str) -> Any:
+        """`value`, or its decimal text masked when a detector finds something in it."""
+        if type(value) is float:
+            if not value.is_integer() or abs(value) >= _FLOAT_DIGITS_LIMIT:
+                return value
+            text = str(int(value))
+        else:
+            text = str(value)
+        if len(text) < self._shortest_number or text in self._clean:
+            return value
+        hits = self._hits(text)
+        if hits is None:
+            return value
+        masked = self._mask_str(text, hits, path, out, key)
+        return value if masked is text else masked
+
     # --- one string ---
 
     def _hits(self, text: str) -> list[_Entry] | None:
-        """The patterns that match somewhere in `text`; None if none does (the hot path)."""
+        """The patterns whose regex matches somewhere in `text`; None if none does (the hot
+        path)."""
         size = len(text)
         if size < self._shortest or text in self._clean:
             return None
-        hits: list[_Entry] | None = None
-        ascii_text: bool | None = None
+        # Digit counts and lower-casing are exact for ASCII text only (\\d also matches other
+        # digits, and under IGNORECASE 'k' the Kelvin sign): other text passes those tests.
+        ascii_text = text.isascii()
+        digits = -1 if ascii_text else size
+        shape = b""
         lower = ""
-        digits = -1
-        for low, chars, words, need_digits, search, entry in self._gates:
-            if size < low:
+        hits: list[int] | None = None
+        for bucket_low, bucket_char, bucket_digits, bucket_shape, gates in self._buckets:
+            if size < bucket_low or (bucket_char and bucket_char not in text):
                 continue
-            if chars is not None:
-                for char in chars:
-                    if char in text:
-                        break
-                else:
+            if bucket_digits:
+                if digits < 0:  # ASCII: the shape is needed from here on, its "0"s are digits
+                    shape = text.encode("ascii").translate(SHAPES)
+                    digits = shape.count(48)
+                if digits < bucket_digits:
+                    if digits < self._digit_floor:
+                        break  # no later bucket (all need digits) can pass either
                     continue
-            if need_digits or words is not None:
-                # Digit counts and lower-casing are exact for ASCII text only (under
-                # IGNORECASE 'k' also matches the Kelvin sign); other text skips these gates.
-                if ascii_text is None:
-                    ascii_text = text.isascii()
+                if bucket_shape and shape and bucket_shape not in shape:
+                    continue
+            for low, chars, char, times, words, need_digits, shapes, search, index in gates:
+                if size < low or (need_digits and need_digits > digits):
+                    continue
+                if chars is not None:
+                    for any_char in chars:
+                        if any_char in text:
+                            break
+                    else:
+                        continue
+                if times and text.count(char) < times:
+                    continue
                 if ascii_text:
-                    if need_digits:
-                        if digits < 0:
-                            digits = size - len(text.encode("ascii").translate(None, _DIGITS))
-                        if digits < need_digits:
+                    if shapes is not None:  # only gates that need digits have shapes
+                        for one_shape in shapes:
+                            if one_shape in shape:
+                                break
+                        else:
                             continue
                     if words is not None:
                         if not lower:
@@ -285,24 +386,52 @@ class Masker:
                                 break
                         else:
                             continue
-            if search(text) is not None:
-                if hits is None:
-                    hits = []
-                hits.append(entry)
-        if hits is None and size <= _CLEAN_MAX_LEN:
+                if search(text) is not None:
+                    if hits is None:
+                        hits = []
+                    hits.append(index)
+        if hits is None:
+            self._remember_clean(text)
+            return None
+        entries = self._entries
+        return [entries[index] for index in sorted(hits)]
+
+    def _remember_clean(self, text: str) -> None:
+        if len(text) <= _CLEAN_MAX_LEN:
             if len(self._clean) >= _CLEAN_MAX_ENTRIES:
                 self._clean.clear()
             self._clean[text] = None
-        return hits
 
-    def _mask_str(self, text: str, hits: list[_Entry], path: str, out: list[Finding]) -> str:
-        matches: list[_Match] = [
-            (m.start(), m.end(), pattern, handling)
-            for pattern, handling in hits
-            for m in pattern.regex.finditer(text)
-            if m.end() > m.start()
-        ]
+    def _matches(self, text: str, hits: list[_Entry], key: str) -> tuple[list[_Match], bool]:
+        """The validated matches of `hits` in `text` (stored under `key`), and whether any
+        regex match was refused for want of context (then the verdict depends on the key)."""
+        matches: list[_Match] = []
+        needed_context = False
+        for pattern, handling in hits:
+            validator, context = pattern.validator, pattern.context
+            for match in pattern.regex.finditer(text):
+                start, end = match.span()
+                if end <= start:
+                    continue
+                if context is not None and not (
+                    context.search(key)
+                    or context.search(text, max(0, start - CONTEXT_WINDOW_CHARS), start)
+                ):
+                    needed_context = True
+                    continue
+                if validator is not None and not validator(match.group()):
+                    continue
+                matches.append((start, end, pattern, handling))
+        return matches, needed_context
+
+    def _mask_str(
+        self, text: str, hits: list[_Entry], path: str, out: list[Finding], key: str
+    ) -> str:
+        """`text` masked (the very object when no match held up)."""
+        matches, needed_context = self._matches(text, hits, key)
         if not matches:
+            if not needed_context:
+                self._remember_clean(text)
             return text
         matches.sort(key=lambda m: (m[0], -m[1]))
         parts: list[str] = []
@@ -315,16 +444,14 @@ class Masker:
             while j < len(matches) and matches[j][0] < end:
                 end = max(end, matches[j][1])
                 j += 1
-            cluster = _distinct(matches[i:j])
+            cluster = _distinct(matches[i:j], start, end)
             strictest = max(cluster, key=lambda m: _RANK[m[3]])
             if len(cluster) == 1:
                 handling = strictest[3]
-                replacement = _replace(text[start:end], strictest[2], handling)
             else:
                 handling = Handling.FULL if _RANK[strictest[3]] else Handling.NONE
-                replacement = _replace(text[start:end], strictest[2], handling)
             parts.append(text[pos:start])
-            parts.append(replacement)
+            parts.append(_replace(text[start:end], strictest[2], handling))
             pos = end
             out.extend(
                 Finding(path, m[2].type, m[2].classification, m[2].level, handling) for m in cluster
@@ -334,14 +461,82 @@ class Masker:
         return "".join(parts)
 
 
-def _distinct(cluster: Sequence[_Match]) -> list[_Match]:
-    """One match per (span, type, classification): two patterns finding the same thing are
-    one finding, the stricter handling kept."""
-    best: dict[tuple[int, int, str, str], _Match] = {}
+_NUMBER_CHARS = frozenset("-0123456789")
+
+
+def _number_may_pass(gate: _Gate) -> bool:
+    """Whether the decimal text of an int could pass `gate`."""
+    chars, char, words = gate[1], gate[2], gate[4]
+    return (
+        (chars is None or not _NUMBER_CHARS.isdisjoint(chars))
+        and (not char or char in _NUMBER_CHARS)
+        and (words is None or any(_NUMBER_CHARS.issuperset(word) for word in words))
+    )
+
+
+def _buckets(gates: Sequence[_Gate]) -> tuple[_Bucket, ...]:
+    """`gates` grouped by what they need: one character, digits, a shape."""
+    groups: dict[tuple[str, bool, bytes], list[_Gate]] = {}
+    for gate in gates:
+        chars, digits, shapes = gate[1], gate[5], gate[6]
+        char = chars[0] if chars is not None and len(chars) == 1 else ""
+        if shapes is not None and all(not shape.strip(b"0") for shape in shapes):
+            key = ("", True, b"0" * _BARE_RUN if min(map(len, shapes)) >= _BARE_RUN else b"")
+        elif shapes is not None and len(shapes) == 1:
+            key = ("", True, shapes[0])  # the same shape (SSNs with "-" and " "): one test
+        else:
+            key = (char, digits > 0, b"")
+        groups.setdefault(key, []).append(gate)
+    buckets = [
+        (
+            min(g[0] for g in group),
+            char,
+            min(g[5] for g in group),
+            _common_shape([g[6] for g in group]),
+            tuple(group),
+        )
+        for (char, _, _), group in groups.items()
+    ]
+    # Those that need digits last: a string with too few digits stops at the first of them.
+    return tuple(sorted(buckets, key=lambda bucket: bucket[2] > 0))
+
+
+def _common_shape(gate_shapes: Sequence[tuple[bytes, ...] | None]) -> bytes:
+    """The longest shape that each of `gate_shapes` holds, whichever it finds (b'': none)."""
+    if any(shapes is None for shapes in gate_shapes):
+        return b""
+    every = [shape for shapes in gate_shapes if shapes is not None for shape in shapes]
+    held = [common for common in every if all(common in shape for shape in every)]
+    return max(held, key=len, default=b"")
+
+
+def _child(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _with_unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A dict of `pairs`; a key seen before (two keys masked alike) gets ``~2``, ``~3``..."""
+    out: dict[Any, Any] = {}
+    for key, item in pairs:
+        unique = key
+        suffix = 2
+        while unique in out:
+            unique = f"{key}~{suffix}"
+            suffix += 1
+        out[unique] = item
+    return out
+
+
+def _distinct(cluster: Sequence[_Match], start: int, end: int) -> list[_Match]:
+    """One match per (type, classification) in a cluster spanning [start, end): patterns
+    finding the same kind of thing (the seed's card pattern and the built-in one, over the
+    same or overlapping spans) are one finding over the cluster's span, the stricter handling
+    kept."""
+    best: dict[tuple[str, str], _Match] = {}
     for m in cluster:
-        key = (m[0], m[1], m[2].type, m[2].classification)
-        if key not in best or _RANK[m[3]] > _RANK[best[key][3]]:
-            best[key] = m
+        kind = (m[2].type, m[2].classification)
+        if kind not in best or _RANK[m[3]] > _RANK[best[kind][3]]:
+            best[kind] = (start, end, m[2], m[3])
     return list(best.values())
 
 
@@ -373,156 +568,3 @@ def _keep_last_digits(span: str) -> str:
         else:
             chars.append(ch)
     return "".join(chars)
-
-
-# --- gates: cheap tests a string must pass before a pattern is searched in it ---------------
-#
-# A regex search costs 0.2-3 us per short string even when nothing matches (the joined
-# alternation of the seed's four patterns is the slowest: it defeats sre's own prefix scans);
-# `c in s` costs tens of nanoseconds. So each pattern gets a gate, read off its parse tree:
-# the shortest string it can match, characters one of which every match contains (the SSN's
-# "-", the email's "@", the medical record's ":"), words one of which every match contains
-# ("mrn", "patient id"), and how many ASCII digits every match has (9 for an SSN, 16 for a
-# card number). Only a string that passes a pattern's gate is searched with it. A gate only
-# ever skips strings the pattern cannot match: a construct the analysis does not know
-# contributes nothing to it.
-
-_Entry = tuple[DetectionPattern, Handling]
-_Gate = tuple[
-    int,
-    tuple[str, ...] | None,
-    tuple[str, ...] | None,
-    int,
-    Callable[[str], object | None],
-    _Entry,
-]
-
-_DIGITS = b"0123456789"
-_CLEAN_MAX_LEN = 256
-_CLEAN_MAX_ENTRIES = 16_384
-
-# Characters too frequent in ordinary values to make a useful gate.
-_COMMON = frozenset(" .-_/,")
-
-
-@dataclass(frozen=True, slots=True)
-class _Need:
-    """What every match of a (part of a) pattern contains."""
-
-    length: int = 0
-    chars: frozenset[str] | None = None
-    """Caseless ASCII characters (not letters), one of which is in every match."""
-    words: frozenset[str] | None = None
-    """Lower-case ASCII strings, one of which is in every match (case-insensitively)."""
-    digits: int = 0
-    """ASCII digits in every match of ASCII text."""
-
-
-_NOTHING = _Need()
-
-
-def _gate(pattern: DetectionPattern) -> _Need:
-    try:
-        parser: Any = importlib.import_module("re._parser")
-        tree = parser.parse(pattern.pattern, PATTERN_FLAGS)
-        need = _sequence(parser, list(tree))
-        length = int(tree.getwidth()[0])
-    except Exception:  # a private module that changed: no gate, never a wrong one
-        return _NOTHING
-    return _Need(length, need.chars, need.words, need.digits)
-
-
-def _sequence(parser: Any, items: list[Any]) -> _Need:
-    chars: frozenset[str] | None = None
-    words: frozenset[str] | None = None
-    digits = 0
-    run = ""  # consecutive literal characters: a word every match contains
-
-    for op, av in items:
-        if op is parser.LITERAL and chr(av).isascii():
-            run += chr(av).lower()
-        else:
-            if len(run) > 1:  # one character is the `chars` gate's business
-                words = _better_words(words, frozenset([run]))
-            run = ""
-        need = _item(parser, op, av)
-        digits += need.digits
-        if need.chars is not None and (chars is None or _char_cost(need.chars) < _char_cost(chars)):
-            chars = need.chars
-        if need.words is not None:
-            words = _better_words(words, need.words)
-    if len(run) > 1:
-        words = _better_words(words, frozenset([run]))
-    return _Need(0, chars, words, digits)
-
-
-def _better_words(current: frozenset[str] | None, new: frozenset[str]) -> frozenset[str]:
-    """The more selective word set: longer shortest word, then fewer words."""
-    if current is None:
-        return new
-
-    def cost(words: frozenset[str]) -> tuple[int, int]:
-        return -min(map(len, words)), len(words)
-
-    return new if cost(new) < cost(current) else current
-
-
-def _char_cost(chars: frozenset[str]) -> tuple[int, int]:
-    return len(chars), len(chars & _COMMON)
-
-
-def _item(parser: Any, op: Any, av: Any) -> _Need:
-    if op is parser.LITERAL:
-        char = chr(av)
-        return _Need(
-            chars=frozenset(char) if char.isascii() and not char.isalpha() else None,
-            digits=1 if "0" <= char <= "9" else 0,
-        )
-    if op is parser.IN:
-        return _Need(chars=_literal_set(parser, av), digits=1 if _all_digits(parser, av) else 0)
-    if op is parser.SUBPATTERN:
-        return _sequence(parser, list(av[-1]))
-    if op in (parser.MAX_REPEAT, parser.MIN_REPEAT, getattr(parser, "POSSESSIVE_REPEAT", None)):
-        low, _, body = av
-        if low < 1:
-            return _NOTHING
-        need = _sequence(parser, list(body))
-        return _Need(chars=need.chars, words=need.words, digits=need.digits * low)
-    if op is parser.BRANCH:
-        alternatives = [_sequence(parser, list(alt)) for alt in av[1]]
-        chars = [a.chars for a in alternatives]
-        words = [a.words for a in alternatives]
-        return _Need(
-            chars=None if None in chars else frozenset().union(*chars),  # type: ignore[arg-type]
-            words=None if None in words else frozenset().union(*words),  # type: ignore[arg-type]
-            digits=min(a.digits for a in alternatives),
-        )
-    return _NOTHING
-
-
-def _literal_set(parser: Any, members: list[Any]) -> frozenset[str] | None:
-    """A class made of caseless ASCII literals only (``[-:]``), else None."""
-    chars = set()
-    for op, av in members:
-        if op is not parser.LITERAL:
-            return None
-        char = chr(av)
-        if not char.isascii() or char.isalpha():
-            return None
-        chars.add(char)
-    return frozenset(chars) or None
-
-
-def _all_digits(parser: Any, members: list[Any]) -> bool:
-    """A class that matches digits only (``\\d``, ``[0-9]``): one ASCII digit in ASCII text."""
-    if not members:
-        return False
-    for op, av in members:
-        if op is parser.CATEGORY and av is parser.CATEGORY_DIGIT:
-            continue
-        if op is parser.RANGE and 48 <= av[0] <= av[1] <= 57:
-            continue
-        if op is parser.LITERAL and 48 <= av <= 57:
-            continue
-        return False
-    return True

@@ -1,7 +1,9 @@
 """The ingest stage: one call per partition batch, no I/O.
 
 validate -> de-duplicate -> hand over. The Faust agent around it publishes the dead letters
-and passes the accepted events to the sinks (the kernels' agents, in later stages).
+and passes the accepted events to the sinks (the kernels' agents, in later stages). Dead
+letters leave the stage masked (`dead_letter_masking`: reason, fields, key and value), so
+neither the dead-letter topic nor the audit trail gets what a classifier detects.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from dataclasses import dataclass, field
 from schemas.clock import ClockTick
 from schemas.events import InputEvent
 from schemas.types import epoch_ms
+from workers.audit.masking import Masker
+from workers.audit.sealing import default_masker
 from workers.batching.records import RawBatch
+from workers.ingest.dead_letter_masking import masked_rejection
 from workers.ingest.dedup import Deduplicator
 from workers.ingest.validate import Rejected, Validated, validate_records
 
@@ -54,8 +59,11 @@ class IngestStage:
         *,
         dedup_horizon_ms: int,
         dedup_max_ids: int,
+        masker: Masker | None = None,
     ) -> None:
+        """`masker`: applied to dead letters (default: the built-in classification policy)."""
         self._models = dict(models_by_topic)
+        self.masker = masker or default_masker()
         self._horizon_ms = dedup_horizon_ms
         self._max_ids = dedup_max_ids
         self._dedup: dict[tuple[str, int], Deduplicator] = {}
@@ -66,7 +74,8 @@ class IngestStage:
         return list(self._models)
 
     def process(self, batch: RawBatch) -> IngestResult:
-        validated, rejected = validate_records(batch.records, self._models[batch.topic])
+        validated, refused = validate_records(batch.records, self._models[batch.topic])
+        rejected = [masked_rejection(self.masker, item)[0] for item in refused]
         dedup = self._dedup_for(batch.topic, batch.partition)
         first_time = dedup.first_time
         accepted = [
