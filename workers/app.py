@@ -146,10 +146,12 @@ def create_worker(
     models: Mapping[str, type[InputEvent]] = {
         catalog.name(topic): INPUT_EVENT_TYPES[str(topic)] for topic in INPUT_TOPICS
     }
+    masker = Masker(classification) if classification is not None else default_masker()
     stage = IngestStage(
         models,
         dedup_horizon_ms=int(settings.dedup_horizon_s * 1000),
         dedup_max_ids=settings.dedup_max_ids_per_partition,
+        masker=masker,  # dead letters leave the stage masked by the policy's detectors
     )
     registry = CollectorRegistry()
     worker = Worker(settings, catalog, app, stage, registry, list(sinks))
@@ -159,7 +161,6 @@ def create_worker(
         )
     )
     registry.register(MigrationCollector(lambda: app.migration.migrations))
-    masker = Masker(classification) if classification is not None else default_masker()
     _register_log_masking(app, masker)
     input_audit = InputAuditSink(
         app,
