@@ -29,7 +29,7 @@ from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from topics.connect import start_client
 from topics.keys import input_key
 from workers.errors import InvalidEventError
-from workers.ingest.validate import Accepted, Refusal, check_value
+from workers.ingest.validate import Accepted, Refusal, check_as, check_value
 
 # Clock ticks are not keyed by anything they describe; a fixed key keeps them recognisable.
 CLOCK_KEY = b"clock"
@@ -105,8 +105,14 @@ def decode_event(raw: bytes, *, max_bytes: int = MAX_EVENT_BYTES) -> StreamEvent
     fields decide (`_infer_topic`), guessed from the bytes (`"latency_ms"`; `"source"` without
     `"tool"`; else a tool invocation) and settled on the parsed fields when the guess fails.
     """
-    model, declared = _declared_model(raw)
-    outcome = check_value(raw, model, max_bytes=max_bytes)
+    # Without a `"type"` there is no control record and no declared topic: one scan for both.
+    # An oversized line is refused unparsed, like the worker's record.
+    typed = len(raw) <= max_bytes and b'"type"' in raw
+    model, declared = _declared_model(raw) if typed else (_guessed_model(raw), False)
+    if typed:
+        outcome = check_value(raw, model, max_bytes=max_bytes)
+    else:
+        outcome = check_as(raw, model, max_bytes=max_bytes)
     if isinstance(outcome, Refusal):
         if outcome.kind is DeadLetterKind.SCHEMA and not declared:
             outcome = _as_inferred(raw, model, outcome, max_bytes)
@@ -128,27 +134,31 @@ def _as_inferred(
     if not isinstance(fields, dict):
         return refusal
     inferred = INPUT_EVENT_TYPES[str(_infer_topic(fields))]
-    return refusal if inferred is guessed else check_value(raw, inferred, max_bytes=max_bytes)
+    return refusal if inferred is guessed else check_as(raw, inferred, max_bytes=max_bytes)
 
 
 def _declared_model(raw: bytes) -> tuple[type[InputEvent], bool]:
-    """The model a line's bytes suggest, and whether its `type` field named it."""
-    if b'"type"' in raw:
-        try:
-            fields = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            fields = None  # check_value says why
-        declared = fields.get(TYPE_FIELD) if isinstance(fields, dict) else None
-        if declared is not None and str(declared) not in CONTROL_TYPES:
-            topic = TYPE_ALIASES.get(str(declared))
-            if topic is None:
-                raise InvalidEventError(f"{TYPE_FIELD}: unknown event type {str(declared)[:32]!r}")
-            return INPUT_EVENT_TYPES[str(topic)], True
+    """The model of a line with a `"type"` in it, and whether its `type` field named it."""
+    try:
+        fields = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        fields = None  # check_value says why
+    declared = fields.get(TYPE_FIELD) if isinstance(fields, dict) else None
+    if declared is None or str(declared) in CONTROL_TYPES:
+        return _guessed_model(raw), False  # a control record is check_value's to tell
+    topic = TYPE_ALIASES.get(str(declared))
+    if topic is None:
+        raise InvalidEventError(f"{TYPE_FIELD}: unknown event type {str(declared)[:32]!r}")
+    return INPUT_EVENT_TYPES[str(topic)], True
+
+
+def _guessed_model(raw: bytes) -> type[InputEvent]:
+    """The model the fields would decide (`_infer_topic`), guessed from the bytes."""
     if b'"latency_ms"' in raw:
-        return LatencyEvent, False
+        return LatencyEvent
     if b'"source"' in raw and b'"tool"' not in raw:
-        return CostEvent, False
-    return ToolInvocation, False
+        return CostEvent
+    return ToolInvocation
 
 
 _LABELS: Mapping[str, str] = {

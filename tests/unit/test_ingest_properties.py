@@ -141,7 +141,7 @@ records = st.lists(
 
 
 @given(records)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_every_record_ends_as_one_event_or_one_dead_letter_and_the_audit_seals_it(
     generated: list[tuple[bytes | None, int]],
 ) -> None:
@@ -173,7 +173,7 @@ def replay_verdict(value: bytes) -> StreamEvent | str:
 
 
 @given(values())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_replay_gives_the_workers_verdict_and_reason(value: bytes | None) -> None:
     if value is None or any(word in value for word in (b'"type"', b'"latency_ms"', b'"source"')):
         return  # lines that name or suggest another topic are read as that topic's records

@@ -92,12 +92,22 @@ def check_value(
     raw: bytes | None, model: type[InputEvent], *, max_bytes: int = MAX_EVENT_BYTES
 ) -> Accepted | Refusal:
     """The verdict on one record value read from `model`'s topic; never raises."""
+    if raw is not None and len(raw) <= max_bytes and b'"type"' in raw:
+        # Maybe a control record (`schemas.stream`); an oversized value is refused unparsed.
+        return check_as(raw, control_type(raw) or model, max_bytes=max_bytes)
+    return check_as(raw, model, max_bytes=max_bytes)
+
+
+def check_as(
+    raw: bytes | None, target: type[StreamEvent], *, max_bytes: int = MAX_EVENT_BYTES
+) -> Accepted | Refusal:
+    """`check_value` once the record's model is known (a value without a `"type"` key is no
+    control record: `replay --input` knows that before). Never raises."""
     if raw is None:
-        return Refusal(DeadLetterKind.UNDECODABLE, TOMBSTONE_REASON, model.__name__)
+        return Refusal(DeadLetterKind.UNDECODABLE, TOMBSTONE_REASON, target.__name__)
     if len(raw) > max_bytes:
         reason = f"record is {len(raw)} bytes, over the {max_bytes}-byte cap; not parsed"
-        return Refusal(DeadLetterKind.TOO_LARGE, reason, model.__name__)
-    target = (control_type(raw) or model) if b'"type"' in raw else model
+        return Refusal(DeadLetterKind.TOO_LARGE, reason, target.__name__)
     try:
         event = target.model_validate_json(raw)
         document = _loads(raw)
