@@ -17,13 +17,8 @@ from schemas.audit import GENESIS_HASH, AuditRecord, canonical_bytes
 from schemas.codec import encode
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
-from workers.audit.verify import (
-    RECENT_SEQS,
-    ChainRange,
-    ChainVerifier,
-    FindingKind,
-    VerifyReport,
-)
+from workers.audit.verify import ChainRange, ChainVerifier, FindingKind, VerifyReport
+from workers.audit.verify_state import RECENT_SEQS
 from workers.cli.audit_cmd import _feed_file
 
 T0_MS = 1_794_960_000_000

@@ -38,10 +38,10 @@ ordered by position (line number, or partition then offset); `first_bad` is the 
 Memory is bounded per chain, whatever its length or its seqs (a record claiming seq 10**8 is one
 gap, `missing seqs 0-99999999`, not a list of them): the head (seq and hash), the first 64 bits
 of the hashes of its last `RECENT_SEQS` seqs, and per gap its bounds and the ranges of its seqs
-that arrived late. A seq seen again further back than `RECENT_SEQS` behind its chain's head is
-still a finding (`duplicate`), but whether it is an exact copy or a second record (a fork)
-cannot be told any more; its message says so. So memory grows with chains and with gaps (each
-one a finding), not with records.
+that arrived late (`workers.audit.verify_state`). A seq seen again further back than
+`RECENT_SEQS` behind its chain's head is still a finding (`duplicate`), but whether it is an
+exact copy or a second record (a fork) cannot be told any more; its message says so. So memory
+grows with chains and with gaps (each one a finding), not with records.
 
 Limits (of any hash chain without external checkpoints): deleting a chain's newest records,
 or re-sealing a chain consistently from some seq on, leaves a valid chain; an anchor is
@@ -61,10 +61,8 @@ import hashlib
 import heapq
 import itertools
 import re
-from array import array
-from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -73,6 +71,14 @@ import orjson
 
 from schemas.audit import GENESIS_HASH, HASH_FIELD
 from schemas.types import epoch_ms
+from workers.audit.verify_state import (
+    RECENT_SEQS,
+    RECENT_TRIM_AT,
+    ChainState,
+    Gap,
+    Position,
+    prefix,
+)
 
 # The AuditRecord fields a record must carry, with the JSON types each must have (shape check
 # of the fast path; value rules beyond these are the producer's pydantic model's business).
@@ -85,16 +91,8 @@ _loads = orjson.loads
 # algorithm up on every construction); measured ~0.25 us a record.
 _EMPTY_SHA256: Final = hashlib.sha256()
 DEFAULT_MAX_FINDINGS: Final = 1000
-RECENT_SEQS: Final = 256
-"""Per chain, the hashes of this many seqs up to its head are kept (their first 64 bits): enough
-to tell a replayed copy from a fork near the head, where writers collide, in 2 KiB a chain."""
-_RECENT_TRIM_AT: Final = RECENT_SEQS + RECENT_SEQS // 4
-"""The window grows by appending and is cut back to RECENT_SEQS past this (amortised O(1))."""
 _MAX_REMEMBERED_VERSIONS: Final = 4096
 """Policy versions validated once and remembered; past this many each is checked every time."""
-
-# `Position`: (line,) for a file, (partition, offset) for the topic; tuples sort in trail order.
-Position = tuple[int] | tuple[int, int]
 
 
 class FindingKind(StrEnum):
@@ -211,189 +209,6 @@ class VerifyReport:
             yield (b"," + members) if start else members
 
 
-def _prefix(digest: str) -> int:
-    """The first 64 bits of a hex digest: what a chain keeps of its older records' hashes."""
-    return int(digest[:16], 16)
-
-
-@dataclass(slots=True)
-class _Gap:
-    """Seqs `first`..`after_seq - 1` of a chain were skipped when `after_seq` arrived."""
-
-    first: int
-    after_seq: int
-    after_prev_hash: str
-    after_record_id: str
-    position: Position
-    before: int | None
-    """Hash prefix of seq `first - 1` (the chain's head when the gap opened); None at seq 0."""
-    late: list[list[int]] = field(default_factory=list)
-    """The gap's seqs that arrived after all: sorted, disjoint [start, end, hash prefix of end]
-    (late records usually come in order, so this is one range or a few)."""
-
-    def holds(self, seq: int) -> bool:
-        return self.first <= seq < self.after_seq
-
-    def _range_index(self, seq: int) -> int:
-        """Index of the last late range starting at or before `seq` (-1 if none)."""
-        return bisect_right(self.late, seq, key=lambda span: span[0]) - 1
-
-    def arrived(self, seq: int) -> bool:
-        index = self._range_index(seq)
-        return index >= 0 and seq <= self.late[index][1]
-
-    def prefix_at_end(self, seq: int) -> int | None:
-        """The hash prefix of late seq `seq` if a late range ends there (else not kept)."""
-        index = self._range_index(seq)
-        if index >= 0 and self.late[index][1] == seq:
-            return self.late[index][2]
-        return None
-
-    def add_late(self, seq: int, prefix: int) -> None:
-        late = self.late
-        index = self._range_index(seq)
-        if index >= 0 and late[index][1] == seq - 1:
-            late[index][1:] = [seq, prefix]
-        else:
-            index += 1
-            late.insert(index, [seq, seq, prefix])
-        following = index + 1
-        if following < len(late) and late[following][0] == seq + 1:
-            late[index][1:] = late[following][1:]
-            del late[following]
-
-    def late_ranges(self) -> list[tuple[int, int]]:
-        return [(start, end) for start, end, _ in self.late]
-
-    def missing_ranges(self) -> list[tuple[int, int]]:
-        missing, start = [], self.first
-        for late_start, late_end, _ in self.late:
-            if late_start > start:
-                missing.append((start, late_start - 1))
-            start = late_end + 1
-        if start < self.after_seq:
-            missing.append((start, self.after_seq - 1))
-        return missing
-
-
-class _Chain:
-    """What verification keeps of one chain: its head, a window of recent hashes, its gaps."""
-
-    __slots__ = (
-        "anchored",
-        "first_seq",
-        "gaps",
-        "head_hash",
-        "head_links",
-        "head_seq",
-        "recent",
-        "recent_base",
-        "records",
-    )
-
-    def __init__(self, head_seq: int, head_hash: str, *, first_seq: int, anchored: bool) -> None:
-        self.head_seq = head_seq
-        self.head_hash = head_hash
-        """The hash of the (first) record at the head: the next record links to it."""
-        self.head_links: tuple[str, ...] | None = None
-        """Other hashes the next record may link to: the head's recomputed one when it was
-        edited, a fork's twin at the head (rare: None otherwise, no tuple a chain)."""
-        self.first_seq = first_seq
-        self.anchored = anchored
-        self.records = 1
-        self.recent: array[int] | None = None
-        """Hash prefixes of seqs recent_base, recent_base + 1, ... up to the head (0 for the
-        seqs of a gap that have not arrived); None while the chain has one record."""
-        self.recent_base = head_seq
-        self.gaps: list[_Gap] | None = None
-        """In seq order (each opened ahead of the one before)."""
-
-    def remember(self, seq: int, digest: str) -> None:
-        """Keep the hash of an accepted record: the next head (call before moving the head)
-        or a late record of a gap (kept only while inside the window)."""
-        recent = self.recent
-        if recent is None:  # the chain's second record: start the window at the head
-            recent = self.recent = array("Q", (_prefix(self.head_hash),))
-            self.recent_base = self.head_seq
-        offset = seq - self.recent_base
-        size = len(recent)
-        if offset < size:
-            if offset >= 0:
-                recent[offset] = _prefix(digest)
-            return
-        if offset - size >= RECENT_SEQS:  # a jump past the whole window: start it afresh
-            self.recent = array("Q", (_prefix(digest),))
-            self.recent_base = seq
-            return
-        if offset > size:  # the seqs of a gap: not (yet) arrived
-            recent.frombytes(bytes(8 * (offset - size)))
-        recent.append(_prefix(digest))
-        if len(recent) > _RECENT_TRIM_AT:
-            dropped = len(recent) - RECENT_SEQS
-            del recent[:dropped]
-            self.recent_base += dropped
-
-    def summary(self, chain: str) -> ChainSummary:
-        return ChainSummary(chain, self.records, self.first_seq, self.head_seq, self.anchored)
-
-    def links_to_head(self, prev_hash: str) -> bool:
-        return prev_hash == self.head_hash or (
-            self.head_links is not None and prev_hash in self.head_links
-        )
-
-    def move_head(self, seq: int, claimed: str, recomputed: str) -> None:
-        """`seq` is the new head; an edited one (recomputed != claimed) may be linked to by
-        either hash: one edit, of the payload or of the hash itself, is one finding."""
-        self.head_seq = seq
-        self.head_hash = claimed
-        self.head_links = None if recomputed == claimed else (recomputed,)
-
-    def add_gap(self, gap: _Gap) -> None:
-        if self.gaps is None:
-            self.gaps = []
-        self.gaps.append(gap)
-
-    def gap_holding(self, seq: int) -> _Gap | None:
-        gaps = self.gaps
-        if not gaps:
-            return None
-        index = bisect_right(gaps, seq, key=lambda gap: gap.first) - 1
-        if index >= 0 and gaps[index].holds(seq):
-            return gaps[index]
-        return None
-
-    def seen(self, seq: int) -> bool:
-        """Whether a record at `seq` was accepted (in order, after a gap, or late into one)."""
-        if seq > self.head_seq:
-            return False
-        gap = self.gap_holding(seq)
-        if gap is not None:
-            return gap.arrived(seq)
-        return seq >= self.first_seq
-
-    def known(self, seq: int) -> int | None:
-        """The hash prefix of the record accepted at `seq`, if it is still kept."""
-        if not self.seen(seq):
-            return None
-        recent = self.recent
-        if recent is None:
-            return _prefix(self.head_hash) if seq == self.head_seq else None
-        offset = seq - self.recent_base
-        if 0 <= offset < len(recent):
-            return recent[offset]
-        after = self.gap_holding(seq + 1)
-        if after is not None and after.first == seq + 1:
-            return after.before  # the record just before a gap
-        holding = self.gap_holding(seq)
-        return None if holding is None else holding.prefix_at_end(seq)
-
-    def arrived_late(self, seq: int, digest: str) -> None:
-        gap = self.gap_holding(seq)
-        if gap is not None:
-            gap.add_late(seq, _prefix(digest))
-        self.remember(seq, digest)
-
-
 class ChainVerifier:
     """Feed records in trail order with `feed_bytes` / `feed_document`; `report()` at the end."""
 
@@ -402,7 +217,7 @@ class ChainVerifier:
     ) -> None:
         self.allow_anchors = allow_anchors
         self._max_findings = max_findings
-        self._chains: dict[str, _Chain] = {}
+        self._chains: dict[str, ChainState] = {}
         self._findings: list[Finding] = []
         self._dropped_findings: dict[str, int] = {}
         self._policy_versions: set[str] = set()
@@ -480,7 +295,7 @@ class ChainVerifier:
             if (
                 recent is not None
                 and state.recent_base + len(recent) == seq
-                and len(recent) < _RECENT_TRIM_AT
+                and len(recent) < RECENT_TRIM_AT
             ):
                 recent.append(int(claimed[:16], 16))
             else:
@@ -512,7 +327,7 @@ class ChainVerifier:
         position: Position,
         claimed: str,
         recomputed: str,
-        state: _Chain | None,
+        state: ChainState | None,
     ) -> None:
         seq: int = document["seq"]
         prev_hash: str = document["prev_hash"]
@@ -539,8 +354,8 @@ class ChainVerifier:
                 f"prev_hash {prev_hash[:12]}... does not link to seq {state.head_seq}",
             )
         elif seq > expected:
-            before = _prefix(state.head_hash)
-            state.add_gap(_Gap(expected, seq, prev_hash, document["record_id"], position, before))
+            before = prefix(state.head_hash)
+            state.add_gap(Gap(expected, seq, prev_hash, document["record_id"], position, before))
             self._advance(state, seq, claimed, recomputed)
         else:
             self._backwards(state, document, position, claimed)
@@ -554,7 +369,7 @@ class ChainVerifier:
         edited: bool,
     ) -> None:
         seq: int = document["seq"]
-        state = _Chain(seq, claimed, first_seq=seq, anchored=seq != 0 and self.allow_anchors)
+        state = ChainState(seq, claimed, first_seq=seq, anchored=seq != 0 and self.allow_anchors)
         state.move_head(seq, claimed, recomputed)
         self._chains[document["chain"]] = state
         if edited:
@@ -564,18 +379,16 @@ class ChainVerifier:
                 FindingKind.INSERTED, document, position, "seq 0 does not link to the genesis hash"
             )
         elif seq != 0 and not self.allow_anchors:
-            state.add_gap(
-                _Gap(0, seq, document["prev_hash"], document["record_id"], position, None)
-            )
+            state.add_gap(Gap(0, seq, document["prev_hash"], document["record_id"], position, None))
 
     @staticmethod
-    def _advance(state: _Chain, seq: int, claimed: str, recomputed: str) -> None:
+    def _advance(state: ChainState, seq: int, claimed: str, recomputed: str) -> None:
         state.remember(seq, claimed)
         state.move_head(seq, claimed, recomputed)
 
     def _backwards(
         self,
-        state: _Chain,
+        state: ChainState,
         document: dict[str, Any],
         position: Position,
         claimed: str,
@@ -592,7 +405,7 @@ class ChainVerifier:
                     f"seq {seq} seen before, more than {RECENT_SEQS} seqs behind its chain's "
                     "head: a replayed copy or a fork (hashes that far back are not kept)",
                 )
-            elif held == _prefix(claimed):
+            elif held == prefix(claimed):
                 self._add(
                     FindingKind.DUPLICATE, document, position, f"seq {seq} seen before (replayed)"
                 )
@@ -600,11 +413,11 @@ class ChainVerifier:
                 self._add(
                     FindingKind.FORK, document, position, f"another record already has seq {seq}"
                 )
-                if seq == state.head_seq and state.known(seq - 1) == _prefix(prev_hash):
+                if seq == state.head_seq and state.known(seq - 1) == prefix(prev_hash):
                     state.head_links = (*(state.head_links or ()), claimed)
             return
         predecessor = state.known(seq - 1)
-        if predecessor is not None and predecessor != _prefix(prev_hash):
+        if predecessor is not None and predecessor != prefix(prev_hash):
             self._add(
                 FindingKind.INSERTED,
                 document,
@@ -662,7 +475,7 @@ class ChainVerifier:
             for gap in state.gaps or ():
                 before = gap.prefix_at_end(gap.after_seq - 1)
                 missing = gap.missing_ranges()
-                if before is not None and before != _prefix(gap.after_prev_hash):
+                if before is not None and before != prefix(gap.after_prev_hash):
                     kind, message = (
                         FindingKind.INSERTED,
                         f"prev_hash does not link to seq {gap.after_seq - 1}",
@@ -693,7 +506,7 @@ class ChainVerifier:
         )
         states = self._chains
         # Sorting the ids alone: no (id, state) pair per chain at once (a million chains).
-        chains = tuple(states[chain].summary(chain) for chain in sorted(states))
+        chains = tuple(_summary(chain, states[chain]) for chain in sorted(states))
         return VerifyReport(
             records=self.records,
             chains=chains,
@@ -701,6 +514,10 @@ class ChainVerifier:
             findings_total=sum(by_kind.values()),
             findings_by_kind=by_kind,
         )
+
+
+def _summary(chain: str, state: ChainState) -> ChainSummary:
+    return ChainSummary(chain, state.records, state.first_seq, state.head_seq, state.anchored)
 
 
 def shape_problem(document: Mapping[str, Any]) -> str | None:
