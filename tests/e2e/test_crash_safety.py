@@ -35,12 +35,14 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 T0_MS = 1_794_960_000_000  # 2026-11-18T00:00:00Z
 # Smaller workloads reproduce a failure faster by hand (`GUARDSTREAM_CRASH_TEST_EVENTS=50000`).
 EVENTS = int(os.environ.get("GUARDSTREAM_CRASH_TEST_EVENTS", "200000"))
+# The pause and broker-restart scenarios act once, a few seconds in: a shorter workload (with
+# its own uninterrupted run) keeps them mid-stream and CI within its budget.
+SHORT_EVENTS = EVENTS * 3 // 10
 VENDORS = ["openai", "anthropic", "mistral", "cohere", "google", "azure", "groq", "bedrock"]
 KILLS = 5
 TICK_EVERY = 3750  # calls: a minute of event time
 INPUT_PARTITIONS = 12  # 4 partitions x 3 input topics: `publish` sends a tick to each
 SESSION_TIMEOUT_S = 6  # the broker's minimum: partitions of a silent worker move soonest
-EXPECTED_INPUTS = EVENTS + EVENTS // TICK_EVERY * INPUT_PARTITIONS
 
 BUDGETS = """
 budgets:
@@ -66,13 +68,14 @@ slos:
 """
 
 
-def workload() -> bytes:
+def workload(events: int) -> bytes:
     """200,000 calls over ~55 minutes of event time; each vendor has a bad spell (its
     breaker opens and closes, its SLO pages and resolves); research spends through all four
-    thresholds; a clock tick per partition every minute of event time."""
+    thresholds; a clock tick per partition every minute of event time (fewer `events`: the
+    first of them)."""
     rng = random.Random(11)
     lines = []
-    for n in range(EVENTS):
+    for n in range(events):
         ts = T0_MS + n * 16
         vendor = VENDORS[n % len(VENDORS)]
         spell = (n // 20_000) % len(VENDORS) == VENDORS.index(vendor)
@@ -107,8 +110,12 @@ def environment(bootstrap: str, prefix: str, policies: Path) -> dict[str, str]:
     )
 
 
+def expected_inputs(events: int) -> int:
+    return events + events // TICK_EVERY * INPUT_PARTITIONS
+
+
 def export_when_settled(
-    env: dict[str, str], path: Path, timeout_s: float = 600
+    env: dict[str, str], path: Path, events: int, timeout_s: float = 600
 ) -> list[dict[str, Any]]:
     """The audit trail once it records every input (each call, and each clock tick once per
     input partition) and two exports a few seconds apart are equal (all committed)."""
@@ -119,15 +126,15 @@ def export_when_settled(
         assert exported.returncode == 0, exported.stderr.decode()
         content = path.read_bytes()
         inputs = content.count(b'"chain":"input-p')
-        if content == previous and inputs >= EXPECTED_INPUTS:
+        if content == previous and inputs >= expected_inputs(events):
             return [orjson.loads(line) for line in content.splitlines()]
         assert time.monotonic() < deadline, "the audit trail did not settle"
         previous = content
         time.sleep(4)
 
 
-def outcome(env: dict[str, str], tmp: Path) -> dict[str, Any]:
-    trail = export_when_settled(env, tmp / "trail.jsonl")
+def outcome(env: dict[str, str], tmp: Path, events: int = EVENTS) -> dict[str, Any]:
+    trail = export_when_settled(env, tmp / "trail.jsonl", events)
     verified = run_cli(["audit", "verify", "--input", str(tmp / "trail.jsonl")], env, timeout=300)
     assert verified.returncode == 0, verified.stdout.decode() + verified.stderr.decode()
     decisions = Counter(
@@ -153,11 +160,11 @@ def outcome(env: dict[str, str], tmp: Path) -> dict[str, Any]:
     return {"decisions": decisions, "alerts": alerts, "states": states, "inputs": inputs}
 
 
-def prepared(bootstrap: str, policies: Path) -> dict[str, str]:
+def prepared(bootstrap: str, policies: Path, events: int = EVENTS) -> dict[str, str]:
     """A fresh set of topics (own prefix, own consumer group) holding the whole workload."""
     env = environment(bootstrap, f"t{uuid.uuid4().hex[:12]}.", policies)
     assert run_cli(["topics", "create"], env).returncode == 0
-    published = run_cli(["publish", "-"], env, stdin=workload(), timeout=600)
+    published = run_cli(["publish", "-"], env, stdin=workload(events), timeout=600)
     assert published.returncode == 0, published.stderr.decode()
     return env
 
@@ -170,18 +177,30 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def uninterrupted_run(bootstrap: str, policies: Path, work: Path, events: int) -> dict[str, Any]:
+    """What one worker, never interrupted, makes of the workload."""
+    env = prepared(bootstrap, policies, events)
+    with running_worker(env, work / "worker") as process:
+        result = outcome(env, work, events)
+        assert process.alive(), process.log_tail()
+    assert result["decisions"], "the workload made no decisions"
+    return result
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(
     bootstrap_servers: str, policies: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """What one worker, never interrupted, makes of the workload."""
-    env = prepared(bootstrap_servers, policies)
     work = tmp_path_factory.mktemp("uninterrupted")
-    with running_worker(env, work / "worker") as process:
-        result = outcome(env, work)
-        assert process.alive(), process.log_tail()
-    assert result["decisions"], "the workload made no decisions"
-    return result
+    return uninterrupted_run(bootstrap_servers, policies, work, EVENTS)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_short(
+    bootstrap_servers: str, policies: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("uninterrupted-short")
+    return uninterrupted_run(bootstrap_servers, policies, work, SHORT_EVENTS)
 
 
 def assert_same_outcome(killed: dict[str, Any], uninterrupted: dict[str, Any]) -> None:
@@ -262,14 +281,14 @@ def test_two_workers_in_one_group_one_killed_repeatedly_ends_like_an_uninterrupt
 
 @pytest.mark.timeout(1500)
 def test_a_zombie_paused_past_its_session_is_fenced_recovers_and_ends_like_an_uninterrupted_run(
-    bootstrap_servers: str, policies: Path, uninterrupted: dict[str, Any], tmp_path: Path
+    bootstrap_servers: str, policies: Path, uninterrupted_short: dict[str, Any], tmp_path: Path
 ) -> None:
     """Two workers share the partitions; one is SIGSTOPped mid-stream for longer than its
     session timeout, so the group gives its partitions to the other, whose producers fence the
     paused one's transactional ids. SIGCONT: the zombie finds its transactions fenced, gives its
     partitions up, rejoins and carries on — it never exits, and nothing it did while it was
     not the owner becomes visible."""
-    env = prepared(bootstrap_servers, policies)
+    env = prepared(bootstrap_servers, policies, SHORT_EVENTS)
     with ExitStack() as workers:
         zombie = workers.enter_context(running_worker(env, tmp_path / "zombie"))
         survivor = workers.enter_context(running_worker(env, tmp_path / "survivor"))
@@ -279,27 +298,27 @@ def test_a_zombie_paused_past_its_session_is_fenced_recovers_and_ends_like_an_un
             time.sleep(SESSION_TIMEOUT_S * 2 + 4)  # the group moves the zombie's partitions
         finally:
             zombie.process.send_signal(signal.SIGCONT)
-        paused = outcome(env, tmp_path)
+        paused = outcome(env, tmp_path, SHORT_EVENTS)
         for worker in (zombie, survivor):
             assert worker.alive(), worker.log_tail()
-    assert_same_outcome(paused, uninterrupted)
+    assert_same_outcome(paused, uninterrupted_short)
 
 
 @pytest.mark.timeout(1500)
 def test_a_broker_restart_mid_run_ends_like_an_uninterrupted_run(
-    policies: Path, uninterrupted: dict[str, Any], tmp_path: Path
+    policies: Path, uninterrupted_short: dict[str, Any], tmp_path: Path
 ) -> None:
     """The (only) broker stops mid-stream and comes back 8 s later on the same ports and data:
     the worker's transactions and group session fail meanwhile; it must wait, recover by
     itself and end where an uninterrupted run ends. A broker of its own, so that no other
     test sees the outage."""
     with KafkaCluster(n_brokers=1) as cluster:
-        env = prepared(cluster.bootstrap_servers, policies)
+        env = prepared(cluster.bootstrap_servers, policies, SHORT_EVENTS)
         with running_worker(env, tmp_path / "worker") as worker:
-            time.sleep(5.0)
+            time.sleep(3.0)
             cluster.stop_broker(0)
             time.sleep(8.0)
             cluster.start_broker(0)
-            restarted = outcome(env, tmp_path)
+            restarted = outcome(env, tmp_path, SHORT_EVENTS)
             assert worker.alive(), worker.log_tail()
-    assert_same_outcome(restarted, uninterrupted)
+    assert_same_outcome(restarted, uninterrupted_short)
