@@ -25,6 +25,8 @@ T0_MS = 1_794_960_000_000  # 2026-11-18T00:00:00Z
 MIN = 60_000
 VENDORS = ["openai", "anthropic", "mistral", "cohere"]
 EMAIL, MRN, SSN = "jane.doe@example.com", "MRN: 884213", "123-45-6789"
+PHONE, MOBILE = "(415) 555-2671", 4155552671  # a phone number in text, and one as a JSON number
+CLASSIFIED = (EMAIL, MRN, SSN, "884213", PHONE, str(MOBILE))
 
 BUDGETS = """
 budgets:
@@ -71,11 +73,13 @@ def workload() -> list[dict[str, Any]]:
                         "team": "research" if k == 0 else "search",
                     }
                 )
-    # Classified data in the input: a user's e-mail and a note with a medical record number
-    # and an SSN. None of it may reach any topic guardstream writes unmasked.
+    # Classified data in the input: a user's e-mail, a note with a medical record number, an
+    # SSN and a phone number, and a phone number sent as a JSON number. None of it may reach
+    # any topic guardstream writes unmasked.
     for event in events[::500]:
         event["user"] = EMAIL
-        event["attributes"] = {"note": f"{MRN} follow-up, ssn {SSN}"}
+        event["attributes"] = {"note": f"{MRN} follow-up, ssn {SSN}, call {PHONE}"}
+        event["mobile"] = MOBILE
     events += [
         {"type": "clock", "ts": rfc3339_ms(T0_MS + ms)} for ms in range(10 * MIN, 30 * MIN, MIN)
     ]
@@ -159,12 +163,12 @@ def test_a_forensic_trail_replays_to_the_recorded_decisions_and_what_if_shows_di
     records = [orjson.loads(line) for line in trail.read_bytes().splitlines()]
     chains = {record["chain"].rsplit("-p", 1)[0] for record in records}
     assert {"input", "breakers", "budgets", "slos"} <= chains
-    for raw in (EMAIL, MRN, SSN, "884213"):
+    for raw in CLASSIFIED:
         assert raw.encode() not in trail.read_bytes()
     outputs = asyncio.run(every_output_value(bootstrap_servers, TopicCatalog(prefix=topic_prefix)))
     assert outputs.keys() >= {TopicName.AUDIT, TopicName.ALERTS, TopicName.BUDGET_STATE}
     for topic, values in outputs.items():
-        for raw in (EMAIL, MRN, SSN, "884213"):
+        for raw in CLASSIFIED:
             assert raw.encode() not in values, f"{raw!r} unmasked in {topic}"
     sensitive = [r for r in records if r["event_type"] == "aud.data.sensitive"]
     assert sensitive
@@ -175,6 +179,7 @@ def test_a_forensic_trail_replays_to_the_recorded_decisions_and_what_if_shows_di
         "email",
         "medical_record",
         "ssn",
+        "phone",
     }
 
     replay = ["replay", "--source", "audit", "--input", str(trail), "--json"]
