@@ -20,7 +20,10 @@ Here the worker instead, at the first failure (`PartitionMigration.lost`):
    partitions' state (`workers.app`), and whatever it is assigned next is read again from the
    committed offsets, with fresh producers (Faust begins a transaction per assigned id).
 
-Commits resume when the new assignment is in place (`on_assigned`).
+Commits resume with the first assignment after a revocation that followed the loss
+(`on_revoked`, `on_assigned`): a lone member's rejoin keeps its generation number, so the
+generation cannot tell. The batch that failed, and any delivered before the rejoin, are never
+acked (`batching.runner`), and a dropped producer is stopped only once no batch is using it.
 """
 
 from __future__ import annotations
