@@ -7,7 +7,8 @@ new breaker, SLO tracker or split-budget ledger. Each scenario writes a JSONL fi
 ToolInvocations one millisecond apart (a clock tick every 1,000 events), then replays it in
 a fresh child process with the engines `replay --input` builds (`file_engines`), under the
 key caps of the environment (GUARDSTREAM_MODE's, or GUARDSTREAM_MAX_*_KEYS), and reports:
-- events/s of the replay loop (wall time: decode, validation and de-duplication included),
+- events/s of the replay loop (decode, validation and de-duplication included), per second
+  of wall time and per second of the child's CPU time (steadier on a shared machine),
 - peak RSS of the child (ru_maxrss) and its growth over the RSS before the first event,
 - the keys each engine holds at the end (overflow states included), the event ids the
   de-duplicator holds, and the RSS growth per key and id held,
@@ -52,6 +53,7 @@ class Result:
 
     events: int
     seconds: float
+    cpu_seconds: float
     base_rss: int
     peak_rss: int
     held: dict[str, int]
@@ -110,17 +112,18 @@ def child(path: Path, policy: Path | None) -> Result:
     )
     base_rss = _rss_bytes()
     alerts = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with path.open("rb") as source:
         for decision in replay.run(enumerate(source, start=1)):
             alert = getattr(decision, "alert", None)
             alerts += alert is not None and alert.kind == "cardinality_limit"
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     counts = replay.counts
     maps = capped_keys(engines)
     return Result(
         events=counts.events + counts.clock_ticks,
         seconds=elapsed,
+        cpu_seconds=cpu,
         base_rss=base_rss,
         peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         # The states each capped map holds, pinned ones (overflow states) included.
@@ -155,7 +158,8 @@ def report(scenario: str, result: Result | int) -> None:
     held = ", ".join(f"{kind} {count:,}" for kind, count in result.held.items())
     print(
         f"{scenario:<6} {result.events:>10,} events {result.events / result.seconds:>9,.0f} "
-        f"events/s  peak RSS {result.peak_rss / 2**20:>6,.0f} MiB "
+        f"events/s ({result.events / result.cpu_seconds:,.0f} per CPU s)  "
+        f"peak RSS {result.peak_rss / 2**20:>6,.0f} MiB "
         f"(+{grown / 2**20:,.0f})  held: {held}, dedup ids {result.dedup_ids:,}  "
         f"{grown / max(keys + result.dedup_ids, 1):,.0f} B per key or id held  "
         f"decisions {result.decisions:,} ({result.cardinality_alerts} cardinality_limit)"

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from schemas.clock import ClockTick
@@ -240,20 +240,67 @@ _STREAM = st.lists(
 )
 
 
+def _decide_stream(e: BudgetEngine, stream: list[tuple[str, int, str, str]]) -> list[Any]:
+    out: list[dict[str, Any]] = []
+    for n, (kind, dt, user, usd) in enumerate(stream):
+        event: Any = (
+            ClockTick.at(T0 + dt) if kind == "tick" else call(n, usd, user=user, ts_ms=T0 + dt)
+        )
+        out += [d.to_json() for d in e.apply(event)]
+    return out
+
+
 @settings(max_examples=80, deadline=None)
 @given(_STREAM)
 def test_advancing_only_due_ledgers_decides_exactly_as_advancing_all(
     stream: list[tuple[str, int, str, str]],
 ) -> None:
-    def run(e: BudgetEngine) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for n, (kind, dt, user, usd) in enumerate(stream):
-            event: Any = (
-                ClockTick.at(T0 + dt) if kind == "tick" else call(n, usd, user=user, ts_ms=T0 + dt)
-            )
-            out += [d.to_json() for d in e.apply(event)]
-        return out
-
     document = PolicyDocument.from_spec(PolicyKind.BUDGETS, "t", SPEC)
     policy = BudgetPolicy.from_document(document)
-    assert run(BudgetEngine(policy)) == run(EveryLedgerOnEveryTick(policy))
+    reference = _decide_stream(EveryLedgerOnEveryTick(policy), stream)
+    assert _decide_stream(BudgetEngine(policy), stream) == reference
+
+
+ROLLING_SPEC: dict[str, Any] = {
+    "budgets": {
+        "bud.user.rolling": {
+            "scope": {"team": "research", "user": "*"},
+            "split_by": ["user"],
+            "period": "rolling",
+            "rolling_ms": 6 * 3_600_000,
+            "limit_usd": 30,
+            "hard": True,
+            "burst_allowance": 1.2,
+            "rate_limits": {"requests_per_minute": 3},
+            "thresholds": [
+                {"percent": 50, "action": "notify"},
+                {"percent": 100, "action": "throttle"},
+            ],
+        },
+    },
+}
+
+
+# Over the limit (thresholds, then halted), then a tick a minute while the spend's 6-minute
+# bucket leaves the 6 h window (at 6 h 06 min): halted until exactly then.
+_ROLLING_EXAMPLE = [
+    ("spend", 0, "ana", "20"),
+    ("spend", MIN, "ana", "20"),
+    *(("tick", minute * MIN, "", "") for minute in range(355, 375)),
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(_STREAM)
+@example(_ROLLING_EXAMPLE)
+def test_rolling_ledgers_are_due_only_when_spend_leaves_their_window(
+    stream: list[tuple[str, int, str, str]],
+) -> None:
+    """A rolling budget's ledger is advanced at a tick only when a bucket holding spend leaves
+    its window (or a rate limit's capacity returns): deciding exactly as advancing it at every
+    tick, thresholds re-arming and actions relaxing included."""
+
+    document = PolicyDocument.from_spec(PolicyKind.BUDGETS, "t", ROLLING_SPEC)
+    policy = BudgetPolicy.from_document(document)
+    reference = _decide_stream(EveryLedgerOnEveryTick(policy), stream)
+    assert _decide_stream(BudgetEngine(policy), stream) == reference

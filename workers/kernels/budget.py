@@ -200,9 +200,14 @@ class BudgetLedger:
         `advance` makes no output and leaves the action as it is."""
         if self.watermark_ms is None:
             return None
-        if self.rolling is not None:
-            return self.watermark_ms + 1  # a rolling window slides with every millisecond
         dues: list[int] = []
+        if self.rolling is not None:
+            # The window slides with every millisecond, but its sum (hence thresholds and
+            # the action) changes only when a bucket holding spend leaves it: a ledger per
+            # user of a rolling budget is not due at every tick.
+            change = self.rolling.next_change_ms()
+            if change is not None:
+                dues.append(change)
         if self.current is not None:
             dues.append(self.current.period.end_ms)
         if self.previous is not None:

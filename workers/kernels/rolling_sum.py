@@ -193,6 +193,20 @@ class RollingSum:
             self.tokens -= tokens[slot]
             nanos[slot] = tokens[slot] = 0
 
+    def next_change_ms(self) -> int | None:
+        """The earliest event time at which advancing changes the totals: when the oldest
+        bucket holding an amount leaves the window; None while the window holds nothing
+        (time alone then changes nothing). O(buckets)."""
+        head = self._head
+        if head is None:
+            return None
+        nanos, tokens, slots = self._nanos, self._tokens, self._slots
+        for index in range(head - self._buckets, head + 1):
+            slot = index % slots
+            if nanos[slot] or tokens[slot]:
+                return (index + slots) * self.bucket_ms  # the head reaches index + slots
+        return None
+
     def total(self) -> tuple[int, int]:
         """(nano-dollars, tokens) in the window."""
         return self.nanos, self.tokens
