@@ -94,12 +94,12 @@ def check_value(
     """The verdict on one record value read from `model`'s topic; never raises."""
     if raw is not None and len(raw) <= max_bytes and b'"type"' in raw:
         # Maybe a control record (`schemas.stream`); an oversized value is refused unparsed.
-        return check_as(raw, control_type(raw) or model, max_bytes=max_bytes)
-    return check_as(raw, model, max_bytes=max_bytes)
+        return check_as(raw, control_type(raw) or model, max_bytes)
+    return check_as(raw, model, max_bytes)
 
 
 def check_as(
-    raw: bytes | None, target: type[StreamEvent], *, max_bytes: int = MAX_EVENT_BYTES
+    raw: bytes | None, target: type[StreamEvent], max_bytes: int = MAX_EVENT_BYTES
 ) -> Accepted | Refusal:
     """`check_value` once the record's model is known (a value without a `"type"` key is no
     control record: `replay --input` knows that before). Never raises."""
