@@ -1,4 +1,4 @@
-"""What guardstream takes for JSON: RFC 8259 text as orjson reads it, with each key once per object.
+"""What guardstream takes for JSON: RFC 8259 text as orjson reads it, each key once per object.
 
 pydantic-core's parser, the ingest hot path, is more lenient: it reads `NaN`, `Infinity`,
 `-Infinity` and numbers beyond a double (`1e309` -> inf), and like every parser here it keeps
@@ -6,12 +6,14 @@ the last of duplicate keys. Such a record validated (an unknown field's NaN beca
 attribute "null"; a duplicated key's first value was never validated at all), and then broke
 the readers after the ingest stage: the input audit trail's `orjson.loads` raised at forensic
 level and stopped the worker. So an input record is accepted only when orjson reads it too
-(`standard_document`; the trail stores that document) and no object repeats a key
-(`duplicate_key`; a trail keeping one of two values would not be the record as produced, and
-producers reading the first value would disagree with guardstream reading the last).
+(`workers.ingest.validate`; the trail stores the document orjson read, `not_standard_reason`
+says why not) and no object repeats a key (`duplicate_key`: a trail keeping one of two values
+would not be the record as produced, and a producer-side reader taking the first value would
+disagree with guardstream taking the last).
 
-The checks cost ~1.5 us per typical event: one orjson.loads, which the forensic audit trail
-reuses instead of parsing again, and one orjson.dumps compared with the input. Pure.
+Measured with callgrind on a typical 300-byte event: orjson.loads ~9.3k instructions, the
+compact re-encoding compared with the input ~4.6k, against ~35k for pydantic's validation.
+The forensic audit trail reuses the document instead of parsing the record again. Pure.
 """
 
 from __future__ import annotations

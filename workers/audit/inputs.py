@@ -17,9 +17,9 @@ tokens_used) come with every invocation record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import faust
 
@@ -153,21 +153,8 @@ def unsealable(entry: InputEntry, exc: Exception) -> InputEntry:
     return InputEntry(UNSEALABLE, entry.ts_ms, Severity.CRITICAL, noted, entry.source)
 
 
-class Seal(Protocol):
-    """`ChainBook.seal`."""
-
-    async def __call__(
-        self,
-        partition: int,
-        event_type: str,
-        *,
-        ts_ms: int,
-        severity: Severity,
-        policy_version: str,
-        payload: Mapping[str, Any],
-        source: AuditSource | None = None,
-        user: str | None = None,
-    ) -> list[AuditRecord]: ...
+Seal = Callable[..., Awaitable[list[AuditRecord]]]
+"""`ChainBook.seal`: (partition, event_type, **InputEntry.sealing()) -> the sealed records."""
 
 
 async def seal_or_note(seal: Seal, partition: int, entry: InputEntry) -> list[AuditRecord]:

@@ -1,9 +1,9 @@
 """Raw record bytes -> a validated input event, or the dead letter saying why not. Pure.
 
 Every value ends as exactly one of the two and no bytes make it raise (DESIGN §4, §10).
-`check_value` is the whole verdict on one value, shared by the ingest stage
-(`validate_records`) and `replay --input` (`topics.publish.decode_event`), so replay refuses
-what the worker dead-letters, with the same reason. A value is accepted when
+`check_value` is the whole verdict on one value (`check_as` once its model is known), shared
+by the ingest stage (`validate_records`) and `replay --input` (`topics.publish.decode_event`),
+so replay refuses what the worker dead-letters, with the same reason. A value is accepted when
 1. it is there (not a tombstone) and at most MAX_EVENT_BYTES long (else refused unparsed);
 2. the model, or the control record it announces (`schemas.stream`), validates its bytes in
    pydantic-core: the hot path; JSON nested deeper than MAX_JSON_DEPTH does not get through;
