@@ -159,7 +159,7 @@ def _refused_by_model(raw: bytes, exc: ValidationError) -> Refusal:
         key = duplicate_key(raw, document)
         if key is not None:
             return _duplicate(key, refusal.expected_type)
-    elif any(_RECURSION_LIMIT in error["msg"] for error in exc.errors(include_url=False)):
+    elif _RECURSION_LIMIT in refusal.reason:  # the parser's message, e.g. "Invalid JSON: ..."
         return Refusal(DeadLetterKind.UNDECODABLE, TOO_DEEP_REASON, refusal.expected_type)
     return refusal
 
