@@ -24,8 +24,7 @@ class BatchingProducer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         extra = dict(super()._settings_extra())
         if self.app.in_transaction:
-            timeout_ms = getattr(self.app, "transaction_timeout_ms", DEFAULT_TRANSACTION_TIMEOUT_MS)
-            extra["transaction_timeout_ms"] = timeout_ms
+            extra["transaction_timeout_ms"] = self.app.transaction_timeout_ms  # type: ignore[attr-defined]
         return extra
 
 

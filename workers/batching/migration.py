@@ -35,6 +35,7 @@ from typing import Any
 
 from faust.types import AppT
 
+from workers.batching.gate import CommitGate
 from workers.errors import GuardstreamError
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,6 @@ class PartitionMigration:
         self._revoked_since_loss = False
         self.migrations = 0
         """How many times this worker gave its partitions up after a lost transaction."""
-        self.last_cause: str | None = None
         self._rejoin_requested_at = 0.0
         self._stopping: set[asyncio.Future[None]] = set()
 
@@ -74,7 +74,6 @@ class PartitionMigration:
         if not self.commits_blocked:
             self.commits_blocked = True
             self.migrations += 1
-            self.last_cause = repr(cause)
             log.warning(
                 "transaction %s lost (%r): giving up this worker's partitions and rejoining "
                 "the group; they are processed again from their committed offsets",
@@ -131,11 +130,8 @@ class PartitionMigration:
         task.add_done_callback(self._stopping.discard)
 
     async def _stop_when_idle(self, tid: str, transaction: Any) -> None:
-        gate: Any = getattr(self._app, "commit_gate", None)
+        gate: CommitGate = self._app.commit_gate  # type: ignore[attr-defined]  # BatchingApp's
         try:
-            if gate is None:
-                await asyncio.wait_for(transaction.stop(), _PRODUCER_STOP_TIMEOUT_S)
-                return
             async with gate.commit():  # no batch in progress, none starts meanwhile
                 await asyncio.wait_for(transaction.stop(), _PRODUCER_STOP_TIMEOUT_S)
         except Exception as exc:  # it is being thrown away; the broker aborts its work

@@ -40,17 +40,15 @@ async def run_batches(
         try:
             async with gate.batch():
                 await handle(batch)
-        except TransactionLost as lost:
-            _leave_unacked(app, batches)
-            await migration.lost(lost.cause, lost.transactional_id)
-        except (KafkaError, IllegalOperation) as exc:
-            _leave_unacked(app, batches)
-            await migration.lost(exc)
         except Exception as exc:
-            # Not a Kafka failure: a bug. Giving the partitions up keeps the batch from
-            # being committed unprocessed (Faust would restart the agent past it).
-            log.exception("processing a batch of %s[%d] failed", batch.topic, batch.partition)
             _leave_unacked(app, batches)
+            if isinstance(exc, TransactionLost):
+                await migration.lost(exc.cause, exc.transactional_id)
+                continue
+            if not isinstance(exc, KafkaError | IllegalOperation):
+                # Not a Kafka failure: a bug. Giving the partitions up keeps the batch from
+                # being committed unprocessed (Faust would restart the agent past it).
+                log.exception("processing a batch of %s[%d] failed", batch.topic, batch.partition)
             await migration.lost(exc)
 
 
