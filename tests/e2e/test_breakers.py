@@ -67,9 +67,9 @@ def jsonl(documents: list[dict[str, Any]]) -> bytes:
 
 
 def breaker_env(
-    bootstrap: str, prefix: str, tmp_path: Path, *, clock_interval_s: str
+    bootstrap: str, prefix: str, tmp_path: Path, *, clock_interval_s: str, **extra: str
 ) -> dict[str, str]:
-    """CLI environment running POLICY, with the topics created."""
+    """CLI environment running POLICY (plus `extra` variables), with the topics created."""
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir()
     (policy_dir / "breakers.yaml").write_text(POLICY)
@@ -78,8 +78,10 @@ def breaker_env(
         prefix,
         GUARDSTREAM_POLICY_DIR=str(policy_dir),
         GUARDSTREAM_CLOCK_INTERVAL_S=clock_interval_s,
+        **extra,
     )
-    assert run_cli(["topics", "create"], env).returncode == 0
+    created = run_cli(["topics", "create"], env)
+    assert created.returncode == 0, created.stderr.decode()
     return env
 
 

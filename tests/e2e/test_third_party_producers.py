@@ -32,8 +32,8 @@ from aiokafka.structs import TopicPartition
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.types import rfc3339_ms
-from tests.e2e.test_breakers import POLICY, eventually, publish
-from tests.support.worker_process import cli_env, run_cli, running_worker
+from tests.e2e.test_breakers import breaker_env, eventually, publish
+from tests.support.worker_process import running_worker
 from workers.batching.undecodable import codec_name
 from workers.ingest.undecodable import ALERT_KIND, RESOLVE_AFTER_MS
 from workers.localstack.kafka import ensure_kafka_jars
@@ -214,20 +214,14 @@ async def batch_codecs(bootstrap: str, topic: str, partition: int = 0) -> Counte
 def worker_env(bootstrap: str, prefix: str, tmp_path: Path) -> dict[str, str]:
     """Production mode, one input partition (null keys land anywhere; one partition keeps
     each producer's order, so its breaker sees what `publish`'s does), topics created."""
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "breakers.yaml").write_text(POLICY)
-    env = cli_env(
+    return breaker_env(
         bootstrap,
         prefix,
+        tmp_path,
+        clock_interval_s="0",
         GUARDSTREAM_MODE="production",
-        GUARDSTREAM_POLICY_DIR=str(policy_dir),
-        GUARDSTREAM_CLOCK_INTERVAL_S="0",
         GUARDSTREAM_INPUT_PARTITIONS="1",
     )
-    created = run_cli(["topics", "create"], env)
-    assert created.returncode == 0, created.stderr.decode()
-    return env
 
 
 def without_vendor(record: dict[str, Any], vendor: str) -> dict[str, Any]:
