@@ -191,3 +191,49 @@ def test_totals_equal_a_brute_force_sum(
         # The bound: everything within window_ms counts, nothing a bucket older than that.
         assert all(watermark - e[0] < rolling.window_ms + bucket_ms for e in counted)
         assert all(e in counted for e in accepted if watermark - e[0] <= rolling.window_ms)
+
+
+def scanned_next_change_ms(rolling: RollingSum) -> int | None:
+    """`next_change_ms` found the long way: the first bucket of the window whose leaving
+    changes the totals."""
+    head = rolling.watermark_ms
+    if head is None:
+        return None
+    head //= rolling.bucket_ms
+    slots = rolling.buckets + 1
+    for index in range(head - rolling.buckets, head + 1):
+        leaves_ms = (index + slots) * rolling.bucket_ms
+        probe = rolling.copy()
+        probe.advance(leaves_ms)
+        if probe.total() != rolling.total():
+            return leaves_ms
+    return None
+
+
+# Small amounts, so that credits often cancel a bucket's spend out (an empty bucket again).
+SMALL_STEPS = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=12_000),
+        st.integers(min_value=-2, max_value=2),
+        st.integers(min_value=0, max_value=1),
+        st.sampled_from(["add", "add", "advance", "ask"]),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=8), st.sampled_from([1, 250, 1000]), SMALL_STEPS)
+def test_next_change_is_when_the_oldest_bucket_holding_an_amount_leaves(
+    buckets: int, bucket_ms: int, steps: list[tuple[int, int, int, str]]
+) -> None:
+    rolling = RollingSum(buckets * bucket_ms, bucket_ms)
+    for offset, nanos, tokens, op in steps:
+        ts = T0_MS + offset
+        if op == "add":
+            rolling.add(ts, nanos, tokens)
+        elif op == "advance":
+            rolling.advance(ts)
+        else:  # asked between other steps, as a ledger is after each spend
+            assert rolling.next_change_ms() == scanned_next_change_ms(rolling)
+    assert rolling.next_change_ms() == scanned_next_change_ms(rolling)

@@ -47,6 +47,8 @@ _NANO_EXPONENT = -9
 # A guard against amounts such as Decimal("1E+999999") whose exact integer would take
 # megabytes: far above any bounded amount in schemas (MAX_MONEY_TOTAL_USD is 10**18).
 _MAX_ADJUSTED_EXPONENT = 36
+_NO_AMOUNT: Final = 1 << 62
+"""`RollingSum._oldest` of a ring no amount was added to since it was last emptied."""
 
 
 def to_nanos(amount_usd: Decimal) -> int:
@@ -114,6 +116,9 @@ class RollingSum:
     _head: int | None = field(default=None, init=False)
     """Index of the newest bucket (the one holding the watermark); None before any event."""
     _watermark_ms: int | None = field(default=None, init=False)
+    _oldest: int = field(default=_NO_AMOUNT, init=False, repr=False)
+    """Every bucket before this index is empty: where `next_change_ms` starts looking, so a
+    ledger scheduled after each spend does not scan the whole ring every time."""
 
     def __post_init__(self) -> None:
         buckets = check_whole_buckets(
@@ -162,6 +167,8 @@ class RollingSum:
             return False
         elif self._watermark_ms is not None and ts_ms > self._watermark_ms:
             self._watermark_ms = ts_ms  # same head bucket, newer time
+        if index < self._oldest:
+            self._oldest = index
         slot = index % self._slots
         self._nanos[slot] += nanos
         self._tokens[slot] += tokens
@@ -185,6 +192,7 @@ class RollingSum:
             self._nanos = [0] * n
             self._tokens = [0] * n
             self.nanos = self.tokens = 0
+            self._oldest = _NO_AMOUNT
             return
         nanos, tokens = self._nanos, self._tokens
         for bucket in range(head + 1, index + 1):  # the slots the new buckets reuse
@@ -196,15 +204,18 @@ class RollingSum:
     def next_change_ms(self) -> int | None:
         """The earliest event time at which advancing changes the totals: when the oldest
         bucket holding an amount leaves the window; None while the window holds nothing
-        (time alone then changes nothing). O(buckets)."""
+        (time alone then changes nothing). O(1) amortised: the search starts at `_oldest`,
+        which only moves back when an add lands before it."""
         head = self._head
         if head is None:
             return None
         nanos, tokens, slots = self._nanos, self._tokens, self._slots
-        for index in range(head - self._buckets, head + 1):
+        for index in range(max(self._oldest, head - self._buckets), head + 1):
             slot = index % slots
             if nanos[slot] or tokens[slot]:
+                self._oldest = index
                 return (index + slots) * self.bucket_ms  # the head reaches index + slots
+        self._oldest = head + 1
         return None
 
     def total(self) -> tuple[int, int]:
@@ -216,4 +227,5 @@ class RollingSum:
         clone.nanos, clone.tokens = self.nanos, self.tokens
         clone._nanos, clone._tokens = self._nanos[:], self._tokens[:]
         clone._head, clone._watermark_ms = self._head, self._watermark_ms
+        clone._oldest = self._oldest
         return clone
