@@ -73,8 +73,12 @@ class IngestStage:
     def topics(self) -> list[str]:
         return list(self._models)
 
+    def model_for(self, topic: str) -> type[InputEvent]:
+        """The event model of `topic`'s records (control records announce their own)."""
+        return self._models[topic]
+
     def process(self, batch: RawBatch) -> IngestResult:
-        validated, refused = validate_records(batch.records, self._models[batch.topic])
+        validated, refused = validate_records(batch.records, self.model_for(batch.topic))
         rejected = [masked_rejection(self.masker, item)[0] for item in refused]
         dedup = self._dedup_for(batch.topic, batch.partition)
         first_time = dedup.first_time

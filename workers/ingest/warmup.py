@@ -17,35 +17,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError, model_validator
 
-from schemas.base import WireModel
-from schemas.clock import parse_event_time
-from schemas.types import EventTime, Identifier, epoch_ms
+from schemas.events import InputEvent
+from schemas.types import epoch_ms
 from workers.batching.records import RawBatch
 from workers.batching.undecodable import tolerate_undecodable_batches
 from workers.ingest.stage import IngestStage
+from workers.ingest.validate import Refusal, check_value
 
 _FETCH_TIMEOUT_MS = 1000
 
 
-class _EventKey(WireModel):
-    """The two fields de-duplication needs; everything else is skipped unparsed. A clock tick
-    without an id has its default one (`ClockTick`: "clock-<ms>"), so re-read ticks are
-    remembered like events and a partition processed again after a crash does not take its
-    ticks twice."""
-
-    event_id: Identifier
-    ts: EventTime
-
-    @model_validator(mode="before")
-    @classmethod
-    def _clock_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("event_id") is None and data.get("type") == "clock":
-            ms = parse_event_time(data.get("ts"))
-            if ms is not None:
-                return {**data, "event_id": f"clock-{ms}"}
-        return data
+def remembered_id(value: bytes | None, model: type[InputEvent]) -> tuple[str, int] | None:
+    """``(event_id, event_time_ms)`` of a record value the stage accepts from `model`'s topic
+    (a tick's or an override's default id included), else None: the stage dead-lettered it
+    and never remembered its id. The stage's own check (`validate.check_value`), so a restart
+    decides like a worker that never stopped; it costs what the record cost the first time."""
+    outcome = check_value(value, model)
+    if isinstance(outcome, Refusal):
+        return None
+    event = outcome[0]
+    return event.event_id, epoch_ms(event.ts)
 
 
 def _lookback_start(
@@ -56,9 +48,15 @@ def _lookback_start(
 
 
 async def read_preceding_ids(
-    client_options: Mapping[str, Any], batch: RawBatch, *, lookback_ms: int, max_ids: int
+    client_options: Mapping[str, Any],
+    batch: RawBatch,
+    *,
+    model: type[InputEvent],
+    lookback_ms: int,
+    max_ids: int,
 ) -> list[tuple[str, int]]:
-    """``(event_id, event_time_ms)`` of the valid records before ``batch``, in offset order."""
+    """``(event_id, event_time_ms)`` of the accepted records before ``batch``, in offset order
+    (`model`: the topic's event model)."""
     tp = TopicPartition(batch.topic, batch.partition)
     first_offset = batch.first_offset
     if first_offset == 0:
@@ -82,27 +80,23 @@ async def read_preceding_ids(
         if start >= first_offset:
             return []
         consumer.seek(tp, start)
-        return await _read_until(consumer, tp, first_offset)
+        return await _read_until(consumer, tp, first_offset, model)
     finally:
         await consumer.stop()
 
 
 async def _read_until(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, end_offset: int
+    consumer: AIOKafkaConsumer, tp: TopicPartition, end_offset: int, model: type[InputEvent]
 ) -> list[tuple[str, int]]:
     seen: list[tuple[str, int]] = []
-    parse = _EventKey.model_validate_json
     while True:
         fetched = await consumer.getmany(tp, timeout_ms=_FETCH_TIMEOUT_MS)
         for record in fetched.get(tp, []):
             if record.offset >= end_offset:
                 return seen
-            try:
-                key = parse(record.value) if record.value else None
-            except ValidationError:
-                key = None  # it was dead-lettered, never remembered
-            if key is not None:
-                seen.append((key.event_id, epoch_ms(key.ts)))
+            remembered = remembered_id(record.value, model)
+            if remembered is not None:
+                seen.append(remembered)
         if await consumer.position(tp) >= end_offset:
             return seen
 
@@ -116,6 +110,7 @@ async def ensure_memory(
     seen = await read_preceding_ids(
         client_options,
         batch,
+        model=stage.model_for(batch.topic),
         lookback_ms=2 * stage.dedup_horizon_ms,
         max_ids=stage.dedup_max_ids,
     )
