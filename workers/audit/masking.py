@@ -268,14 +268,14 @@ class Masker:
         return value
 
     def _walk_mapping(self, value: Mapping[Any, Any], path: str, out: list[Finding]) -> Any:
-        find = self._hits
+        scan = self._scan
         clean = self._clean
         shortest = self._shortest
         pairs: list[tuple[Any, Any]] | None = None  # set once something changed
         for index, (key, item) in enumerate(value.items()):
             new_key = key
             if type(key) is str and len(key) >= shortest and key not in clean:
-                hits = find(key)
+                hits = scan(key)
                 if hits is not None:
                     new_key = self._mask_str(key, hits, path + KEY_MARK, out, "")
             cls = type(item)
@@ -284,7 +284,7 @@ class Masker:
                 if len(item) < shortest or item in clean:
                     new = item
                 else:
-                    hits = find(item)
+                    hits = scan(item)
                     new = (
                         item
                         if hits is None
@@ -326,7 +326,7 @@ class Masker:
             text = str(value)
         if len(text) < self._shortest_number or text in self._clean:
             return value
-        hits = self._hits(text)
+        hits = self._scan(text)
         if hits is None:
             return value
         masked = self._mask_str(text, hits, path, out, key)
@@ -337,9 +337,14 @@ class Masker:
     def _hits(self, text: str) -> list[_Entry] | None:
         """The patterns whose regex matches somewhere in `text`; None if none does (the hot
         path)."""
-        size = len(text)
-        if size < self._shortest or text in self._clean:
+        if len(text) < self._shortest or text in self._clean:
             return None
+        return self._scan(text)
+
+    def _scan(self, text: str) -> list[_Entry] | None:
+        """`_hits` for a string already found long enough and not in the memo: the callers
+        that test those inline (keys, values, numbers) do not look the string up twice."""
+        size = len(text)
         # Digit counts and lower-casing are exact for ASCII text only (\\d also matches other
         # digits, and under IGNORECASE 'k' the Kelvin sign): other text passes those tests.
         ascii_text = text.isascii()
