@@ -48,12 +48,18 @@ def duplicate_key(raw: bytes, document: Any) -> str | None:
     strings hold the same colons in both). Anything else is parsed once more, pair by pair.
     """
     try:
-        encoded = orjson.dumps(document)
+        compact = orjson.dumps(document)
     except orjson.JSONEncodeError:  # nested deeper than orjson writes: let the parse decide
-        encoded = b""
-    if encoded == raw:
+        compact = b""
+    return duplicate_key_given(raw, compact)
+
+
+def duplicate_key_given(raw: bytes, compact: bytes) -> str | None:
+    """`duplicate_key` for a caller that holds orjson.dumps(document) already (the ingest hot
+    path compares it with `raw` first), so the document is not encoded twice; b"": none."""
+    if compact == raw:
         return None
-    if encoded and b"\\" not in raw and encoded.count(b":") == raw.count(b":"):
+    if compact and b"\\" not in raw and compact.count(b":") == raw.count(b":"):
         return None
     return _first_duplicate_key(raw)
 

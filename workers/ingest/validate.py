@@ -31,7 +31,7 @@ from schemas.dead_letter import (
     format_loc,
 )
 from schemas.events import InputEvent
-from schemas.json_text import duplicate_key, not_standard_reason
+from schemas.json_text import duplicate_key, duplicate_key_given, not_standard_reason
 from schemas.limits import MAX_EVENT_BYTES, MAX_JSON_DEPTH
 from schemas.stream import StreamEvent, control_type
 from schemas.types import EPOCH_MS_MAX, EPOCH_MS_MIN
@@ -120,8 +120,9 @@ def check_as(
         return Refusal(DeadLetterKind.SCHEMA, reason, target.__name__)
     # `duplicate_key`'s first and cheapest proof inline (the hot path): a value that is its
     # document's own compact encoding repeats no key.
-    if _dumps(document) != raw:
-        key = duplicate_key(raw, document)
+    compact = _dumps(document)
+    if compact != raw:
+        key = duplicate_key_given(raw, compact)
         if key is not None:
             return _duplicate(key, target.__name__)
     return event, document
