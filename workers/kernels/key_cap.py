@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from workers.errors import ConfigError
 
@@ -139,16 +139,16 @@ def _untracked(key: str) -> None:
     """`CappedMap.touch` of a map that never evicts: recency does not matter."""
 
 
-class CappedMap(Generic[V]):
+class CappedMap(dict[str, V]):
     """str -> V holding at most `limit.max_keys` admitted keys (plus pinned ones); see the
-    module docstring. Reads are a dict's; writes go through `admit`, `pin` and `sweep`."""
+    module docstring. Reads are the dict's own, so the engines' per-event lookups are C calls;
+    writes go through `admit`, `pin` and `sweep` only."""
 
     __slots__ = (
         "_bound_ms",
         "_evict",
         "_firing",
         "_idle",
-        "_items",
         "_owed",
         "_pinned",
         "_recent",
@@ -167,11 +167,11 @@ class CappedMap(Generic[V]):
     ) -> None:
         """`idle(value, now_ms)`: whether evicting the entry now changes no decision (only
         then may `admit` and `sweep` evict it); `on_evict(value)` hears of each eviction."""
+        super().__init__()
         self.limit = limit
-        self._items: dict[str, V] = {}
         self._pinned: set[str] = set()
         # Admitted keys, least recently used first (only when entries can be evicted; a map
-        # that only refuses needs no recency and keeps just the count in `_items`).
+        # that only refuses needs no recency).
         self._recent: OrderedDict[str, None] | None = None if idle is None else OrderedDict()
         self._idle = idle
         self._evict = on_evict
@@ -188,36 +188,10 @@ class CappedMap(Generic[V]):
         """Keys turned away so far (each time a key not held had to go to the overflow)."""
         self.evicted = 0
 
-    # --- reading (a dict's) ---
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __getitem__(self, key: str) -> V:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def get(self, key: str) -> V | None:
-        return self._items.get(key)
-
-    def keys(self) -> KeysView[str]:
-        return self._items.keys()
-
-    def values(self) -> ValuesView[V]:
-        return self._items.values()
-
-    def items(self) -> ItemsView[str, V]:
-        return self._items.items()
-
     @property
     def admitted(self) -> int:
         """Entries counting against the cap (every entry but the pinned ones)."""
-        return len(self._items) - len(self._pinned)
+        return len(self) - len(self._pinned)
 
     @property
     def full(self) -> bool:
@@ -236,7 +210,7 @@ class CappedMap(Generic[V]):
             self.refused += 1
             self._bind(at_ms)
             return None
-        value = self._items[key] = value_of()
+        value = self[key] = value_of()
         if self._recent is not None:
             self._recent[key] = None
         return value
@@ -249,7 +223,7 @@ class CappedMap(Generic[V]):
 
     def pin(self, key: str, value: V) -> V:
         """Hold `key` outside the cap (its number is bounded by the policy)."""
-        self._items[key] = value
+        self[key] = value
         self._pinned.add(key)
         return value
 
@@ -263,7 +237,7 @@ class CappedMap(Generic[V]):
         victims: list[str] = []
         busy = 0
         for key in recent:
-            if idle(self._items[key], now_ms):
+            if idle(self[key], now_ms):
                 victims.append(key)
             else:
                 busy += 1
@@ -303,14 +277,14 @@ class CappedMap(Generic[V]):
         for scanned, key in enumerate(recent):
             if scanned >= EVICTION_SCAN:
                 return False
-            if idle(self._items[key], now_ms):
+            if idle(self[key], now_ms):
                 self._remove(key)
                 self._bind(now_ms)
                 return True
         return False
 
     def _remove(self, key: str) -> None:
-        value = self._items.pop(key)
+        value = self.pop(key)
         assert self._recent is not None
         del self._recent[key]
         self.evicted += 1
