@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any, NamedTuple, TypeVar
 
-from workers.errors import ConfigError
+from workers.kernels.checks import check_int
 
 V = TypeVar("V")
 
@@ -66,10 +66,7 @@ class KeyLimit:
     scope: str = ""
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_keys, bool) or not isinstance(self.max_keys, int):
-            raise ConfigError(f"max_keys of {self.kind}: must be an integer, got {self.max_keys!r}")
-        if self.max_keys < 1:
-            raise ConfigError(f"max_keys of {self.kind}: must be >= 1, got {self.max_keys}")
+        check_int("max_keys of", str(self.kind), self.max_keys, 1)
 
     @classmethod
     def share(
