@@ -137,7 +137,7 @@ _Gate = tuple[
 ]
 # Gates that share a test, made once for all of them: the shortest length any of them needs,
 # a character every one needs ('' for none), the fewest digits any of them needs, a shape
-# every one needs (b'' for none).
+# every one needs (b'' for none). Its gates no longer hold a test the bucket makes.
 _Bucket = tuple[int, str, int, bytes, tuple[_Gate, ...]]
 
 # Digits in a row from which a pattern's gates go in a bucket of their own (bare 9-19 digit
@@ -159,7 +159,6 @@ class Masker:
     __slots__ = (
         "_buckets",
         "_clean",
-        "_digit_floor",
         "_entries",
         "_shortest",
         "_shortest_number",
@@ -179,8 +178,6 @@ class Masker:
             gates.append((need.length, chars, *repeat, words, need.digits, shapes, search, index))
         self._entries = tuple((p, policy.handling_for(p.level)) for p in policy.detectors)
         self._buckets = _buckets(gates)
-        # The fewest ASCII digits any bucket that needs digits needs.
-        self._digit_floor = min((b[2] for b in self._buckets if b[2]), default=0)
         # With no pattern nothing is ever searched: every string is shorter than this.
         self._shortest = min((g[0] for g in gates), default=sys.maxsize)
         # A number's text is digits (and "-"): only gates such text can pass matter.
@@ -360,9 +357,7 @@ class Masker:
                     shape = text.encode("ascii").translate(SHAPES)
                     digits = shape.count(48)
                 if digits < bucket_digits:
-                    if digits < self._digit_floor:
-                        break  # no later bucket (all need digits) can pass either
-                    continue
+                    break  # later buckets need at least as many digits
                 if bucket_shape and shape and bucket_shape not in shape:
                     continue
             for low, chars, char, times, words, need_digits, shapes, search, index in gates:
@@ -492,18 +487,31 @@ def _buckets(gates: Sequence[_Gate]) -> tuple[_Bucket, ...]:
         else:
             key = (char, digits > 0, b"")
         groups.setdefault(key, []).append(gate)
-    buckets = [
-        (
-            min(g[0] for g in group),
-            char,
-            min(g[5] for g in group),
-            _common_shape([g[6] for g in group]),
-            tuple(group),
+    buckets = []
+    for (char, _, _), group in groups.items():
+        digits = min(g[5] for g in group)
+        shape = _common_shape([g[6] for g in group]) if digits else b""
+        buckets.append(
+            (min(g[0] for g in group), char, digits, shape, _without(group, char, shape))
         )
-        for (char, _, _), group in groups.items()
-    ]
-    # Those that need digits last: a string with too few digits stops at the first of them.
-    return tuple(sorted(buckets, key=lambda bucket: bucket[2] > 0))
+    # Those that need digits last, fewest first: a string with too few digits for one of them
+    # has too few for every later one.
+    return tuple(sorted(buckets, key=lambda bucket: bucket[2]))
+
+
+def _without(group: Sequence[_Gate], char: str, shape: bytes) -> tuple[_Gate, ...]:
+    """`group` without the tests its bucket makes for all of them: the one character `char`
+    they need, the one shape `shape` they need (each was tested once per string already)."""
+    return tuple(
+        (
+            gate[0],
+            None if char and gate[1] == (char,) else gate[1],
+            *gate[2:6],
+            None if shape and gate[6] == (shape,) else gate[6],
+            *gate[7:],
+        )
+        for gate in group
+    )
 
 
 def _common_shape(gate_shapes: Sequence[tuple[bytes, ...] | None]) -> bytes:
