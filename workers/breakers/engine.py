@@ -125,7 +125,9 @@ class BreakerEngine:
         if type(event) is ToolInvocation:  # the hot path: written out, no helper calls
             breaker = self._routes.get((event.vendor, event.tool))
             if breaker is None or breaker.evicted:
-                found, decisions = self._breaker(event.vendor, event.tool, event)
+                if breaker is _DISABLED:
+                    return []
+                found, decisions = self._route(event.vendor, event.tool, event)
                 if found is None:
                     return decisions
                 breaker = found
@@ -209,13 +211,20 @@ class BreakerEngine:
         policy entry is disabled (`enabled: false`): such calls are not governed at all. At
         the cap, a new key's breaker is its policy's overflow breaker, and the decisions are
         the cardinality alert firing (once)."""
-        route = (vendor, tool)
-        cached = self._routes.get(route)
+        cached = self._routes.get((vendor, tool))
         if cached is _DISABLED:
             return None, []
         if cached is not None and not cached.evicted:
             self._touch(cached.identity.key)
             return cached, []
+        return self._route(vendor, tool, event)
+
+    def _route(
+        self, vendor: str, tool: str, event: StreamEvent
+    ) -> tuple[Breaker | None, list[Decision]]:
+        """`_breaker` for a pair with no live cached route (the hot path's miss: it has
+        looked the cache up already)."""
+        route = (vendor, tool)
         key = self.policy.key_for(vendor, tool)
         breaker = self.keys.get(key)
         decisions: list[Decision] = []
@@ -231,14 +240,12 @@ class BreakerEngine:
             breaker = self.keys.admit(
                 key, lambda: Breaker(identity, config, initial_state(config)), at_ms
             )
-            if breaker is None:  # refused: judged with the other refused keys
-                decisions = alarm_decisions(
-                    self._alerts, self.keys, at_ms, event.event_id, overflow=_OVERFLOW_SUMMARY
-                )
-                return self._overflow_breaker(config), decisions
-            decisions = alarm_decisions(  # an eviction made room: the cap binds all the same
+            # The cardinality alert, when admitting bound the cap (refused, or evicted).
+            decisions = alarm_decisions(
                 self._alerts, self.keys, at_ms, event.event_id, overflow=_OVERFLOW_SUMMARY
             )
+            if breaker is None:  # refused: judged with the other refused keys
+                return self._overflow_breaker(config), decisions
         self._cache(route, breaker)
         return breaker, decisions
 
