@@ -62,6 +62,7 @@ copies nothing. Figures: README (``python -m bench.masking``).
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -160,8 +161,9 @@ class Masker:
         "_buckets",
         "_clean",
         "_entries",
+        "_number_ceiling",
+        "_number_floor",
         "_shortest",
-        "_shortest_number",
         "policy",
     )
 
@@ -181,8 +183,8 @@ class Masker:
         # With no pattern nothing is ever searched: every string is shorter than this.
         self._shortest = min((g[0] for g in gates), default=sys.maxsize)
         # A number's text is digits (and "-"): only gates such text can pass matter.
-        self._shortest_number = min(
-            (max(g[0], g[5]) for g in gates if _number_may_pass(g)), default=sys.maxsize
+        self._number_floor, self._number_ceiling = _short_numbers(
+            min((max(g[0], g[5]) for g in gates if _number_may_pass(g)), default=sys.maxsize)
         )
         # Strings known to hold nothing to mask under any key (a memo, so results do not
         # depend on it): label values and keys repeat from record to record. Bounded, and
@@ -289,6 +291,8 @@ class Masker:
                     )
             elif cls in _SKIPPED:
                 new = item
+            elif cls in _NUMBERS and self._number_floor < item < self._number_ceiling:
+                new = item  # _number's first test, inlined: most numbers stop here
             else:
                 new = self._walk(item, _child(path, new_key), out, key)
             if pairs is None and (new is not item or new_key is not key):
@@ -315,13 +319,15 @@ class Masker:
 
     def _number(self, value: int | float, path: str, out: list[Finding], key: str) -> Any:
         """`value`, or its decimal text masked when a detector finds something in it."""
+        if self._number_floor < value < self._number_ceiling:
+            return value  # its text is too short for any pattern: not even made
         if type(value) is float:
             if not value.is_integer() or abs(value) >= _FLOAT_DIGITS_LIMIT:
                 return value
             text = str(int(value))
         else:
             text = str(value)
-        if len(text) < self._shortest_number or text in self._clean:
+        if text in self._clean:
             return value
         hits = self._scan(text)
         if hits is None:
@@ -462,6 +468,16 @@ class Masker:
 
 
 _NUMBER_CHARS = frozenset("-0123456789")
+
+
+def _short_numbers(shortest: int) -> tuple[float, float]:
+    """The open range of numbers whose decimal text (a "-" counts) is shorter than `shortest`
+    characters: (-10**(shortest-2), 10**(shortest-1)), found by comparing, without the text."""
+    if shortest == sys.maxsize:  # no pattern can match a number's text
+        return -math.inf, math.inf
+    if shortest < 2:  # every number's text is long enough
+        return 0, 0
+    return -(10 ** (shortest - 2)), 10 ** (shortest - 1)
 
 
 def _number_may_pass(gate: _Gate) -> bool:
