@@ -217,20 +217,16 @@ class SloEngine:
         while the second has room for them, the smallest keys first (a smaller newcomer takes
         the place of the largest one, whose totals move to the overflow): at the end of the
         second exactly the smallest new keys fit, however their events arrived."""
-        if key in self.trackers or not target.group_by:
-            self._know(key, target, labels)
-            totals = self._pending[key] = SecondTotals()
-            return totals
-        newcomers = self._newcomers
-        room = self.trackers.limit.max_keys - self.trackers.admitted
-        if len(newcomers) < room:
-            heapq.heappush(newcomers, _Newcomer(key))
-        elif newcomers and key < newcomers[0].key:
-            given_up = heapq.heapreplace(newcomers, _Newcomer(key)).key
-            self._to_overflow(given_up)
-        else:
-            self.trackers.refuse(self._second or 0)
-            return self._overflow_totals(target)
+        if target.group_by and key not in self.trackers:  # a newcomer: is there room?
+            newcomers = self._newcomers
+            room = self.trackers.limit.max_keys - self.trackers.admitted
+            if len(newcomers) < room:
+                heapq.heappush(newcomers, _Newcomer(key))
+            elif newcomers and key < newcomers[0].key:
+                self._to_overflow(heapq.heapreplace(newcomers, _Newcomer(key)).key)
+            else:
+                self.trackers.refuse(self._second or 0)
+                return self._overflow_totals(target)
         self._know(key, target, labels)
         totals = self._pending[key] = SecondTotals()
         return totals
