@@ -49,7 +49,7 @@ system-deps:
 	fi
 
 kafka-jars: $(VENV)/.installed system-deps
-	$(VPY) -m workers.localstack fetch
+	$(VPY) -m devstack fetch
 
 test: deps
 	$(VPY) -m pytest $(PYTEST_ARGS)
@@ -57,10 +57,10 @@ test: deps
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy schemas topics workers bench
+	$(VENV)/bin/mypy schemas topics workers devstack bench
 
 demo: deps
-	$(VPY) -m workers.demo
+	$(VPY) -m devstack.demo
 
 BENCH_ARGS ?=
 bench: deps

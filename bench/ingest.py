@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from devstack.kafka import KafkaCluster
+from devstack.ports import free_port
 from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog, TopicName
-from workers.localstack.kafka import KafkaCluster
-from workers.localstack.ports import free_port
 from workers.metrics import LAST_BATCH_TIME
 from workers.metrics_scrape import scrape, total
 from workers.simulate.scenario import Chaos, Scenario

@@ -14,8 +14,8 @@ from types import FrameType
 
 import pytest
 
-from workers.localstack.kafka import KafkaCluster
-from workers.localstack.redis import RedisServer
+from devstack.kafka import KafkaCluster
+from devstack.redis import RedisServer
 
 # Fixtures whose presence marks a test as needing the service (for `-m "not kafka"`).
 _KAFKA_FIXTURES = frozenset({"kafka_cluster", "bootstrap_servers"})

@@ -25,10 +25,10 @@ from typing import Any
 import orjson
 import pytest
 
+from devstack.kafka import KafkaCluster
+from devstack.process import ManagedProcess
 from schemas.types import rfc3339_ms
 from tests.support.worker_process import WorkerProcess, cli_env, run_cli, running_worker
-from workers.localstack._process import ManagedProcess
-from workers.localstack.kafka import KafkaCluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

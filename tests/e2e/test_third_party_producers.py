@@ -31,12 +31,12 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 from confluent_kafka import KafkaError, Message, Producer
 
+from devstack.kafka import ensure_kafka_jars
 from schemas.types import rfc3339_ms
 from tests.e2e.test_breakers import breaker_env, eventually, publish
 from tests.support.worker_process import running_worker
 from workers.batching.undecodable import codec_name
 from workers.ingest.undecodable import ALERT_KIND, RESOLVE_AFTER_MS
-from workers.localstack.kafka import ensure_kafka_jars
 from workers.metrics import EVENTS_ACCEPTED, EVENTS_DEAD_LETTERED, UNDECODABLE_BATCHES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.localstack._process import ManagedProcess
-from workers.localstack.ports import free_port
+from devstack.ports import free_port
+from devstack.process import ManagedProcess
 from workers.metrics_scrape import scrape, total
 
 

@@ -25,7 +25,7 @@ from workers.simulate.scenario import Outage, SpendSpike
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-POM = ROOT / "workers" / "localstack" / "pom.xml"
+POM = ROOT / "devstack" / "pom.xml"
 
 # Services that run the guardstream image (ENTRYPOINT guardstream + their `command`).
 IMAGE_SERVICES = ("topics", "worker", "simulator")

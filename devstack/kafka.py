@@ -29,20 +29,19 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiokafka.client import AIOKafkaClient
 
-from workers.localstack._process import LocalStackError, ManagedProcess, stop_all, tail
-from workers.localstack.ports import free_ports
+from devstack.ports import free_ports
+from devstack.process import DevstackError, ManagedProcess, ServerContext, stop_all, tail
 
 __all__ = [
     "KAFKA_VERSION",
+    "DevstackError",
     "KafkaCluster",
     "KafkaJarsError",
     "KafkaStartError",
-    "LocalStackError",
     "cache_dir",
     "ensure_kafka_jars",
 ]
@@ -61,11 +60,11 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 T = TypeVar("T")
 
 
-class KafkaJarsError(LocalStackError):
+class KafkaJarsError(DevstackError):
     """The broker jars could not be fetched (Maven missing, offline, or failing)."""
 
 
-class KafkaStartError(LocalStackError):
+class KafkaStartError(DevstackError):
     """A broker did not come up (or died); the message carries the log tail."""
 
 
@@ -241,7 +240,7 @@ async def _broker_ids_via(address: str, timeout_s: float) -> set[int]:
     client = AIOKafkaClient(
         bootstrap_servers=address,
         request_timeout_ms=max(int(timeout_s * 1000), 500),
-        client_id="guardstream-localstack-probe",
+        client_id="guardstream-devstack-probe",
     )
     try:
         # No asyncio timeout around bootstrap(): cancelling it between connect and the
@@ -314,7 +313,7 @@ def _cleanup(nodes: list[_Node], data_dir: Path | None, timeout: float) -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-class KafkaCluster:
+class KafkaCluster(ServerContext):
     """A KRaft cluster of ``n_brokers`` combined broker+controller nodes on loopback.
 
     Ports and directories are fixed at ``start()`` and reused by ``start_broker(i)``, so a
@@ -354,17 +353,6 @@ class KafkaCluster:
     def __repr__(self) -> str:
         state = self.bootstrap_servers if self._nodes else "not started"
         return f"KafkaCluster(n_brokers={self.n_brokers}, {state})"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -407,7 +395,7 @@ class KafkaCluster:
     def start(self, timeout: float | None = None) -> Self:
         """Format storage, start every node, and wait until all brokers are registered."""
         if self._nodes:
-            raise LocalStackError("KafkaCluster is already started")
+            raise DevstackError("KafkaCluster is already started")
         self._jars = ensure_kafka_jars(self.version)
         self._java = _find_java()
         owned = self._requested_data_dir is None
@@ -451,7 +439,7 @@ class KafkaCluster:
         """Restart node ``i`` on its old ports and data; wait until it is registered again."""
         node = self._node(i)
         if node.alive:
-            raise LocalStackError(f"broker {i} is already running")
+            raise DevstackError(f"broker {i} is already running")
         self._launch(node)
         self._wait_for_brokers([node.node_id], timeout or self.start_timeout)
 
@@ -463,7 +451,7 @@ class KafkaCluster:
 
     def _started_nodes(self) -> list[_Node]:
         if not self._nodes:
-            raise LocalStackError("KafkaCluster is not started")
+            raise DevstackError("KafkaCluster is not started")
         return self._nodes
 
     def _node(self, i: int) -> _Node:

@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from workers.localstack.kafka import KafkaCluster, KafkaJarsError, ensure_kafka_jars
-from workers.localstack.ports import free_ports
-from workers.localstack.redis import RedisServer
+from devstack.kafka import KafkaCluster, KafkaJarsError, ensure_kafka_jars
+from devstack.ports import free_ports
+from devstack.redis import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,7 +218,7 @@ def test_children_die_with_a_sigkilled_parent() -> None:
     """The parent-death signal: no orphan server when Python itself is SIGKILLed."""
     script = (
         "import sys, time\n"
-        "from workers.localstack.redis import RedisServer\n"
+        "from devstack.redis import RedisServer\n"
         "server = RedisServer().start()\n"
         "print(server.pid, server.log_path.parent, flush=True)\n"
         "time.sleep(60)\n"
@@ -258,9 +258,9 @@ def test_missing_maven_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_up_command_publishes_addresses_and_stops_cleanly(tmp_path: Path) -> None:
-    env_file = tmp_path / "localstack.env"
+    env_file = tmp_path / "devstack.env"
     up = subprocess.Popen(
-        [sys.executable, "-m", "workers.localstack", "up", "--env-file", str(env_file)],
+        [sys.executable, "-m", "devstack", "up", "--env-file", str(env_file)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -21,14 +21,38 @@ import signal
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-__all__ = ["LocalStackError", "ManagedProcess", "stop_all", "tail"]
+__all__ = ["DevstackError", "ManagedProcess", "ServerContext", "stop_all", "tail"]
 
 
-class LocalStackError(RuntimeError):
+class DevstackError(RuntimeError):
     """Base class for every failure of the local infrastructure harness."""
+
+
+class ServerContext(ABC):
+    """A server that is its own context manager: ``with`` starts it and stops it for good."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 _LIVE: set[ManagedProcess] = set()
@@ -119,7 +143,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         if self.alive:
-            raise LocalStackError(f"{self.name} is already running (pid {self.pid})")
+            raise DevstackError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # The child keeps its own copy of the descriptor; ours is closed right away.
         with self.log_path.open("ab") as log:

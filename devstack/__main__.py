@@ -1,7 +1,7 @@
-"""``python -m workers.localstack``: run the local Kafka + Redis stack, or fetch the jars.
+"""``python -m devstack``: run the local Kafka + Redis stack, or fetch the jars.
 
-    python -m workers.localstack fetch
-    python -m workers.localstack up [--brokers N] [--no-redis] [--env-file PATH]
+    python -m devstack fetch
+    python -m devstack up [--brokers N] [--no-redis] [--env-file PATH]
 
 ``up`` prints ``GUARDSTREAM_KAFKA_BOOTSTRAP=...`` / ``GUARDSTREAM_REDIS_URL=...`` once
 everything answers, then runs until SIGINT/SIGTERM (or until a server dies: exit 1).
@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
-from workers.localstack._process import LocalStackError
-from workers.localstack.kafka import KAFKA_VERSION, KafkaCluster, ensure_kafka_jars
-from workers.localstack.redis import RedisServer
+from devstack.kafka import KAFKA_VERSION, KafkaCluster, ensure_kafka_jars
+from devstack.process import DevstackError
+from devstack.redis import RedisServer
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -29,7 +29,7 @@ _HEALTH_CHECK_INTERVAL_S = 1.0
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m workers.localstack",
+        prog="python -m devstack",
         description="Real Kafka (KRaft, from Maven jars) and redis-server on loopback ports.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -81,7 +81,7 @@ def _publish(variables: dict[str, str], env_file: Path | None) -> None:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     if args.brokers < 1:
-        raise LocalStackError("--brokers must be >= 1")
+        raise DevstackError("--brokers must be >= 1")
     with contextlib.ExitStack() as stack, _stop_requested() as stop:
         kafka = stack.enter_context(
             KafkaCluster(
@@ -100,15 +100,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
         if args.env_file is not None:
             # Stale addresses are worse than none: the file goes away with the servers.
             stack.callback(args.env_file.unlink, missing_ok=True)
-        print("localstack: up; Ctrl-C to stop", file=sys.stderr, flush=True)
+        print("devstack: up; Ctrl-C to stop", file=sys.stderr, flush=True)
         while not stop.wait(_HEALTH_CHECK_INTERVAL_S):
             if not kafka.running:
-                print(f"localstack: a Kafka broker died\n{kafka.log_tail(40)}", file=sys.stderr)
+                print(f"devstack: a Kafka broker died\n{kafka.log_tail(40)}", file=sys.stderr)
                 return EXIT_FAILURE
             if redis is not None and not redis.running:
-                print(f"localstack: redis-server died\n{redis.log_tail(40)}", file=sys.stderr)
+                print(f"devstack: redis-server died\n{redis.log_tail(40)}", file=sys.stderr)
                 return EXIT_FAILURE
-        print("localstack: stopping", file=sys.stderr, flush=True)
+        print("devstack: stopping", file=sys.stderr, flush=True)
     return EXIT_OK
 
 
@@ -118,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fetch":
             return _cmd_fetch(args)
         return _cmd_up(args)
-    except LocalStackError as exc:
-        print(f"localstack: error: {exc}", file=sys.stderr)
+    except DevstackError as exc:
+        print(f"devstack: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
 

@@ -11,14 +11,13 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
 
 import redis
 
-from workers.localstack._process import LocalStackError, ManagedProcess, stop_all, tail
-from workers.localstack.ports import free_port
+from devstack.ports import free_port
+from devstack.process import DevstackError, ManagedProcess, ServerContext, stop_all, tail
 
 __all__ = ["RedisServer", "RedisServerError"]
 
@@ -26,7 +25,7 @@ HOST = "127.0.0.1"
 _PING_INTERVAL_S = 0.05
 
 
-class RedisServerError(LocalStackError):
+class RedisServerError(DevstackError):
     """redis-server is missing, did not start, or died."""
 
 
@@ -62,7 +61,7 @@ def _cleanup(process: ManagedProcess, workdir: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-class RedisServer:
+class RedisServer(ServerContext):
     """``redis-server`` in its own process group with a temp working directory."""
 
     def __init__(
@@ -89,17 +88,6 @@ class RedisServer:
 
     def __repr__(self) -> str:
         return f"RedisServer(port={self.port}, running={self.running})"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

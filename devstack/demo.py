@@ -25,12 +25,12 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from devstack.kafka import KafkaCluster
+from devstack.ports import free_port
+from devstack.process import ManagedProcess
+from devstack.redis import RedisServer
 from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog
-from workers.localstack._process import ManagedProcess
-from workers.localstack.kafka import KafkaCluster
-from workers.localstack.ports import free_port
-from workers.localstack.redis import RedisServer
 from workers.metrics import (
     CONSUMER_LAG,
     DEDUP_TRACKED_IDS,
