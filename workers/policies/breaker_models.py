@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -20,31 +19,28 @@ from pydantic import BaseModel, ConfigDict, PlainValidator
 from schemas.types import Severity
 from workers.kernels.breaker_config import TripMetric, WindowType
 from workers.kernels.policy_limits import FALLBACK_ACTIONS
-from workers.policies.files import (
-    int_at_least,
+from workers.policies.fields import (
+    OpenModel,
+    OptBool,
+    OptMoney,
+    OptNonNegInt,
+    OptPosInt,
+    OptPosNumber,
+    OptStringSet,
+    OptText,
+    StrictModel,
+    Text,
     int_in,
     number,
     number_in,
     one_of,
-    positive_decimal,
-    strict_bool,
-    string_set,
-    text,
 )
 
-# Optional fields validated by plain functions (see files.py): an explicit `null` is an error,
+# Optional fields validated by plain functions (see fields.py): an explicit `null` is an error,
 # an omitted key leaves the layer below (file defaults, mode defaults, kernel) in charge.
-OptNonNegInt = Annotated[int | None, PlainValidator(int_at_least(0))]
-OptPosInt = Annotated[int | None, PlainValidator(int_at_least(1))]
 OptPct = Annotated[float | None, PlainValidator(number_in(0, 100, low_open=True))]
-OptPosNumber = Annotated[float | None, PlainValidator(number_in(0, None, low_open=True))]
 OptNumber = Annotated[float | None, PlainValidator(number)]
 OptMultiplier = Annotated[float | None, PlainValidator(number_in(1, None))]
-OptMoney = Annotated[Decimal | None, PlainValidator(positive_decimal)]
-OptBool = Annotated[bool | None, PlainValidator(strict_bool)]
-OptStrings = Annotated[frozenset[str] | None, PlainValidator(string_set)]
-OptText = Annotated[str | None, PlainValidator(text)]
-Text = Annotated[str, PlainValidator(text)]
 OptFallback = Annotated[str | None, PlainValidator(one_of(FALLBACK_ACTIONS))]
 # alpha-solver's json_schema_for_circuit_breakers.json bounds these (inclusive).
 SeedCount = Annotated[int | None, PlainValidator(int_in(1, 100))]
@@ -61,15 +57,7 @@ class KeyMode(StrEnum):
     TOOL = "tool"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class RuleSpec(_Strict):
+class RuleSpec(StrictModel):
     vendor: Text = "*"
     tool: Text = "*"
     breaker: Text
@@ -104,7 +92,7 @@ class Routing(BaseModel):
 # --- guardstream's shape: BreakerConfig's own field names, units in the names ---
 
 
-class GuardTrip(_Strict):
+class GuardTrip(StrictModel):
     metric: TripMetric
     threshold: Annotated[float, PlainValidator(number)]  # range: by metric, in the kernel
     consecutive_violations: OptPosInt = None
@@ -113,7 +101,7 @@ class GuardTrip(_Strict):
     name: OptText = None
 
 
-class GuardBreaker(_Strict):
+class GuardBreaker(StrictModel):
     enabled: OptBool = None
     failure_rate_threshold_pct: OptPct = None
     slow_call_rate_threshold_pct: OptPct = None
@@ -129,8 +117,8 @@ class GuardBreaker(_Strict):
     max_wait_in_open_ms: OptPosInt = None
     max_wait_in_half_open_ms: OptNonNegInt = None
     failure_threshold: OptNonNegInt = None
-    error_types: OptStrings = None
-    exclude_errors: OptStrings = None
+    error_types: OptStringSet = None
+    exclude_errors: OptStringSet = None
     cost_threshold_usd: OptMoney = None
     success_threshold: OptNonNegInt = None
     consecutive_success_threshold: OptNonNegInt = None
@@ -149,7 +137,7 @@ class GuardSpec(Routing):
 # --- alpha-solver's circuit_breakers.json ---
 
 
-class AlphaBreaker(_Open):
+class AlphaBreaker(OpenModel):
     """Ranges from alpha-solver's json_schema_for_circuit_breakers.json."""
 
     id: OptText = None
@@ -158,14 +146,14 @@ class AlphaBreaker(_Open):
     timeout_seconds: SeedTimeoutS = None
     half_open_requests: SeedHalfOpenCalls = None
     monitoring_window_seconds: SeedWindowS = None
-    error_types: OptStrings = None
-    exclude_errors: OptStrings = None
+    error_types: OptStringSet = None
+    exclude_errors: OptStringSet = None
     cost_threshold_usd: OptMoney = None
     fallback_action: OptFallback = None
     alert_on_open: OptBool = None
 
 
-class AlphaGlobal(_Open):
+class AlphaGlobal(OpenModel):
     enabled: OptBool = None
 
 
@@ -178,7 +166,7 @@ class AlphaSpec(Routing):
 # --- RESONTINEX's circuit_breakers.yaml ---
 
 
-class ResTrip(_Open):
+class ResTrip(OpenModel):
     metric: Text
     threshold_ms: OptPosNumber = None
     threshold: OptNumber = None
@@ -186,7 +174,7 @@ class ResTrip(_Open):
     window_minutes: OptPosInt = None
 
 
-class ResBreaker(_Open):
+class ResBreaker(OpenModel):
     enabled: OptBool = None
     failure_threshold: OptNonNegInt = None
     recovery_timeout_seconds: OptPosInt = None
@@ -198,11 +186,11 @@ class ResBreaker(_Open):
     trip_conditions: list[ResTrip] | None = None
 
 
-class ResCircuitOpen(_Open):
+class ResCircuitOpen(OpenModel):
     severity: Severity | None = None
 
 
-class ResAlerting(_Open):
+class ResAlerting(OpenModel):
     circuit_open: ResCircuitOpen = ResCircuitOpen()
 
 
@@ -210,8 +198,3 @@ class ResSpec(Routing):
     model_config = ConfigDict(extra="allow", frozen=True)
     circuit_breakers: dict[str, dict[str, Any]]
     alerting: ResAlerting = ResAlerting()
-
-
-def extra_keys(model: BaseModel) -> dict[str, Any]:
-    """Keys a seed model accepted without knowing them (empty for strict models)."""
-    return dict(model.model_extra or {})

@@ -10,12 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from schemas.limits import MAX_ID_LEN
-from workers.errors import ConfigError
 from workers.kernels.breaker_config import (
     DEFAULT_PERMITTED_CALLS_IN_HALF_OPEN,
     BreakerConfig,
@@ -34,14 +31,22 @@ from workers.policies.breaker_models import (
     ResTrip,
     Routing,
     Rule,
-    extra_keys,
 )
 from workers.policies.files import Problems
-
-M = TypeVar("M", bound=BaseModel)
+from workers.policies.parsing import (
+    SpecParser,
+    build,
+    note_unknown_keys,
+    parse_by_shape,
+    validated_as,
+    validated_entries,
+)
 
 ALPHA_DEFAULT_ID = "cb.vendor.default"
-NOT_EVALUATED = "not evaluated by guardstream; ignored"
+# Why a RESONTINEX breaker key is not used, where there is more to say than "not evaluated".
+_RES_BREAKER_KEYS = {
+    "fast_fail_threshold": "no guardstream breaker field counts fast failures; not evaluated"
+}
 
 
 class Shape(StrEnum):
@@ -75,45 +80,11 @@ def detect(spec: Mapping[str, Any]) -> Shape | str:
 
 
 def parse(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Parsed | None:
-    shape = detect(spec)
-    if not isinstance(shape, Shape):
-        problems.error("(top level)", shape)
-        return None
-    parser = {
-        Shape.GUARDSTREAM: _guardstream,
-        Shape.ALPHA_SOLVER: _alpha,
-        Shape.RESONTINEX: _resontinex,
-    }[shape]
-    return parser(spec, base, problems)
+    """The breakers of `spec` in whichever shape it has; None once a problem is recorded."""
+    return parse_by_shape(spec, base, problems, detect(spec), PARSERS)
 
 
 # --- shared steps ---
-
-
-def _validate(cls: type[M], spec: Mapping[str, Any], problems: Problems, *prefix: str) -> M | None:
-    # Breaker entries are validated one at a time (with their path as `prefix`), so a typo in
-    # one breaker does not hide a cross-field error in another: one run reports everything.
-    try:
-        return cls.model_validate(spec)
-    except ValidationError as exc:
-        problems.validation(exc, prefix)
-        return None
-
-
-def _build(problems: Problems, path: str, **fields: Any) -> BreakerConfig | None:
-    try:
-        return BreakerConfig(**fields)
-    except ConfigError as exc:  # cross-field rules live in the kernel; point them at the file
-        problems.error(path, str(exc))
-        return None
-
-
-def _trip(problems: Problems, path: str, **fields: Any) -> TripCondition | None:
-    try:
-        return TripCondition(**fields)
-    except ConfigError as exc:
-        problems.error(path, str(exc))
-        return None
 
 
 def _finish(
@@ -169,58 +140,52 @@ def _guard_fields(entry: GuardBreaker, path: str, problems: Problems) -> dict[st
     fields = {name: getattr(entry, name) for name in entry.model_fields_set}
     if entry.trip_conditions is not None:
         trips = [
-            _trip(problems, f"{path}.trip_conditions[{i}]", **t.model_dump(exclude_unset=True))
+            build(
+                TripCondition,
+                problems,
+                f"{path}.trip_conditions[{i}]",
+                **t.model_dump(exclude_unset=True),
+            )
             for i, t in enumerate(entry.trip_conditions)
         ]
         fields["trip_conditions"] = tuple(t for t in trips if t is not None)
     return fields
 
 
-def _guardstream(
-    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+def parse_guardstream_breakers(
+    model: GuardSpec, base: Mapping[str, Any], problems: Problems
 ) -> Parsed | None:
-    model = _validate(GuardSpec, spec, problems)
-    if model is None:
-        return None
+    """guardstream's breakers.yaml: BreakerConfig's own field names under `breakers`."""
     defaults = _guard_fields(model.defaults, "defaults", problems)
     built: dict[str, BreakerConfig | None] = {}
     disabled: set[str] = set()
-    for bid, raw in model.breakers.items():
-        path = f"breakers.{bid}"
-        entry = _validate(GuardBreaker, raw, problems, "breakers", bid)
-        if entry is None:
-            continue
+    for bid, path, entry in validated_entries(GuardBreaker, "breakers", model.breakers, problems):
         fields = {**base, **defaults, **_guard_fields(entry, path, problems)}
         if not fields.pop("enabled", True):
             disabled.add(bid)
-        built[bid] = _build(problems, path, policy_id=bid, **fields)
+        built[bid] = build(BreakerConfig, problems, path, policy_id=bid, **fields)
     return _finish(model, "breakers", list(model.breakers), built, disabled, problems)
 
 
 # --- alpha-solver's circuit_breakers.json ---
 
 
-def _alpha(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Parsed | None:
-    model = _validate(AlphaSpec, spec, problems)
-    if model is None:
-        return None
-    for key in extra_keys(model):
-        if key == "states":
-            problems.note(key, "the kernel's state machine (Resilience4j's) is used; ignored")
-        elif key not in ("version", "schema_version"):
-            problems.note(key, NOT_EVALUATED)
-    for key in extra_keys(model.global_config):
-        problems.note(f"global_config.{key}", NOT_EVALUATED)
+def parse_alpha_solver_circuit_breakers(
+    model: AlphaSpec, base: Mapping[str, Any], problems: Problems
+) -> Parsed | None:
+    """alpha-solver's circuit_breakers.json (its JSON schema's names and ranges)."""
+    note_unknown_keys(
+        problems,
+        model,
+        why={"states": "the kernel's state machine (Resilience4j's) is used; ignored"},
+        skip=("version", "schema_version"),
+    )
+    note_unknown_keys(problems, model.global_config, "global_config")
     built: dict[str, BreakerConfig | None] = {}
-    for bid, raw in model.breakers.items():
-        path = f"breakers.{bid}"
-        entry = _validate(AlphaBreaker, raw, problems, "breakers", bid)
-        if entry is None:
-            continue
+    for bid, path, entry in validated_entries(AlphaBreaker, "breakers", model.breakers, problems):
         if entry.id is not None and entry.id != bid:
             problems.error(f"{path}.id", f"must equal the breaker's key {bid!r}", entry.id)
-        for key in extra_keys(entry):
-            problems.note(f"{path}.{key}", NOT_EVALUATED)
+        note_unknown_keys(problems, entry, path)
         fields = dict(base)
         _set(fields, "failure_threshold", entry.failure_threshold)
         _set(fields, "success_threshold", entry.success_threshold)
@@ -236,7 +201,7 @@ def _alpha(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems)
         _set(fields, "cost_threshold_usd", entry.cost_threshold_usd)
         _set(fields, "fallback_action", entry.fallback_action)
         _set(fields, "alert_on_open", entry.alert_on_open)
-        built[bid] = _build(problems, path, policy_id=bid, **fields)
+        built[bid] = build(BreakerConfig, problems, path, policy_id=bid, **fields)
     disabled = set(model.breakers) if model.global_config.enabled is False else set()
     return _finish(model, "breakers", list(model.breakers), built, disabled, problems)
 
@@ -265,34 +230,28 @@ def _half_open_calls(
 # --- RESONTINEX's circuit_breakers.yaml ---
 
 
-def _resontinex(
-    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+def parse_resontinex_circuit_breakers(
+    model: ResSpec, base: Mapping[str, Any], problems: Problems
 ) -> Parsed | None:
-    model = _validate(ResSpec, spec, problems)
-    if model is None:
-        return None
-    for key in extra_keys(model):
-        problems.note(key, NOT_EVALUATED)
-    for key in extra_keys(model.alerting):
-        problems.note(f"alerting.{key}", "guardstream alerts on opening only; ignored")
-    for key in extra_keys(model.alerting.circuit_open):
-        problems.note(
-            f"alerting.circuit_open.{key}", "alert routing is not a breaker setting; ignored"
-        )
+    """RESONTINEX's circuit_breakers.yaml (count windows, trip conditions by metric name)."""
+    note_unknown_keys(problems, model)
+    note_unknown_keys(
+        problems,
+        model.alerting,
+        "alerting",
+        otherwise="guardstream alerts on opening only; ignored",
+    )
+    note_unknown_keys(
+        problems,
+        model.alerting.circuit_open,
+        "alerting.circuit_open",
+        otherwise="alert routing is not a breaker setting; ignored",
+    )
     built: dict[str, BreakerConfig | None] = {}
     disabled: set[str] = set()
-    for bid, raw in model.circuit_breakers.items():
-        path = f"circuit_breakers.{bid}"
-        entry = _validate(ResBreaker, raw, problems, "circuit_breakers", bid)
-        if entry is None:
-            continue
-        for key in extra_keys(entry):
-            why = (
-                "no guardstream breaker field counts fast failures; not evaluated"
-                if key == "fast_fail_threshold"
-                else NOT_EVALUATED
-            )
-            problems.note(f"{path}.{key}", why)
+    entries = validated_entries(ResBreaker, "circuit_breakers", model.circuit_breakers, problems)
+    for bid, path, entry in entries:
+        note_unknown_keys(problems, entry, path, why=_RES_BREAKER_KEYS)
         fields = {**base, "sliding_window_type": WindowType.COUNT}
         _set(fields, "failure_threshold", entry.failure_threshold)
         _set(fields, "wait_in_open_ms", entry.recovery_timeout_seconds, lambda s: s * 1000)
@@ -309,7 +268,7 @@ def _resontinex(
         fields["trip_conditions"] = tuple(t for t in trips if t is not None)
         if entry.enabled is False:
             disabled.add(bid)
-        built[bid] = _build(problems, path, policy_id=bid, **fields)
+        built[bid] = build(BreakerConfig, problems, path, policy_id=bid, **fields)
     return _finish(
         model, "circuit_breakers", list(model.circuit_breakers), built, disabled, problems
     )
@@ -318,8 +277,7 @@ def _resontinex(
 def _res_trip(trip: ResTrip, path: str, problems: Problems) -> TripCondition | None:
     """Map a RESONTINEX metric name onto the signals tool events carry (see TripMetric)."""
     name = trip.metric
-    for key in extra_keys(trip):
-        problems.note(f"{path}.{key}", NOT_EVALUATED)
+    note_unknown_keys(problems, trip, path)
     if name.endswith("latency_p95") or (trip.threshold_ms is not None and "p95" in name):
         metric = TripMetric.LATENCY_P95
     elif name.endswith("_latency_ms") and trip.threshold_ms is not None:
@@ -342,4 +300,11 @@ def _res_trip(trip: ResTrip, path: str, problems: Problems) -> TripCondition | N
     fields: dict[str, Any] = {"metric": metric, "threshold": threshold, "name": name}
     _set(fields, "consecutive_violations", trip.consecutive_violations)
     _set(fields, "window_ms", trip.window_minutes, lambda m: m * 60_000)
-    return _trip(problems, path, **fields)
+    return build(TripCondition, problems, path, **fields)
+
+
+PARSERS: Mapping[Shape, SpecParser[Parsed]] = {
+    Shape.GUARDSTREAM: validated_as(GuardSpec, parse_guardstream_breakers),
+    Shape.ALPHA_SOLVER: validated_as(AlphaSpec, parse_alpha_solver_circuit_breakers),
+    Shape.RESONTINEX: validated_as(ResSpec, parse_resontinex_circuit_breakers),
+}

@@ -19,11 +19,8 @@ from schemas.policy import PolicyDocument, PolicyKind
 from workers.kernels.breaker_config import BreakerConfig
 from workers.policies.breaker_models import KeyMode, Rule
 from workers.policies.breaker_shapes import parse
-from workers.policies.files import (
-    Problems,
-    load_policy_document,
-    require_kind,
-)
+from workers.policies.files import builtin_policy_document, load_policy_document, require_kind
+from workers.policies.parsing import parse_policy
 from workers.settings import Mode
 
 # Looked for in a policy directory, in this order (the second is the seeds' name).
@@ -117,16 +114,12 @@ def load_breaker_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> BreakerPol
 
 def default_breaker_policy(mode: Mode = Mode.DEVELOPMENT) -> BreakerPolicy:
     """No policy directory given: one breaker, `default`, with the mode's defaults."""
-    spec: dict[str, Any] = {"breakers": {"default": {}}}
-    doc = PolicyDocument.from_spec(PolicyKind.BREAKERS, "default", spec, source="<built-in>")
+    spec, doc = builtin_policy_document(PolicyKind.BREAKERS, {"breakers": {"default": {}}})
     return _from_spec(spec, mode, doc)
 
 
 def _from_spec(spec: Mapping[str, Any], mode: Mode, doc: PolicyDocument) -> BreakerPolicy:
-    problems = Problems(doc.source or doc.name)
-    parsed = parse(spec, MODE_DEFAULTS[mode], problems)
-    problems.raise_if_any()
-    assert parsed is not None  # parse returns None only after recording an error
+    parsed, problems = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
     return BreakerPolicy(
         name=doc.name,
         source=problems.source,

@@ -12,38 +12,34 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator
-from pydantic_core import PydanticCustomError
+from pydantic import PlainValidator
 
 from schemas.state import BudgetPeriod
 from schemas.types import Severity
 from workers.kernels.budget_config import ThresholdAction
 from workers.kernels.policy_limits import MAX_POLICY_USD
-from workers.policies.breaker_models import (
+from workers.policies.fields import (
+    MAX_NANO_PLACES,
+    OpenModel,
     OptBool,
+    OptMoney,
     OptNonNegInt,
     OptPosInt,
     OptPosNumber,
+    OptStrings,
     OptText,
-)
-from workers.policies.files import (
-    MAX_NANO_PLACES,
+    OptWeekday,
+    ScalarText,
+    StrictModel,
+    Strings,
+    Text,
     int_at_least,
     int_in,
     money_in,
     money_limit,
     number_in,
     positive_decimal,
-    text,
 )
-
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def _bad(rule: str) -> PydanticCustomError:
-    # The same error type as files.py's validators, so Problems words it the same way.
-    return PydanticCustomError("guardstream", rule)
-
 
 _amount = money_in(MAX_POLICY_USD, places=MAX_NANO_PLACES, zero_ok=True)
 """A non-negative amount (spend so far may be zero), exact as written, bounded as a limit."""
@@ -57,32 +53,7 @@ def _seed_percent(value: Any) -> Decimal:
 _seed_percent_int = int_in(1, 100)
 
 
-def _weekday(value: Any) -> int:
-    # A name reads better in a policy; 0-6 (Monday first, date.weekday()) is accepted too.
-    if isinstance(value, str) and value.lower() in WEEKDAYS:
-        return WEEKDAYS.index(value.lower())
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 6:
-        return value
-    raise _bad("must be a weekday name (monday...sunday) or 0 (Monday) - 6 (Sunday)")
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _bad("must be a list of non-empty strings")
-    return tuple(value)
-
-
-def _scalar_text(value: Any) -> str:
-    # Downgrade parameters travel as strings; a YAML 0.5 or true is kept as written.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise _bad("must be a string, number or boolean")
-
-
 Money = Annotated[Decimal, PlainValidator(positive_decimal)]
-OptMoney = Annotated[Decimal | None, PlainValidator(positive_decimal)]
 OptLimit = Annotated[Decimal | None, PlainValidator(money_limit)]
 """An amount a budget counts against: whole nano-dollars, at most MAX_POLICY_USD."""
 OptSeedLimit = Annotated[Decimal | None, PlainValidator(money_in(Decimal(1_000_000), places=9))]
@@ -90,55 +61,42 @@ OptSeedLimit = Annotated[Decimal | None, PlainValidator(money_in(Decimal(1_000_0
 SeedPercent = Annotated[Decimal, PlainValidator(_seed_percent)]
 OptAmount = Annotated[Decimal | None, PlainValidator(_amount)]
 Amount = Annotated[Decimal, PlainValidator(_amount)]
-OptWeekday = Annotated[int | None, PlainValidator(_weekday)]
-OptStrings = Annotated[tuple[str, ...] | None, PlainValidator(_strings)]
-Strings = Annotated[tuple[str, ...], PlainValidator(_strings)]
 PosInt = Annotated[int, PlainValidator(int_at_least(1))]
 NonNegInt = Annotated[int, PlainValidator(int_at_least(0))]
 OptFactor = Annotated[float | None, PlainValidator(number_in(1, None, low_open=True))]
 OptFraction = Annotated[float | None, PlainValidator(number_in(0, 1, low_open=True))]
 Fraction = Annotated[float, PlainValidator(number_in(0, 1, low_open=True))]
-ScalarText = Annotated[str, PlainValidator(_scalar_text)]
-Text = Annotated[str, PlainValidator(text)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 # --- guardstream's shape: BudgetConfig's own field names, units in the names ---
 
 
-class GuardThreshold(_Strict):
+class GuardThreshold(StrictModel):
     percent: Money
     action: ThresholdAction = ThresholdAction.NOTIFY
     notify: Strings = ()
     severity: Severity | None = None
 
 
-class GuardRateLimits(_Strict):
+class GuardRateLimits(StrictModel):
     requests_per_minute: OptPosInt = None
     tokens_per_minute: OptPosInt = None
     window_ms: OptPosInt = None
 
 
-class GuardAnomaly(_Strict):
+class GuardAnomaly(StrictModel):
     detection_window_ms: PosInt
     factor: OptFactor = None
     baseline_windows: OptPosInt = None
 
 
-class GuardRapid(_Strict):
+class GuardRapid(StrictModel):
     fraction: OptFraction = None
     window_ms: OptPosInt = None
     action: ThresholdAction | None = None
 
 
-class GuardTripwire(_Strict):
+class GuardTripwire(StrictModel):
     breach_threshold_pct: Money
     consecutive_breach_limit: PosInt
     recovery_threshold_pct: Amount
@@ -148,7 +106,7 @@ class GuardTripwire(_Strict):
     check_interval_ms: OptPosInt = None
 
 
-class GuardDefaults(_Strict):
+class GuardDefaults(StrictModel):
     """What every budget inherits unless it says otherwise."""
 
     tz: OptText = None
@@ -175,7 +133,7 @@ class GuardBudget(GuardDefaults):
     tags: Strings = ()
 
 
-class GuardSpec(_Strict):
+class GuardSpec(StrictModel):
     defaults: GuardDefaults = GuardDefaults()
     budgets: dict[str, dict[str, Any]]  # entries validated one by one: see budget_shapes
     tripwires: dict[str, dict[str, Any]] = {}  # keyed by the budget they watch
@@ -192,18 +150,18 @@ class AlphaScope(StrEnum):
     USER = "user"
 
 
-class AlphaAlert(_Open):
+class AlphaAlert(OpenModel):
     threshold_percent: SeedPercent
     notify: OptStrings = None
     action: ThresholdAction | None = None
 
 
-class AlphaRateLimits(_Open):
+class AlphaRateLimits(OpenModel):
     requests_per_minute: OptPosInt = None
     tokens_per_minute: OptPosInt = None
 
 
-class AlphaBudget(_Open):
+class AlphaBudget(OpenModel):
     id: OptText = None
     scope: AlphaScope | None = None
     period: BudgetPeriod | None = None
@@ -227,26 +185,26 @@ class AlphaBudget(_Open):
     environment: OptText = None
 
 
-class AlphaSpec(_Open):
+class AlphaSpec(OpenModel):
     budgets: dict[str, dict[str, Any]]
 
 
 # --- RESONTINEX's energy_governance.yaml ---
 
 
-class ResLimits(_Open):
+class ResLimits(OpenModel):
     daily_token_limit: OptPosInt = None
     daily_cost_limit_usd: OptLimit = None
     hourly_burst_limit: OptPosInt = None
     hourly_cost_limit_usd: OptLimit = None
 
 
-class ResRecovery(_Open):
+class ResRecovery(OpenModel):
     consecutive_normal_operations: OptPosInt = None
     time_since_last_breach_hours: OptPosNumber = None
 
 
-class ResTripwire(_Open):
+class ResTripwire(OpenModel):
     enabled: OptBool = None
     breach_threshold_percentage: Money
     consecutive_breach_limit: PosInt
@@ -257,44 +215,39 @@ class ResTripwire(_Open):
     """Not in the seed (whose check interval is implicit): guardstream's extension."""
 
 
-class ResUtilizationAlert(_Open):
+class ResUtilizationAlert(OpenModel):
     threshold: Annotated[float, PlainValidator(number_in(0, 10, low_open=True))]
     """A fraction of the limit (0.70 = 70 %); up to 10 (1000 %), the kernel's cap."""
     alert_level: Severity | None = None
 
 
-class ResAnomaly(_Open):
+class ResAnomaly(OpenModel):
     enabled: OptBool = None
     anomaly_threshold_factor: OptFactor = None
     detection_window_hours: OptPosNumber = None
 
 
-class ResMonitoring(_Open):
+class ResMonitoring(OpenModel):
     budget_utilization_alerts: list[ResUtilizationAlert] | None = None
     cost_anomaly_detection: ResAnomaly | None = None
 
 
-class ResApproval(_Open):
+class ResApproval(OpenModel):
     single_operation_cost_usd: OptLimit = None
 
 
-class ResRestrictions(_Open):
+class ResRestrictions(OpenModel):
     rapid_budget_consumption_rate: OptFraction = None
 
 
-class ResGovernance(_Open):
+class ResGovernance(OpenModel):
     approval_required_for: ResApproval = ResApproval()
     automatic_restrictions: ResRestrictions = ResRestrictions()
 
 
-class ResSpec(_Open):
+class ResSpec(OpenModel):
     # Sections validated one by one (budget_resontinex), so one's mistake hides no other's.
     budget_limits: dict[str, Any] = {}
     budget_tripwire: dict[str, Any] | None = None
     monitoring: dict[str, Any] = {}
     governance_rules: dict[str, Any] = {}
-
-
-def extra_keys(model: BaseModel) -> dict[str, Any]:
-    """Keys a seed model accepted without knowing them (empty for strict models)."""
-    return dict(model.model_extra or {})

@@ -29,17 +29,11 @@ from workers.policies.budget_models import (
     ResMonitoring,
     ResSpec,
     ResTripwire,
-    extra_keys,
 )
-from workers.policies.budget_shapes import (
-    NOT_EVALUATED,
-    build,
-    build_thresholds,
-    percent_of,
-    to_ms,
-    validate_entry,
-)
+from workers.policies.budget_shapes import build_thresholds, percent_of, to_ms
+from workers.policies.fields import extra_keys
 from workers.policies.files import Problems
+from workers.policies.parsing import NOT_EVALUATED, build, note_unknown_keys, validate_entry
 
 MS_PER_HOUR = 3_600_000
 MS_PER_MINUTE = 60_000
@@ -48,14 +42,13 @@ HOURLY_ID = "bud.global.hourly"
 RAPID_WINDOW_MS = 15 * MS_PER_MINUTE
 """The seed's comment on rapid_budget_consumption_rate: "10% in 15 minutes"."""
 RAPID_PATH = "governance_rules.automatic_restrictions.rapid_budget_consumption_rate"
+_NO_HEALTH_CHECK = "no health-check signal reaches guardstream; not evaluated"
 
 
-def resontinex(
-    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+def parse_resontinex_energy_governance(
+    model: ResSpec, base: Mapping[str, Any], problems: Problems
 ) -> dict[str, BudgetConfig | None]:
-    model = validate_entry(ResSpec, spec, problems)
-    if model is None:
-        return {}
+    """RESONTINEX's energy_governance.yaml (see the module docstring)."""
     limits = validate_entry(ResLimits, model.budget_limits, problems, "budget_limits")
     monitoring = validate_entry(ResMonitoring, model.monitoring, problems, "monitoring")
     governance = validate_entry(ResGovernance, model.governance_rules, problems, "governance_rules")
@@ -133,16 +126,14 @@ def _tripwire(
     if entry.enabled is False:
         problems.note("budget_tripwire.enabled", "false: no tripwire")
         return None
-    for key in extra_keys(entry):
-        problems.note(f"budget_tripwire.{key}", NOT_EVALUATED)
+    note_unknown_keys(problems, entry, "budget_tripwire")
     recovery = entry.recovery_conditions
-    for key in extra_keys(recovery):
-        why = (
-            "no health-check signal reaches guardstream; not evaluated"
-            if key == "system_health_check_passed"
-            else NOT_EVALUATED
-        )
-        problems.note(f"budget_tripwire.recovery_conditions.{key}", why)
+    note_unknown_keys(
+        problems,
+        recovery,
+        "budget_tripwire.recovery_conditions",
+        why={"system_health_check_passed": _NO_HEALTH_CHECK},
+    )
     fields: dict[str, Any] = {
         "target": target,
         "breach_threshold_pct": entry.breach_threshold_percentage,
@@ -171,9 +162,9 @@ def _anomaly(monitoring: ResMonitoring, problems: Problems) -> AnomalyConfig | N
     path = "monitoring.cost_anomaly_detection"
     if seed is None:
         return None
-    for key in extra_keys(seed):
-        why = "anomalies always alert; ignored" if key == "alert_on_anomaly" else NOT_EVALUATED
-        problems.note(f"{path}.{key}", why)
+    note_unknown_keys(
+        problems, seed, path, why={"alert_on_anomaly": "anomalies always alert; ignored"}
+    )
     if seed.enabled is False:
         problems.note(f"{path}.enabled", "false: no anomaly detection")
         return None
@@ -196,8 +187,7 @@ def _notes(
     problems: Problems,
 ) -> None:
     """Everything RESONTINEX configures that is not a budget rule guardstream evaluates."""
-    for key in extra_keys(model):
-        problems.note(key, NOT_EVALUATED)
+    note_unknown_keys(problems, model)
     for key in extra_keys(limits):
         if key.startswith("max_"):
             why = "a per-operation cap is enforced before the call, by a gateway; not evaluated"
@@ -213,5 +203,4 @@ def _notes(
         ("governance_rules.automatic_restrictions", governance.automatic_restrictions),
     )
     for prefix, section in sections:
-        for key in extra_keys(section):
-            problems.note(f"{prefix}.{key}", NOT_EVALUATED)
+        note_unknown_keys(problems, section, prefix)

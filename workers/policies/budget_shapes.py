@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from workers.errors import ConfigError
 from workers.kernels.budget_config import (
@@ -37,14 +35,11 @@ from workers.policies.budget_models import (
     GuardSpec,
     GuardThreshold,
     GuardTripwire,
-    extra_keys,
 )
+from workers.policies.fields import extra_keys
 from workers.policies.files import Problems
+from workers.policies.parsing import NOT_EVALUATED, build, validate_entry, validated_entries
 
-M = TypeVar("M", bound=BaseModel)
-C = TypeVar("C")
-
-NOT_EVALUATED = "not evaluated by guardstream; ignored"
 # The seeds' alpha-solver says `department`; guardstream's events say `team`.
 SEED_FIELD_ALIASES: Mapping[str, str] = {"department": "team"}
 # Top-level keys of alpha-solver's file that describe the file, not a budget.
@@ -75,24 +70,6 @@ def detect(spec: Mapping[str, Any]) -> Shape | str:
 
 
 # --- shared steps ---
-
-
-def validate_entry(cls: type[M], spec: Any, problems: Problems, *prefix: str | int) -> M | None:
-    # Entries are validated one at a time (with their path as `prefix`), so a typo in one
-    # budget does not hide an error in another: one run reports everything.
-    try:
-        return cls.model_validate(spec)
-    except ValidationError as exc:
-        problems.validation(exc, prefix)
-        return None
-
-
-def build(cls: type[C], problems: Problems, path: str, **fields: Any) -> C | None:
-    try:
-        return cls(**fields)
-    except ConfigError as exc:  # cross-field rules live in the kernel; point them at the file
-        problems.error(path, str(exc))
-        return None
 
 
 def build_thresholds(
@@ -176,22 +153,16 @@ def _guard_thresholds(
     return build_thresholds(rows, f"{path}.thresholds", problems)
 
 
-def guardstream(
-    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+def parse_guardstream_budgets(
+    model: GuardSpec, base: Mapping[str, Any], problems: Problems
 ) -> dict[str, BudgetConfig | None]:
-    model = validate_entry(GuardSpec, spec, problems)
-    if model is None:
-        return {}
+    """guardstream's budgets.yaml: BudgetConfig's own field names under `budgets`."""
     defaults = _guard_fields(model.defaults, "defaults", problems)
     defaults_ok = not problems.errors
     tripwires = _guard_tripwires(model, problems)
     built: dict[str, BudgetConfig | None] = {}
-    for bid, raw in model.budgets.items():
-        path = f"budgets.{bid}"
+    for bid, path, entry in validated_entries(GuardBudget, "budgets", model.budgets, problems):
         before = len(problems.errors)
-        entry = validate_entry(GuardBudget, raw, problems, "budgets", bid)
-        if entry is None:
-            continue
         fields = {**base, **defaults, **_guard_fields(entry, path, problems)}
         fields["tripwire"] = tripwires.get(bid)
         if defaults_ok and len(problems.errors) == before:
@@ -217,12 +188,10 @@ def _guard_tripwires(model: GuardSpec, problems: Problems) -> dict[str, Tripwire
 # --- alpha-solver's budget_controls.yaml ---
 
 
-def alpha(
-    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+def parse_alpha_solver_budget_controls(
+    model: AlphaSpec, base: Mapping[str, Any], problems: Problems
 ) -> dict[str, BudgetConfig | None]:
-    model = validate_entry(AlphaSpec, spec, problems)
-    if model is None:
-        return {}
+    """alpha-solver's budget_controls.yaml (and its JSON schema's names and ranges)."""
     for key, value in extra_keys(model).items():
         if key == "cost_allocation":
             count = len(value) if isinstance(value, list) else 1
@@ -233,13 +202,10 @@ def alpha(
             )
         elif key not in ALPHA_FILE_KEYS:
             problems.note(key, NOT_EVALUATED)
-    built: dict[str, BudgetConfig | None] = {}
-    for bid, raw in model.budgets.items():
-        path = f"budgets.{bid}"
-        entry = validate_entry(AlphaBudget, raw, problems, "budgets", bid)
-        if entry is not None:
-            built[bid] = _alpha_budget(bid, entry, base, path, problems)
-    return built
+    return {
+        bid: _alpha_budget(bid, entry, base, path, problems)
+        for bid, path, entry in validated_entries(AlphaBudget, "budgets", model.budgets, problems)
+    }
 
 
 def _alpha_budget(

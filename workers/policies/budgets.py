@@ -8,7 +8,6 @@ publishes; a worker rebuilds the same policy from it with `from_document`.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,13 +18,22 @@ from typing import Any
 
 from schemas.policy import PolicyDocument, PolicyKind
 from workers.kernels.budget_config import BudgetConfig, Threshold, ThresholdAction
-from workers.policies.budget_resontinex import resontinex
-from workers.policies.budget_shapes import Shape, alpha, detect, guardstream
+from workers.policies.budget_models import AlphaSpec, GuardSpec, ResSpec
+from workers.policies.budget_resontinex import parse_resontinex_energy_governance
+from workers.policies.budget_shapes import (
+    Shape,
+    detect,
+    parse_alpha_solver_budget_controls,
+    parse_guardstream_budgets,
+)
 from workers.policies.files import (
     Problems,
+    builtin_policy_document,
     load_policy_document,
+    plain_json,
     require_kind,
 )
+from workers.policies.parsing import SpecParser, parse_by_shape, parse_policy, validated_as
 from workers.settings import Mode
 
 # Looked for in a policy directory, in this order (then the seeds' names).
@@ -140,53 +148,35 @@ class BudgetPolicy:
 
 def load_budget_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> BudgetPolicy:
     """Read, validate and resolve a budget policy file (or the one in directory `path`)."""
-    spec, doc = load_policy_document(path, FILE_STEMS, PolicyKind.BUDGETS, normalize=_plain)
+    spec, doc = load_policy_document(path, FILE_STEMS, PolicyKind.BUDGETS, normalize=plain_json)
     return _from_spec(spec, mode, doc)
 
 
 def default_budget_policy(mode: Mode = Mode.DEVELOPMENT) -> BudgetPolicy:
     """No policy directory given: no budgets (nothing is limited until someone says so)."""
-    spec: dict[str, Any] = {"budgets": {}}
-    doc = PolicyDocument.from_spec(PolicyKind.BUDGETS, "default", spec, source="<built-in>")
+    spec, doc = builtin_policy_document(PolicyKind.BUDGETS, {"budgets": {}})
     return _from_spec(spec, mode, doc)
 
 
-def _plain(value: Any) -> Any:
-    """YAML timestamps (alpha-solver's `last_updated: 2024-01-15T00:00:00Z`) as ISO 8601 text:
-    the policy travels as JSON, and the seed must load as published."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dt.date):  # datetime is a date too
-        return value.isoformat()
-    return value
+PARSERS: Mapping[Shape, SpecParser[dict[str, BudgetConfig | None]]] = {
+    Shape.GUARDSTREAM: validated_as(GuardSpec, parse_guardstream_budgets),
+    Shape.ALPHA_SOLVER: validated_as(AlphaSpec, parse_alpha_solver_budget_controls),
+    Shape.RESONTINEX: validated_as(ResSpec, parse_resontinex_energy_governance),
+}
 
 
 def parse(
     spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
 ) -> dict[str, BudgetConfig] | None:
     """The budgets of `spec` in whichever shape it has; None once a problem is recorded."""
-    shape = detect(spec)
-    if not isinstance(shape, Shape):
-        problems.error("(top level)", shape)
-        return None
-    parser = {
-        Shape.GUARDSTREAM: guardstream,
-        Shape.ALPHA_SOLVER: alpha,
-        Shape.RESONTINEX: resontinex,
-    }
-    built = parser[shape](spec, base, problems)
-    if problems.errors:
+    built = parse_by_shape(spec, base, problems, detect(spec), PARSERS)
+    if built is None:
         return None
     return {bid: config for bid, config in built.items() if config is not None}
 
 
 def _from_spec(spec: Mapping[str, Any], mode: Mode, doc: PolicyDocument) -> BudgetPolicy:
-    problems = Problems(doc.source or doc.name)
-    budgets = parse(spec, MODE_DEFAULTS[mode], problems)
-    problems.raise_if_any()
-    assert budgets is not None  # parse returns None only after recording an error
+    budgets, problems = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
     return BudgetPolicy(
         name=doc.name,
         source=problems.source,

@@ -1,6 +1,7 @@
 """Finding and reading policy files, and error messages that point into them (DESIGN §5).
 
-Generic on purpose: breakers, budgets and SLO policies share it. Every error is a ConfigError
+Generic on purpose: every kind of policy shares it (the models' field validators are in
+`fields`, the shape parsers' shared steps in `parsing`). Every error is a ConfigError
 whose lines read ``<file>: <path inside it>: <rule>, not <value>``, all of a file's problems
 at once, so one `policy apply` run shows everything that needs fixing. A value is quoted with
 at most MAX_PREVIEW_CHARS (200) characters.
@@ -14,22 +15,20 @@ aliases, and every number finite.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 from pydantic import ValidationError
-from pydantic_core import PydanticCustomError
 
 from schemas.limits import MIB
 from schemas.policy import PolicyDocument, PolicyKind
 from workers.errors import ConfigError
 from workers.kernels.checks import cut, preview
-from workers.kernels.policy_limits import MAX_POLICY_USD
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 MAX_POLICY_FILE_BYTES: Final = 1 * MIB
@@ -39,13 +38,6 @@ MAX_POLICY_VALUES: Final = 100_000
 """Values in one policy file after alias expansion (~100 bytes each once loaded: ~10 MB)."""
 MAX_POLICY_DEPTH: Final = 32
 """Nesting of mappings and lists (the seeds nest 6 deep)."""
-MAX_NANO_PLACES: Final = 9
-"""Decimal places of a money limit: budgets count in whole nano-dollars."""
-MAX_POLICY_INT: Final = 2**53
-"""Any integer in a policy: JSON-safe (every JSON reader keeps it exact); fields have tighter
-caps where a kernel allocates or loops by them (workers.kernels.policy_limits)."""
-MAX_AMOUNT_CHARS: Final = 64
-"""An amount written as a string: more characters than any amount within the caps needs."""
 
 
 def find_policy_file(path: Path, stems: Sequence[str]) -> Path:
@@ -109,6 +101,19 @@ def require_kind(document: PolicyDocument, kind: PolicyKind) -> None:
         raise ConfigError(
             f"{source}: policy kind must be {kind.value}, not {document.kind.value!r}"
         )
+
+
+def plain_json(value: Any) -> Any:
+    """YAML timestamps (alpha-solver's `last_updated: 2024-01-15T00:00:00Z`) as ISO 8601 text:
+    the policy travels as JSON, and the seed must load as published (a `normalize` for
+    `load_policy_document`)."""
+    if isinstance(value, dict):
+        return {k: plain_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_json(v) for v in value]
+    if isinstance(value, dt.date):  # datetime is a date too
+        return value.isoformat()
+    return value
 
 
 def thawed(value: Any) -> Any:
@@ -340,126 +345,3 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.errors:
             raise ConfigError("\n".join(self.errors))
-
-
-# --- field validators shared by policy models (pydantic PlainValidator functions) ---
-# Plain validators see the raw value, so bools are not integers and 5.0 is not 5: a policy
-# that says `failure_threshold: true` is a typo, not 1.
-
-
-def _bad(rule: str) -> PydanticCustomError:
-    return PydanticCustomError("guardstream", rule)
-
-
-def int_in(minimum: int, maximum: int) -> Any:
-    rule = f"must be an integer in [{minimum}, {maximum:,}]"
-
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-            raise _bad(rule)
-        return value
-
-    return check
-
-
-def int_at_least(minimum: int) -> Any:
-    """An integer >= `minimum`, and at most MAX_POLICY_INT (every policy integer's bound)."""
-    rule = f"must be an integer >= {minimum}"
-
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _bad(rule)
-        if value > MAX_POLICY_INT:
-            raise _bad("must be an integer <= 2**53")
-        return value
-
-    return check
-
-
-def number_in(low: float, high: float | None, *, low_open: bool = False) -> Any:
-    left = "(" if low_open else "["
-    rule = f"must be a number in {left}{low}, {high}]" if high is not None else ""
-    rule = rule or (f"must be a number > {low}" if low_open else f"must be a number >= {low}")
-
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _bad(rule)
-        too_low = value <= low if low_open else value < low
-        if too_low or (high is not None and value > high) or not math.isfinite(value):
-            raise _bad(rule)
-        return float(value)
-
-    return check
-
-
-def number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad("must be a number")
-    return float(value)
-
-
-def money_in(maximum: Decimal, *, places: int | None = None, zero_ok: bool = False) -> Any:
-    """A positive (or, `zero_ok`, non-negative) amount, number or decimal string, up to
-    `maximum` USD, with at most `places` decimal places when given (limits count in whole
-    nano-dollars)."""
-    exact = "" if places is None else f", at most {places} decimal places"
-    kind = "an amount >= 0" if zero_ok else "a positive amount"
-    rule = f"must be {kind} <= {maximum:,} USD (number or decimal string{exact})"
-
-    def check(value: Any) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise _bad(rule)
-        if isinstance(value, str) and len(value) > MAX_AMOUNT_CHARS:
-            raise _bad(rule)
-        try:
-            amount = Decimal(str(value))
-        except InvalidOperation:
-            raise _bad(rule) from None
-        if not amount.is_finite() or amount < 0 or amount > maximum:
-            raise _bad(rule)
-        if amount == 0:
-            if zero_ok:
-                return amount
-            raise _bad(rule)
-        exponent = amount.normalize().as_tuple().exponent
-        if places is not None and isinstance(exponent, int) and -exponent > places:
-            raise _bad(rule)
-        return amount
-
-    return check
-
-
-positive_decimal = money_in(MAX_POLICY_USD)
-"""Any policy amount of money (thresholds, prices, multipliers written as decimals)."""
-money_limit = money_in(MAX_POLICY_USD, places=MAX_NANO_PLACES)
-"""An amount a budget counts against: whole nano-dollars, up to MAX_POLICY_USD."""
-
-
-def one_of(choices: Sequence[str]) -> Any:
-    rule = "must be one of " + "|".join(choices)
-
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise _bad(rule)
-        return str(value)
-
-    return check
-
-
-def strict_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _bad("must be true or false")
-    return value
-
-
-def string_set(value: Any) -> frozenset[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
-        raise _bad("must be a list of strings")
-    # YAML reads `[500, 503]` as integers; the error types on events are strings.
-    return frozenset(str(v) for v in value)
-
-
-def text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise _bad("must be a non-empty string")
-    return value

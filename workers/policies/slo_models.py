@@ -12,14 +12,28 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator
-from pydantic_core import PydanticCustomError
+from pydantic import PlainValidator
 
 from workers.kernels.slo_config import BudgetingMethod, LatencySource, Notify, SliKind
 from workers.kernels.slo_targets_config import BreachType, ObjectiveMetric
-from workers.policies.breaker_models import OptBool, OptNonNegInt, OptPosNumber, OptText
-from workers.policies.budget_models import OptStrings, OptWeekday, ScalarText, Strings, Text
-from workers.policies.files import number, number_in, string_set
+from workers.policies.fields import (
+    OpenModel,
+    OptBool,
+    OptNonNegInt,
+    OptPosNumber,
+    OptStrings,
+    OptStringSet,
+    OptText,
+    OptWeekday,
+    ScalarText,
+    StrictModel,
+    Strings,
+    StringSet,
+    Text,
+    number,
+    number_in,
+    rule_error,
+)
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
@@ -29,11 +43,6 @@ DURATION_UNITS = {"s": SECOND_MS, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
 _DURATION = re.compile(r"([1-9][0-9]*)([smhd])")
 DURATION_RULE = "must be a duration: a whole number and a unit s, m, h or d (90s, 5m, 1h, 30d)"
 TARGET_RULE = "must be a fraction strictly between 0 and 1 (write 99.9 % as 0.999)"
-
-
-def _bad(rule: str) -> PydanticCustomError:
-    # The same error type as files.py's validators, so Problems words it the same way.
-    return PydanticCustomError("guardstream", rule)
 
 
 def parse_duration(value: Any) -> int | None:
@@ -49,20 +58,20 @@ def parse_duration(value: Any) -> int | None:
 def _duration(value: Any) -> int:
     ms = parse_duration(value)
     if ms is None:
-        raise _bad(DURATION_RULE)
+        raise rule_error(DURATION_RULE)
     return ms
 
 
 def _target(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise _bad(TARGET_RULE)
+        raise rule_error(TARGET_RULE)
     return float(value)
 
 
 def _non_negative(value: Any) -> float:
     result = number(value)
     if result < 0:
-        raise _bad("must be a number >= 0")
+        raise rule_error("must be a number >= 0")
     return result
 
 
@@ -75,29 +84,19 @@ OptNumber = Annotated[float | None, PlainValidator(_non_negative)]
 PosNumber = Annotated[float, PlainValidator(number_in(0, None, low_open=True))]
 Percent = Annotated[float, PlainValidator(number_in(0, 100, low_open=True))]
 OptQuantile = Annotated[float | None, PlainValidator(number_in(0, 1, low_open=True))]
-StringSet = Annotated[frozenset[str], PlainValidator(string_set)]
-OptStringSet = Annotated[frozenset[str] | None, PlainValidator(string_set)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 # --- guardstream's shape: the kernel's field names, durations as "5m" / "30d" ---
 
 
-class GuardSli(_Strict):
+class GuardSli(StrictModel):
     kind: SliKind
     excluded_error_types: StringSet = frozenset()
     latency_threshold_ms: OptPosNumber = None
     latency_source: LatencySource | None = None
 
 
-class GuardTier(_Strict):
+class GuardTier(StrictModel):
     name: Text
     notify: Notify
     factor: PosNumber
@@ -105,7 +104,7 @@ class GuardTier(_Strict):
     short_window: Duration
 
 
-class GuardSloDefaults(_Strict):
+class GuardSloDefaults(StrictModel):
     """What every SLO inherits unless it says otherwise."""
 
     period: Any = None  # "30d" or {calendar, tz, week_start}: see slo_shapes.period_of
@@ -126,13 +125,13 @@ class GuardSlo(GuardSloDefaults):
     sla_tier: OptText = None
 
 
-class GuardCalendar(_Strict):
+class GuardCalendar(StrictModel):
     calendar: Text
     tz: OptText = None
     week_start: OptWeekday = None
 
 
-class GuardObjective(_Strict):
+class GuardObjective(StrictModel):
     metric: ObjectiveMetric
     window: Duration
     target: Number
@@ -149,13 +148,13 @@ class GuardObjective(_Strict):
     description: str = ""
 
 
-class GuardPenalty(_Strict):
+class GuardPenalty(StrictModel):
     breach_type: BreachType
     threshold: PosNumber
     credit_percent: Percent
 
 
-class GuardContract(_Strict):
+class GuardContract(StrictModel):
     tier: Text
     availability_percent: Percent
     response_time_p50_ms: OptPosNumber = None
@@ -169,24 +168,24 @@ class GuardContract(_Strict):
     description: str = ""
 
 
-class GuardTrigger(_Strict):
+class GuardTrigger(StrictModel):
     objective: Text
     breach_duration: Duration
 
 
-class GuardAction(_Strict):
+class GuardAction(StrictModel):
     type: Text
     parameter: Text
     value: ScalarText
 
 
-class GuardStrategy(_Strict):
+class GuardStrategy(StrictModel):
     triggers: list[GuardTrigger]
     actions: list[GuardAction]
     target: OptText = None
 
 
-class GuardSpec(_Strict):
+class GuardSpec(StrictModel):
     # Entries validated one by one (slo_shapes), so one entry's typo hides no other's error.
     defaults: dict[str, Any] = {}
     slos: dict[str, dict[str, Any]] = {}
@@ -198,7 +197,7 @@ class GuardSpec(_Strict):
 # --- RESONTINEX's slo.yaml ---
 
 
-class ResSlo(_Open):
+class ResSlo(OpenModel):
     """One service_level_objectives entry: a target_<unit> with alert_/critical_threshold_<unit>
     (no unit suffix for fractions); which metric it is follows from the unit and the id."""
 
@@ -206,23 +205,23 @@ class ResSlo(_Open):
     description: str = ""
 
 
-class ResTrigger(_Open):
+class ResTrigger(OpenModel):
     slo: Text
     threshold_breach_duration_minutes: Number
 
 
-class ResAction(_Open):
+class ResAction(OpenModel):
     type: Text
     parameter: Text
     value: ScalarText
 
 
-class ResStrategy(_Open):
+class ResStrategy(OpenModel):
     trigger_conditions: list[ResTrigger]
     actions: list[ResAction]
 
 
-class ResSpec(_Open):
+class ResSpec(OpenModel):
     service_level_objectives: dict[str, dict[str, Any]]
     monitoring_config: dict[str, Any] = {}
     degradation_strategies: dict[str, dict[str, Any]] = {}
@@ -231,14 +230,14 @@ class ResSpec(_Open):
 # --- alpha-solver's sla_contracts.yaml ---
 
 
-class AlphaPenalty(_Open):
+class AlphaPenalty(OpenModel):
     breach_type: BreachType
     threshold: OptPosNumber = None
     threshold_p99_ms: OptPosNumber = None
     credit_percent: Percent
 
 
-class AlphaContract(_Open):
+class AlphaContract(OpenModel):
     id: OptText = None
     tier: Text
     availability: Percent
@@ -251,7 +250,7 @@ class AlphaContract(_Open):
     selector: dict[str, Text] | None = None
 
 
-class AlphaTarget(_Open):
+class AlphaTarget(OpenModel):
     id: OptText = None
     metric: Text
     measurement_window: OptDuration = None
@@ -269,7 +268,7 @@ class AlphaTarget(_Open):
     selector: dict[str, Text] = {}
 
 
-class AlphaSpec(_Open):
+class AlphaSpec(OpenModel):
     contracts: dict[str, dict[str, Any]] = {}
     performance_targets: dict[str, dict[str, Any]] = {}
 
@@ -277,12 +276,12 @@ class AlphaSpec(_Open):
 # --- OpenSLO v1 ---
 
 
-class OsMetadata(_Open):
+class OsMetadata(OpenModel):
     name: Text
     displayName: OptText = None
 
 
-class OsGuardSource(_Strict):
+class OsGuardSource(StrictModel):
     """guardstream's convention for `metricSource.spec` (metricSource.type: guardstream)."""
 
     selector: dict[str, Text] = {}
@@ -293,39 +292,39 @@ class OsGuardSource(_Strict):
     excluded_error_types: OptStringSet = None
 
 
-class OsMetricSource(_Open):
+class OsMetricSource(OpenModel):
     type: Text
     spec: dict[str, Any] = {}
 
 
-class OsMetric(_Open):
+class OsMetric(OpenModel):
     metricSource: OsMetricSource
 
 
-class OsRatio(_Open):
+class OsRatio(OpenModel):
     counter: OptBool = None
     good: OsMetric | None = None
     bad: OsMetric | None = None
     total: OsMetric
 
 
-class OsIndicatorSpec(_Open):
+class OsIndicatorSpec(OpenModel):
     ratioMetric: OsRatio | None = None
     thresholdMetric: dict[str, Any] | None = None
 
 
-class OsIndicator(_Open):
+class OsIndicator(OpenModel):
     metadata: dict[str, Any] = {}
     spec: OsIndicatorSpec
 
 
-class OsTimeWindow(_Open):
+class OsTimeWindow(OpenModel):
     duration: Text
     isRolling: OptBool = None
     calendar: dict[str, Any] | None = None
 
 
-class OsObjective(_Open):
+class OsObjective(OpenModel):
     name: OptText = None
     displayName: OptText = None
     target: OptTarget = None
@@ -333,7 +332,7 @@ class OsObjective(_Open):
     timeSliceWindow: OptText = None
 
 
-class OsSloSpec(_Open):
+class OsSloSpec(OpenModel):
     description: str = ""
     service: OptText = None
     indicator: OsIndicator | None = None
@@ -344,13 +343,8 @@ class OsSloSpec(_Open):
     alertPolicies: list[Any] | None = None
 
 
-class OsDocument(_Open):
+class OsDocument(OpenModel):
     apiVersion: Text
     kind: Text
     metadata: OsMetadata
     spec: dict[str, Any]
-
-
-def extra_keys(model: BaseModel) -> dict[str, Any]:
-    """Keys a seed model accepted without knowing them (empty for strict models)."""
-    return dict(model.model_extra or {})

@@ -33,8 +33,9 @@ from typing import Any
 
 from schemas.state import BudgetPeriod
 from workers.kernels.slo_config import BudgetingMethod, Sli, SliKind, SloConfig
-from workers.policies.budget_shapes import NOT_EVALUATED, build, validate_entry
-from workers.policies.files import Problems
+from workers.policies.fields import extra_keys
+from workers.policies.files import Problems, dotted
+from workers.policies.parsing import NOT_EVALUATED, build, note_unknown_keys, validate_entry
 from workers.policies.slo_models import (
     DAY_MS,
     HOUR_MS,
@@ -44,7 +45,6 @@ from workers.policies.slo_models import (
     OsMetric,
     OsObjective,
     OsSloSpec,
-    extra_keys,
     parse_duration,
 )
 from workers.policies.slo_shapes import OPENSLO_DOCUMENTS, Built, calendar_spec, check_unique
@@ -71,7 +71,10 @@ _SOURCE_KEYS = (
 )
 
 
-def openslo(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Built:
+def parse_openslo_documents(
+    spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
+) -> Built:
+    """OpenSLO v1 `kind: SLO` documents: one, or several under OPENSLO_DOCUMENTS."""
     built = Built()
     if OPENSLO_DOCUMENTS in spec:
         docs = spec[OPENSLO_DOCUMENTS]
@@ -87,44 +90,39 @@ def openslo(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems
 
 
 def _path(prefix: Sequence[str | int], *rest: str | int) -> str:
-    out = ""
-    for part in (*prefix, *rest):
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out or "(top level)"
+    return dotted((*prefix, *rest)) or "(top level)"
 
 
-def _document(
-    raw: Any,
-    prefix: tuple[str | int, ...],
-    base: Mapping[str, Any],
-    built: Built,
-    problems: Problems,
-) -> None:
+def _slo_spec(
+    raw: Any, prefix: tuple[str | int, ...], problems: Problems
+) -> tuple[str, OsSloSpec] | None:
+    """The name and the spec of an OpenSLO v1 `kind: SLO` document; None once a problem with
+    it is recorded."""
     if not isinstance(raw, dict):
         problems.error(_path(prefix), "must be an OpenSLO document (a mapping)", raw)
-        return
+        return None
     doc = validate_entry(OsDocument, raw, problems, *prefix)
     if doc is None:
-        return
+        return None
     if doc.apiVersion != API_VERSION:
         problems.error(_path(prefix, "apiVersion"), f"must be {API_VERSION}", doc.apiVersion)
-        return
+        return None
     if doc.kind != "SLO":
         problems.error(
             _path(prefix, "kind"),
             "must be SLO (inline the SLI in spec.indicator; other kinds are not loaded)",
             doc.kind,
         )
-        return
-    name = doc.metadata.name
+        return None
     spec = validate_entry(OsSloSpec, doc.spec, problems, *prefix, "spec")
-    if spec is None:
-        return
-    for key in extra_keys(spec):
-        problems.note(_path(prefix, "spec", key), NOT_EVALUATED)
+    return None if spec is None else (doc.metadata.name, spec)
+
+
+def _note_unused(
+    spec: OsSloSpec, prefix: tuple[str | int, ...], built: Built, problems: Problems
+) -> None:
+    """What an SLO spec states that guardstream does not evaluate."""
+    note_unknown_keys(problems, spec, _path(prefix, "spec"))
     if spec.service is not None:
         problems.note(
             _path(prefix, "spec", "service"),
@@ -136,9 +134,11 @@ def _document(
             f"{len(spec.alertPolicies)} alert policy(ies): guardstream alerts with its "
             "multiwindow burn-rate tiers (the SRE Workbook's by default); not evaluated",
         )
-    before = len(problems.errors)
-    sli_fields = _indicator(spec, prefix, problems)
-    period = _time_window(spec, prefix, base, problems)
+
+
+def _budgeting(
+    spec: OsSloSpec, prefix: tuple[str | int, ...], problems: Problems
+) -> BudgetingMethod | None:
     budgeting = _BUDGETING.get(spec.budgetingMethod)
     if budgeting is None:
         problems.error(
@@ -146,6 +146,25 @@ def _document(
             "must be Occurrences or Timeslices (RatioTimeslices is not supported)",
             spec.budgetingMethod,
         )
+    return budgeting
+
+
+def _document(
+    raw: Any,
+    prefix: tuple[str | int, ...],
+    base: Mapping[str, Any],
+    built: Built,
+    problems: Problems,
+) -> None:
+    found = _slo_spec(raw, prefix, problems)
+    if found is None:
+        return
+    name, spec = found
+    _note_unused(spec, prefix, built, problems)
+    before = len(problems.errors)
+    sli_fields = _indicator(spec, prefix, problems)
+    period = _time_window(spec, prefix, base, problems)
+    budgeting = _budgeting(spec, prefix, problems)
     if not spec.objectives:
         problems.error(_path(prefix, "spec", "objectives"), "must list at least one", [])
     if len(problems.errors) > before or sli_fields is None or period is None or budgeting is None:

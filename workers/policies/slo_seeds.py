@@ -32,8 +32,9 @@ from workers.kernels.slo_targets_config import (
     SlaPenalty,
     WindowObjective,
 )
-from workers.policies.budget_shapes import NOT_EVALUATED, build, validate_entry
+from workers.policies.fields import extra_keys
 from workers.policies.files import Problems
+from workers.policies.parsing import NOT_EVALUATED, build, note_unknown_keys, validated_entries
 from workers.policies.slo_models import (
     MINUTE_MS,
     AlphaContract,
@@ -43,7 +44,6 @@ from workers.policies.slo_models import (
     ResSlo,
     ResSpec,
     ResStrategy,
-    extra_keys,
 )
 from workers.policies.slo_shapes import (
     CALENDAR_KINDS,
@@ -54,6 +54,7 @@ from workers.policies.slo_shapes import (
     check_unique,
     default_selector,
     strategy,
+    trigger_paths,
 )
 
 # --- RESONTINEX's slo.yaml ---
@@ -72,45 +73,39 @@ CB_TRIPS_WHY = (
 )
 
 
-def resontinex(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Built:
+def parse_resontinex_slo(model: ResSpec, base: Mapping[str, Any], problems: Problems) -> Built:
+    """RESONTINEX's slo.yaml (see the module docstring)."""
     built = Built()
-    model = validate_entry(ResSpec, spec, problems)
-    if model is None:
-        return built
-    for key in extra_keys(model):
-        problems.note(key, NOT_EVALUATED)
+    note_unknown_keys(problems, model)
     built.declared_ids.update(model.service_level_objectives)
     problems.note(
         "service_level_objectives",
         "the seed names no selector: every objective covers all events (add a `selector` "
         "in guardstream's shape to narrow one)",
     )
-    for sid, raw in model.service_level_objectives.items():
-        path = f"service_level_objectives.{sid}"
-        entry = validate_entry(ResSlo, raw, problems, "service_level_objectives", sid)
-        if entry is not None:
-            built.add(_res_objective(sid, entry, base, path, built, problems))
+    objectives = validated_entries(
+        ResSlo, "service_level_objectives", model.service_level_objectives, problems
+    )
+    for sid, path, entry in objectives:
+        built.add(_res_objective(sid, entry, base, path, built, problems))
     for key, value in model.monitoring_config.items():
         problems.note(
             f"monitoring_config.{key}",
             f"{value!r}: objectives are evaluated on every event and clock tick and alert "
             "through guardstream's alert pipeline; not evaluated",
         )
+    strategies = validated_entries(
+        ResStrategy, "degradation_strategies", model.degradation_strategies, problems
+    )
     paths: dict[tuple[str, int], str] = {}
-    for gid, raw in model.degradation_strategies.items():
-        path = f"degradation_strategies.{gid}"
-        entry_s = validate_entry(ResStrategy, raw, problems, "degradation_strategies", gid)
-        if entry_s is None:
-            continue
-        for key in extra_keys(entry_s):
-            problems.note(f"{path}.{key}", NOT_EVALUATED)
-        for i in range(len(entry_s.trigger_conditions)):
-            paths[(gid, i)] = f"{path}.trigger_conditions[{i}].slo"
+    for gid, path, entry_s in strategies:
+        note_unknown_keys(problems, entry_s, path)
         triggers = [
             (t.slo, _minutes_ms(t.threshold_breach_duration_minutes))
             for t in entry_s.trigger_conditions
         ]
         actions = [(a.type, a.parameter, a.value) for a in entry_s.actions]
+        paths |= trigger_paths(gid, path, "trigger_conditions", "slo", len(triggers))
         built.add(strategy(gid, triggers, actions, None, path, "trigger_conditions", problems))
     check_unique(built, problems, objective_path="service_level_objectives")
     check_triggers(built, problems, paths)
@@ -231,24 +226,22 @@ _AUTOSCALE_WHY = (
 )
 
 
-def alpha(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Built:
+def parse_alpha_solver_sla_contracts(
+    model: AlphaSpec, base: Mapping[str, Any], problems: Problems
+) -> Built:
+    """alpha-solver's sla_contracts.yaml (see the module docstring)."""
     built = Built()
-    model = validate_entry(AlphaSpec, spec, problems)
-    if model is None:
-        return built
-    for key in extra_keys(model):
-        if key not in ALPHA_FILE_KEYS:
-            problems.note(key, NOT_EVALUATED)
-    for cid, raw in model.contracts.items():
-        entry = validate_entry(AlphaContract, raw, problems, "contracts", cid)
-        if entry is not None:
-            built.add(_alpha_contract(cid, entry, base, f"contracts.{cid}", built, problems))
-    for tid, raw in model.performance_targets.items():
-        target = validate_entry(AlphaTarget, raw, problems, "performance_targets", tid)
-        if target is not None:
-            path = f"performance_targets.{tid}"
-            for objective in _alpha_targets(tid, target, base, path, built, problems):
-                built.add(objective)
+    note_unknown_keys(problems, model, skip=ALPHA_FILE_KEYS)
+    for cid, path, entry in validated_entries(
+        AlphaContract, "contracts", model.contracts, problems
+    ):
+        built.add(_alpha_contract(cid, entry, base, path, built, problems))
+    targets = validated_entries(
+        AlphaTarget, "performance_targets", model.performance_targets, problems
+    )
+    for tid, path, target in targets:
+        for objective in _alpha_targets(tid, target, base, path, built, problems):
+            built.add(objective)
     check_unique(built, problems, objective_path="performance_targets")
     return built
 

@@ -27,8 +27,8 @@ from workers.kernels.slo_targets_config import (
     SlaPenalty,
     WindowObjective,
 )
-from workers.policies.budget_shapes import build, validate_entry
 from workers.policies.files import Problems
+from workers.policies.parsing import build, validate_entry, validated_entries
 from workers.policies.slo_models import (
     DURATION_RULE,
     GuardCalendar,
@@ -181,6 +181,13 @@ def check_triggers(built: Built, problems: Problems, paths: Mapping[tuple[str, i
                 problems.error(path, "must name an SLO or objective of this file", name)
 
 
+def trigger_paths(
+    sid: str, path: str, triggers_key: str, objective_key: str, count: int
+) -> dict[tuple[str, int], str]:
+    """Where each of a strategy's triggers names its objective, for `check_triggers`."""
+    return {(sid, i): f"{path}.{triggers_key}[{i}].{objective_key}" for i in range(count)}
+
+
 def strategy(
     sid: str,
     triggers: list[tuple[str, int]],
@@ -230,53 +237,35 @@ def check_unique(
 # --- guardstream's shape ---
 
 
-def guardstream(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Built:
+def parse_guardstream_slos(model: GuardSpec, base: Mapping[str, Any], problems: Problems) -> Built:
+    """guardstream's slos.yaml: the kernel's field names, durations as "5m" / "30d"."""
     built = Built()
-    model = validate_entry(GuardSpec, spec, problems)
-    if model is None:
-        return built
     built.declared_ids.update(model.slos, model.objectives)
     defaults = validate_entry(GuardSloDefaults, model.defaults, problems, "defaults")
     layered: dict[str, Any] = dict(base)
     if defaults is not None:
         layered.update(_slo_fields(defaults, base, "defaults", problems))
-    for sid, raw in model.slos.items():
+    for sid, path, entry in validated_entries(GuardSlo, "slos", model.slos, problems):
         before = len(problems.errors)
-        entry = validate_entry(GuardSlo, raw, problems, "slos", sid)
-        if entry is None:
-            continue
-        path = f"slos.{sid}"
         fields = {**layered, **_slo_fields(entry, base, path, problems)}
         sli = build(Sli, problems, f"{path}.sli", **_sli_fields(entry))
         if len(problems.errors) == before and defaults is not None:
             built.add(_slo(sid, entry, sli, fields, path, problems))
-    for oid, raw in model.objectives.items():
-        objective = validate_entry(GuardObjective, raw, problems, "objectives", oid)
-        if objective is not None:
-            built.add(_objective(oid, objective, base, f"objectives.{oid}", problems))
-    for cid, raw in model.sla_contracts.items():
-        contract = validate_entry(GuardContract, raw, problems, "sla_contracts", cid)
-        if contract is not None:
-            built.add(_contract(cid, contract, base, f"sla_contracts.{cid}", problems))
+    objectives = validated_entries(GuardObjective, "objectives", model.objectives, problems)
+    for oid, path, objective in objectives:
+        built.add(_objective(oid, objective, base, path, problems))
+    contracts = validated_entries(GuardContract, "sla_contracts", model.sla_contracts, problems)
+    for cid, path, contract in contracts:
+        built.add(_contract(cid, contract, base, path, problems))
+    strategies = validated_entries(
+        GuardStrategy, "degradation_strategies", model.degradation_strategies, problems
+    )
     paths: dict[tuple[str, int], str] = {}
-    for gid, raw in model.degradation_strategies.items():
-        path = f"degradation_strategies.{gid}"
-        entry_s = validate_entry(GuardStrategy, raw, problems, "degradation_strategies", gid)
-        if entry_s is None:
-            continue
-        for i in range(len(entry_s.triggers)):
-            paths[(gid, i)] = f"{path}.triggers[{i}].objective"
-        built.add(
-            strategy(
-                gid,
-                [(t.objective, t.breach_duration) for t in entry_s.triggers],
-                [(a.type, a.parameter, a.value) for a in entry_s.actions],
-                entry_s.target,
-                path,
-                "triggers",
-                problems,
-            )
-        )
+    for gid, path, entry_s in strategies:
+        triggers = [(t.objective, t.breach_duration) for t in entry_s.triggers]
+        actions = [(a.type, a.parameter, a.value) for a in entry_s.actions]
+        paths |= trigger_paths(gid, path, "triggers", "objective", len(triggers))
+        built.add(strategy(gid, triggers, actions, entry_s.target, path, "triggers", problems))
     check_unique(built, problems)
     check_triggers(built, problems, paths)
     return built

@@ -19,18 +19,27 @@ from typing import Any
 from schemas.policy import PolicyDocument, PolicyKind
 from workers.kernels.slo_config import DAY_MS, DEFAULT_MIN_EVENTS, SloConfig
 from workers.kernels.slo_targets_config import DegradationStrategy, SlaContract, WindowObjective
-from workers.policies.budgets import _plain as plain_json
 from workers.policies.files import (
     Problems,
+    builtin_policy_document,
     find_policy_file,
     load_policy_document,
+    plain_json,
     policy_document_of,
     read_policy_documents,
     require_kind,
 )
-from workers.policies.slo_openslo import openslo
-from workers.policies.slo_seeds import alpha, resontinex
-from workers.policies.slo_shapes import OPENSLO_DOCUMENTS, Built, Shape, detect, guardstream
+from workers.policies.parsing import SpecParser, parse_by_shape, parse_policy, validated_as
+from workers.policies.slo_models import AlphaSpec, GuardSpec, ResSpec
+from workers.policies.slo_openslo import parse_openslo_documents
+from workers.policies.slo_seeds import parse_alpha_solver_sla_contracts, parse_resontinex_slo
+from workers.policies.slo_shapes import (
+    OPENSLO_DOCUMENTS,
+    Built,
+    Shape,
+    detect,
+    parse_guardstream_slos,
+)
 from workers.settings import Mode
 
 # Looked for in a policy directory, in this order (then the seeds' names).
@@ -106,8 +115,7 @@ def load_slo_policy(path: Path, mode: Mode = Mode.DEVELOPMENT) -> SloPolicy:
 
 def default_slo_policy(mode: Mode = Mode.DEVELOPMENT) -> SloPolicy:
     """No SLO file given: no SLOs (nothing is measured until someone says what matters)."""
-    spec: dict[str, Any] = {"slos": {}}
-    doc = PolicyDocument.from_spec(PolicyKind.SLOS, "default", spec, source="<built-in>")
+    spec, doc = builtin_policy_document(PolicyKind.SLOS, {"slos": {}})
     return _from_spec(spec, mode, doc)
 
 
@@ -117,28 +125,22 @@ def from_document(doc: PolicyDocument, mode: Mode = Mode.DEVELOPMENT) -> SloPoli
     return _from_spec(doc.spec, mode, doc)
 
 
+PARSERS: Mapping[Shape, SpecParser[Built]] = {
+    Shape.GUARDSTREAM: validated_as(GuardSpec, parse_guardstream_slos),
+    Shape.RESONTINEX: validated_as(ResSpec, parse_resontinex_slo),
+    Shape.ALPHA_SOLVER: validated_as(AlphaSpec, parse_alpha_solver_sla_contracts),
+    Shape.OPENSLO: parse_openslo_documents,
+}
+
+
 def parse(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) -> Built | None:
     """Everything `spec` configures, in whichever shape it has; None once a problem is
     recorded."""
-    shape = detect(spec)
-    if not isinstance(shape, Shape):
-        problems.error("(top level)", shape)
-        return None
-    parser = {
-        Shape.GUARDSTREAM: guardstream,
-        Shape.RESONTINEX: resontinex,
-        Shape.ALPHA_SOLVER: alpha,
-        Shape.OPENSLO: openslo,
-    }
-    built = parser[shape](spec, base, problems)
-    return None if problems.errors else built
+    return parse_by_shape(spec, base, problems, detect(spec), PARSERS)
 
 
 def _from_spec(spec: Mapping[str, Any], mode: Mode, doc: PolicyDocument) -> SloPolicy:
-    problems = Problems(doc.source or doc.name)
-    built = parse(spec, MODE_DEFAULTS[mode], problems)
-    problems.raise_if_any()
-    assert built is not None  # parse returns None only after recording an error
+    built, problems = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
     return SloPolicy(
         slos=tuple(built.slos),
         objectives=tuple(built.objectives),
