@@ -13,8 +13,8 @@ from schemas.state import BreakerState, CircuitState
 from schemas.types import from_epoch_ms
 from topics.catalog import TopicName
 from topics.publish import EventPublisher, Published
-from workers.cli.context import CliContext, pass_cli, print_json, run
-from workers.cli.state_topic import read_states
+from workers.cli.context import CliContext, pass_cli, run
+from workers.cli.state_topic import read_states, shown_without_table
 
 _STATE_STYLE = {
     CircuitState.CLOSED: "green",
@@ -76,11 +76,8 @@ async def _send(cli: CliContext, command: BreakerOverride) -> Published:
 
 def _show(cli: CliContext, as_json: bool) -> None:
     states = run(_read(cli))
-    if as_json:
-        print_json([state.model_dump(mode="json") for state in states])
-        return
-    if not states:
-        cli.err.print("no breaker has changed state yet (every breaker is closed)")
+    none_yet = "no breaker has changed state yet (every breaker is closed)"
+    if shown_without_table(cli, states, as_json=as_json, none_yet=none_yet):
         return
     table = Table("BREAKER", "STATE", "SINCE", "RETRY AT", "ATTEMPT", "FAILURE RATE",
                   "SLOW RATE", "CALLS", "FALLBACK", "POLICY", "REASON")  # fmt: skip

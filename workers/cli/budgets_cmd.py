@@ -7,15 +7,14 @@ from rich.table import Table
 
 from schemas.state import BudgetAction, BudgetState
 from topics.catalog import TopicName
-from workers.cli.context import CliContext, pass_cli, print_json, run
-from workers.cli.state_topic import read_states
+from workers.cli.context import CliContext, pass_cli, run
+from workers.cli.state_topic import bar, read_states, shown_without_table
 
 _ACTION_STYLE = {
     BudgetAction.ALLOW: "green",
     BudgetAction.THROTTLE: "yellow",
     BudgetAction.HALT: "bold red",
 }
-_BAR_WIDTH = 20
 
 
 @click.command()
@@ -25,11 +24,7 @@ def budgets(cli: CliContext, as_json: bool) -> None:
     """Show every budget key's current period: spend, limit, utilization and the action
     gateways must take (the compacted budget-state topic, read to its end)."""
     states = run(_read(cli))
-    if as_json:
-        print_json([state.model_dump(mode="json") for state in states])
-        return
-    if not states:
-        cli.err.print("no budget has seen spend yet")
+    if shown_without_table(cli, states, as_json=as_json, none_yet="no budget has seen spend yet"):
         return
     table = Table("BUDGET", "PERIOD", "SPENT", "LIMIT", "UTILIZATION", "ACTION", "DECIDED BY",
                   "PROJECTED", "THRESHOLDS")  # fmt: skip
@@ -51,9 +46,8 @@ def budgets(cli: CliContext, as_json: bool) -> None:
 
 
 def _bar(utilization: float) -> str:
-    filled = min(round(utilization * _BAR_WIDTH), _BAR_WIDTH)
     style = "red" if utilization >= 1 else "yellow" if utilization >= 0.8 else "green"
-    return f"[{style}]{'█' * filled}[/]{'░' * (_BAR_WIDTH - filled)} {utilization:6.1%}"
+    return bar(utilization, style, f"{utilization:6.1%}")
 
 
 async def _read(cli: CliContext) -> list[BudgetState]:

@@ -7,15 +7,14 @@ from rich.table import Table
 
 from schemas.state import ObjectiveLevel, ObjectiveState, SlaState, SloState, SloStateRecord
 from topics.catalog import TopicName
-from workers.cli.context import CliContext, pass_cli, print_json, run
-from workers.cli.state_topic import read_states
+from workers.cli.context import CliContext, pass_cli, run
+from workers.cli.state_topic import bar, read_states, shown_without_table
 
 _LEVEL_STYLE = {
     ObjectiveLevel.OK: "green",
     ObjectiveLevel.WARNING: "yellow",
     ObjectiveLevel.CRITICAL: "bold red",
 }
-_BAR_WIDTH = 20
 
 
 @click.command()
@@ -31,11 +30,7 @@ def slos(cli: CliContext, as_json: bool) -> None:
     and the SLA contracts' figures for the period so far (the compacted slo-state topic, read
     to its end)."""
     states = run(_read(cli))
-    if as_json:
-        print_json([state.model_dump(mode="json") for state in states])
-        return
-    if not states:
-        cli.err.print("no SLO has seen an event yet")
+    if shown_without_table(cli, states, as_json=as_json, none_yet="no SLO has seen an event yet"):
         return
     burn = [s for s in states if isinstance(s, SloState)]
     objectives = [s for s in states if isinstance(s, ObjectiveState)]
@@ -108,10 +103,8 @@ def _labels(labels: dict[str, str]) -> str:
 
 
 def _bar(remaining: float) -> str:
-    shown = max(0.0, min(remaining, 1.0))
-    filled = round(shown * _BAR_WIDTH)
     style = "green" if remaining >= 0.5 else "yellow" if remaining > 0 else "red"
-    return f"[{style}]{'█' * filled}[/]{'░' * (_BAR_WIDTH - filled)} {remaining:7.1%}"
+    return bar(remaining, style, f"{remaining:7.1%}")
 
 
 def _duration(ms: int | None) -> str:
