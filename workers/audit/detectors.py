@@ -317,135 +317,151 @@ def _phone_patterns(regions: tuple[str, ...]) -> tuple[BuiltinPattern, ...]:
     return tuple(patterns)
 
 
-def builtin_detectors(phone_regions: tuple[str, ...]) -> tuple[Detector, ...]:
-    """Every built-in detector, in the order their findings are reported."""
-    return (
-        Detector(
-            "card_numbers",
-            (
-                BuiltinPattern(_BARE_OPEN + r"\d{13,19}" + _BARE_CLOSE, "credit_card", PII),
-                # 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4; one separator throughout (spelled out,
-                # not a back-reference, so that the gate reads the shapes off the pattern)
-                BuiltinPattern(
-                    r"\d{4}(?<![0-9A-Za-z]\d{4})(?:"
-                    + "|".join(
-                        rf"{sep}\d{{4}}{sep}\d{{4}}{sep}\d{{4}}(?:{sep}\d{{3}})?|{sep}\d{{6}}{sep}\d{{4,5}}"
-                        for sep in "- "
-                    )
-                    + ")"
-                    + _CLOSE,
-                    "credit_card",
-                    PII,
-                ),
-            ),
+CARD_NUMBERS = Detector(
+    "card_numbers",
+    (
+        BuiltinPattern(_BARE_OPEN + r"\d{13,19}" + _BARE_CLOSE, "credit_card", PII),
+        # 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4; one separator throughout (spelled out,
+        # not a back-reference, so that the gate reads the shapes off the pattern)
+        BuiltinPattern(
+            r"\d{4}(?<![0-9A-Za-z]\d{4})(?:"
+            + "|".join(
+                rf"{sep}\d{{4}}{sep}\d{{4}}{sep}\d{{4}}(?:{sep}\d{{3}})?|{sep}\d{{6}}{sep}\d{{4,5}}"
+                for sep in "- "
+            )
+            + ")"
+            + _CLOSE,
+            "credit_card",
+            PII,
         ),
-        Detector(
-            "ssn_digits",
-            (
-                BuiltinPattern(_OPEN + r"\d{3} \d{2} \d{4}" + _CLOSE, "ssn", PII),
-                BuiltinPattern(_BARE_OPEN + r"\d{9}" + _BARE_CLOSE, "ssn", PII, "medium", True),
-            ),
-        ),
-        Detector("phone", _phone_patterns(phone_regions)),
-        Detector(
+    ),
+)
+
+SSN_DIGITS = Detector(
+    "ssn_digits",
+    (
+        BuiltinPattern(_OPEN + r"\d{3} \d{2} \d{4}" + _CLOSE, "ssn", PII),
+        BuiltinPattern(_BARE_OPEN + r"\d{9}" + _BARE_CLOSE, "ssn", PII, "medium", True),
+    ),
+)
+
+IBAN = Detector(
+    "iban",
+    (
+        BuiltinPattern(
+            # upper case, as IBANs are printed and sent; the letter first and the
+            # look-behind second lets sre skip to capitals (4-7x faster)
+            r"[A-Z](?<![0-9A-Za-z][A-Z])[A-Z]\d{2}"
+            r"(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?" + _CLOSE,
             "iban",
+            PII,
+        ),
+    ),
+)
+
+API_KEY = Detector(
+    "api_key",
+    # One pattern per character its prefixes need ("-", "_", none), one alternative
+    # per prefix: the gate then tests whole prefixes, and only when that character is
+    # in the string.
+    tuple(
+        BuiltinPattern(_OPEN + "(?:" + "|".join(alternatives) + ")", "api_key", CREDENTIAL)
+        for alternatives in (
             (
-                BuiltinPattern(
-                    # upper case, as IBANs are printed and sent; the letter first and the
-                    # look-behind second lets sre skip to capitals (4-7x faster)
-                    r"[A-Z](?<![0-9A-Za-z][A-Z])[A-Z]\d{2}"
-                    r"(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?" + _CLOSE,
-                    "iban",
-                    PII,
-                ),
+                r"sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic
+                r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
             ),
-        ),
-        Detector(
-            "api_key",
-            # One pattern per character its prefixes need ("-", "_", none), one alternative
-            # per prefix: the gate then tests whole prefixes, and only when that character is
-            # in the string.
-            tuple(
-                BuiltinPattern(_OPEN + "(?:" + "|".join(alternatives) + ")", "api_key", CREDENTIAL)
-                for alternatives in (
-                    (
-                        r"sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic
-                        r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
-                    ),
-                    (
-                        *(rf"{p}_[A-Za-z0-9]{{16,}}" for p in STRIPE_PREFIXES),
-                        *(rf"{p}_[A-Za-z0-9]{{36,}}" for p in GITHUB_PREFIXES),
-                        r"github_pat_[A-Za-z0-9_]{22,}",
-                    ),
-                    (
-                        *(rf"{p}[0-9A-Z]{{16}}{_CLOSE}" for p in ("AKIA", "ASIA")),  # AWS key ids
-                        r"AIza[0-9A-Za-z_-]{35}",  # Google API keys
-                        r"(?i:bearer) [A-Za-z0-9._~+/-]{20,}=*",  # an Authorization header
-                    ),
-                )
+            (
+                *(rf"{p}_[A-Za-z0-9]{{16,}}" for p in STRIPE_PREFIXES),
+                *(rf"{p}_[A-Za-z0-9]{{36,}}" for p in GITHUB_PREFIXES),
+                r"github_pat_[A-Za-z0-9_]{22,}",
             ),
-        ),
-        Detector(
+            (
+                *(rf"{p}[0-9A-Z]{{16}}{_CLOSE}" for p in ("AKIA", "ASIA")),  # AWS key ids
+                r"AIza[0-9A-Za-z_-]{35}",  # Google API keys
+                r"(?i:bearer) [A-Za-z0-9._~+/-]{20,}=*",  # an Authorization header
+            ),
+        )
+    ),
+)
+
+JWT = Detector(
+    "jwt",
+    (
+        BuiltinPattern(
+            _OPEN + r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
             "jwt",
-            (
-                BuiltinPattern(
-                    _OPEN + r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
-                    "jwt",
-                    CREDENTIAL,
-                ),
-            ),
+            CREDENTIAL,
         ),
-        Detector(
+    ),
+)
+
+IP_ADDRESS = Detector(
+    "ip_address",
+    (
+        BuiltinPattern(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)", "ip_address", PII),
+        # compressed (with "::"), IPv4-mapped included
+        BuiltinPattern(
+            r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6}::(?:"
+            + _IPV6_TAIL
+            + r")?|::(?:"
+            + _IPV6_TAIL
+            + r"))(?![\w:])",
             "ip_address",
-            (
-                BuiltinPattern(
-                    r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)", "ip_address", PII
-                ),
-                # compressed (with "::"), IPv4-mapped included
-                BuiltinPattern(
-                    r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6}::(?:"
-                    + _IPV6_TAIL
-                    + r")?|::(?:"
-                    + _IPV6_TAIL
-                    + r"))(?![\w:])",
-                    "ip_address",
-                    PII,
-                ),
-                # all eight groups
-                BuiltinPattern(
-                    r"(?<![\w:.])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![\w:])",
-                    "ip_address",
-                    PII,
-                ),
-            ),
+            PII,
         ),
-        Detector(
-            "email_unicode",
-            (
-                # any address; the validator keeps those the seed's ASCII pattern misses
-                BuiltinPattern(
-                    r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}",
-                    "email",
-                    PII,
-                    check=non_ascii,
-                ),
-            ),
+        # all eight groups
+        BuiltinPattern(
+            r"(?<![\w:.])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![\w:])",
+            "ip_address",
+            PII,
         ),
-        Detector(
-            "email_spelled",
-            (
-                BuiltinPattern(
-                    # "jane [at] example [dot] org", "jane(at)example.org"
-                    r"[\w.%+-]+ ?(?:\[at\]|\(at\)|\{at\}|<at>) ?[\w-]+(?:" + _SPELLED_DOT + r")+"
-                    # "jane@example(dot)org"
-                    r"|[\w.%+-]+@[\w-]+(?:\.[\w-]+)* ?(?:\[dot\]|\(dot\)|\{dot\}|<dot>) ?[\w-]+"
-                    r"(?:" + _SPELLED_DOT + r")*",
-                    "email",
-                    PII,
-                    flags=re.IGNORECASE,
-                ),
-            ),
+    ),
+)
+
+EMAIL_UNICODE = Detector(
+    "email_unicode",
+    (
+        # any address; the validator keeps those the seed's ASCII pattern misses
+        BuiltinPattern(
+            r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}",
+            "email",
+            PII,
+            check=non_ascii,
         ),
+    ),
+)
+
+EMAIL_SPELLED = Detector(
+    "email_spelled",
+    (
+        BuiltinPattern(
+            # "jane [at] example [dot] org", "jane(at)example.org"
+            r"[\w.%+-]+ ?(?:\[at\]|\(at\)|\{at\}|<at>) ?[\w-]+(?:" + _SPELLED_DOT + r")+"
+            # "jane@example(dot)org"
+            r"|[\w.%+-]+@[\w-]+(?:\.[\w-]+)* ?(?:\[dot\]|\(dot\)|\{dot\}|<dot>) ?[\w-]+"
+            r"(?:" + _SPELLED_DOT + r")*",
+            "email",
+            PII,
+            flags=re.IGNORECASE,
+        ),
+    ),
+)
+
+
+def builtin_detectors(phone_regions: tuple[str, ...]) -> tuple[Detector, ...]:
+    """Every built-in detector, in the order their findings are reported (only the phone
+    detector's patterns depend on the regions)."""
+    return (
+        CARD_NUMBERS,
+        SSN_DIGITS,
+        Detector("phone", _phone_patterns(phone_regions)),
+        IBAN,
+        API_KEY,
+        JWT,
+        IP_ADDRESS,
+        EMAIL_UNICODE,
+        EMAIL_SPELLED,
     )
 
 

@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import re
+import sys
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -299,3 +302,133 @@ def _all_digits(parser: Any, members: list[Any]) -> bool:
             continue
         return False
     return True
+
+
+# --- the gate table a Masker scans ---------------------------------------------------------
+
+# What a string must have before a pattern is searched in it (a `Need`, flattened):
+# length, one of these characters, this character this many times, one of these words, this
+# many ASCII digits, one of these shapes; then the search and the pattern's index.
+Gate = tuple[
+    int,
+    tuple[str, ...] | None,
+    str,
+    int,
+    tuple[str, ...] | None,
+    int,
+    tuple[bytes, ...] | None,
+    Callable[[str], object | None],
+    int,
+]
+# Gates that share a test, made once for all of them: the shortest length any of them needs,
+# a character every one needs ('' for none), the fewest digits any of them needs, a shape
+# every one needs (b'' for none). Its gates no longer hold a test the bucket makes.
+Bucket = tuple[int, str, int, bytes, tuple[Gate, ...]]
+
+# Digits in a row from which a pattern's gates go in a bucket of their own (bare 9-19 digit
+# runs: no timestamp, uuid or hash has one, so the whole bucket is skipped at once).
+_BARE_RUN = 9
+
+
+@dataclass(frozen=True, slots=True)
+class GateTable:
+    """The gates of a policy's patterns, grouped as `Masker._scan` tests them."""
+
+    buckets: tuple[Bucket, ...]
+    shortest: int
+    """With no pattern nothing is ever searched: every string is shorter than this."""
+    number_floor: float
+    number_ceiling: float
+    """A number strictly between the two has a decimal text too short for every gate it could
+    pass (a number's text is digits and "-"), so it is never turned into text."""
+
+
+def gate_table(patterns: Sequence[re.Pattern[str]]) -> GateTable:
+    """The gates of `patterns` (a gate's index is its pattern's index in `patterns`)."""
+    gates: list[Gate] = []
+    for index, pattern in enumerate(patterns):
+        need = need_of(pattern.pattern, pattern.flags)
+        chars = None if need.chars is None else tuple(sorted(need.chars))
+        words = None if need.words is None else tuple(sorted(need.words))
+        repeat = need.repeat or ("", 0)
+        shapes = None if need.shape_gate is None else tuple(sorted(need.shape_gate))
+        search = pattern.search
+        gates.append((need.length, chars, *repeat, words, need.digits, shapes, search, index))
+    floor, ceiling = _short_numbers(
+        min((max(g[0], g[5]) for g in gates if _number_may_pass(g)), default=sys.maxsize)
+    )
+    return GateTable(
+        _buckets(gates), min((g[0] for g in gates), default=sys.maxsize), floor, ceiling
+    )
+
+
+_NUMBER_CHARS = frozenset("-0123456789")
+
+
+def _short_numbers(shortest: int) -> tuple[float, float]:
+    """The open range of numbers whose decimal text (a "-" counts) is shorter than `shortest`
+    characters: (-10**(shortest-2), 10**(shortest-1)), found by comparing, without the text."""
+    if shortest == sys.maxsize:  # no pattern can match a number's text
+        return -math.inf, math.inf
+    if shortest < 2:  # every number's text is long enough
+        return 0, 0
+    return -(10 ** (shortest - 2)), 10 ** (shortest - 1)
+
+
+def _number_may_pass(gate: Gate) -> bool:
+    """Whether the decimal text of an int could pass `gate`."""
+    chars, char, words = gate[1], gate[2], gate[4]
+    return (
+        (chars is None or not _NUMBER_CHARS.isdisjoint(chars))
+        and (not char or char in _NUMBER_CHARS)
+        and (words is None or any(_NUMBER_CHARS.issuperset(word) for word in words))
+    )
+
+
+def _buckets(gates: Sequence[Gate]) -> tuple[Bucket, ...]:
+    """`gates` grouped by what they need: one character, digits, a shape."""
+    groups: dict[tuple[str, bool, bytes], list[Gate]] = {}
+    for gate in gates:
+        chars, digits, shapes = gate[1], gate[5], gate[6]
+        char = chars[0] if chars is not None and len(chars) == 1 else ""
+        if shapes is not None and all(not shape.strip(b"0") for shape in shapes):
+            key = ("", True, b"0" * _BARE_RUN if min(map(len, shapes)) >= _BARE_RUN else b"")
+        elif shapes is not None and len(shapes) == 1:
+            key = ("", True, shapes[0])  # the same shape (SSNs with "-" and " "): one test
+        else:
+            key = (char, digits > 0, b"")
+        groups.setdefault(key, []).append(gate)
+    buckets = []
+    for (char, _, _), group in groups.items():
+        digits = min(g[5] for g in group)
+        shape = _common_shape([g[6] for g in group]) if digits else b""
+        buckets.append(
+            (min(g[0] for g in group), char, digits, shape, _without(group, char, shape))
+        )
+    # Those that need digits last, fewest first: a string with too few digits for one of them
+    # has too few for every later one.
+    return tuple(sorted(buckets, key=lambda bucket: bucket[2]))
+
+
+def _without(group: Sequence[Gate], char: str, shape: bytes) -> tuple[Gate, ...]:
+    """`group` without the tests its bucket makes for all of them: the one character `char`
+    they need, the one shape `shape` they need (each was tested once per string already)."""
+    return tuple(
+        (
+            gate[0],
+            None if char and gate[1] == (char,) else gate[1],
+            *gate[2:6],
+            None if shape and gate[6] == (shape,) else gate[6],
+            *gate[7:],
+        )
+        for gate in group
+    )
+
+
+def _common_shape(gate_shapes: Sequence[tuple[bytes, ...] | None]) -> bytes:
+    """The longest shape that each of `gate_shapes` holds, whichever it finds (b'': none)."""
+    if any(shapes is None for shapes in gate_shapes):
+        return b""
+    every = [shape for shapes in gate_shapes if shapes is not None for shape in shapes]
+    held = [common for common in every if all(common in shape for shape in every)]
+    return max(held, key=len, default=b"")

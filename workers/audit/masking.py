@@ -62,9 +62,7 @@ copies nothing. Figures: README (``python -m bench.masking``).
 
 from __future__ import annotations
 
-import math
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +72,7 @@ from workers.audit.classification import (
     Handling,
 )
 from workers.audit.detectors import CONTEXT_WINDOW_CHARS
-from workers.audit.gates import SHAPES, need_of
+from workers.audit.gates import SHAPES, gate_table
 
 # Strictness of a handling, for overlapping matches and for the summary of a record.
 _RANK = {Handling.NONE: 0, Handling.PARTIAL: 1, Handling.FULL: 2}
@@ -122,29 +120,6 @@ class Masked:
 
 _Match = tuple[int, int, DetectionPattern, Handling]
 _Entry = tuple[DetectionPattern, Handling]
-# What a string must have before a pattern is searched in it (`workers.audit.gates.Need`):
-# length, one of these characters, this character this many times, one of these words, this
-# many ASCII digits, one of these shapes; then the search and the pattern's index.
-_Gate = tuple[
-    int,
-    tuple[str, ...] | None,
-    str,
-    int,
-    tuple[str, ...] | None,
-    int,
-    tuple[bytes, ...] | None,
-    Callable[[str], object | None],
-    int,
-]
-# Gates that share a test, made once for all of them: the shortest length any of them needs,
-# a character every one needs ('' for none), the fewest digits any of them needs, a shape
-# every one needs (b'' for none). Its gates no longer hold a test the bucket makes.
-_Bucket = tuple[int, str, int, bytes, tuple[_Gate, ...]]
-
-# Digits in a row from which a pattern's gates go in a bucket of their own (bare 9-19 digit
-# runs: no timestamp, uuid or hash has one, so the whole bucket is skipped at once).
-_BARE_RUN = 9
-
 # Types never scanned, tested first because they are the most common non-strings.
 _SKIPPED: frozenset[type] = frozenset({bool, type(None)})
 _NUMBERS: frozenset[type] = frozenset({int, float})
@@ -169,23 +144,11 @@ class Masker:
 
     def __init__(self, policy: ClassificationPolicy) -> None:
         self.policy = policy
-        gates: list[_Gate] = []
-        for index, pattern in enumerate(policy.detectors):
-            need = need_of(pattern.pattern, pattern.regex.flags)
-            chars = None if need.chars is None else tuple(sorted(need.chars))
-            words = None if need.words is None else tuple(sorted(need.words))
-            repeat = need.repeat or ("", 0)
-            shapes = None if need.shape_gate is None else tuple(sorted(need.shape_gate))
-            search = pattern.regex.search
-            gates.append((need.length, chars, *repeat, words, need.digits, shapes, search, index))
+        table = gate_table([pattern.regex for pattern in policy.detectors])
         self._entries = tuple((p, policy.handling_for(p.level)) for p in policy.detectors)
-        self._buckets = _buckets(gates)
-        # With no pattern nothing is ever searched: every string is shorter than this.
-        self._shortest = min((g[0] for g in gates), default=sys.maxsize)
-        # A number's text is digits (and "-"): only gates such text can pass matter.
-        self._number_floor, self._number_ceiling = _short_numbers(
-            min((max(g[0], g[5]) for g in gates if _number_may_pass(g)), default=sys.maxsize)
-        )
+        self._buckets = table.buckets
+        self._shortest = table.shortest
+        self._number_floor, self._number_ceiling = table.number_floor, table.number_ceiling
         # Strings known to hold nothing to mask under any key (a memo, so results do not
         # depend on it): label values and keys repeat from record to record. Bounded, and
         # emptied when full.
@@ -439,104 +402,38 @@ class Masker:
             if not needed_context:
                 self._remember_clean(text)
             return text
-        matches.sort(key=lambda m: (m[0], -m[1]))
-        parts: list[str] = []
-        pos = 0
-        i = 0
-        while i < len(matches):
-            # A cluster: this match and every later one that overlaps the span so far.
-            start, end = matches[i][0], matches[i][1]
-            j = i + 1
-            while j < len(matches) and matches[j][0] < end:
-                end = max(end, matches[j][1])
-                j += 1
-            cluster = _distinct(matches[i:j], start, end)
-            strictest = max(cluster, key=lambda m: _RANK[m[3]])
-            if len(cluster) == 1:
-                handling = strictest[3]
-            else:
-                handling = Handling.FULL if _RANK[strictest[3]] else Handling.NONE
-            parts.append(text[pos:start])
-            parts.append(_replace(text[start:end], strictest[2], handling))
-            pos = end
-            out.extend(
-                Finding(path, m[2].type, m[2].classification, m[2].level, handling) for m in cluster
-            )
-            i = j
-        parts.append(text[pos:])
-        return "".join(parts)
+        return _masked_matches(text, matches, path, out)
 
 
-_NUMBER_CHARS = frozenset("-0123456789")
-
-
-def _short_numbers(shortest: int) -> tuple[float, float]:
-    """The open range of numbers whose decimal text (a "-" counts) is shorter than `shortest`
-    characters: (-10**(shortest-2), 10**(shortest-1)), found by comparing, without the text."""
-    if shortest == sys.maxsize:  # no pattern can match a number's text
-        return -math.inf, math.inf
-    if shortest < 2:  # every number's text is long enough
-        return 0, 0
-    return -(10 ** (shortest - 2)), 10 ** (shortest - 1)
-
-
-def _number_may_pass(gate: _Gate) -> bool:
-    """Whether the decimal text of an int could pass `gate`."""
-    chars, char, words = gate[1], gate[2], gate[4]
-    return (
-        (chars is None or not _NUMBER_CHARS.isdisjoint(chars))
-        and (not char or char in _NUMBER_CHARS)
-        and (words is None or any(_NUMBER_CHARS.issuperset(word) for word in words))
-    )
-
-
-def _buckets(gates: Sequence[_Gate]) -> tuple[_Bucket, ...]:
-    """`gates` grouped by what they need: one character, digits, a shape."""
-    groups: dict[tuple[str, bool, bytes], list[_Gate]] = {}
-    for gate in gates:
-        chars, digits, shapes = gate[1], gate[5], gate[6]
-        char = chars[0] if chars is not None and len(chars) == 1 else ""
-        if shapes is not None and all(not shape.strip(b"0") for shape in shapes):
-            key = ("", True, b"0" * _BARE_RUN if min(map(len, shapes)) >= _BARE_RUN else b"")
-        elif shapes is not None and len(shapes) == 1:
-            key = ("", True, shapes[0])  # the same shape (SSNs with "-" and " "): one test
+def _masked_matches(text: str, matches: list[_Match], path: str, out: list[Finding]) -> str:
+    """`text` with every cluster of overlapping `matches` replaced (see the module docstring);
+    a finding per distinct match in `out`."""
+    matches.sort(key=lambda m: (m[0], -m[1]))
+    parts: list[str] = []
+    pos = 0
+    i = 0
+    while i < len(matches):
+        # A cluster: this match and every later one that overlaps the span so far.
+        start, end = matches[i][0], matches[i][1]
+        j = i + 1
+        while j < len(matches) and matches[j][0] < end:
+            end = max(end, matches[j][1])
+            j += 1
+        cluster = _distinct(matches[i:j], start, end)
+        strictest = max(cluster, key=lambda m: _RANK[m[3]])
+        if len(cluster) == 1:
+            handling = strictest[3]
         else:
-            key = (char, digits > 0, b"")
-        groups.setdefault(key, []).append(gate)
-    buckets = []
-    for (char, _, _), group in groups.items():
-        digits = min(g[5] for g in group)
-        shape = _common_shape([g[6] for g in group]) if digits else b""
-        buckets.append(
-            (min(g[0] for g in group), char, digits, shape, _without(group, char, shape))
+            handling = Handling.FULL if _RANK[strictest[3]] else Handling.NONE
+        parts.append(text[pos:start])
+        parts.append(_replace(text[start:end], strictest[2], handling))
+        pos = end
+        out.extend(
+            Finding(path, m[2].type, m[2].classification, m[2].level, handling) for m in cluster
         )
-    # Those that need digits last, fewest first: a string with too few digits for one of them
-    # has too few for every later one.
-    return tuple(sorted(buckets, key=lambda bucket: bucket[2]))
-
-
-def _without(group: Sequence[_Gate], char: str, shape: bytes) -> tuple[_Gate, ...]:
-    """`group` without the tests its bucket makes for all of them: the one character `char`
-    they need, the one shape `shape` they need (each was tested once per string already)."""
-    return tuple(
-        (
-            gate[0],
-            None if char and gate[1] == (char,) else gate[1],
-            *gate[2:6],
-            None if shape and gate[6] == (shape,) else gate[6],
-            *gate[7:],
-        )
-        for gate in group
-    )
-
-
-def _common_shape(gate_shapes: Sequence[tuple[bytes, ...] | None]) -> bytes:
-    """The longest shape that each of `gate_shapes` holds, whichever it finds (b'': none)."""
-    if any(shapes is None for shapes in gate_shapes):
-        return b""
-    every = [shape for shapes in gate_shapes if shapes is not None for shape in shapes]
-    held = [common for common in every if all(common in shape for shape in every)]
-    return max(held, key=len, default=b"")
+        i = j
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def _child(path: str, key: object) -> str:

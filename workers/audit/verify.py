@@ -209,6 +209,41 @@ class VerifyReport:
             yield (b"," + members) if start else members
 
 
+class FindingLog:
+    """The earliest `max_findings` findings of a verification, every one counted by kind:
+    memory stays bounded however broken a trail is."""
+
+    def __init__(self, max_findings: int) -> None:
+        self._max_findings = max_findings
+        self._kept: list[Finding] = []
+        self._dropped: dict[str, int] = {}
+
+    def keep(self, finding: Finding) -> None:
+        # Fed findings come in trail order, so the earliest max_findings are kept.
+        if len(self._kept) < self._max_findings:
+            self._kept.append(finding)
+        else:
+            kind = finding.kind.value
+            self._dropped[kind] = self._dropped.get(kind, 0) + 1
+
+    def earliest(self, more: Iterable[Finding]) -> tuple[tuple[Finding, ...], dict[str, int]]:
+        """The earliest `max_findings` of those kept and `more` (in any order), by position,
+        and how many there are of each kind, all counted."""
+        by_kind: dict[str, int] = dict(self._dropped)
+
+        def counted(findings: Iterable[Finding]) -> Iterator[Finding]:
+            for finding in findings:
+                by_kind[finding.kind.value] = by_kind.get(finding.kind.value, 0) + 1
+                yield finding
+
+        earliest = heapq.nsmallest(
+            self._max_findings,
+            counted(itertools.chain(self._kept, more)),
+            key=lambda f: f.position,
+        )
+        return tuple(earliest), by_kind
+
+
 class ChainVerifier:
     """Feed records in trail order with `feed_bytes` / `feed_document`; `report()` at the end."""
 
@@ -216,10 +251,8 @@ class ChainVerifier:
         self, *, allow_anchors: bool = False, max_findings: int = DEFAULT_MAX_FINDINGS
     ) -> None:
         self.allow_anchors = allow_anchors
-        self._max_findings = max_findings
         self._chains: dict[str, ChainState] = {}
-        self._findings: list[Finding] = []
-        self._dropped_findings: dict[str, int] = {}
+        self._findings = FindingLog(max_findings)
         self._policy_versions: set[str] = set()
         """Policy versions of well-formed records (few: validated once each)."""
         self.records = 0
@@ -305,12 +338,6 @@ class ChainVerifier:
             state.head_hash = claimed
             state.head_links = None
             return
-        document[HASH_FIELD] = claimed
-        problem = shape_problem(document)
-        del document[HASH_FIELD]
-        if problem is not None:
-            self._unreadable(position, problem, document)
-            return
         self._check_slowly(document, position, claimed, recomputed, state)
 
     def _admit_version(self, policy_version: Any) -> bool:
@@ -329,6 +356,14 @@ class ChainVerifier:
         recomputed: str,
         state: ChainState | None,
     ) -> None:
+        """A record off the common path: its full shape first (the fast path checked types
+        only), then its chain position (see the module docstring)."""
+        document[HASH_FIELD] = claimed
+        problem = shape_problem(document)
+        del document[HASH_FIELD]
+        if problem is not None:
+            self._unreadable(position, problem, document)
+            return
         seq: int = document["seq"]
         prev_hash: str = document["prev_hash"]
         edited = recomputed != claimed
@@ -451,7 +486,7 @@ class ChainVerifier:
             position,
             problem,
         )
-        self._keep(finding)
+        self._findings.keep(finding)
 
     def _add(
         self, kind: FindingKind, document: Mapping[str, Any], position: Position, message: str
@@ -459,15 +494,7 @@ class ChainVerifier:
         finding = Finding(
             kind, document["chain"], document["seq"], document["record_id"], position, message
         )
-        self._keep(finding)
-
-    def _keep(self, finding: Finding) -> None:
-        # Fed findings come in trail order, so the earliest max_findings are kept.
-        if len(self._findings) < self._max_findings:
-            self._findings.append(finding)
-        else:
-            kind = finding.kind.value
-            self._dropped_findings[kind] = self._dropped_findings.get(kind, 0) + 1
+        self._findings.keep(finding)
 
     def _gap_findings(self) -> Iterator[Finding]:
         """One finding per gap (judged now that every record was fed), chain by chain."""
@@ -492,25 +519,14 @@ class ChainVerifier:
     def report(self) -> VerifyReport:
         """Everything found so far (gaps are judged with all records fed). Only the earliest
         `max_findings` findings are held at any time; every one is counted by kind."""
-        by_kind: dict[str, int] = dict(self._dropped_findings)
-
-        def counted(findings: Iterable[Finding]) -> Iterator[Finding]:
-            for finding in findings:
-                by_kind[finding.kind.value] = by_kind.get(finding.kind.value, 0) + 1
-                yield finding
-
-        earliest = heapq.nsmallest(
-            self._max_findings,
-            counted(itertools.chain(self._findings, self._gap_findings())),
-            key=lambda f: f.position,
-        )
+        earliest, by_kind = self._findings.earliest(self._gap_findings())
         states = self._chains
         # Sorting the ids alone: no (id, state) pair per chain at once (a million chains).
         chains = tuple(_summary(chain, states[chain]) for chain in sorted(states))
         return VerifyReport(
             records=self.records,
             chains=chains,
-            findings=tuple(earliest),
+            findings=earliest,
             findings_total=sum(by_kind.values()),
             findings_by_kind=by_kind,
         )
