@@ -8,8 +8,10 @@ built-in default. A single file is the one kind its name says (e.g.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from workers.audit import classification, event_types
 from workers.audit.classification import (
@@ -38,10 +40,33 @@ class PolicySet:
     """Audit event types: severity, required fields, retention."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """One field of a PolicySet: the files that hold it, how they are read, its default."""
+
+    field: str
+    file_stems: tuple[str, ...]
+    load: Callable[[Path, Mode], Any]
+    default: Callable[[Mode], Any]
+
+
+# In PolicySet's order, which is also the order the files of a directory are read in.
+_KINDS = (
+    _Kind("breakers", breakers.FILE_STEMS, load_breaker_policy, default_breaker_policy),
+    _Kind("budgets", budgets.FILE_STEMS, load_budget_policy, default_budget_policy),
+    _Kind("slos", slos.FILE_STEMS, load_slo_policy, default_slo_policy),
+    _Kind(
+        "classification",
+        classification.FILE_STEMS,
+        load_classification_policy,
+        default_classification_policy,
+    ),
+    _Kind("audit", event_types.FILE_STEMS, load_audit_policy, default_audit_policy),
+)
+
+
 def default_policies(mode: Mode) -> PolicySet:
-    return PolicySet(
-        default_breaker_policy(mode), default_budget_policy(mode), default_slo_policy(mode)
-    )
+    return PolicySet(**{kind.field: kind.default(mode) for kind in _KINDS})
 
 
 def load_policies(path: Path | None, mode: Mode) -> PolicySet:
@@ -49,57 +74,20 @@ def load_policies(path: Path | None, mode: Mode) -> PolicySet:
     if path is None:
         return default_policies(mode)
     if path.is_file():
-        stem = path.stem
-        defaults = default_policies(mode)
-        if stem in breakers.FILE_STEMS:
-            return PolicySet(load_breaker_policy(path, mode), defaults.budgets, defaults.slos)
-        if stem in budgets.FILE_STEMS:
-            return PolicySet(defaults.breakers, load_budget_policy(path, mode), defaults.slos)
-        if stem in slos.FILE_STEMS:
-            return PolicySet(defaults.breakers, defaults.budgets, load_slo_policy(path, mode))
-        if stem in event_types.FILE_STEMS:
-            return PolicySet(
-                defaults.breakers,
-                defaults.budgets,
-                defaults.slos,
-                defaults.classification,
-                load_audit_policy(path, mode),
-            )
-        if stem in classification.FILE_STEMS:
-            return PolicySet(
-                defaults.breakers,
-                defaults.budgets,
-                defaults.slos,
-                load_classification_policy(path, mode),
-            )
-        known = ", ".join(
-            (
-                *breakers.FILE_STEMS,
-                *budgets.FILE_STEMS,
-                *slos.FILE_STEMS,
-                *classification.FILE_STEMS,
-                *event_types.FILE_STEMS,
-            )
-        )
-        raise ConfigError(f"{path}: which kind of policy is it? Name it one of: {known}")
+        named = [kind for kind in _KINDS if path.stem in kind.file_stems]
+        if not named:
+            known = ", ".join(stem for kind in _KINDS for stem in kind.file_stems)
+            raise ConfigError(f"{path}: which kind of policy is it? Name it one of: {known}")
+        return replace(default_policies(mode), **{named[0].field: named[0].load(path, mode)})
     if not path.is_dir():
         raise ConfigError(f"{path}: no such file or directory")
     return PolicySet(
-        load_breaker_policy(path, mode)
-        if has_policy_file(path, breakers.FILE_STEMS)
-        else default_breaker_policy(mode),
-        load_budget_policy(path, mode)
-        if has_policy_file(path, budgets.FILE_STEMS)
-        else default_budget_policy(mode),
-        load_slo_policy(path, mode)
-        if has_policy_file(path, slos.FILE_STEMS)
-        else default_slo_policy(mode),
-        load_classification_policy(path, mode)
-        if has_policy_file(path, classification.FILE_STEMS)
-        else default_classification_policy(mode),
-        load_audit_policy(path, mode)
-        if has_policy_file(path, event_types.FILE_STEMS)
-        else default_audit_policy(mode),
+        **{
+            kind.field: kind.load(path, mode)
+            if has_policy_file(path, kind.file_stems)
+            else kind.default(mode)
+            for kind in _KINDS
+        }
     )
 
 
