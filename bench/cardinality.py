@@ -170,7 +170,7 @@ def bytes_per_key(policy: Path | None, keys: int) -> dict[str, float]:
     """tracemalloc of each engine alone (uncapped) fed `keys` events with new keys (tools for
     breakers and SLOs, users for budgets), per key it holds: its states, plus its share of
     the bounded route caches. The events are decoded before tracing starts."""
-    from topics.publish import decode_event
+    from workers.ingest.input_lines import decode_event
     from workers.kernels.key_cap import KeyCaps
     from workers.policies.policy_set import load_policies
     from workers.replay.pipeline import capped_keys, file_engines

@@ -38,13 +38,13 @@ import orjson
 
 from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent, ToolInvocation
 from schemas.limits import MAX_ATTRIBUTES, MAX_EVENT_BYTES, MAX_JSON_DEPTH
-from topics.publish import decode_event
 from workers.app import tune_garbage_collector
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import input_chain_id, input_entries, unsealable
 from workers.audit.sealing import default_masker, seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.errors import InvalidEventError
+from workers.ingest.input_lines import decode_event
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.ingest.validate import Refusal, check_value
 from workers.settings import AuditLevel

@@ -27,8 +27,8 @@ import orjson
 
 from schemas.events import ToolInvocation
 from schemas.types import rfc3339_ms
-from topics.publish import decode_event
 from workers.breakers.engine import BreakerEngine
+from workers.ingest.input_lines import decode_event
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
 from workers.replay.run import Replay
 from workers.replay.shards import replay_sharded

@@ -54,8 +54,8 @@ import orjson
 
 from schemas.events import ToolInvocation
 from schemas.types import rfc3339_ms
-from topics.publish import decode_event
 from workers.breakers.engine import BreakerEngine
+from workers.ingest.input_lines import decode_event
 from workers.policies.breakers import default_breaker_policy
 from workers.policies.slos import SloPolicy, load_slo_policy
 from workers.replay.run import DecisionEngine, Replay

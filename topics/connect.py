@@ -7,7 +7,7 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
-from workers.errors import BrokerUnavailableError
+from topics.errors import BrokerUnavailableError
 
 
 class _Startable(Protocol):

@@ -1,4 +1,9 @@
-"""Validate-then-publish for producers: nothing invalid reaches an input topic from here."""
+"""Validate-then-publish for producers: nothing invalid reaches an input topic from here.
+
+`parse_event` checks a document against the wire models (schemas/); reading a recorded line
+as the worker's ingest stage reads a record is `workers.ingest.input_lines.decode_event`,
+which sits above topics/ because it runs the worker's own checks.
+"""
 
 from __future__ import annotations
 
@@ -13,23 +18,14 @@ from pydantic import ValidationError
 
 from schemas.clock import ClockTick
 from schemas.codec import encode
-from schemas.dead_letter import DeadLetterKind, describe_validation_error
-from schemas.events import (
-    INPUT_EVENT_TYPES,
-    CostEvent,
-    EventBase,
-    InputEvent,
-    LatencyEvent,
-    ToolInvocation,
-)
-from schemas.limits import MAX_EVENT_BYTES
+from schemas.dead_letter import describe_validation_error
+from schemas.events import INPUT_EVENT_TYPES, CostEvent, InputEvent, LatencyEvent
 from schemas.override import BreakerOverride
 from schemas.stream import CONTROL_TYPES, StreamEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from topics.connect import start_client
+from topics.errors import InvalidEventError
 from topics.keys import input_key
-from workers.errors import InvalidEventError
-from workers.ingest.validate import Accepted, Refusal, check_as, check_value
 
 # Clock ticks are not keyed by anything they describe; a fixed key keeps them recognisable.
 CLOCK_KEY = b"clock"
@@ -83,10 +79,8 @@ def parse_event(
             raise InvalidEventError(f"{kind}: {describe_validation_error(exc)}") from None
     declared = fields.pop(TYPE_FIELD, None)
     if topic is None and declared is not None:
-        topic = TYPE_ALIASES.get(str(declared))
-        if topic is None:
-            raise InvalidEventError(f"{TYPE_FIELD}: unknown event type {str(declared)[:32]!r}")
-    topic = topic or _infer_topic(fields)
+        topic = declared_topic(declared)
+    topic = topic or infer_topic(fields)
     model = INPUT_EVENT_TYPES[str(topic)]
     try:
         return model.model_validate(fields)
@@ -94,89 +88,16 @@ def parse_event(
         raise InvalidEventError(f"{topic}: {describe_validation_error(exc)}") from None
 
 
-def decode_event(raw: bytes, *, max_bytes: int = MAX_EVENT_BYTES) -> StreamEvent:
-    """One line of recorded input -> its event, or InvalidEventError with the worker's reason.
-
-    The line is validated as the worker validates a record value (`workers.ingest.validate.
-    check_value`: size cap, model, standard JSON, unique keys), so replay refuses what the
-    worker dead-letters and says why in the same words. Its model: a control record by its
-    `type`, as the worker tells them; a `type` naming an input topic (`TYPE_ALIASES`, the
-    JSONL convention of `publish`: it picks the topic and is not kept in the event); else the
-    fields decide (`_infer_topic`), guessed from the bytes (`"latency_ms"`; `"source"` without
-    `"tool"`; else a tool invocation) and settled on the parsed fields when the guess fails.
-    """
-    # Without a `"type"` there is no control record and no declared topic: one scan for both.
-    # An oversized line is refused unparsed, like the worker's record.
-    typed = len(raw) <= max_bytes and b'"type"' in raw
-    model, declared = _declared_model(raw) if typed else (_guessed_model(raw), False)
-    if typed:
-        outcome = check_value(raw, model, max_bytes=max_bytes)
-    else:
-        outcome = check_as(raw, model, max_bytes=max_bytes)
-    if isinstance(outcome, Refusal):
-        if outcome.kind is DeadLetterKind.SCHEMA and not declared:
-            outcome = _as_inferred(raw, model, outcome, max_bytes)
-        if isinstance(outcome, Refusal):
-            raise InvalidEventError(_line_reason(outcome))
-    event = outcome[0]
-    if declared and isinstance(event, EventBase) and TYPE_FIELD in event.attributes:
-        # The worker would keep it as an attribute; `publish` drops it, so no record has it.
-        attributes = {k: v for k, v in event.attributes.items() if k != TYPE_FIELD}
-        event = event.model_copy(update={"attributes": attributes})
-    return event
-
-
-def _as_inferred(
-    raw: bytes, guessed: type[InputEvent], refusal: Refusal, max_bytes: int
-) -> Accepted | Refusal:
-    """The verdict as the model the fields decide, when the byte guess was another one."""
-    fields = orjson.loads(raw)  # standard JSON: a schema refusal passed the text checks
-    if not isinstance(fields, dict):
-        return refusal
-    inferred = INPUT_EVENT_TYPES[str(_infer_topic(fields))]
-    return refusal if inferred is guessed else check_as(raw, inferred, max_bytes=max_bytes)
-
-
-def _declared_model(raw: bytes) -> tuple[type[InputEvent], bool]:
-    """The model of a line with a `"type"` in it, and whether its `type` field named it."""
-    try:
-        fields = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        fields = None  # check_value says why
-    declared = fields.get(TYPE_FIELD) if isinstance(fields, dict) else None
-    if declared is None or str(declared) in CONTROL_TYPES:
-        return _guessed_model(raw), False  # a control record is check_value's to tell
+def declared_topic(declared: object) -> TopicName:
+    """The input topic a line's `type` field names (`TYPE_ALIASES`); any other is refused."""
     topic = TYPE_ALIASES.get(str(declared))
     if topic is None:
         raise InvalidEventError(f"{TYPE_FIELD}: unknown event type {str(declared)[:32]!r}")
-    return INPUT_EVENT_TYPES[str(topic)], True
+    return topic
 
 
-def _guessed_model(raw: bytes) -> type[InputEvent]:
-    """The model the fields would decide (`_infer_topic`), guessed from the bytes."""
-    if b'"latency_ms"' in raw:
-        return LatencyEvent
-    if b'"source"' in raw and b'"tool"' not in raw:
-        return CostEvent
-    return ToolInvocation
-
-
-_LABELS: Mapping[str, str] = {
-    **{model.__name__: topic for topic, model in INPUT_EVENT_TYPES.items()},
-    **{control.__name__: kind for kind, control in CONTROL_TYPES.items()},
-}
-
-
-def _line_reason(refusal: Refusal) -> str:
-    """What replay prints for a refused line: the dead letter's reason, under a label."""
-    if refusal.kind is DeadLetterKind.UNDECODABLE:
-        return f"not valid JSON: {refusal.reason}"
-    if refusal.kind is DeadLetterKind.SCHEMA:
-        return f"{_LABELS.get(refusal.expected_type, refusal.expected_type)}: {refusal.reason}"
-    return refusal.reason
-
-
-def _infer_topic(fields: Mapping[str, Any]) -> TopicName:
+def infer_topic(fields: Mapping[str, Any]) -> TopicName:
+    """The input topic of an event without a `type`, told by its fields."""
     if "latency_ms" in fields:
         return TopicName.LATENCY_EVENTS
     if "source" in fields and "tool" not in fields:

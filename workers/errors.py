@@ -1,12 +1,22 @@
-"""One root exception for guardstream; subclasses carry the data a caller needs."""
+"""One root exception for guardstream; subclasses carry the data a caller needs.
+
+The root and the errors topics/ raises are defined in `topics.errors` (topics/ must not import
+workers/) and re-exported here, so code above topics/ imports every error from this module.
+"""
 
 from __future__ import annotations
 
+from topics.errors import BrokerUnavailableError, GuardstreamError, InvalidEventError
 
-class GuardstreamError(Exception):
-    """Root of every error guardstream raises on purpose."""
-
-    exit_code: int = 1
+__all__ = [
+    "AuditTamperedError",
+    "BrokerUnavailableError",
+    "ConfigError",
+    "GuardstreamError",
+    "InvalidEventError",
+    "ReplayMismatchError",
+    "TopicMismatchError",
+]
 
 
 class ConfigError(GuardstreamError):
@@ -23,28 +33,6 @@ class TopicMismatchError(GuardstreamError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
-
-
-class BrokerUnavailableError(GuardstreamError):
-    """Kafka could not be reached (or answered with an error) for an admin request."""
-
-    exit_code = 5
-
-    def __init__(self, bootstrap: str, cause: Exception) -> None:
-        self.bootstrap = bootstrap
-        super().__init__(f"cannot reach Kafka at {bootstrap}: {cause}")
-
-
-class InvalidEventError(GuardstreamError):
-    """An event failed validation before it was published."""
-
-    exit_code = 4
-
-    def __init__(self, reason: str, *, line: int | None = None) -> None:
-        self.reason = reason
-        self.line = line
-        where = f"line {line}: " if line is not None else ""
-        super().__init__(f"{where}{reason}")
 
 
 class AuditTamperedError(GuardstreamError):

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 
 from schemas.events import ToolInvocation
 from schemas.stream import StreamEvent
-from topics.publish import decode_event
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import input_entries
 from workers.audit.sealing import default_masker, seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.errors import InvalidEventError
+from workers.ingest.input_lines import decode_event
 from workers.ingest.stage import IngestStage
 from workers.ingest.validate import Refusal, check_value, validate_records
 from workers.settings import AuditLevel

@@ -20,13 +20,13 @@ from schemas.json_text import duplicate_key
 from schemas.limits import MAX_EVENT_BYTES, MAX_JSON_DEPTH
 from schemas.stream import StreamEvent
 from schemas.types import Severity
-from topics.publish import decode_event
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import UNSEALABLE, InputEntry, input_entries, seal_or_note
 from workers.audit.sealing import default_masker, seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.breakers.engine import BreakerEngine
 from workers.errors import InvalidEventError
+from workers.ingest.input_lines import decode_event
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.policies.breakers import default_breaker_policy
 from workers.replay.run import Replay

@@ -2,7 +2,7 @@
 
 Every value ends as exactly one of the two and no bytes make it raise (DESIGN §4, §10).
 `check_value` is the whole verdict on one value (`check_as` once its model is known), shared
-by the ingest stage (`validate_records`) and `replay --input` (`topics.publish.decode_event`),
+by the ingest stage (`validate_records`) and `replay --input` (`input_lines.decode_event`),
 so replay refuses what the worker dead-letters, with the same reason. A value is accepted when
 1. it is there (not a tombstone) and at most MAX_EVENT_BYTES long (else refused unparsed);
 2. the model, or the control record it announces (`schemas.stream`), validates its bytes in

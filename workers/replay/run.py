@@ -1,6 +1,6 @@
 """Replay a stream of input lines through the same engines the agents use.
 
-Each line is validated as the worker validates a record value (`topics.publish.decode_event`:
+Each line is validated as the worker validates a record value (`ingest.input_lines.decode_event`:
 the same caps, checks and reasons; an optional `type` field names the topic, else the fields
 decide), duplicates within the de-duplication horizon are dropped as the ingest stage drops
 them, and every accepted event goes through the engines in file order.
@@ -15,10 +15,10 @@ from typing import Protocol
 from schemas.clock import ClockTick
 from schemas.stream import StreamEvent
 from schemas.types import epoch_ms
-from topics.publish import decode_event
 from workers.decisions import Decision
 from workers.errors import InvalidEventError
 from workers.ingest.dedup import Deduplicator
+from workers.ingest.input_lines import decode_event
 
 
 @dataclass(slots=True)

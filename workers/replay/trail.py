@@ -28,9 +28,9 @@ import orjson
 
 from schemas.limits import MAX_RECORD_BYTES
 from schemas.stream import StreamEvent
-from topics.publish import decode_event
 from workers.audit.policy_trail import POLICY_CHAIN, POLICY_CHANGED
 from workers.decisions import Decision
+from workers.ingest.input_lines import decode_event
 from workers.replay.pipeline import PipelineReplay
 
 INPUT_CHAIN_PREFIX = "input-p"
