@@ -3,6 +3,7 @@ defaults, notes, and errors that name the file, the path inside it and the bad v
 
 from __future__ import annotations
 
+import functools
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,13 @@ import yaml
 
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import Severity
-from tests.support.policy_files import write_policy
+from tests.support.policy_files import (
+    ALPHA_SOLVER_SEEDS,
+    CONFIGS,
+    RESONTINEX_SEEDS,
+    config_error,
+    write_policy,
+)
 from workers.errors import ConfigError
 from workers.kernels.breaker_config import (
     DEFAULT_EXCLUDE_ERRORS,
@@ -30,9 +37,8 @@ from workers.policies import (
 )
 from workers.settings import Mode
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-ALPHA = CONFIGS / "seeds" / "alpha-solver" / "circuit_breakers.json"
-RESONTINEX = CONFIGS / "seeds" / "resontinex" / "circuit_breakers.yaml"
+ALPHA = ALPHA_SOLVER_SEEDS / "circuit_breakers.json"
+RESONTINEX = RESONTINEX_SEEDS / "circuit_breakers.yaml"
 DEV = MODE_DEFAULTS[Mode.DEVELOPMENT]
 
 
@@ -47,10 +53,7 @@ def _dirs(tmp_path: Path) -> None:
         (tmp_path / sub).mkdir()
 
 
-def load_error(path: Path, mode: Mode = Mode.DEVELOPMENT) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_breaker_policy(path, mode)
-    return str(info.value)
+load_error = functools.partial(config_error, load_breaker_policy)
 
 
 # --- alpha-solver seed --------------------------------------------------------------------

@@ -9,7 +9,6 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +18,7 @@ from schemas.events import ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.stream import StreamEvent
 from schemas.types import from_epoch_ms
+from tests.support.policy_files import CONFIGS
 from topics.catalog import TopicCatalog, TopicName
 from workers.breakers.engine import BreakerEngine
 from workers.budgets.engine import BudgetEngine
@@ -38,7 +38,6 @@ from workers.slos.engine import SloEngine
 
 T0 = 1_794_960_000_000  # 2026-11-18T00:00:00Z
 CAP = 5
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def call(n: int, *, tool: str = "chat", user: str = "ana", ok: bool = True,

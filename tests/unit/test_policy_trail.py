@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from schemas.policy import PolicyKind
 from schemas.types import Severity
+from tests.support.policy_files import CONFIGS
 from workers.audit.chain import AuditChain
 from workers.audit.policy_trail import (
     KINDS,
@@ -26,8 +27,6 @@ from workers.audit.sealing import default_masker, seal_masked
 from workers.errors import ConfigError
 from workers.policies.policy_set import PolicySet, default_policies, load_policies
 from workers.settings import Mode
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 BUDGET = """
 budgets:
