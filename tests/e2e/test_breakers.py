@@ -18,7 +18,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.types import epoch_ms, rfc3339_ms
-from tests.support.worker_process import WorkerProcess, cli_env, run_cli, running_worker
+from tests.support.cli_scenario import jsonl, read_topic, scenario_env
+from tests.support.worker_process import WorkerProcess, run_cli, running_worker
 from workers.metrics import BREAKER_ALERTS, BREAKER_TRANSITIONS
 
 TRANSITIONS = f"{BREAKER_TRANSITIONS}_total"
@@ -62,27 +63,18 @@ def call(n: int, vendor: str, *, ok: bool, ts_ms: int) -> dict[str, Any]:
     return document
 
 
-def jsonl(documents: list[dict[str, Any]]) -> bytes:
-    return b"".join(orjson.dumps(document) + b"\n" for document in documents)
-
-
 def breaker_env(
     bootstrap: str, prefix: str, tmp_path: Path, *, clock_interval_s: str, **extra: str
 ) -> dict[str, str]:
     """CLI environment running POLICY (plus `extra` variables), with the topics created."""
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "breakers.yaml").write_text(POLICY)
-    env = cli_env(
+    return scenario_env(
         bootstrap,
         prefix,
-        GUARDSTREAM_POLICY_DIR=str(policy_dir),
-        GUARDSTREAM_CLOCK_INTERVAL_S=clock_interval_s,
+        tmp_path / "policies",
+        {"breakers.yaml": POLICY},
+        clock_interval_s=clock_interval_s,
         **extra,
     )
-    created = run_cli(["topics", "create"], env)
-    assert created.returncode == 0, created.stderr.decode()
-    return env
 
 
 @pytest.fixture(params=["development", "production"])
@@ -101,14 +93,6 @@ def worker(
 def publish(env: dict[str, str], documents: list[dict[str, Any]]) -> None:
     result = run_cli(["publish", "-", "--json"], env, stdin=jsonl(documents))
     assert result.returncode == 0, result.stderr.decode()
-
-
-def read_topic(env: dict[str, str], topic: str) -> list[dict[str, Any]]:
-    result = run_cli(
-        ["tail", topic, "--json", "--from-beginning", "--idle-timeout", "3"], env, timeout=60
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 def eventually(read: Callable[[], T], ok: Callable[[T], bool], timeout_s: float = 30) -> T:

@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from schemas.types import rfc3339_ms
-from tests.support.worker_process import cli_env, run_cli, running_worker
+from tests.support.cli_scenario import jsonl, read_topic, scenario_env
+from tests.support.worker_process import run_cli, running_worker
 from workers.metrics import BUDGET_DECISIONS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -63,27 +64,12 @@ def spend(n: int, team: str, usd: str, vendor: str) -> dict[str, Any]:
     }
 
 
-def read_topic(env: dict[str, str], topic: str) -> list[dict[str, Any]]:
-    result = run_cli(
-        ["tail", topic, "--json", "--from-beginning", "--idle-timeout", "3"], env, timeout=60
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
 def test_a_team_spend_spike_throttles_then_halts_its_budget_and_trips_the_wire(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "budgets.yaml").write_text(POLICY)
-    env = cli_env(
-        bootstrap_servers,
-        topic_prefix,
-        GUARDSTREAM_POLICY_DIR=str(policy_dir),
-        GUARDSTREAM_CLOCK_INTERVAL_S="0",
+    env = scenario_env(
+        bootstrap_servers, topic_prefix, tmp_path / "policies", {"budgets.yaml": POLICY}
     )
-    assert run_cli(["topics", "create"], env).returncode == 0
     amounts = ["10"] * 9 + ["5", "5", "10"]  # 90, 95, 100, 110 % of $100
     vendors = ["openai", "anthropic", "mistral", "cohere"]
     research = [spend(n, "research", usd, vendors[n % 4]) for n, usd in enumerate(amounts)]
@@ -91,7 +77,7 @@ def test_a_team_spend_spike_throttles_then_halts_its_budget_and_trips_the_wire(
     # Budgets count spend in event-time order under the input partitions' low watermark; with
     # the worker's own clock off, a tick (sent to every input partition) moves the idle ones.
     tick = {"type": "clock", "ts": rfc3339_ms(T0_MS + 120 * MIN)}
-    lines = b"".join(orjson.dumps(doc) + b"\n" for doc in [*research, *search, tick])
+    lines = jsonl([*research, *search, tick])
     with running_worker(env, tmp_path / "worker") as process:
         published = run_cli(["publish", "-"], env, stdin=lines)
         assert published.returncode == 0, published.stderr.decode()
@@ -140,16 +126,9 @@ budgets:
 def test_a_burst_after_steady_spend_raises_the_anomaly_and_rapid_consumption_alerts(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "budgets.yaml").write_text(ANOMALY_POLICY)
-    env = cli_env(
-        bootstrap_servers,
-        topic_prefix,
-        GUARDSTREAM_POLICY_DIR=str(policy_dir),
-        GUARDSTREAM_CLOCK_INTERVAL_S="0",
+    env = scenario_env(
+        bootstrap_servers, topic_prefix, tmp_path / "policies", {"budgets.yaml": ANOMALY_POLICY}
     )
-    assert run_cli(["topics", "create"], env).returncode == 0
     # Three hours of $1 every 10 minutes (the baseline: $6 an hour), then $60 in 10 minutes.
     steady = [
         {**spend(0, "ml", "1", "openai"), "event_id": f"steady-{n}",
@@ -162,7 +141,7 @@ def test_a_burst_after_steady_spend_raises_the_anomaly_and_rapid_consumption_ale
         for n in range(10)
     ]  # fmt: skip
     tick = {"type": "clock", "ts": rfc3339_ms(T0_MS + 250 * MIN)}  # closes the burst's hour
-    lines = b"".join(orjson.dumps(doc) + b"\n" for doc in [*steady, *burst, tick])
+    lines = jsonl([*steady, *burst, tick])
     with running_worker(env, tmp_path / "worker") as process:
         published = run_cli(["publish", "-"], env, stdin=lines)
         assert published.returncode == 0, published.stderr.decode()

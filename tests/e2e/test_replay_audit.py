@@ -15,7 +15,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.types import rfc3339_ms
-from tests.support.worker_process import cli_env, run_cli, running_worker
+from tests.support.cli_scenario import jsonl, scenario_env, write_policy_dir
+from tests.support.worker_process import run_cli, running_worker
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.metrics import BUDGET_DECISIONS, SLO_DECISIONS
 
@@ -131,26 +132,18 @@ async def every_output_value(bootstrap: str, catalog: TopicCatalog) -> dict[Topi
         await consumer.stop()
 
 
-def write_policies(directory: Path, budgets: str) -> Path:
-    directory.mkdir()
-    (directory / "budgets.yaml").write_text(budgets)
-    (directory / "slos.yaml").write_text(SLOS)
-    return directory
-
-
 def test_a_forensic_trail_replays_to_the_recorded_decisions_and_what_if_shows_differences(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    policies = write_policies(tmp_path / "policies", BUDGETS)
-    env = cli_env(
+    policies = tmp_path / "policies"
+    env = scenario_env(
         bootstrap_servers,
         topic_prefix,
+        policies,
+        {"budgets.yaml": BUDGETS, "slos.yaml": SLOS},
         GUARDSTREAM_MODE="production",  # exactly once, forensic audit level
-        GUARDSTREAM_POLICY_DIR=str(policies),
-        GUARDSTREAM_CLOCK_INTERVAL_S="0",
     )
-    assert run_cli(["topics", "create"], env).returncode == 0
-    lines = b"".join(orjson.dumps(doc) + b"\n" for doc in workload())
+    lines = jsonl(workload())
     with running_worker(env, tmp_path / "worker") as process:
         published = run_cli(["publish", "-"], env, stdin=lines, timeout=180)
         assert published.returncode == 0, published.stderr.decode()
@@ -206,7 +199,9 @@ def test_a_forensic_trail_replays_to_the_recorded_decisions_and_what_if_shows_di
     assert orjson.loads(recorded.stdout)["mismatches"] == 0
     assert orjson.loads(recorded.stdout)["recorded"] == summary["recorded"]
 
-    stricter = write_policies(tmp_path / "stricter", STRICTER_BUDGETS)
+    stricter = write_policy_dir(
+        tmp_path / "stricter", {"budgets.yaml": STRICTER_BUDGETS, "slos.yaml": SLOS}
+    )
     what_if = run_cli([*replay, "--policy", str(stricter)], env, timeout=180)
     assert what_if.returncode == 0, what_if.stderr.decode()
     diff = orjson.loads(what_if.stdout)

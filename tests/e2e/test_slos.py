@@ -17,7 +17,8 @@ import orjson
 import pytest
 
 from schemas.types import rfc3339_ms
-from tests.support.worker_process import cli_env, run_cli, running_worker
+from tests.support.cli_scenario import jsonl, read_topic, scenario_env
+from tests.support.worker_process import run_cli, running_worker
 from workers.metrics import SLO_DECISIONS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -95,14 +96,6 @@ def ticks() -> list[dict[str, Any]]:
     ]
 
 
-def read_topic(env: dict[str, str], topic: str) -> list[dict[str, Any]]:
-    result = run_cli(
-        ["tail", topic, "--json", "--from-beginning", "--idle-timeout", "3"], env, timeout=60
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
 def wait_for_audit(
     env: dict[str, str], event_type: str, timeout_s: float = 120
 ) -> list[dict[str, Any]]:
@@ -118,17 +111,10 @@ def wait_for_audit(
 def test_a_vendor_degradation_pages_resolves_without_traffic_and_the_sla_period_closes(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "slos.yaml").write_text(POLICY)
-    env = cli_env(
-        bootstrap_servers,
-        topic_prefix,
-        GUARDSTREAM_POLICY_DIR=str(policy_dir),
-        GUARDSTREAM_CLOCK_INTERVAL_S="0",
+    env = scenario_env(
+        bootstrap_servers, topic_prefix, tmp_path / "policies", {"slos.yaml": POLICY}
     )
-    assert run_cli(["topics", "create"], env).returncode == 0
-    lines = b"".join(orjson.dumps(doc) + b"\n" for doc in [*calls(), *ticks()])
+    lines = jsonl([*calls(), *ticks()])
     with running_worker(env, tmp_path / "worker") as process:
         published = run_cli(["publish", "-"], env, stdin=lines, timeout=180)
         assert published.returncode == 0, published.stderr.decode()

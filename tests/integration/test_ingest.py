@@ -102,9 +102,13 @@ def malformed_records() -> list[tuple[str, bytes | None]]:
     return records
 
 
-async def _create_topics(bootstrap: str, catalog: TopicCatalog) -> None:
-    async with TopicAdmin({"bootstrap_servers": bootstrap}) as admin:
+@pytest.fixture
+async def catalog(bootstrap_servers: str, topic_prefix: str) -> TopicCatalog:
+    """The topics of this test's prefix, created."""
+    catalog = TopicCatalog(prefix=topic_prefix)
+    async with TopicAdmin({"bootstrap_servers": bootstrap_servers}) as admin:
         await admin.ensure(catalog.specs())
+    return catalog
 
 
 async def _publish_malformed(
@@ -149,10 +153,8 @@ async def _read_dead_letters(bootstrap: str, catalog: TopicCatalog, count: int) 
 
 
 async def test_valid_events_accepted_once_and_malformed_dead_lettered(
-    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+    bootstrap_servers: str, topic_prefix: str, catalog: TopicCatalog, tmp_path: Path
 ) -> None:
-    catalog = TopicCatalog(prefix=topic_prefix)
-    await _create_topics(bootstrap_servers, catalog)
     events = valid_events(10_000)
     async with EventPublisher(catalog, {"bootstrap_servers": bootstrap_servers}) as publisher:
         published = [p async for p in publisher.publish_many(events)]
@@ -191,10 +193,8 @@ async def test_valid_events_accepted_once_and_malformed_dead_lettered(
 
 
 async def test_duplicate_event_ids_counted_once(
-    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+    bootstrap_servers: str, topic_prefix: str, catalog: TopicCatalog, tmp_path: Path
 ) -> None:
-    catalog = TopicCatalog(prefix=topic_prefix)
-    await _create_topics(bootstrap_servers, catalog)
     events = [e for e in valid_events(1_500) if isinstance(e, ToolInvocation)]
     retries = events[:200]  # producer retries: same event, same key, so same partition
     async with EventPublisher(catalog, {"bootstrap_servers": bootstrap_servers}) as publisher:
@@ -209,9 +209,7 @@ async def test_duplicate_event_ids_counted_once(
         assert worker.total(DEAD) == 0
 
 
-async def test_money_is_exact_on_the_wire(bootstrap_servers: str, topic_prefix: str) -> None:
-    catalog = TopicCatalog(prefix=topic_prefix)
-    await _create_topics(bootstrap_servers, catalog)
+async def test_money_is_exact_on_the_wire(bootstrap_servers: str, catalog: TopicCatalog) -> None:
     events = valid_events(3)
     async with EventPublisher(catalog, {"bootstrap_servers": bootstrap_servers}) as publisher:
         where = await publisher.publish(events[0])
@@ -232,10 +230,8 @@ async def test_money_is_exact_on_the_wire(bootstrap_servers: str, topic_prefix: 
 
 
 async def test_dedup_memory_survives_a_worker_restart(
-    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+    bootstrap_servers: str, topic_prefix: str, catalog: TopicCatalog, tmp_path: Path
 ) -> None:
-    catalog = TopicCatalog(prefix=topic_prefix)
-    await _create_topics(bootstrap_servers, catalog)
     calls = [e for e in valid_events(3_000) if isinstance(e, ToolInvocation)]
     first, later = calls[:900], calls[900:]
     env = cli_env(bootstrap_servers, topic_prefix)
@@ -256,12 +252,10 @@ async def test_dedup_memory_survives_a_worker_restart(
 
 
 async def test_production_mode_runs_exactly_once_with_batches(
-    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+    bootstrap_servers: str, topic_prefix: str, catalog: TopicCatalog, tmp_path: Path
 ) -> None:
     """Production mode means processing_guarantee=exactly_once: the batch hand-off must keep
     working under Faust's transactional producer, and dead letters must be committed."""
-    catalog = TopicCatalog(prefix=topic_prefix)
-    await _create_topics(bootstrap_servers, catalog)
     events = valid_events(2_000)
     async with EventPublisher(catalog, {"bootstrap_servers": bootstrap_servers}) as publisher:
         _ = [p async for p in publisher.publish_many(events)]

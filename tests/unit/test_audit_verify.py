@@ -17,7 +17,7 @@ from schemas.audit import GENESIS_HASH, AuditRecord, canonical_bytes
 from schemas.codec import encode
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
-from workers.audit.verify import ChainRange, ChainVerifier, FindingKind, VerifyReport
+from workers.audit.verify import ChainRange, ChainVerifier, Finding, FindingKind, VerifyReport
 from workers.audit.verify_state import RECENT_SEQS
 from workers.cli.audit_cmd import _feed_file
 
@@ -60,6 +60,14 @@ def kinds(report: VerifyReport) -> list[FindingKind]:
     return [finding.kind for finding in report.findings]
 
 
+def first_bad(lines: list[bytes], *expected: FindingKind) -> Finding:
+    """The earliest finding of verifying `lines`, once the findings are exactly `expected`."""
+    report = verify(lines)
+    assert kinds(report) == list(expected)
+    assert report.first_bad is not None
+    return report.first_bad
+
+
 def test_a_clean_trail_passes() -> None:
     report = verify(sealed_trail())
     assert report.ok
@@ -75,10 +83,7 @@ def test_a_byte_edited_inside_a_payload_is_the_first_bad_record() -> None:
     lines = sealed_trail()
     target = line_of(lines, "breakers-p1", 4)
     lines[target - 1] = lines[target - 1].replace(b'"n":4', b'"n":5')
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.EDITED]
-    first = report.first_bad
-    assert first is not None
+    first = first_bad(lines, FindingKind.EDITED)
     assert (first.chain, first.seq, first.record_id, first.where) == (
         "breakers-p1",
         4,
@@ -94,20 +99,15 @@ def test_a_byte_edited_inside_the_hash_is_one_finding() -> None:
     old_hash = document["hash"]
     new_hash = ("1" if old_hash[10] != "1" else "2").join((old_hash[:10], old_hash[11:]))
     lines[target - 1] = lines[target - 1].replace(old_hash.encode(), new_hash.encode(), 1)
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.EDITED]
-    assert report.first_bad is not None
-    assert (report.first_bad.chain, report.first_bad.seq) == ("slos-p0", 6)
+    first = first_bad(lines, FindingKind.EDITED)
+    assert (first.chain, first.seq) == ("slos-p0", 6)
 
 
 def test_a_dropped_record_is_missing_at_the_record_after_it() -> None:
     lines = sealed_trail()
     dropped = line_of(lines, "breakers-p0", 3)
     del lines[dropped - 1]
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.MISSING]
-    first = report.first_bad
-    assert first is not None
+    first = first_bad(lines, FindingKind.MISSING)
     assert (first.chain, first.seq) == ("breakers-p0", 4)
     assert "seq 3" in first.message
 
@@ -125,10 +125,7 @@ def test_two_swapped_records_are_reordered_naming_the_early_one() -> None:
     lines = sealed_trail()
     a, b = line_of(lines, "breakers-p1", 5), line_of(lines, "breakers-p1", 6)
     lines[a - 1], lines[b - 1] = lines[b - 1], lines[a - 1]
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.REORDERED, FindingKind.REORDERED]
-    first = report.first_bad
-    assert first is not None
+    first = first_bad(lines, FindingKind.REORDERED, FindingKind.REORDERED)
     assert (first.chain, first.seq, first.where) == ("breakers-p1", 6, f"line {a}")
 
 
@@ -146,10 +143,8 @@ def test_a_forged_record_with_its_own_hash_but_a_wrong_link_is_inserted() -> Non
     assert hashlib.sha256(canonical_bytes(forged)).hexdigest() == forged.hash
     at = line_of(lines, "slos-p0", 5)
     lines.insert(at - 1, encode(forged))
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.INSERTED]
-    assert report.first_bad is not None
-    assert (report.first_bad.chain, report.first_bad.seq, report.first_bad.where) == (
+    first = first_bad(lines, FindingKind.INSERTED)
+    assert (first.chain, first.seq, first.where) == (
         "slos-p0",
         5,
         f"line {at}",
@@ -160,10 +155,8 @@ def test_a_replayed_old_record_is_a_duplicate() -> None:
     lines = sealed_trail()
     old = lines[line_of(lines, "breakers-p0", 2) - 1]
     lines.insert(20, old)
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.DUPLICATE]
-    assert report.first_bad is not None
-    assert (report.first_bad.seq, report.first_bad.where) == (2, "line 21")
+    first = first_bad(lines, FindingKind.DUPLICATE)
+    assert (first.seq, first.where) == (2, "line 21")
 
 
 def test_a_second_record_at_one_seq_is_a_fork_and_the_chain_goes_on() -> None:
@@ -178,10 +171,8 @@ def test_a_second_record_at_one_seq_is_a_fork_and_the_chain_goes_on() -> None:
     )
     at = line_of(lines, "breakers-p1", 7) + 1  # right after the genuine seq 7
     lines.insert(at - 1, encode(twin))
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.FORK]
-    assert report.first_bad is not None
-    assert (report.first_bad.seq, report.first_bad.where) == (7, f"line {at}")
+    first = first_bad(lines, FindingKind.FORK)
+    assert (first.seq, first.where) == (7, f"line {at}")
 
 
 @pytest.mark.parametrize(
@@ -191,20 +182,16 @@ def test_a_second_record_at_one_seq_is_a_fork_and_the_chain_goes_on() -> None:
 def test_a_truncated_or_garbage_line_is_unreadable(garbage: bytes) -> None:
     lines = sealed_trail()
     lines.insert(4, garbage)
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.UNREADABLE]
-    assert report.first_bad is not None
-    assert report.first_bad.where == "line 5"
+    first = first_bad(lines, FindingKind.UNREADABLE)
+    assert first.where == "line 5"
 
 
 def test_a_truncated_record_is_unreadable_and_its_successor_misses_it() -> None:
     lines = sealed_trail()
     at = line_of(lines, "breakers-p0", 2)
     lines[at - 1] = lines[at - 1][:100]
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.UNREADABLE, FindingKind.MISSING]
-    assert report.first_bad is not None
-    assert report.first_bad.where == f"line {at}"
+    first = first_bad(lines, FindingKind.UNREADABLE, FindingKind.MISSING)
+    assert first.where == f"line {at}"
 
 
 def test_the_first_bad_record_is_the_earliest_of_several() -> None:
@@ -316,10 +303,8 @@ def test_an_edited_seq_is_one_finding() -> None:
     lines = sealed_trail()
     at = line_of(lines, "breakers-p0", 4)
     lines[at - 1] = lines[at - 1].replace(b'"seq":4', b'"seq":40')
-    report = verify(lines)
-    assert kinds(report) == [FindingKind.EDITED]
-    assert report.first_bad is not None
-    assert report.first_bad.record_id == "breakers-p0:4"
+    first = first_bad(lines, FindingKind.EDITED)
+    assert first.record_id == "breakers-p0:4"
 
 
 def test_a_forged_record_far_ahead_is_named_first() -> None:

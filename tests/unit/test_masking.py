@@ -245,25 +245,21 @@ def test_handling_rules_decide_partial_or_full(tmp_path: Path) -> None:
 def test_every_pattern_is_masked_in_nested_fields_and_attributes(
     raw: str, kind: str, expected: str
 ) -> None:
-    record = {
-        "event_type": "aud.tool.invocation",
-        "payload": {
-            "labels": {"user": raw, "tier": "gold"},
-            "steps": [{"note": f"see {raw} now"}, "plain", 3, None, True],
-            "count": 7,
-        },
-        "attributes": {"free": raw, "other": "nothing here"},
-    }
+    def record_with(value: str) -> dict[str, Any]:
+        """A record holding `value` in three places: nested, in a list, in attributes."""
+        return {
+            "event_type": "aud.tool.invocation",
+            "payload": {
+                "labels": {"user": value, "tier": "gold"},
+                "steps": [{"note": f"see {value} now"}, "plain", 3, None, True],
+                "count": 7,
+            },
+            "attributes": {"free": value, "other": "nothing here"},
+        }
+
+    record = record_with(raw)
     masked = MASKER.mask(record)
-    assert masked.value == {
-        "event_type": "aud.tool.invocation",
-        "payload": {
-            "labels": {"user": expected, "tier": "gold"},
-            "steps": [{"note": f"see {expected} now"}, "plain", 3, None, True],
-            "count": 7,
-        },
-        "attributes": {"free": expected, "other": "nothing here"},
-    }
+    assert masked.value == record_with(expected)
     level = "phi" if kind == "medical_record" else "pii"
     handling = Handling.FULL if level == "phi" else Handling.PARTIAL
     assert masked.findings == (
