@@ -23,8 +23,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from schemas.codec import encode
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
-from workers.audit.classification import ClassificationPolicy, default_classification_policy
-from workers.audit.event_types import AuditPolicy, default_audit_policy
 from workers.audit.inputs import InputAuditSink
 from workers.audit.log_filter import install_log_masking
 from workers.audit.masking import Masker
@@ -51,8 +49,10 @@ from workers.metrics import (
     UndecodableBatchCollector,
     render,
 )
+from workers.policies.audit_event_types import AuditPolicy, default_audit_policy
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy
 from workers.policies.budgets import BudgetPolicy, default_budget_policy
+from workers.policies.classification import ClassificationPolicy, default_classification_policy
 from workers.policies.policy_set import PolicySet
 from workers.policies.slos import SloPolicy, default_slo_policy
 from workers.recovery import recorded_offsets

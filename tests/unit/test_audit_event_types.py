@@ -22,14 +22,6 @@ from tests.unit import test_budget_engine as budgets
 from topics.catalog import DAY_MS, TopicName
 from workers.app import catalog_for
 from workers.audit.chain import AuditChain, record_hash_ok
-from workers.audit.event_types import (
-    BUILTIN_SPEC,
-    FILE_STEMS,
-    VIOLATION,
-    AuditPolicy,
-    default_audit_policy,
-    load_audit_policy,
-)
 from workers.audit.inputs import input_entries
 from workers.audit.sealing import SENSITIVE, default_masker, seal_masked
 from workers.batching.records import RawBatch
@@ -40,6 +32,14 @@ from workers.decisions import AlertDecision, ControlDecision, Kernel, Transition
 from workers.errors import ConfigError
 from workers.ingest.stage import IngestStage
 from workers.kernels.slo_outputs import LateCounts, SloPeriodClosed
+from workers.policies.audit_event_types import (
+    BUILTIN_SPEC,
+    FILE_STEMS,
+    VIOLATION,
+    AuditPolicy,
+    default_audit_policy,
+    load_audit_policy,
+)
 from workers.policies.policy_set import load_audit_types
 from workers.settings import AuditLevel, Settings
 from workers.slos.engine import SloEngine

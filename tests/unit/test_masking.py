@@ -21,18 +21,18 @@ from hypothesis import strategies as st
 
 from schemas.policy import PolicyDocument, PolicyKind, policy_version
 from tests.support.policy_files import ALPHA_SOLVER_SEEDS
-from workers.audit.classification import (
+from workers.audit.log_filter import MaskingLogFilter, install_log_masking
+from workers.audit.masking import Finding, Masker
+from workers.errors import ConfigError
+from workers.logs import JsonFormatter
+from workers.policies.builtin_detectors import CONTEXT_WINDOW_CHARS, luhn_valid
+from workers.policies.classification import (
     FILE_STEMS,
     ClassificationPolicy,
     Handling,
     default_classification_policy,
     load_classification_policy,
 )
-from workers.audit.detectors import CONTEXT_WINDOW_CHARS, luhn_valid
-from workers.audit.log_filter import MaskingLogFilter, install_log_masking
-from workers.audit.masking import Finding, Masker
-from workers.errors import ConfigError
-from workers.logs import JsonFormatter
 
 SEED = ALPHA_SOLVER_SEEDS / "data_classification.yaml"
 

@@ -18,7 +18,7 @@ positives stay under 1 %. Print the table with
 
 Bare digit runs count as SSNs and phone numbers only next to a context word (a key such as
 ``phone`` or ``ssn``, or the word before the digits): the corpus puts them so, as producers
-name such fields (see `workers.audit.detectors`).
+name such fields (see `workers.policies.builtin_detectors`).
 """
 
 from __future__ import annotations

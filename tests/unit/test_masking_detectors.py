@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from workers.audit.classification import Handling, load_classification_policy
-from workers.audit.detectors import BUILTIN_DETECTOR_NAMES
 from workers.audit.masking import Masker
 from workers.audit.sealing import default_masker
 from workers.errors import ConfigError
+from workers.policies.builtin_detectors import BUILTIN_DETECTOR_NAMES
+from workers.policies.classification import Handling, load_classification_policy
 
 MASKER = default_masker()
 

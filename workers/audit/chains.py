@@ -14,10 +14,10 @@ from typing import Any
 from schemas.audit import AuditRecord, AuditSource
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
-from workers.audit.event_types import AuditPolicy, default_audit_policy
 from workers.audit.masking import Masker
 from workers.audit.recover import last_record
 from workers.audit.sealing import default_masker, seal_masked
+from workers.policies.audit_event_types import AuditPolicy, default_audit_policy
 
 log = logging.getLogger(__name__)
 

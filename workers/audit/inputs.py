@@ -31,10 +31,10 @@ from schemas.override import BreakerOverride
 from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
-from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.batching.outputs import BatchOutputs
 from workers.ingest.stage import IngestResult
+from workers.policies.audit_event_types import AuditPolicy
 from workers.settings import AuditLevel
 
 INPUT_POLICY_VERSION = "0" * 64

@@ -3,7 +3,7 @@ depend only on the policy and the input (the one piece of state is a memo of cle
 
 `Masker(policy).mask(value, path)` walks dicts, lists and tuples and masks every string,
 number and dict key in them with the classification policy's detectors (its patterns, then
-the built-in detectors of `workers.audit.detectors`); it returns the masked value and one
+the built-in detectors of `workers.policies.builtin_detectors`); it returns the masked value and one
 `Finding` per match: where (a path such as ``payload.labels.user``, ``attributes.note[2]``
 or ``attributes[key]`` for a key), what type, which classification and level, and how it was
 handled, never the value. `mask_text` does the same for one string (a log line).
@@ -28,10 +28,10 @@ none       any                  left as written (allowed for levels other than p
 A match counts when its pattern's validator accepts it (Luhn for card numbers, the SSA's
 rules for SSNs...) and, for a pattern that needs context (bare digit runs), when a context
 word is in the key the value is stored under or just before the match
-(`workers.audit.detectors`). Matches of one type that overlap (the seed's card pattern and
-the built-in one) are one match over their union. Matches of different types that overlap
-(``MRN: 123-45-6789`` is a medical record whose number is also an SSN) are masked together
-as one span, in full, labelled with the strictest match; each is still a finding.
+(`workers.policies.builtin_detectors`). Matches of one type that overlap (the seed's card
+pattern and the built-in one) are one match over their union. Matches of different types that
+overlap (``MRN: 123-45-6789`` is a medical record whose number is also an SSN) are masked
+together as one span, in full, labelled with the strictest match; each is still a finding.
 
 Numbers: an int, or a float with an integral value, is scanned as its decimal text
 (``4242424242424242`` is a card number, ``{"phone": 4155552671}`` a phone number); when
@@ -66,13 +66,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workers.audit.classification import (
+from workers.audit.gates import SHAPES, gate_table
+from workers.policies.builtin_detectors import CONTEXT_WINDOW_CHARS
+from workers.policies.classification import (
     ClassificationPolicy,
     DetectionPattern,
     Handling,
 )
-from workers.audit.detectors import CONTEXT_WINDOW_CHARS
-from workers.audit.gates import SHAPES, gate_table
 
 # Strictness of a handling, for overlapping matches and for the summary of a record.
 _RANK = {Handling.NONE: 0, Handling.PARTIAL: 1, Handling.FULL: 2}

@@ -18,11 +18,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.policy import PolicyDocument, PolicyKind
-from workers.audit.classification import ClassificationPolicy
-from workers.audit.event_types import AuditPolicy
 from workers.errors import ConfigError
+from workers.policies.audit_event_types import AuditPolicy
 from workers.policies.breakers import BreakerPolicy
 from workers.policies.budgets import BudgetPolicy
+from workers.policies.classification import ClassificationPolicy
 from workers.policies.policy_set import PolicySet
 from workers.policies.slos import SloPolicy
 from workers.settings import Mode

@@ -6,7 +6,7 @@ classification masker before the record is sealed; when something was found, an
 types, never values) with the seed's required fields classification, handling_method,
 jurisdiction and user.
 
-The audit event-type policy (`workers.audit.event_types`) is applied to every record sealed
+The audit event-type policy (`workers.policies.audit_event_types`) is applied to every record sealed
 here: a configured type is sealed with its configured severity, and a record lacking one of
 its type's required fields is still sealed as written (an audit trail must not lose a
 decision) but followed by an `aud.audit.violation` record (critical) naming its record_id,
@@ -25,9 +25,9 @@ from schemas.alerts import Alert
 from schemas.audit import AuditRecord, AuditSource
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
-from workers.audit.classification import default_classification_policy
-from workers.audit.event_types import VIOLATION, AuditPolicy, default_audit_policy
 from workers.audit.masking import Masker
+from workers.policies.audit_event_types import VIOLATION, AuditPolicy, default_audit_policy
+from workers.policies.classification import default_classification_policy
 
 SENSITIVE = "aud.data.sensitive"
 

@@ -22,7 +22,6 @@ from schemas.state import BreakerState, CircuitState
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
-from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.audit.sealing import masked_alert
 from workers.batching.outputs import BatchOutputs
@@ -32,6 +31,7 @@ from workers.cardinality import CARDINALITY_AUDIT_TYPE, is_cardinality_alert
 from workers.decisions import AlertDecision, Decision, TransitionDecision
 from workers.ingest.stage import IngestResult
 from workers.kernels.key_cap import KeyCaps, StateKind
+from workers.policies.audit_event_types import AuditPolicy
 from workers.recovery import restore_breakers
 
 log = logging.getLogger(__name__)

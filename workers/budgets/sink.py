@@ -28,7 +28,6 @@ from schemas.state import BudgetState
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
-from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.batching import BatchingApp, RawBatch
 from workers.budgets.counting import BudgetCounting
@@ -46,6 +45,7 @@ from workers.ingest.stage import IngestResult
 from workers.kernels.budget import BudgetLedger
 from workers.kernels.key_cap import KeyCaps, StateKind
 from workers.kernels.rolling_sum import from_nanos
+from workers.policies.audit_event_types import AuditPolicy
 from workers.policies.budgets import BudgetPolicy
 from workers.recovery import restore_counting
 from workers.routed.publisher import DecisionPublisher, register_counter

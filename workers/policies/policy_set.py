@@ -13,17 +13,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from workers.audit import classification, event_types
-from workers.audit.classification import (
+from workers.errors import ConfigError
+from workers.policies import audit_event_types, breakers, budgets, classification, slos
+from workers.policies.audit_event_types import AuditPolicy, default_audit_policy, load_audit_policy
+from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
+from workers.policies.budgets import BudgetPolicy, default_budget_policy, load_budget_policy
+from workers.policies.classification import (
     ClassificationPolicy,
     default_classification_policy,
     load_classification_policy,
 )
-from workers.audit.event_types import AuditPolicy, default_audit_policy, load_audit_policy
-from workers.errors import ConfigError
-from workers.policies import breakers, budgets, slos
-from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
-from workers.policies.budgets import BudgetPolicy, default_budget_policy, load_budget_policy
 from workers.policies.files import has_policy_file
 from workers.policies.slos import SloPolicy, default_slo_policy, load_slo_policy
 from workers.settings import Mode
@@ -61,7 +60,7 @@ _KINDS = (
         load_classification_policy,
         default_classification_policy,
     ),
-    _Kind("audit", event_types.FILE_STEMS, load_audit_policy, default_audit_policy),
+    _Kind("audit", audit_event_types.FILE_STEMS, load_audit_policy, default_audit_policy),
 )
 
 
@@ -95,8 +94,8 @@ def load_audit_types(path: Path | None, mode: Mode) -> AuditPolicy:
     """Only the audit event-type policy at `path` (what sizes the audit topic's retention),
     without reading the other kinds."""
     if path is not None and (
-        (path.is_file() and path.stem in event_types.FILE_STEMS)
-        or (path.is_dir() and has_policy_file(path, event_types.FILE_STEMS))
+        (path.is_file() and path.stem in audit_event_types.FILE_STEMS)
+        or (path.is_dir() and has_policy_file(path, audit_event_types.FILE_STEMS))
     ):
         return load_audit_policy(path, mode)
     return default_audit_policy(mode)

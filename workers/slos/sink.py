@@ -23,13 +23,13 @@ from schemas.codec import encode
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
-from workers.audit.event_types import AuditPolicy
 from workers.audit.masking import Masker
 from workers.batching import BatchingApp, RawBatch
 from workers.cardinality import CARDINALITY_AUDIT_TYPE, is_cardinality_alert
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.ingest.stage import IngestResult
 from workers.kernels.key_cap import KeyCaps, StateKind
+from workers.policies.audit_event_types import AuditPolicy
 from workers.policies.slos import SloPolicy
 from workers.recovery import restore_counting
 from workers.routed.publisher import DecisionPublisher, register_counter

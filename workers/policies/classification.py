@@ -24,7 +24,7 @@ Decisions:
   findings and left as written.
 * A pattern whose level has no masking rule is masked in full (and the loader says so in
   `notes`): an unlisted level fails closed.
-* Built-in detectors (`workers.audit.detectors`: card numbers in every grouping, SSNs
+* Built-in detectors (`workers.policies.builtin_detectors`: card numbers in every grouping, SSNs
   without dashes, phone numbers, IBANs, API keys, JWTs, IP addresses, e-mail addresses with
   non-ASCII or spelled-out ``[at]``/``(dot)`` parts) run after the policy's patterns. They
   are on by default; ``builtin_detectors`` (a guardstream field, next to the seed's ones)
@@ -56,7 +56,7 @@ from typing import Any
 import phonenumbers
 
 from schemas.policy import PolicyDocument, PolicyKind
-from workers.audit.detectors import (
+from workers.policies.builtin_detectors import (
     BUILTIN_DETECTOR_NAMES,
     CONTEXT,
     DEFAULT_PHONE_REGIONS,

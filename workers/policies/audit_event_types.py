@@ -31,7 +31,7 @@ Decisions:
   record deleted early would break the chain it is in), so the topic keeps records for
   `topic_retention_days`, the longest retention of any type; a type's retention is a minimum.
 * ``pii_fields``, ``searchable`` and the alert flags are carried, not evaluated here: masking
-  is by the classification patterns (`workers.audit.classification`). The rest of
+  is by the classification patterns (`workers.policies.classification`). The rest of
   ``audit_config`` (immutable_storage, encryption_at_rest...) is carried in the published
   document and noted as not evaluated; hash chains are always on.
 * The runtime mode changes nothing. The `mode` parameter keeps the loaders' signatures alike.
