@@ -1,9 +1,5 @@
-"""Turn a parsed breaker-policy file (any of the three shapes) into kernel BreakerConfigs.
-
-Layering, lowest first: the kernel's defaults, the mode's defaults (`base`), then the file
-(guardstream's `defaults:` section, then the breaker's own entry). Every problem goes into the
-file's `Problems`, so the caller raises them together.
-"""
+"""Turn a parsed breaker-policy file (any of the three shapes) into kernel BreakerConfigs,
+layered as `parsing` says (kernel, mode, `defaults:`, the breaker's own entry)."""
 
 from __future__ import annotations
 

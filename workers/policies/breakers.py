@@ -19,7 +19,12 @@ from schemas.policy import PolicyDocument, PolicyKind
 from workers.kernels.breaker_config import BreakerConfig
 from workers.policies.breaker_models import KeyMode, Rule
 from workers.policies.breaker_shapes import parse
-from workers.policies.files import builtin_policy_document, load_policy_document, require_kind
+from workers.policies.files import (
+    LoadedPolicy,
+    builtin_policy_document,
+    load_policy_document,
+    require_kind,
+)
 from workers.policies.parsing import parse_policy
 from workers.settings import Mode
 
@@ -51,12 +56,9 @@ RESOLVE_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, eq=False)
-class BreakerPolicy:
+class BreakerPolicy(LoadedPolicy):
     """A validated breaker policy; `resolve` is on the hot path (one call per event)."""
 
-    name: str
-    source: str
-    document: PolicyDocument
     breakers: Mapping[str, BreakerConfig]
     default_breaker_id: str
     rules: tuple[Rule, ...] = ()
@@ -72,10 +74,6 @@ class BreakerPolicy:
         object.__setattr__(
             self, "_resolve_id", functools.lru_cache(maxsize=RESOLVE_CACHE_SIZE)(self._match)
         )
-
-    @property
-    def version(self) -> str:
-        return self.document.version
 
     def _match(self, vendor: str, tool: str) -> str:
         for rule in self.rules:  # first match wins

@@ -1,11 +1,7 @@
-"""Turn a parsed budget-policy file into kernel BudgetConfigs: shape detection, the steps
-every shape shares, and guardstream's and alpha-solver's shapes (RESONTINEX's, which maps whole
-sections rather than budget entries, is in budget_resontinex).
-
-Layering, lowest first: the kernel's defaults, the mode's defaults (`base`, see
-budgets.MODE_DEFAULTS), then the file (guardstream's `defaults:` section, then the budget's own
-entry). Every problem goes into the file's `Problems`, so the caller raises them together.
-"""
+"""Turn a parsed budget-policy file into kernel BudgetConfigs, layered as `parsing` says:
+shape detection, the budget steps every shape shares, and guardstream's and alpha-solver's
+shapes (RESONTINEX's, which maps whole sections rather than budget entries, is in
+budget_resontinex)."""
 
 from __future__ import annotations
 

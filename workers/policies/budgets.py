@@ -27,6 +27,7 @@ from workers.policies.budget_shapes import (
     parse_guardstream_budgets,
 )
 from workers.policies.files import (
+    LoadedPolicy,
     Problems,
     builtin_policy_document,
     load_policy_document,
@@ -106,12 +107,9 @@ ScopeKey = tuple[str | None, ...]
 
 
 @dataclass(frozen=True, eq=False)
-class BudgetPolicy:
+class BudgetPolicy(LoadedPolicy):
     """A validated budget policy; `matching` is on the hot path (one call per event)."""
 
-    name: str
-    source: str
-    document: PolicyDocument
     budgets: Mapping[str, BudgetConfig]
     notes: tuple[str, ...] = ()
     """What the loader accepted but does not evaluate, or read in a particular way."""
@@ -125,10 +123,6 @@ class BudgetPolicy:
         object.__setattr__(
             self, "_match_key", functools.lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match)
         )
-
-    @property
-    def version(self) -> str:
-        return self.document.version
 
     def _match(self, key: ScopeKey) -> tuple[BudgetConfig, ...]:
         fields = dict(zip(self._keys, key, strict=True))

@@ -65,6 +65,7 @@ from workers.policies.builtin_detectors import (
     validator_for,
 )
 from workers.policies.files import (
+    LoadedPolicy,
     Problems,
     builtin_policy_document,
     load_policy_document,
@@ -177,12 +178,9 @@ BUILTIN_SPEC: Mapping[str, Any] = MappingProxyType(
 
 
 @dataclass(frozen=True, eq=False)
-class ClassificationPolicy:
+class ClassificationPolicy(LoadedPolicy):
     """A validated classification policy. `Masker(policy)` applies it."""
 
-    name: str
-    source: str
-    document: PolicyDocument
     patterns: tuple[DetectionPattern, ...]
     handling: Mapping[str, Handling]
     """Level -> handling, built-in rules overridden by the file's."""
@@ -194,10 +192,6 @@ class ClassificationPolicy:
     phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
     switched_off: tuple[str, ...] = ()
     """Built-in detectors the policy switched off."""
-
-    @property
-    def version(self) -> str:
-        return self.document.version
 
     @property
     def detectors(self) -> tuple[DetectionPattern, ...]:

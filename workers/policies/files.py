@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -92,6 +93,20 @@ def policy_document_of(
         # YAML can hold what JSON cannot (dates, non-string keys); the policy topic is JSON.
         raise ConfigError(f"{file}: not plain JSON data: {cut(str(exc))}") from exc
     return spec, document
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedPolicy:
+    """What every loaded policy carries: its name, where it was read from and the document
+    that publishes it (whose content hash is the version decisions are stamped with)."""
+
+    name: str
+    source: str
+    document: PolicyDocument
+
+    @property
+    def version(self) -> str:
+        return self.document.version
 
 
 def require_kind(document: PolicyDocument, kind: PolicyKind) -> None:

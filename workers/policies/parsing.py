@@ -7,6 +7,9 @@ in one entry does not hide an error in another: one run reports everything. Kern
 are built with `build`, which points the kernel's own cross-field errors at the file; what a
 seed states but guardstream does not evaluate becomes a note (`note_unknown_keys`). Every
 problem goes into the file's `Problems`; `parse_policy` raises them together.
+
+Layering, lowest first: the kernel's defaults, the mode's defaults (`base`: the kind's
+MODE_DEFAULTS), then the file (guardstream's `defaults:` section, then the entry itself).
 """
 
 from __future__ import annotations

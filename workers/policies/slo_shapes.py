@@ -1,11 +1,6 @@
-"""Turn a parsed SLO-policy file into kernel config values: shape detection, the steps every
-shape shares, and guardstream's own shape (the seeds' shapes are in `slo_seeds`, OpenSLO in
-`slo_openslo`).
-
-Layering, lowest first: the kernel's defaults, the mode's defaults (`base`, see
-slos.MODE_DEFAULTS), then the file (guardstream's `defaults:` section, then the SLO's own
-entry). Every problem goes into the file's `Problems`, so the caller raises them together.
-"""
+"""Turn a parsed SLO-policy file into kernel config values, layered as `parsing` says: shape
+detection, the SLO steps every shape shares, and guardstream's own shape (the seeds' shapes are
+in `slo_seeds`, OpenSLO in `slo_openslo`)."""
 
 from __future__ import annotations
 
