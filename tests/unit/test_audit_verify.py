@@ -26,18 +26,30 @@ CHAINS = ("breakers-p0", "breakers-p1", "slos-p0")
 POLICY = "ab" * 32
 
 
+def seal_next(
+    chain: AuditChain,
+    payload: dict[str, Any],
+    *,
+    event_type: str = "aud.breaker.transition",
+    ts_ms: int = T0_MS,
+    severity: Severity = Severity.INFO,
+) -> AuditRecord:
+    """`chain`'s next record, sealed under POLICY."""
+    return chain.seal(
+        event_type, ts_ms=ts_ms, severity=severity, policy_version=POLICY, payload=payload
+    )
+
+
 def sealed_trail(per_chain: int = 10) -> list[bytes]:
     """Round-robin interleaving of CHAINS, `per_chain` records each, as wire bytes."""
     chains = [AuditChain(name) for name in CHAINS]
     lines: list[bytes] = []
     for n in range(per_chain):
         for index, chain in enumerate(chains):
-            record = chain.seal(
-                "aud.breaker.transition",
+            record = seal_next(
+                chain,
+                {"breaker_key": f"vendor-{index}:chat", "n": n, "rate": 0.25 * n},
                 ts_ms=T0_MS + n * 1000 + index,
-                severity=Severity.INFO,
-                policy_version=POLICY,
-                payload={"breaker_key": f"vendor-{index}:chat", "n": n, "rate": 0.25 * n},
             )
             lines.append(encode(record))
     return lines
@@ -133,12 +145,8 @@ def test_a_forged_record_with_its_own_hash_but_a_wrong_link_is_inserted() -> Non
     lines = sealed_trail()
     genuine = AuditRecord.model_validate_json(lines[line_of(lines, "slos-p0", 5) - 1])
     forger = AuditChain("slos-p0", seq=5, prev_hash="f" * 64)
-    forged = forger.seal(
-        genuine.event_type,
-        ts_ms=T0_MS,
-        severity=Severity.CRITICAL,
-        policy_version=POLICY,
-        payload={"forged": True},
+    forged = seal_next(
+        forger, {"forged": True}, event_type=genuine.event_type, severity=Severity.CRITICAL
     )
     assert hashlib.sha256(canonical_bytes(forged)).hexdigest() == forged.hash
     at = line_of(lines, "slos-p0", 5)
@@ -162,12 +170,10 @@ def test_a_replayed_old_record_is_a_duplicate() -> None:
 def test_a_second_record_at_one_seq_is_a_fork_and_the_chain_goes_on() -> None:
     lines = sealed_trail()
     genuine = AuditRecord.model_validate_json(lines[line_of(lines, "breakers-p1", 7) - 1])
-    twin = AuditChain("breakers-p1", seq=7, prev_hash=genuine.prev_hash).seal(
-        genuine.event_type,
-        ts_ms=T0_MS,
-        severity=Severity.INFO,
-        policy_version=POLICY,
-        payload={"restarted": "worker"},
+    twin = seal_next(
+        AuditChain("breakers-p1", seq=7, prev_hash=genuine.prev_hash),
+        {"restarted": "worker"},
+        event_type=genuine.event_type,
     )
     at = line_of(lines, "breakers-p1", 7) + 1  # right after the genuine seq 7
     lines.insert(at - 1, encode(twin))
@@ -208,13 +214,7 @@ def test_the_first_bad_record_is_the_earliest_of_several() -> None:
 
 
 def test_seq_zero_must_link_to_genesis() -> None:
-    record = AuditChain("c", seq=0, prev_hash="e" * 64).seal(
-        "aud.breaker.transition",
-        ts_ms=T0_MS,
-        severity=Severity.INFO,
-        policy_version=POLICY,
-        payload={},
-    )
+    record = seal_next(AuditChain("c", seq=0, prev_hash="e" * 64), {})
     report = verify([encode(record)], anchors=True)
     assert kinds(report) == [FindingKind.INSERTED]
 
@@ -273,12 +273,12 @@ json_value = st.recursive(
 def test_the_fast_path_hashes_what_canonical_bytes_hashes(
     payload: dict[str, Any], ts_ms: int, chain_id: str
 ) -> None:
-    record = AuditChain(chain_id).seal(
-        "aud.data.sensitive",
+    record = seal_next(
+        AuditChain(chain_id),
+        payload,
+        event_type="aud.data.sensitive",
         ts_ms=ts_ms,
         severity=Severity.WARNING,
-        policy_version=POLICY,
-        payload=payload,
     )
     wire = orjson.loads(encode(record))
     del wire["hash"]
@@ -309,13 +309,7 @@ def test_an_edited_seq_is_one_finding() -> None:
 
 def test_a_forged_record_far_ahead_is_named_first() -> None:
     lines = sealed_trail()
-    forged = AuditChain("slos-p0", seq=1000, prev_hash="d" * 64).seal(
-        "aud.breaker.transition",
-        ts_ms=T0_MS,
-        severity=Severity.INFO,
-        policy_version=POLICY,
-        payload={},
-    )
+    forged = seal_next(AuditChain("slos-p0", seq=1000, prev_hash="d" * 64), {})
     at = line_of(lines, "slos-p0", 6)
     lines.insert(at - 1, encode(forged))
     report = verify(lines)
@@ -331,13 +325,7 @@ def test_two_writers_on_one_chain_fork_at_every_shared_seq() -> None:
     genuine = AuditRecord.model_validate_json(lines[line_of(lines, "breakers-p1", 3) - 1])
     second_writer = AuditChain("breakers-p1", seq=3, prev_hash=genuine.prev_hash)
     for n in range(3):
-        record = second_writer.seal(
-            "aud.breaker.transition",
-            ts_ms=T0_MS + n,
-            severity=Severity.INFO,
-            policy_version=POLICY,
-            payload={"writer": 2, "n": n},
-        )
+        record = seal_next(second_writer, {"writer": 2, "n": n}, ts_ms=T0_MS + n)
         lines.append(encode(record))
     report = verify(lines)
     assert kinds(report) == [FindingKind.FORK] * 3
