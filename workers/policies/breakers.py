@@ -65,8 +65,6 @@ class BreakerPolicy(LoadedPolicy):
     key: KeyMode = KeyMode.VENDOR_TOOL
     disabled: frozenset[str] = frozenset()
     """Breakers the file switches off (`enabled: false`): the shell holds them DISABLED."""
-    notes: tuple[str, ...] = ()
-    """What the loader accepted but does not evaluate, or read in a particular way."""
     _resolve_id: Callable[[str, str], str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -117,15 +115,12 @@ def default_breaker_policy(mode: Mode = Mode.DEVELOPMENT) -> BreakerPolicy:
 
 
 def _from_spec(spec: Mapping[str, Any], mode: Mode, doc: PolicyDocument) -> BreakerPolicy:
-    parsed, problems = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
+    parsed, loaded = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
     return BreakerPolicy(
-        name=doc.name,
-        source=problems.source,
-        document=doc,
+        **loaded,
         breakers=MappingProxyType(parsed.breakers),
         default_breaker_id=parsed.default,
         rules=parsed.rules,
         key=parsed.key,
         disabled=parsed.disabled,
-        notes=tuple(problems.notes),
     )

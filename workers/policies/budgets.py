@@ -111,8 +111,6 @@ class BudgetPolicy(LoadedPolicy):
     """A validated budget policy; `matching` is on the hot path (one call per event)."""
 
     budgets: Mapping[str, BudgetConfig]
-    notes: tuple[str, ...] = ()
-    """What the loader accepted but does not evaluate, or read in a particular way."""
     _keys: tuple[str, ...] = field(init=False, repr=False)
     _match_key: Callable[[ScopeKey], tuple[BudgetConfig, ...]] = field(init=False, repr=False)
 
@@ -170,11 +168,5 @@ def parse(
 
 
 def _from_spec(spec: Mapping[str, Any], mode: Mode, doc: PolicyDocument) -> BudgetPolicy:
-    budgets, problems = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
-    return BudgetPolicy(
-        name=doc.name,
-        source=problems.source,
-        document=doc,
-        budgets=MappingProxyType(budgets),
-        notes=tuple(problems.notes),
-    )
+    budgets, loaded = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
+    return BudgetPolicy(**loaded, budgets=MappingProxyType(budgets))

@@ -185,8 +185,6 @@ class ClassificationPolicy(LoadedPolicy):
     handling: Mapping[str, Handling]
     """Level -> handling, built-in rules overridden by the file's."""
     classifications: Mapping[str, Classification]
-    notes: tuple[str, ...] = ()
-    """What the loader accepted but reads in a particular way."""
     builtin_patterns: tuple[DetectionPattern, ...] = ()
     """The patterns of the built-in detectors the policy leaves on."""
     phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS

@@ -19,9 +19,9 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import yaml
 from pydantic import ValidationError
@@ -103,10 +103,21 @@ class LoadedPolicy:
     name: str
     source: str
     document: PolicyDocument
+    notes: tuple[str, ...] = field(default=(), kw_only=True)
+    """What the loader accepted but does not evaluate, or reads in a particular way."""
 
     @property
     def version(self) -> str:
         return self.document.version
+
+
+class LoadedFields(TypedDict):
+    """The fields every loaded policy takes from its document and its parse (`parse_policy`)."""
+
+    name: str
+    source: str
+    document: PolicyDocument
+    notes: tuple[str, ...]
 
 
 def require_kind(document: PolicyDocument, kind: PolicyKind) -> None:

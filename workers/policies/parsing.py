@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from schemas.policy import PolicyDocument
 from workers.errors import ConfigError
 from workers.policies.fields import extra_keys
-from workers.policies.files import Problems
+from workers.policies.files import LoadedFields, Problems
 
 NOT_EVALUATED = "not evaluated by guardstream; ignored"
 
@@ -39,14 +39,18 @@ once a problem is recorded."""
 
 def parse_policy(
     doc: PolicyDocument, spec: Mapping[str, Any], base: Mapping[str, Any], parse: SpecParser[T]
-) -> tuple[T, Problems]:
+) -> tuple[T, LoadedFields]:
     """What `spec` (the content of `doc`) configures on top of the mode's defaults `base`,
-    and the notes taken; ConfigError naming the document and every problem found."""
+    and the policy's name, source, document and notes; ConfigError naming the document and
+    every problem found."""
     problems = Problems(doc.source or doc.name)
     parsed = parse(spec, base, problems)
     problems.raise_if_any()
     assert parsed is not None  # a parser returns None only after recording an error
-    return parsed, problems
+    loaded = LoadedFields(
+        name=doc.name, source=problems.source, document=doc, notes=tuple(problems.notes)
+    )
+    return parsed, loaded
 
 
 def parse_by_shape(

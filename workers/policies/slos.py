@@ -140,16 +140,13 @@ def parse(spec: Mapping[str, Any], base: Mapping[str, Any], problems: Problems) 
 
 
 def _from_spec(spec: Mapping[str, Any], mode: Mode, doc: PolicyDocument) -> SloPolicy:
-    built, problems = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
+    built, loaded = parse_policy(doc, spec, MODE_DEFAULTS[mode], parse)
     return SloPolicy(
+        **loaded,
         slos=tuple(built.slos),
         objectives=tuple(built.objectives),
         contracts=tuple(built.contracts),
         strategies=tuple(built.strategies),
         version=doc.version,
-        document=doc,
         unsupported=tuple(built.unsupported),
-        notes=tuple(problems.notes),
-        name=doc.name,
-        source=problems.source,
     )
