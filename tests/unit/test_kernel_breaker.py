@@ -36,7 +36,7 @@ from workers.kernels.breaker import (
     published_state,
     step,
 )
-from workers.kernels.windows import CountWindow, Outcome
+from workers.kernels.breaker_windows import CountWindow, Outcome
 
 S = CircuitState
 # Resilience4j's MockClock in CircuitBreakerStateMachineTest: 2019-01-01T12:00:00Z.

@@ -20,7 +20,7 @@ from workers.kernels.breaker import (
     classify,
     observe_latency,
 )
-from workers.kernels.windows import Outcome
+from workers.kernels.breaker_windows import Outcome
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

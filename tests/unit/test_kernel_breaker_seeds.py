@@ -29,7 +29,7 @@ from workers.kernels.breaker import (
     initial_state,
     step,
 )
-from workers.kernels.windows import Outcome
+from workers.kernels.breaker_windows import Outcome
 
 S = CircuitState
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: a multiple of every window below

@@ -11,14 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.kernels.objective import (
-    COUNTER_BUCKETS,
-    SKETCH_BUCKETS,
-    LevelChanged,
-    ObjectiveOutput,
-    ObjectiveTracker,
-    window_quantile,
-)
+from workers.kernels.objective import LevelChanged, ObjectiveOutput, ObjectiveTracker
+from workers.kernels.objective_buckets import COUNTER_BUCKETS, SKETCH_BUCKETS, window_quantile
 from workers.kernels.sketch import QuantileSketch
 from workers.kernels.slo_targets_config import Level, ObjectiveMetric, WindowObjective
 

@@ -46,8 +46,8 @@ from workers.kernels.breaker import (
     step,
 )
 from workers.kernels.breaker_events import Event
+from workers.kernels.breaker_windows import TimeWindow
 from workers.kernels.key_cap import CappedMap, KeyCaps, KeyLimit, StateKind
-from workers.kernels.windows import TimeWindow
 
 
 class BreakerRouting(Protocol):

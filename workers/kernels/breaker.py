@@ -1,7 +1,7 @@
 """Circuit-breaker kernel (DESIGN §6, issue 3): `step(state, config, event) -> (state, outputs)`.
 
 Resilience4j's three layers:
-- windows (`workers.kernels.windows`) hold the outcomes, with running totals;
+- windows (`workers.kernels.breaker_windows`) hold the outcomes, with running totals;
 - the policy (`evaluate`) turns the totals into a `Result` (CircuitBreakerMetrics' rules);
 - `step` is the state machine; the legal transitions are `LEGAL_TRANSITIONS`, anything else
   raises `IllegalTransitionError`. Self-transitions publish nothing.
@@ -69,7 +69,7 @@ from workers.kernels.breaker_events import (
 )
 from workers.kernels.breaker_state import BreakerSnapshot, Evidence, Transition, rate_pct
 from workers.kernels.breaker_trips import new_trackers
-from workers.kernels.windows import CountWindow, Window, WindowSnapshot
+from workers.kernels.breaker_windows import CountWindow, Window, WindowSnapshot
 
 S = CircuitState
 

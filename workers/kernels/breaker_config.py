@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from schemas.types import Severity
 from workers.errors import ConfigError
+from workers.kernels.breaker_windows import CountWindow, TimeWindow, Window
 from workers.kernels.checks import preview
 from workers.kernels.policy_limits import (
     FALLBACK_ACTIONS,
@@ -26,7 +27,6 @@ from workers.kernels.policy_limits import (
     MAX_WAIT_MS,
     MAX_WINDOW_SLOTS,
 )
-from workers.kernels.windows import CountWindow, TimeWindow, Window
 
 # Resilience4j's defaults, with their units.
 DEFAULT_FAILURE_RATE_THRESHOLD_PCT = 50.0

@@ -12,7 +12,7 @@ from enum import StrEnum
 from schemas.events import InvocationStatus, LatencyEvent, LatencyKind, ToolInvocation
 from schemas.types import epoch_ms
 from workers.kernels.breaker_config import RATE_LIMIT, BreakerConfig
-from workers.kernels.windows import Outcome
+from workers.kernels.breaker_windows import Outcome
 
 
 class Verdict(StrEnum):

@@ -9,7 +9,7 @@ from decimal import Decimal
 from schemas.state import CircuitState
 from workers.kernels.breaker_config import BreakerConfig
 from workers.kernels.breaker_trips import TripTracker
-from workers.kernels.windows import Window
+from workers.kernels.breaker_windows import Window
 
 _HALF_OPEN = CircuitState.HALF_OPEN
 _ZERO_USD = Decimal(0)

@@ -2,11 +2,12 @@
 warning and a critical threshold (the config is `slo_targets_config.WindowObjective`).
 
 Buckets. Event time is cut into epoch-aligned buckets of `bucket_ms`: bucket k holds
-`[k * bucket_ms, (k + 1) * bucket_ms)`. `bucket_ms = ceil(window_ms / buckets)` with 12 buckets
-for the quantile metrics (a sketch per bucket: merging them is the costly part) and 60 for
-the others (counters). The effective window, `buckets * bucket_ms`, equals `window_ms`
-whenever the bucket count divides it (every whole-minute window does) and is less than
-`buckets` ms longer otherwise.
+`[k * bucket_ms, (k + 1) * bucket_ms)`, in a `bucket_ring.BucketRing` with Resilience4j's
+edge (one fold per kind of metric, `objective_buckets`). `bucket_ms = ceil(window_ms /
+buckets)` with 12 buckets for the quantile metrics (a sketch per bucket: merging them is the
+costly part) and 60 for the others (counters). The effective window, `buckets * bucket_ms`,
+equals `window_ms` whenever the bucket count divides it (every whole-minute window does) and
+is less than `buckets` ms longer otherwise.
 
 Window. "Now" is the newest event time seen (by `record` or `advance`). The window is the
 `buckets` buckets ending with the one holding now: `[window_start_ms, now]` with
@@ -59,16 +60,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from workers.kernels.bucket_ring import NOT_STARTED
+from workers.kernels.objective_buckets import ObjectiveBuckets, buckets_for
 from workers.kernels.sketch import QuantileSketch
 from workers.kernels.slo_targets_config import Level, ObjectiveMetric, WindowObjective
-
-SKETCH_BUCKETS = 12
-COUNTER_BUCKETS = 60
-_MINUTE_MS = 60_000
-
-_COUNTS = 0
-_MEAN = 1
-_SKETCH = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,94 +99,28 @@ class ObjectiveSnapshot:
     late_events: int
 
 
-def window_quantile(
-    sketch: QuantileSketch, q: float, keys_desc: list[int] | None = None
-) -> float | None:
-    """`sketch.quantile(q)`, exactly, found from the top for q >= 0.5: a p95 or p99 visits
-    the few highest buckets instead of all of them. `keys_desc`: the sketch's bucket indexes
-    in descending order, if the caller keeps them (else they are sorted here)."""
-    count = sketch.count
-    if q < 0.5 or count == 0:
-        return sketch.quantile(q)
-    rank = q * (count - 1)
-    if sketch.zero_count > rank:
-        return max(0.0, sketch.min)
-    # The answer is the lowest bucket whose cumulative count (count minus everything above
-    # it) exceeds the rank; the highest bucket always does.
-    bins = sketch.bins
-    above = 0
-    answer = 0
-    for index in sorted(bins, reverse=True) if keys_desc is None else keys_desc:
-        if count - above <= rank:
-            break
-        answer = index
-        above += bins[index]
-    return min(max(sketch.value(answer), sketch.min), sketch.max)
-
-
 class ObjectiveTracker:
     """One objective's sliding window and level; see the module docstring."""
 
     __slots__ = (
-        "_closed_sum",
-        "_count_total",
-        "_counts",
-        "_cur",
+        "_buckets",
         "_events",
-        "_good",
-        "_good_total",
-        "_kind",
         "_level",
         "_level_since_ms",
-        "_now_ms",
         "_origin_ms",
         "_settled_empty",
-        "_sketches",
-        "_sums",
         "_updated_ms",
-        "_valid",
-        "_valid_total",
         "_value",
-        "_window_keys",
-        "_window_sketch",
         "_window_start_ms",
-        "bucket_ms",
-        "buckets",
         "late_events",
         "objective",
     )
 
     def __init__(self, objective: WindowObjective) -> None:
         self.objective = objective
-        metric = objective.metric
-        if metric in (ObjectiveMetric.LATENCY_QUANTILE, ObjectiveMetric.ATTRIBUTE_QUANTILE):
-            self._kind = _SKETCH
-        elif metric is ObjectiveMetric.ATTRIBUTE_MEAN:
-            self._kind = _MEAN
-        else:
-            self._kind = _COUNTS
-        n = SKETCH_BUCKETS if self._kind == _SKETCH else COUNTER_BUCKETS
-        self.buckets = n
-        self.bucket_ms = -(-objective.window_ms // n)
-        counters = self._kind == _COUNTS
-        self._valid = [0] * n if counters else []
-        self._good = [0] * n if counters else []
-        self._sums = [0.0] * n if self._kind == _MEAN else []
-        self._counts = [0] * n if self._kind == _MEAN else []
-        self._sketches = [QuantileSketch() for _ in range(n)] if self._kind == _SKETCH else []
-        self._window_sketch = QuantileSketch()
-        """The bucket sketches of the window merged (rebuilt when a non-empty one leaves)."""
-        self._window_keys: list[int] | None = None
-        """Its bucket indexes, descending; None when they must be sorted again."""
-        self._valid_total = 0
-        self._good_total = 0
-        self._count_total = 0
-        self._closed_sum = 0.0
-        """fsum of the attribute sums of the window's buckets before the current one."""
-        self._cur: int | None = None
-        """Index of the bucket holding now; None until the first event time."""
-        self._now_ms = 0
+        self._buckets: ObjectiveBuckets = buckets_for(objective)
         self._origin_ms = 0
+        """Start of the first bucket (the tracker's history begins there)."""
         self._level = Level.OK
         self._level_since_ms: int | None = None
         self._value: float | None = None
@@ -222,72 +151,54 @@ class ObjectiveTracker:
                 f"need value_count >= 0, a finite value_sum and no sum without values, "
                 f"not {value_sum!r} / {value_count!r}"
             )
-        outputs = self.advance(ts_ms)
-        cur = self._cur
-        assert cur is not None
-        k = ts_ms // self.bucket_ms
-        n = self.buckets
-        kind = self._kind
-        if k <= cur - n:  # its bucket has left the window
-            if kind == _COUNTS:
-                self.late_events += valid
-            elif kind == _MEAN:
-                self.late_events += value_count
-            elif sketch is not None:
-                self.late_events += sketch.count
+        buckets = self._buckets
+        # Crossing a bucket boundary evaluates it first; within the head bucket `place` moves
+        # time by itself.
+        outputs = self.advance(ts_ms) if ts_ms >= buckets.turn_ms else []
+        slot = buckets.place(ts_ms)
+        values = (valid, good, sketch, value_sum, value_count)
+        if slot < 0:  # its bucket has left the window
+            self.late_events += buckets.count(values)
             return outputs
-        i = k % n
-        if kind == _COUNTS:
-            self._valid[i] += valid
-            self._good[i] += good
-            self._valid_total += valid
-            self._good_total += good
-        elif kind == _MEAN:
-            self._sums[i] += value_sum
-            self._counts[i] += value_count
-            self._count_total += value_count
-            if k < cur:
-                self._closed_sum = self._sum_closed()
-        elif sketch is not None and sketch.count:
-            self._sketches[i].merge(sketch)
-            window = self._window_sketch
-            known = len(window.bins)
-            window.merge(sketch)
-            if len(window.bins) != known or window.collapsed_below is not None:
-                self._window_keys = None  # merging only adds buckets: new ones, or a collapse
-        change = self._evaluate(self._now_ms + 1, self._now_ms)
+        buckets.add(slot, values)
+        now = buckets.now_ms
+        change = self._evaluate(now + 1, now)
         if change is not None:
             outputs.append(change)
         return outputs
 
     def advance(self, ts_ms: int) -> list[ObjectiveOutput]:
         """Event time reached `ts_ms`: evaluate every bucket boundary crossed, in order."""
-        bucket_ms = self.bucket_ms
-        if self._cur is None:
-            self._cur = ts_ms // bucket_ms
-            self._origin_ms = self._cur * bucket_ms
-            self._now_ms = ts_ms
+        buckets = self._buckets
+        if ts_ms <= buckets.now_ms:
+            return []
+        if buckets.now_ms == NOT_STARTED:
+            buckets.advance(ts_ms)
+            self._origin_ms = buckets.head * buckets.bucket_ms
             self._level_since_ms = ts_ms
             return []
-        if ts_ms <= self._now_ms:
-            return []
-        self._now_ms = ts_ms
-        target = ts_ms // bucket_ms
         outputs: list[ObjectiveOutput] = []
-        while self._cur < target:
-            if self._settled_empty and self._window_events() == 0:
+        if ts_ms >= buckets.turn_ms:  # into a later bucket
+            self._cross_boundaries(ts_ms, outputs)
+        buckets.advance(ts_ms)
+        return outputs
+
+    def _cross_boundaries(self, ts_ms: int, outputs: list[ObjectiveOutput]) -> None:
+        buckets = self._buckets
+        bucket_ms = buckets.bucket_ms
+        target = ts_ms // bucket_ms
+        while buckets.head < target:
+            if self._settled_empty and buckets.events == 0:
                 # Every boundary left evaluates this same empty window: no verdict, or the
                 # verdict already given. Skip to the last one.
-                self._cur = target
                 self._updated_ms = target * bucket_ms
-                self._window_start_ms = (target - self.buckets) * bucket_ms
-                break
-            boundary = (self._cur + 1) * bucket_ms
+                self._window_start_ms = (target - buckets.buckets) * bucket_ms
+                return
+            boundary = (buckets.head + 1) * bucket_ms
             change = self._evaluate(boundary, boundary)
             if change is not None:
                 outputs.append(change)
-            self._roll()
-        return outputs
+            buckets.advance(boundary)  # the next bucket: the oldest one leaves
 
     # --- reading ---
 
@@ -308,93 +219,37 @@ class ObjectiveTracker:
         return self._level
 
     @property
+    def buckets(self) -> int:
+        return self._buckets.buckets
+
+    @property
+    def bucket_ms(self) -> int:
+        return self._buckets.bucket_ms
+
+    @property
     def window_ms(self) -> int:
         """The effective window: `buckets * bucket_ms` (>= objective.window_ms)."""
-        return self.buckets * self.bucket_ms
+        return self._buckets.window_ms
 
-    # --- internals ---
-
-    def _window_events(self) -> int:
-        kind = self._kind
-        if kind == _COUNTS:
-            return self._valid_total
-        if kind == _MEAN:
-            return self._count_total
-        return self._window_sketch.count
-
-    def _sum_closed(self) -> float:
-        assert self._cur is not None
-        current = self._cur % self.buckets
-        return math.fsum(s for j, s in enumerate(self._sums) if j != current)
-
-    def _roll(self) -> None:
-        """Make the next bucket current, dropping the one that leaves the window."""
-        assert self._cur is not None
-        self._cur += 1
-        i = self._cur % self.buckets  # the slot of the bucket leaving the window
-        kind = self._kind
-        if kind == _COUNTS:
-            self._valid_total -= self._valid[i]
-            self._good_total -= self._good[i]
-            self._valid[i] = 0
-            self._good[i] = 0
-        elif kind == _MEAN:
-            self._count_total -= self._counts[i]
-            self._sums[i] = 0.0
-            self._counts[i] = 0
-            self._closed_sum = self._sum_closed()
-        else:
-            sketches = self._sketches
-            if sketches[i].count:
-                sketches[i].clear()
-                window = self._window_sketch
-                window.clear()
-                self._window_keys = None
-                for other in sketches:
-                    if other.count:
-                        window.merge(other)
+    # --- evaluation ---
 
     def _evaluate(self, end_ms: int, at_ms: int) -> LevelChanged | None:
-        """Evaluate the window of the current bucket, up to `end_ms` (exclusive), at `at_ms`."""
-        assert self._cur is not None
+        """Evaluate the window of the head bucket, up to `end_ms` (exclusive), at `at_ms`."""
+        buckets = self._buckets
         objective = self.objective
-        bucket_ms = self.bucket_ms
-        window_start = (self._cur - self.buckets + 1) * bucket_ms
-        metric = objective.metric
-        kind = self._kind
-        value: float | None
-        if kind == _COUNTS:
-            events = valid = self._valid_total
-            if metric is ObjectiveMetric.THROUGHPUT:
-                value = valid * _MINUTE_MS / (end_ms - window_start)
-            elif valid == 0:
-                value = None
-            elif metric is ObjectiveMetric.AVAILABILITY:
-                value = self._good_total / valid
-            else:  # (valid - good) / valid, not 1 - good / valid: 2 % must not read 2.0000001 %
-                value = (valid - self._good_total) / valid
-        elif kind == _MEAN:
-            events = self._count_total
-            current = self._sums[self._cur % self.buckets]
-            value = (self._closed_sum + current) / events if events else None
-        else:
-            window = self._window_sketch
-            events = window.count
-            q = objective.quantile
-            assert q is not None
-            keys = self._window_keys
-            if keys is None and q >= 0.5:
-                keys = self._window_keys = sorted(window.bins, reverse=True)
-            value = window_quantile(window, q, keys)
+        value = buckets.value(objective, end_ms)
+        events = buckets.events
+        window_start = buckets.oldest * buckets.bucket_ms
         self._value = value
         self._events = events
         self._window_start_ms = window_start
         self._updated_ms = at_ms
-        throughput = metric is ObjectiveMetric.THROUGHPUT
         if value is None:
             self._settled_empty = events == 0
             return None
-        if throughput:
+        if objective.metric is ObjectiveMetric.THROUGHPUT:
+            # Few calls is what it measures (no min_events), but a window reaching back
+            # before the tracker's first bucket would read as a traffic drop.
             if window_start < self._origin_ms:
                 self._settled_empty = False
                 return None
@@ -408,8 +263,10 @@ class ObjectiveTracker:
             level = Level.WARNING
         else:
             level = Level.OK
-        if level is self._level:
-            return None
+        return None if level is self._level else self._change_to(level, value, at_ms)
+
+    def _change_to(self, level: Level, value: float, at_ms: int) -> LevelChanged:
+        objective = self.objective
         threshold = objective.critical_at if level is Level.CRITICAL else objective.warning_at
         since = self._level_since_ms
         assert since is not None

@@ -33,9 +33,14 @@ Definitions (quoted by the README):
 - Burst allowance (the seeds' `burst_allowance`, e.g. 1.2): the caller passes
   `limit = floor(base_limit * allowance)`; the limiter knows only the one limit.
 
+The slices are the buckets of the kernels' one time window (`bucket_ring.BucketRing`) with its
+`OVERLAP` edge: a limit never counts less than the exact window, so it errs long where
+Resilience4j's edge (breakers, SLOs) errs short.
+
 Cost: `record` is O(1) amortised (each slice is cleared once when it leaves); memory is one
-64-bit counter per slice plus one (`buckets + 1`, in an `array`). `SliceRing` is the reusable
-part: the spend kernels (`spend_anomaly.RapidConsumption`) use the same ring over nano-dollars.
+64-bit counter per slice plus one (`buckets + 1`, in an `array`; `buckets` with 1 ms slices,
+which need no extra one). `SliceRing` is the reusable part: the spend kernels
+(`spend_anomaly.RapidConsumption`) use the same ring over nano-dollars.
 """
 
 from __future__ import annotations
@@ -43,115 +48,55 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workers.errors import ConfigError
-from workers.kernels.checks import check_int
-from workers.kernels.windows import IntSlots
+from workers.kernels.bucket_ring import BucketRing, Edge, IntSlots
+from workers.kernels.checks import check_int, check_whole_buckets
 
 DEFAULT_WINDOW_MS = 60_000
 DEFAULT_BUCKETS = 60
 
 
-@dataclass(slots=True)
-class SliceRing:
-    """Non-negative integer amounts summed over a sliding event-time window of slices.
+class SliceRing(BucketRing):
+    """Non-negative integer amounts summed over a sliding event-time window of slices: a
+    `BucketRing` with the `OVERLAP` edge (the module docstring has the exact window).
 
-    See the module docstring for the exact window. The ring has `window_ms / slice_ms + 1`
-    slots because the counted slices span that many when `t` is not the last millisecond of a
-    slice (a partial oldest slice plus the full ones up to `t`'s). Slice `k` lives in slot
-    `k % slots`; every slot outside the counted range is zero (cleared as its slice leaves).
+    The ring has `window_ms / slice_ms + 1` slots because the counted slices span that many
+    when `t` is not the last millisecond of a slice (a partial oldest slice plus the full ones
+    up to `t`'s). Every slot outside the counted range is zero (cleared as its slice leaves).
     """
 
-    window_ms: int
-    slice_ms: int
-    _sums: IntSlots = field(init=False, repr=False)
-    _slots: int = field(init=False, repr=False)
-    _watermark_ms: int | None = field(default=None, init=False)
-    _oldest: int = field(default=0, init=False)
-    """Oldest counted slice index (valid once `_watermark_ms` is set)."""
-    _head: int = field(default=0, init=False)
-    """Slice index of the watermark."""
+    __slots__ = ("_sums",)
+    COPIED = frozenset({"_sums"})
 
-    def __post_init__(self) -> None:
-        check_int("SliceRing", "window_ms", self.window_ms, 1)
-        check_int("SliceRing", "slice_ms", self.slice_ms, 1)
-        if self.window_ms % self.slice_ms:
-            raise ConfigError(
-                f"SliceRing window_ms ({self.window_ms}) must be a multiple of "
-                f"slice_ms ({self.slice_ms})"
-            )
-        self._slots = self.window_ms // self.slice_ms + 1
-        self._sums = IntSlots.zeros(self._slots)
+    def __init__(self, window_ms: int, slice_ms: int) -> None:
+        check_whole_buckets("SliceRing", "window_ms", window_ms, "slice_ms", slice_ms)
+        super().__init__(window_ms, slice_ms, Edge.OVERLAP)
+        self._sums = IntSlots.zeros(self.slots)
+
+    @property
+    def slice_ms(self) -> int:
+        return self.bucket_ms
 
     @property
     def total(self) -> int:
         """Sum of the counted slices."""
         return self._sums.total
 
-    @property
-    def watermark_ms(self) -> int | None:
-        """Newest event time seen (records and `advance`); None before the first."""
-        return self._watermark_ms
-
-    def oldest_slice(self, ts_ms: int) -> int:
-        """Index of the oldest slice counted at time `ts_ms`: the one holding the oldest
-        millisecond of the exact window, `ts_ms - window_ms + 1`."""
-        return (ts_ms - self.window_ms + 1) // self.slice_ms
-
-    def in_window(self, ts_ms: int) -> bool:
-        """Whether a record at `ts_ms` would be counted now (its slice has not left)."""
-        return self._watermark_ms is None or ts_ms // self.slice_ms >= self._oldest
-
     def add(self, ts_ms: int, amount: int) -> bool:
         """Add `amount` (>= 0) at event time `ts_ms`, moving time forward if it is newer.
         Returns False, changing nothing, when its slice has already left the window."""
         if amount < 0:
             raise ValueError(f"amount must be >= 0, not {amount!r}")
-        index = ts_ms // self.slice_ms
-        watermark = self._watermark_ms
-        if watermark is None or ts_ms > watermark:
-            self.advance(ts_ms)
-        elif index < self._oldest:
+        slot = self.place(ts_ms)
+        if slot < 0:
             return False
         if amount:
-            self._sums.add(index % self._slots, amount)
+            self._sums.add(slot, amount)
         return True
-
-    def advance(self, ts_ms: int) -> None:
-        """Move event time to `ts_ms` (no-op unless newer), clearing slices that leave."""
-        watermark = self._watermark_ms
-        if watermark is not None and ts_ms <= watermark:
-            return
-        self._watermark_ms = ts_ms
-        oldest = self.oldest_slice(ts_ms)
-        head = ts_ms // self.slice_ms
-        if watermark is None:
-            self._oldest, self._head = oldest, head
-            return
-        # Only slices up to the old head can hold anything; clear those that left.
-        stop = min(oldest, self._head + 1)
-        if stop - self._oldest >= self._slots:
-            if self._sums.total:
-                self._sums.clear_all()
-        else:
-            sums, slots = self._sums, self._slots
-            for index in range(self._oldest, stop):
-                sums.clear(index % slots)
-        self._oldest, self._head = oldest, head
 
     def slices(self) -> list[tuple[int, int]]:
         """The counted slices holding something, oldest first, as (slice index, amount)."""
-        if self._watermark_ms is None:
-            return []
-        values, slots = self._sums.slots, self._slots
-        return [
-            (index, values[index % slots])
-            for index in range(self._oldest, self._head + 1)
-            if values[index % slots]
-        ]
-
-    def leaves_at(self, index: int) -> int:
-        """Event time at which slice `index` leaves the window: when its newest millisecond
-        becomes `window_ms` old."""
-        return (index + 1) * self.slice_ms - 1 + self.window_ms
+        values, slots = self._sums.slots, self.slots
+        return [(index, values[index % slots]) for index in self.counted() if values[index % slots]]
 
     def at_or_below_at(self, level: int) -> int | None:
         """Earliest event time at which, with no further traffic, the total is <= `level`;
@@ -162,19 +107,15 @@ class SliceRing:
         for index, amount in self.slices():
             total -= amount
             if total <= level:
-                return self.leaves_at(index)
+                return self.leaves_at_ms(index)
         raise AssertionError("unreachable: the total is the sum of the slices")  # pragma: no cover
 
-    def copy(self) -> SliceRing:
-        clone = SliceRing.__new__(SliceRing)
-        clone.window_ms = self.window_ms
-        clone.slice_ms = self.slice_ms
-        clone._sums = self._sums.copy()
-        clone._slots = self._slots
-        clone._watermark_ms = self._watermark_ms
-        clone._oldest = self._oldest
-        clone._head = self._head
-        return clone
+    def _evict(self, slot: int) -> None:
+        self._sums.clear(slot)
+
+    def _evict_all(self) -> None:
+        if self._sums.total:  # amounts are >= 0: a zero total means every slot is zero
+            self._sums.clear_all()
 
 
 @dataclass(slots=True)

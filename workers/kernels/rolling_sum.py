@@ -1,21 +1,21 @@
 """Exact spend over a rolling event-time window, and exact money in integer nano-dollars.
 
 `RollingSum` answers "what was spent over the last `window_ms`" for ROLLING budgets (rolling
-30 days) and for rate questions ("spend over the last 15 minutes"). Like `windows.TimeWindow`
-it is a ring of event-time buckets with running totals: an add goes into its bucket and the
-totals, and advancing event time subtracts the buckets that leave the window (subtract-on-
-evict), so the totals are always those of the window and never re-summed.
+30 days) and for rate questions ("spend over the last 15 minutes"). It is a ring of event-time
+buckets with running totals (`workers.kernels.bucket_ring.BucketRing`): an add goes into its
+bucket and the totals, and advancing event time subtracts the buckets that leave the window
+(subtract-on-evict), so the totals are always those of the window and never re-summed.
 
-Resolution: bucket `i` holds event times `[i * bucket_ms, (i + 1) * bucket_ms)`. The window is
-the bucket of the newest event time seen (the head, partly elapsed) and the
-`window_ms / bucket_ms` whole buckets before it. It therefore spans whole buckets: at event
-time `t` it holds the events of `[t - window_ms - r, t]` where `r = t mod bucket_ms`
-(`0 <= r < bucket_ms`). A sum never misses an event of the last `window_ms`, and may include
-up to one bucket's worth (less than `bucket_ms`) of events older than exactly `window_ms`: the
-error is on the side of counting too much, which is the safe side for a limit. (windows.
-TimeWindow, built for Resilience4j's semantics, errs the other way.) Choose `bucket_ms` as
-the error you can accept (e.g. 1 h buckets for a 30 d window: 720 buckets, at most 1 h of
-extra history).
+Resolution: the ring's `OVERLAP_CLOSED` edge, not Resilience4j's. Bucket `i` holds event times
+`[i * bucket_ms, (i + 1) * bucket_ms)`. The window is the bucket of the newest event time seen
+(the head, partly elapsed) and the `window_ms / bucket_ms` whole buckets before it. It
+therefore spans whole buckets: at event time `t` it holds the events of
+`[t - window_ms - r, t]` where `r = t mod bucket_ms` (`0 <= r < bucket_ms`). A sum never
+misses an event of the last `window_ms`, and may include up to one bucket's worth (less than
+`bucket_ms`) of events older than exactly `window_ms`: the error is on the side of counting too
+much, which is the safe side for a limit (Resilience4j's edge, which the breaker's windows
+use, errs the other way). Choose `bucket_ms` as the error you can accept (e.g. 1 h buckets for
+a 30 d window: 720 buckets, at most 1 h of extra history).
 
 Money is exact: amounts are integer nano-dollars (USD * 10**9, see `to_nanos`), tokens are
 integers, and Python ints do not overflow, so a million $0.0001 charges sum to exactly $100
@@ -33,11 +33,11 @@ Pure: time comes only with the calls (`ts_ms`, event time); no clock, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
 from workers.errors import ConfigError
+from workers.kernels.bucket_ring import NOT_STARTED, BucketRing, Edge
 from workers.kernels.checks import check_whole_buckets
 
 NANOS_PER_USD: Final = 10**9
@@ -48,7 +48,7 @@ _NANO_EXPONENT = -9
 # megabytes: far above any bounded amount in schemas (MAX_MONEY_TOTAL_USD is 10**18).
 _MAX_ADJUSTED_EXPONENT = 36
 _NO_AMOUNT: Final = 1 << 62
-"""`RollingSum._oldest` of a ring no amount was added to since it was last emptied."""
+"""`RollingSum._first_ms` of a ring no amount was added to since it was last emptied."""
 
 
 def to_nanos(amount_usd: Decimal) -> int:
@@ -94,138 +94,80 @@ def from_nanos(nanos: int) -> Decimal:
     return Decimal(f"{nanos}E{exponent}")
 
 
-@dataclass(slots=True)
-class RollingSum:
-    """Exact nano-dollars and tokens over the last `window_ms` of event time, in buckets.
+class RollingSum(BucketRing):
+    """Exact nano-dollars and tokens over the last `window_ms` of event time, in buckets: a
+    `BucketRing` with the `OVERLAP_CLOSED` edge (module docstring).
 
     Mutable, updated in place on the hot path; `copy()` gives an independent one.
     """
 
-    window_ms: int
-    bucket_ms: int
-    nanos: int = field(default=0, init=False)
-    """Total nano-dollars in the window."""
-    tokens: int = field(default=0, init=False)
-    """Total tokens in the window."""
-    _nanos: list[int] = field(init=False, repr=False)
-    _tokens: list[int] = field(init=False, repr=False)
-    _buckets: int = field(default=1, init=False, repr=False)
-    """window_ms / bucket_ms: whole buckets behind the head."""
-    _slots: int = field(default=2, init=False, repr=False)
-    """Ring size: the whole buckets plus the head."""
-    _head: int | None = field(default=None, init=False)
-    """Index of the newest bucket (the one holding the watermark); None before any event."""
-    _watermark_ms: int | None = field(default=None, init=False)
-    _oldest: int = field(default=_NO_AMOUNT, init=False, repr=False)
-    """Every bucket before this index is empty: where `next_change_ms` starts looking, so a
-    ledger scheduled after each spend does not scan the whole ring every time."""
+    __slots__ = ("_first_ms", "_nanos", "_tokens", "nanos", "tokens")
+    COPIED = frozenset({"_nanos", "_tokens"})
+    nanos: int
+    tokens: int
+    _nanos: list[int]
+    _tokens: list[int]
+    _first_ms: int
 
-    def __post_init__(self) -> None:
-        buckets = check_whole_buckets(
-            "RollingSum", "window_ms", self.window_ms, "bucket_ms", self.bucket_ms
-        )
+    def __init__(self, window_ms: int, bucket_ms: int) -> None:
+        buckets = check_whole_buckets("RollingSum", "window_ms", window_ms, "bucket_ms", bucket_ms)
         if buckets > MAX_BUCKETS:
             raise ConfigError(
                 f"RollingSum window_ms / bucket_ms is {buckets} buckets, more than "
                 f"{MAX_BUCKETS}: use larger buckets (bucket_ms >= "
-                f"{-(-self.window_ms // MAX_BUCKETS)} for window_ms {self.window_ms})"
+                f"{-(-window_ms // MAX_BUCKETS)} for window_ms {window_ms})"
             )
-        self._buckets = buckets
-        self._slots = buckets + 1
-        self._nanos = [0] * self._slots
-        self._tokens = [0] * self._slots
-
-    @property
-    def buckets(self) -> int:
-        return self._buckets
-
-    @property
-    def watermark_ms(self) -> int | None:
-        """Newest event time seen (adds and `advance`); None before any."""
-        return self._watermark_ms
-
-    @property
-    def window_start_ms(self) -> int | None:
-        """Start of the oldest bucket in the window: events from here on are counted."""
-        if self._head is None:
-            return None
-        return (self._head - self._buckets) * self.bucket_ms
-
-    def in_window(self, ts_ms: int) -> bool:
-        """Whether an event at `ts_ms` would be counted (its bucket is not older than the
-        window's oldest bucket)."""
-        return self._head is None or ts_ms // self.bucket_ms >= self._head - self._buckets
+        super().__init__(window_ms, bucket_ms, Edge.OVERLAP_CLOSED)
+        self._evict_all()  # empty buckets: the initial state
 
     def add(self, ts_ms: int, nanos: int, tokens: int) -> bool:
         """Count an event at event time `ts_ms`. Returns False, changing nothing, when its
         bucket has already left the window: the caller counts and audits it as late."""
-        index = ts_ms // self.bucket_ms
-        head = self._head
-        if head is None or index > head:
-            self.advance(ts_ms)
-        elif index < head - self._buckets:
+        slot = self.place(ts_ms)
+        if slot < 0:
             return False
-        elif self._watermark_ms is not None and ts_ms > self._watermark_ms:
-            self._watermark_ms = ts_ms  # same head bucket, newer time
-        if index < self._oldest:
-            self._oldest = index
-        slot = index % self._slots
+        if ts_ms < self._first_ms:
+            self._first_ms = ts_ms
         self._nanos[slot] += nanos
         self._tokens[slot] += tokens
         self.nanos += nanos
         self.tokens += tokens
         return True
 
-    def advance(self, ts_ms: int) -> None:
-        """Move event time to `ts_ms` (no-op unless newer), evicting buckets that fall out.
-        Call it on clock events so that a quiet key's window still empties."""
-        if self._watermark_ms is not None and ts_ms <= self._watermark_ms:
-            return
-        self._watermark_ms = ts_ms
-        index = ts_ms // self.bucket_ms
-        head = self._head
-        self._head = index
-        if head is None or index <= head:
-            return
-        n = self._slots
-        if index - head >= n:  # the whole window left: reset in one step
-            self._nanos = [0] * n
-            self._tokens = [0] * n
-            self.nanos = self.tokens = 0
-            self._oldest = _NO_AMOUNT
-            return
-        nanos, tokens = self._nanos, self._tokens
-        for bucket in range(head + 1, index + 1):  # the slots the new buckets reuse
-            slot = bucket % n
-            self.nanos -= nanos[slot]
-            self.tokens -= tokens[slot]
-            nanos[slot] = tokens[slot] = 0
-
     def next_change_ms(self) -> int | None:
         """The earliest event time at which advancing changes the totals: when the oldest
         bucket holding an amount leaves the window; None while the window holds nothing
-        (time alone then changes nothing). O(1) amortised: the search starts at `_oldest`,
+        (time alone then changes nothing). O(1) amortised: the search starts at `_first_ms`,
         which only moves back when an add lands before it."""
-        head = self._head
-        if head is None:
+        if self.now_ms == NOT_STARTED:
             return None
-        nanos, tokens, slots = self._nanos, self._tokens, self._slots
-        for index in range(max(self._oldest, head - self._buckets), head + 1):
+        nanos, tokens, slots, bucket_ms = self._nanos, self._tokens, self.slots, self.bucket_ms
+        first = self._first_ms // bucket_ms
+        for index in range(first if first > self.oldest else self.oldest, self.head + 1):
             slot = index % slots
             if nanos[slot] or tokens[slot]:
-                self._oldest = index
-                return (index + slots) * self.bucket_ms  # the head reaches index + slots
-        self._oldest = head + 1
+                self._first_ms = index * bucket_ms
+                return self._first_ms + self._reach_ms  # when bucket `index` leaves
+        self._first_ms = (self.head + 1) * bucket_ms
         return None
 
     def total(self) -> tuple[int, int]:
         """(nano-dollars, tokens) in the window."""
         return self.nanos, self.tokens
 
-    def copy(self) -> RollingSum:
-        clone = RollingSum(self.window_ms, self.bucket_ms)
-        clone.nanos, clone.tokens = self.nanos, self.tokens
-        clone._nanos, clone._tokens = self._nanos[:], self._tokens[:]
-        clone._head, clone._watermark_ms = self._head, self._watermark_ms
-        clone._oldest = self._oldest
-        return clone
+    def _evict(self, slot: int) -> None:
+        self.nanos -= self._nanos[slot]
+        self.tokens -= self._tokens[slot]
+        self._nanos[slot] = self._tokens[slot] = 0
+
+    def _evict_all(self) -> None:
+        self.nanos = 0
+        """Total nano-dollars in the window."""
+        self.tokens = 0
+        """Total tokens in the window."""
+        self._nanos = [0] * self.slots
+        self._tokens = [0] * self.slots
+        self._first_ms = _NO_AMOUNT
+        """Every bucket before the one holding this time is empty: where `next_change_ms`
+        starts looking, so a ledger scheduled after each spend does not scan the whole ring
+        every time."""

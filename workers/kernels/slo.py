@@ -5,10 +5,11 @@ Google SRE Workbook, the remaining error budget, calendar periods and no-data al
 second) with their event time, and clock ticks (`advance`), and returns what changed. Exact
 semantics:
 
-Windows. Every tier's long and short window, and the rolling period, is a
-`workers.kernels.slo_windows.SloWindows` ring of 60 buckets: at event time `now` a window of
-length W counts the events with `(now // (W/60) - 59) * (W/60) <= ts <= now`, a span between
-W - W/60 and W (see that module). Burn rate over a window = (bad / valid) / (1 - target), 0.0
+Windows. Every tier's long and short window, and the rolling period, is a ring of 60 buckets
+in `workers.kernels.slo_windows.SloWindows` (a `bucket_ring.BucketRing` with Resilience4j's
+edge): at event time `now` a window of length W counts the events with
+`(now // (W/60) - 59) * (W/60) <= ts <= now`, a span between W - W/60 and W (see that
+module). Burn rate over a window = (bad / valid) / (1 - target), 0.0
 for an empty window.
 
 Tiers. A tier starts firing when both its windows burn at >= its factor and both hold at least
@@ -63,7 +64,7 @@ are arriving), None when that rate is 0 and the budget is not exhausted, or with
 Cost: a count in the current head buckets is a few integer operations, plus the tier checks
 when it could change a decision (O(tiers)); advancing is O(1) unless it passes an instant
 where something changes. Memory is constant per tracker (the windows' rings and a few scalars,
-about 12 kB with the Workbook's tiers, 7.7 kB of it the 8 rings; bench.slo_kernel).
+about 14 kB with the Workbook's tiers, 7.7 kB of it the 8 rings' buckets; bench.slo_kernel).
 
 Pure: no I/O, no clock, no randomness; time comes only with the calls.
 """
@@ -422,8 +423,7 @@ class SloTracker:
 
     def _evaluate(self, now: int, out: list[SloOutput]) -> None:
         windows = self._windows
-        good_sums = windows.good_sums
-        valid_sums = windows.valid_sums
+        rings = windows.rings
         pending_good = windows.pending_good
         pending_valid = windows.pending_valid
         firing = self._firing
@@ -431,8 +431,9 @@ class SloTracker:
         hot = False
         changed = False
         for i, (long_i, short_i, threshold) in enumerate(self._plan):
-            short_valid = valid_sums[short_i] + pending_valid
-            short_bad = short_valid - good_sums[short_i] - pending_good
+            short = rings[short_i]
+            short_valid = short.valid_sum + pending_valid
+            short_bad = short_valid - short.good_sum - pending_good
             short_burns = short_valid > 0 and short_bad >= threshold * short_valid
             if firing[i]:
                 if short_burns:
@@ -441,8 +442,9 @@ class SloTracker:
                     firing[i] = False
                     changed = True
             elif short_burns:
-                long_valid = valid_sums[long_i] + pending_valid
-                long_bad = long_valid - good_sums[long_i] - pending_good
+                long = rings[long_i]
+                long_valid = long.valid_sum + pending_valid
+                long_bad = long_valid - long.good_sum - pending_good
                 if long_valid > 0 and long_bad >= threshold * long_valid:
                     hot = True
                     if long_valid >= minimum and short_valid >= minimum:

@@ -2,9 +2,11 @@
 
 `SloWindows` keeps, for each window length `W` (a burn-rate tier's long and short windows, and
 the rolling period), a ring of `BUCKETS` = 60 buckets of width `b = W / 60` with a running sum
-of good and of valid counts. Adding a count is O(1) when it falls in the head buckets (the
-usual case) and O(number of windows) otherwise; reading a window's sums is O(1); advancing
-event time subtracts the buckets that leave a window (subtract-on-evict), never re-sums.
+of good and of valid counts: a `workers.kernels.bucket_ring.BucketRing` with Resilience4j's
+edge (`WindowSums`), all sliding with one event-time clock. Adding a count is O(1) when it
+falls in the head buckets (the usual case) and O(number of windows) otherwise; reading a
+window's sums is O(1); advancing event time subtracts the buckets that leave a window
+(subtract-on-evict), never re-sums.
 
 Exact span. Bucket `k` of a window holds event times `[k * b, (k + 1) * b)` (aligned to the
 epoch). At event time `now` the window counts exactly the events with
@@ -32,8 +34,9 @@ windows) lie in the head bucket of every window, so `add` only adds them to `pen
 leaves the head buckets (`roll`). So the hot path is two integer additions whatever the number
 of windows.
 
-Memory is constant per instance: two `array('q')` of `60 x windows` 8-byte slots plus a few
-small lists (8 windows: 7,680 bytes of buckets). Counts are 64-bit: at most 9.2e18 per bucket.
+Memory is constant per instance: two `array('q')` of `60 x windows` 8-byte slots, shared by
+the windows' rings (8 windows: 7,680 bytes of buckets), plus a ring object per window (about
+230 bytes). Counts are 64-bit: at most 9.2e18 per bucket.
 
 Pure: time comes only with the calls; no clock, no I/O.
 """
@@ -45,6 +48,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from workers.errors import ConfigError
+from workers.kernels.bucket_ring import BucketRing
 
 BUCKETS: Final = 60
 """Buckets per window (the head included)."""
@@ -53,59 +57,107 @@ NEVER: Final = 1 << 62
 _ZEROS: Final = array("q", bytes(8 * BUCKETS))
 
 
+class WindowSums(BucketRing):
+    """One window's (good, valid) counts per bucket and their running sums. The counts live in
+    the arrays `SloWindows` shares between its windows, from slot `base` on."""
+
+    __slots__ = ("base", "expiry_ms", "good", "good_sum", "valid", "valid_sum")
+
+    def __init__(self, window_ms: int, good: array[int], valid: array[int], base: int) -> None:
+        super().__init__(window_ms, window_ms // BUCKETS)
+        self.good = good
+        self.valid = valid
+        self.base = base
+        self.good_sum = 0
+        self.valid_sum = 0
+        self.expiry_ms = NEVER
+        """When its oldest non-empty bucket leaves it (NEVER when empty)."""
+
+    def add(self, ts_ms: int, good: int, valid: int) -> bool:
+        """Count at `ts_ms` (not after now) if this window still holds it."""
+        slot = self.place(ts_ms)
+        if slot < 0:
+            return False
+        self._count(slot, self.leaves_at_ms(ts_ms // self.bucket_ms), good, valid)
+        return True
+
+    def add_to_head(self, good: int, valid: int) -> None:
+        self._count(self._head_slot, self.head * self.bucket_ms + self._reach_ms, good, valid)
+
+    def slide(self, ts_ms: int) -> bool:
+        """`advance` to a time at or past `turn_ms`; True when a non-empty bucket left (the
+        sums fell)."""
+        dropped = self.expiry_ms <= ts_ms
+        self.place(ts_ms)
+        if dropped:
+            self.expiry_ms = self._first_expiry_ms()
+        return dropped
+
+    def _count(self, slot: int, leaves_ms: int, good: int, valid: int) -> None:
+        index = self.base + slot
+        self.good[index] += good
+        self.valid[index] += valid
+        self.good_sum += good
+        self.valid_sum += valid
+        if valid and leaves_ms < self.expiry_ms:
+            self.expiry_ms = leaves_ms
+
+    def _first_expiry_ms(self) -> int:
+        if self.valid_sum:
+            valid, base, slots = self.valid, self.base, self.slots
+            for bucket in self.counted():
+                if valid[base + bucket % slots]:
+                    return self.leaves_at_ms(bucket)
+        return NEVER
+
+    def _evict(self, slot: int) -> None:
+        index = self.base + slot
+        self.good_sum -= self.good[index]
+        self.valid_sum -= self.valid[index]
+        self.good[index] = self.valid[index] = 0
+
+    def _evict_all(self) -> None:
+        base = self.base
+        self.good[base : base + BUCKETS] = _ZEROS
+        self.valid[base : base + BUCKETS] = _ZEROS
+        self.good_sum = self.valid_sum = 0
+        self.expiry_ms = NEVER
+
+
 class SloWindows:
     """(good, valid) sums over each of `windows_ms`, all sliding with one event-time clock.
 
-    Mutable and updated in place. `good_sums` / `valid_sums` exclude the head accumulator:
-    read a window with `good(i)` / `valid(i)` (or add `pending_good` / `pending_valid`).
+    Mutable and updated in place. A window's `WindowSums` (in `rings`) excludes the head
+    accumulator: read a window with `good(i)` / `valid(i)` (or add `pending_good` /
+    `pending_valid`).
     """
 
     __slots__ = (
-        "_expiry",
         "_good",
-        "_heads",
         "_valid",
-        "bucket_ms",
-        "good_sums",
         "head_hi_ms",
         "head_lo_ms",
         "now_ms",
         "pending_expiry_ms",
         "pending_good",
         "pending_valid",
-        "valid_sums",
-        "windows_ms",
+        "rings",
     )
 
     def __init__(self, windows_ms: Sequence[int], start_ms: int) -> None:
-        if not windows_ms:
-            raise ConfigError("SloWindows needs at least one window")
-        if len(set(windows_ms)) != len(windows_ms):
-            raise ConfigError(f"SloWindows windows_ms must be distinct, not {list(windows_ms)}")
-        for window in windows_ms:
-            if (
-                isinstance(window, bool)
-                or not isinstance(window, int)
-                or window < BUCKETS
-                or window % BUCKETS
-            ):
-                raise ConfigError(
-                    f"SLO window must be a whole number of {BUCKETS}-ms units (its {BUCKETS} "
-                    f"buckets are W / {BUCKETS} wide), not {window!r}"
-                )
-        count = len(windows_ms)
-        self.windows_ms: tuple[int, ...] = tuple(windows_ms)
-        self.bucket_ms: tuple[int, ...] = tuple(w // BUCKETS for w in windows_ms)
+        _check_windows(windows_ms)
+        size = BUCKETS * len(windows_ms)
+        self._good = array("q", bytes(8 * size))
+        self._valid = array("q", bytes(8 * size))
+        self.rings = tuple(
+            WindowSums(window, self._good, self._valid, i * BUCKETS)
+            for i, window in enumerate(windows_ms)
+        )
+        for ring in self.rings:
+            ring.advance(start_ms)
         self.now_ms = start_ms
-        self.good_sums = [0] * count
-        self.valid_sums = [0] * count
         self.pending_good = 0
         self.pending_valid = 0
-        self._good = array("q", bytes(8 * BUCKETS * count))
-        self._valid = array("q", bytes(8 * BUCKETS * count))
-        self._heads = [start_ms // b for b in self.bucket_ms]
-        self._expiry = [NEVER] * count
-        """Per window: when its oldest non-empty bucket leaves it (NEVER when empty)."""
         self.head_lo_ms = 0
         """Latest start of a head bucket: counts at or after it are in every head bucket."""
         self.head_hi_ms = 0
@@ -116,24 +168,33 @@ class SloWindows:
 
     # --- reading ---
 
+    @property
+    def windows_ms(self) -> tuple[int, ...]:
+        return tuple(ring.window_ms for ring in self.rings)
+
+    @property
+    def bucket_ms(self) -> tuple[int, ...]:
+        return tuple(ring.bucket_ms for ring in self.rings)
+
     def good(self, index: int) -> int:
-        return self.good_sums[index] + self.pending_good
+        return self.rings[index].good_sum + self.pending_good
 
     def valid(self, index: int) -> int:
-        return self.valid_sums[index] + self.pending_valid
+        return self.rings[index].valid_sum + self.pending_valid
 
     def window_start_ms(self, index: int) -> int:
         """The oldest event time window `index` counts now (see the module docstring)."""
-        return (self._heads[index] - BUCKETS + 1) * self.bucket_ms[index]
+        ring = self.rings[index]
+        return ring.oldest * ring.bucket_ms
 
     def holds(self, ts_ms: int) -> bool:
         """Whether some window would count an event at `ts_ms` (<= now)."""
-        return any(ts_ms >= self.window_start_ms(i) for i in range(len(self.windows_ms)))
+        return any(ring.in_window(ts_ms) for ring in self.rings)
 
     def next_change_ms(self) -> int:
         """The earliest event time after now at which some window's sums fall (a non-empty
         bucket leaves it); NEVER when every window is empty."""
-        earliest = min(self._expiry)
+        earliest = min(ring.expiry_ms for ring in self.rings)
         if self.pending_valid and self.pending_expiry_ms < earliest:
             return self.pending_expiry_ms
         return earliest
@@ -149,23 +210,8 @@ class SloWindows:
             self.pending_good += good
             self.pending_valid += valid
             return True
-        held = False
-        heads = self._heads
-        expiry = self._expiry
-        for i, width in enumerate(self.bucket_ms):
-            bucket = ts_ms // width
-            if bucket <= heads[i] - BUCKETS:
-                continue
-            held = True
-            slot = i * BUCKETS + bucket % BUCKETS
-            self._good[slot] += good
-            self._valid[slot] += valid
-            self.good_sums[i] += good
-            self.valid_sums[i] += valid
-            leaves = (bucket + BUCKETS) * width
-            if valid and leaves < expiry[i]:
-                expiry[i] = leaves
-        return held
+        held = [ring.add(ts_ms, good, valid) for ring in self.rings]
+        return any(held)
 
     def roll(self, ts_ms: int) -> bool:
         """Move event time to `ts_ms` (no-op if not later); True when some window's sums fell.
@@ -177,70 +223,47 @@ class SloWindows:
                 self.now_ms = ts_ms
             return False
         self.now_ms = ts_ms
-        heads = self._heads
-        expiry = self._expiry
-        goods = self._good
-        valids = self._valid
-        good_sums = self.good_sums
-        valid_sums = self.valid_sums
-        if self.pending_valid:
-            pending_good = self.pending_good
-            pending_valid = self.pending_valid
-            for i, width in enumerate(self.bucket_ms):
-                slot = i * BUCKETS + heads[i] % BUCKETS
-                goods[slot] += pending_good
-                valids[slot] += pending_valid
-                good_sums[i] += pending_good
-                valid_sums[i] += pending_valid
-                leaves = (heads[i] + BUCKETS) * width
-                if leaves < expiry[i]:
-                    expiry[i] = leaves
+        if self.pending_valid:  # the head accumulator goes into every window's head bucket
+            for ring in self.rings:
+                ring.add_to_head(self.pending_good, self.pending_valid)
             self.pending_good = 0
             self.pending_valid = 0
-        changed = False
-        for i, width in enumerate(self.bucket_ms):
-            new_head = ts_ms // width
-            old_head = heads[i]
-            if new_head == old_head:
-                continue
-            heads[i] = new_head
-            if expiry[i] > ts_ms:  # every bucket leaving is empty
-                continue
-            changed = True
-            base = i * BUCKETS
-            if new_head - old_head >= BUCKETS:
-                goods[base : base + BUCKETS] = _ZEROS
-                valids[base : base + BUCKETS] = _ZEROS
-                good_sums[i] = 0
-                valid_sums[i] = 0
-                expiry[i] = NEVER
-                continue
-            for bucket in range(old_head + 1, new_head + 1):
-                slot = base + bucket % BUCKETS
-                good_sums[i] -= goods[slot]
-                valid_sums[i] -= valids[slot]
-                goods[slot] = 0
-                valids[slot] = 0
-            expiry[i] = NEVER
-            if valid_sums[i]:
-                for bucket in range(new_head - BUCKETS + 1, new_head + 1):
-                    if valids[base + bucket % BUCKETS]:
-                        expiry[i] = (bucket + BUCKETS) * width
-                        break
+        dropped = False
+        for ring in self.rings:
+            if ts_ms >= ring.turn_ms and ring.slide(ts_ms):  # (before its turn, nothing leaves)
+                dropped = True
         self._set_bounds()
-        return changed
+        return dropped
 
     def _set_bounds(self) -> None:
-        lo = hi = leaves = 0
-        for i, width in enumerate(self.bucket_ms):
-            head = self._heads[i]
-            start = head * width
-            if i == 0 or start > lo:
+        lo = -NEVER
+        hi = leaves = NEVER
+        for ring in self.rings:
+            start = ring.head * ring.bucket_ms
+            if start > lo:
                 lo = start
-            if i == 0 or start + width < hi:
-                hi = start + width
-            if i == 0 or (head + BUCKETS) * width < leaves:
-                leaves = (head + BUCKETS) * width
+            if ring.turn_ms < hi:
+                hi = ring.turn_ms
+            if start + ring.window_ms < leaves:  # when the head bucket leaves
+                leaves = start + ring.window_ms
         self.head_lo_ms = lo
         self.head_hi_ms = hi
         self.pending_expiry_ms = leaves
+
+
+def _check_windows(windows_ms: Sequence[int]) -> None:
+    if not windows_ms:
+        raise ConfigError("SloWindows needs at least one window")
+    if len(set(windows_ms)) != len(windows_ms):
+        raise ConfigError(f"SloWindows windows_ms must be distinct, not {list(windows_ms)}")
+    for window in windows_ms:
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, int)
+            or window < BUCKETS
+            or window % BUCKETS
+        ):
+            raise ConfigError(
+                f"SLO window must be a whole number of {BUCKETS}-ms units (its {BUCKETS} "
+                f"buckets are W / {BUCKETS} wide), not {window!r}"
+            )

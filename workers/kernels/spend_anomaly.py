@@ -46,9 +46,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from workers.errors import ConfigError
+from workers.kernels.bucket_ring import IntSlots
 from workers.kernels.checks import check_int
 from workers.kernels.rate_limit import SliceRing
-from workers.kernels.windows import IntSlots
 
 DEFAULT_BASELINE_WINDOWS = 6
 DEFAULT_FACTOR = 2.0

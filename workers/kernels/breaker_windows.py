@@ -1,8 +1,10 @@
-"""Sliding windows of call outcomes: count-based and time-based (by event time).
+"""A breaker's sliding windows of call outcomes: count-based and time-based (by event time).
 
 Resilience4j's two window kinds (FixedSizeSlidingWindowMetrics, SlidingTimeWindowMetrics):
 a ring of slots plus running totals; recording adds to the totals and subtracts whatever falls
-out of the window, so a record is O(1) and the totals are always those of the window.
+out of the window, so a record is O(1) and the totals are always those of the window. The time
+window is a `workers.kernels.bucket_ring.BucketRing` (the kernels' one time window, with
+Resilience4j's edge); the count window is ordered by arrival, not time.
 
 Differences from Resilience4j, all for replay (DESIGN §6):
 - Time comes with the record (`ts_ms`, event time), never from a clock.
@@ -30,6 +32,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from workers.errors import ConfigError
+from workers.kernels.bucket_ring import BucketRing, IntSlots
 from workers.kernels.checks import check_int, check_whole_buckets
 
 _ZERO_USD = Decimal(0)
@@ -86,52 +89,7 @@ class WindowSnapshot:
         return self.slow_calls * 100.0 / self.total_calls if self.total_calls else 0.0
 
 
-# --- integer channels ---
-
-
-@dataclass(slots=True)
-class IntSlots:
-    """Per-slot integers with their running total; array('q') until a value does not fit."""
-
-    slots: array[int] | list[int]
-    total: int = 0
-
-    @classmethod
-    def zeros(cls, n: int) -> IntSlots:
-        return cls(array("q", bytes(8 * n)))
-
-    def put(self, slot: int, value: int) -> None:
-        """Replace the value in `slot` (a count window's ring)."""
-        self.total += value - self.slots[slot]
-        try:
-            self.slots[slot] = value
-        except OverflowError:
-            self.slots = list(self.slots)
-            self.slots[slot] = value
-
-    def add(self, slot: int, value: int) -> None:
-        """Add to `slot` (a time window's bucket)."""
-        self.total += value
-        try:
-            self.slots[slot] += value
-        except OverflowError:
-            self.slots = list(self.slots)
-            self.slots[slot] += value
-
-    def clear(self, slot: int) -> None:
-        self.total -= self.slots[slot]
-        self.slots[slot] = 0
-
-    def clear_all(self) -> None:
-        self.slots = array("q", bytes(8 * len(self.slots)))
-        self.total = 0
-
-    def scale_by(self, factor: int) -> None:
-        self.slots = [value * factor for value in self.slots]
-        self.total *= factor
-
-    def copy(self) -> IntSlots:
-        return IntSlots(self.slots[:], self.total)
+# --- channels ---
 
 
 @dataclass(slots=True)
@@ -319,83 +277,73 @@ class CountWindow:
 _COUNTERS = 4  # per time bucket: calls, failed, slow, slow and failed
 
 
-@dataclass(slots=True)
-class TimeWindow:
+class TimeWindow(BucketRing):
     """Outcomes whose event time falls in the last `window_s` seconds, in `bucket_s` buckets.
 
-    Bucket `i` spans event times [i * bucket_s, (i + 1) * bucket_s) seconds since the epoch;
-    the window covers the bucket of the newest event time seen (the head) and the
-    `window_s / bucket_s - 1` before it, as Resilience4j's does with one-second buckets.
-    Memory is four counters per bucket (plus one per tracked channel).
+    A `BucketRing` with Resilience4j's edge (`workers.kernels.bucket_ring`): bucket `i` spans
+    event times [i * bucket_s, (i + 1) * bucket_s) seconds since the epoch; the window covers
+    the bucket of the newest event time seen (the head) and the `window_s / bucket_s - 1`
+    before it, as Resilience4j's does with one-second buckets. Memory is four counters per
+    bucket (plus one per tracked channel).
     """
 
-    window_s: int
-    bucket_s: int = 1
-    allowed_lateness_ms: int = 0
-    track_cost: bool = False
-    track_duration: bool = False
-    calls: int = field(default=0, init=False)
-    failed_calls: int = field(default=0, init=False)
-    slow_calls: int = field(default=0, init=False)
-    slow_failed_calls: int = field(default=0, init=False)
-    cost: CostSlots | None = field(default=None, init=False)
-    duration: IntSlots | None = field(default=None, init=False)
-    _counts: array[int] = field(init=False, repr=False)
-    _head_index: int | None = field(default=None, init=False)
-    _watermark_ms: int | None = field(default=None, init=False)
-    _bucket_ms: int = field(default=1000, init=False, repr=False)
-    _buckets: int = field(default=1, init=False, repr=False)
+    __slots__ = (
+        "_counts",
+        "allowed_lateness_ms",
+        "bucket_s",
+        "calls",
+        "cost",
+        "duration",
+        "failed_calls",
+        "slow_calls",
+        "slow_failed_calls",
+        "track_cost",
+        "track_duration",
+        "window_s",
+    )
+    COPIED = frozenset({"_counts", "cost", "duration"})
 
-    def __post_init__(self) -> None:
-        check_whole_buckets("TimeWindow", "window_s", self.window_s, "bucket_s", self.bucket_s)
-        if self.allowed_lateness_ms < 0:
+    def __init__(
+        self,
+        window_s: int,
+        bucket_s: int = 1,
+        allowed_lateness_ms: int = 0,
+        track_cost: bool = False,
+        track_duration: bool = False,
+    ) -> None:
+        check_whole_buckets("TimeWindow", "window_s", window_s, "bucket_s", bucket_s)
+        if allowed_lateness_ms < 0:
             raise ConfigError(
-                f"TimeWindow allowed_lateness_ms must be >= 0, not {self.allowed_lateness_ms!r}"
+                f"TimeWindow allowed_lateness_ms must be >= 0, not {allowed_lateness_ms!r}"
             )
-        self._buckets = self.window_s // self.bucket_s
-        self._bucket_ms = self.bucket_s * 1000
+        super().__init__(window_s * 1000, bucket_s * 1000)
+        self.window_s = window_s
+        self.bucket_s = bucket_s
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.track_cost = track_cost
+        self.track_duration = track_duration
+        self.calls = self.failed_calls = self.slow_calls = self.slow_failed_calls = 0
         # Unsigned 16-bit counters (a 60 s window is 480 bytes): a bucket with more than 65535
         # calls on one key switches the array to 64 bits (see `add`) instead of wrapping.
-        self._counts = array("H", bytes(2 * _COUNTERS * self._buckets))
-        if self.track_cost:
-            self.cost = CostSlots.zeros(self._buckets)
-        if self.track_duration:
-            self.duration = IntSlots.zeros(self._buckets)
-
-    @property
-    def buckets(self) -> int:
-        return self._buckets
-
-    @property
-    def watermark_ms(self) -> int | None:
-        """Newest event time seen (records and `advance`)."""
-        return self._watermark_ms
+        self._counts = array("H", bytes(2 * _COUNTERS * self.buckets))
+        self.cost = CostSlots.zeros(self.buckets) if track_cost else None
+        self.duration = IntSlots.zeros(self.buckets) if track_duration else None
 
     def bucket_key_s(self, ts_ms: int) -> int:
         """Epoch second at which the bucket holding `ts_ms` starts."""
-        return ts_ms // self._bucket_ms * self.bucket_s
-
-    def in_window(self, ts_ms: int) -> bool:
-        """Whether a record at `ts_ms` would still be counted (its bucket not yet evicted)."""
-        if self._head_index is None:
-            return True
-        return ts_ms // self._bucket_ms > self._head_index - self._buckets
+        return ts_ms // self.bucket_ms * self.bucket_s
 
     def add(
         self, failed: bool, slow: bool, cost_usd: Decimal, duration_ms: float, ts_ms: int
     ) -> bool:
         """Add one outcome at event time `ts_ms`. Returns False, changing nothing, when it is
         too late: older than the allowed lateness or its bucket already left the window."""
-        watermark = self._watermark_ms
-        index = ts_ms // self._bucket_ms
-        if watermark is None or ts_ms >= watermark:
-            if index == self._head_index:  # the usual case: same bucket as the newest event
-                self._watermark_ms = ts_ms
-            else:
-                self.advance(ts_ms)
-        elif watermark - ts_ms > self.allowed_lateness_ms or not self.in_window(ts_ms):
+        now = self.now_ms
+        if ts_ms < now and now - ts_ms > self.allowed_lateness_ms:
             return False
-        slot = index % self._buckets
+        slot = self.place(ts_ms)
+        if slot < 0:
+            return False
         base = slot * _COUNTERS
         counts = self._counts
         try:  # calls first: it is the largest counter, so if it fits the others do
@@ -422,38 +370,8 @@ class TimeWindow:
     def record(self, outcome: Outcome, ts_ms: int) -> bool:
         return self.add(outcome.failed, outcome.slow, outcome.cost_usd, outcome.duration_ms, ts_ms)
 
-    def advance(self, ts_ms: int) -> None:
-        """Move event time to `ts_ms` (no-op if not newer), evicting buckets that fall out."""
-        if self._watermark_ms is not None and ts_ms <= self._watermark_ms:
-            return
-        self._watermark_ms = ts_ms
-        index = ts_ms // self._bucket_ms
-        head = self._head_index
-        self._head_index = index
-        if head is None or index <= head:
-            return
-        steps = index - head
-        if steps >= self._buckets:
-            self._clear()
-            return
-        for i in range(head + 1, index + 1):
-            self._evict(i % self._buckets)
-
     def snapshot(self) -> WindowSnapshot:
         return _snapshot(self, self.duration)
-
-    def copy(self) -> TimeWindow:
-        clone = TimeWindow.__new__(TimeWindow)
-        clone.window_s = self.window_s
-        clone.bucket_s = self.bucket_s
-        clone.allowed_lateness_ms = self.allowed_lateness_ms
-        _copy_totals(self, clone)
-        clone._counts = self._counts[:]
-        clone._head_index = self._head_index
-        clone._watermark_ms = self._watermark_ms
-        clone._bucket_ms = self._bucket_ms
-        clone._buckets = self._buckets
-        return clone
 
     def _evict(self, slot: int) -> None:
         counts = self._counts
@@ -469,7 +387,7 @@ class TimeWindow:
         if self.duration is not None:
             self.duration.clear(slot)
 
-    def _clear(self) -> None:
+    def _evict_all(self) -> None:
         counts = self._counts
         self._counts = array(counts.typecode, bytes(len(counts) * counts.itemsize))
         self.calls = self.failed_calls = self.slow_calls = self.slow_failed_calls = 0

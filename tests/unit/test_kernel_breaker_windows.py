@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workers.errors import ConfigError
-from workers.kernels.windows import CountWindow, Outcome, TimeWindow, WindowSnapshot
+from workers.kernels.breaker_windows import CountWindow, Outcome, TimeWindow, WindowSnapshot
 
 
 def count_window(size: int) -> CountWindow:
