@@ -57,7 +57,7 @@ test: deps
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy schemas topics workers devstack bench
+	$(VENV)/bin/mypy schemas topics workers devstack bench examples
 
 demo: deps
 	$(VPY) -m devstack.demo

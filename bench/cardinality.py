@@ -5,8 +5,9 @@
 Producers choose vendor, tool, user and team, so a producer (or a bug) can make every event a
 new breaker, SLO tracker or split-budget ledger. Each scenario writes a JSONL file of
 ToolInvocations one millisecond apart (a clock tick every 1,000 events), then replays it in
-a fresh child process with the engines `replay --input` builds (`file_engines`), under the
-key caps of the environment (GUARDSTREAM_MODE's, or GUARDSTREAM_MAX_*_KEYS), and reports:
+a fresh child process with the pipeline `replay --input` builds (`PipelineReplay.for_file`),
+under the key caps of the environment (GUARDSTREAM_MODE's, or GUARDSTREAM_MAX_*_KEYS), and
+reports:
 - events/s of the replay loop (decode, validation and de-duplication included), per second
   of wall time and per second of the child's CPU time (steadier on a shared machine),
 - peak RSS of the child (ru_maxrss) and its growth over the RSS before the first event,
@@ -37,6 +38,7 @@ import time
 import tracemalloc
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -98,15 +100,15 @@ def child(path: Path, policy: Path | None) -> Result:
     """Replay `path` as `guardstream replay --input` does."""
     from workers.app import tune_garbage_collector
     from workers.policies.policy_set import load_policies
-    from workers.replay.pipeline import capped_keys, file_engines
+    from workers.replay.pipeline import PipelineReplay
     from workers.replay.run import Replay
     from workers.settings import Settings
 
     settings = Settings()
     tune_garbage_collector()
-    engines = file_engines(load_policies(policy, settings.mode), settings.key_caps)
+    pipeline = PipelineReplay.for_file(load_policies(policy, settings.mode), settings.key_caps)
     replay = Replay(
-        engines,
+        pipeline,
         dedup_horizon_ms=int(settings.dedup_horizon_s * 1000),
         dedup_max_ids=settings.dedup_max_ids_per_partition,
     )
@@ -119,7 +121,7 @@ def child(path: Path, policy: Path | None) -> Result:
             alerts += alert is not None and alert.kind == "cardinality_limit"
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     counts = replay.counts
-    maps = capped_keys(engines)
+    maps = pipeline.key_maps()
     return Result(
         events=counts.events + counts.clock_ticks,
         seconds=elapsed,
@@ -170,11 +172,13 @@ def bytes_per_key(policy: Path | None, keys: int) -> dict[str, float]:
     """tracemalloc of each engine alone (uncapped) fed `keys` events with new keys (tools for
     breakers and SLOs, users for budgets), per key it holds: its states, plus its share of
     the bounded route caches. The events are decoded before tracing starts."""
+    from workers.breakers.engine import BreakerEngine
+    from workers.budgets.engine import BudgetEngine
     from workers.ingest.input_lines import decode_event
-    from workers.kernels.key_cap import KeyCaps
+    from workers.kernels.key_cap import CappedMap, KeyCaps, StateKind
     from workers.policies.policy_set import load_policies
-    from workers.replay.pipeline import capped_keys, file_engines
     from workers.settings import Mode
+    from workers.slos.engine import SloEngine
 
     unlimited = KeyCaps(breakers=10**9, budgets=10**9, slos=10**9)
     policies = load_policies(policy, Mode.DEVELOPMENT)
@@ -184,11 +188,17 @@ def bytes_per_key(policy: Path | None, keys: int) -> dict[str, float]:
             path = Path(tmp) / "events.jsonl"
             generate(path, keys, scenario)
             events = [decode_event(line) for line in path.read_bytes().splitlines()]
-        engines = file_engines(policies, unlimited)
-        [(engine, held)] = [
-            (e, m) for e, m in zip(engines, capped_keys(engines), strict=True)
-            if m.limit.kind.value == kind
-        ]  # fmt: skip
+        engine: BreakerEngine | BudgetEngine | SloEngine
+        held: CappedMap[Any]
+        if kind == "breakers":
+            engine = BreakerEngine(policies.breakers, unlimited.whole(StateKind.BREAKERS))
+            held = engine.keys
+        elif kind == "budgets":
+            engine = BudgetEngine(policies.budgets, unlimited.whole(StateKind.BUDGETS))
+            held = engine.ledgers
+        else:
+            engine = SloEngine(policies.slos, unlimited.whole(StateKind.SLOS))
+            held = engine.trackers
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]

@@ -28,8 +28,12 @@ import orjson
 from schemas.events import ToolInvocation
 from schemas.types import rfc3339_ms
 from workers.breakers.engine import BreakerEngine
+from workers.breakers.spec import BREAKERS
 from workers.ingest.input_lines import decode_event
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
+from workers.policies.budgets import default_budget_policy
+from workers.policies.policy_set import PolicySet
+from workers.replay.pipeline import PipelineReplay
 from workers.replay.run import Replay
 from workers.replay.shards import replay_sharded
 from workers.settings import Mode
@@ -115,8 +119,10 @@ def sharded_rate(path: Path, policy: BreakerPolicy, jobs: int) -> tuple[float, i
 
 
 def replay_rate(path: Path, policy: BreakerPolicy) -> tuple[Replay, float, int]:
-    engine = BreakerEngine(policy)
-    replay = Replay([engine], dedup_horizon_ms=3_600_000, dedup_max_ids=1_000_000)
+    pipeline = PipelineReplay.for_file(
+        PolicySet(policy, default_budget_policy()), kernels=[BREAKERS]
+    )
+    replay = Replay(pipeline, dedup_horizon_ms=3_600_000, dedup_max_ids=1_000_000)
     started = time.perf_counter()
     decisions = sum(1 for _ in replay.run(numbered(path)))
     elapsed = time.perf_counter() - started

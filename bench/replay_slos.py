@@ -54,13 +54,17 @@ import orjson
 
 from schemas.events import ToolInvocation
 from schemas.types import rfc3339_ms
-from workers.breakers.engine import BreakerEngine
+from workers.breakers.spec import BREAKERS
 from workers.ingest.input_lines import decode_event
 from workers.policies.breakers import default_breaker_policy
+from workers.policies.budgets import default_budget_policy
+from workers.policies.policy_set import PolicySet
 from workers.policies.slos import SloPolicy, load_slo_policy
-from workers.replay.run import DecisionEngine, Replay
+from workers.replay.pipeline import PipelineReplay
+from workers.replay.run import Replay
 from workers.settings import Mode
 from workers.slos.engine import SloEngine
+from workers.slos.spec import SLOS
 
 T0_MS = 1_795_000_000_000
 VENDORS = ["openai", "anthropic", "mistral", "cohere", "google", "azure", "bedrock", "groq"]
@@ -219,8 +223,8 @@ def validate_rate(path: Path) -> float:
     return count / (time.process_time() - started)
 
 
-def replay_rate(path: Path, engines: list[DecisionEngine]) -> tuple[float, int]:
-    replay = Replay(engines, dedup_horizon_ms=3_600_000, dedup_max_ids=1_000_000)
+def replay_rate(path: Path, pipeline: PipelineReplay) -> tuple[float, int]:
+    replay = Replay(pipeline, dedup_horizon_ms=3_600_000, dedup_max_ids=1_000_000)
     started = time.process_time()
     decisions = sum(1 for _ in replay.run(numbered(path)))
     elapsed = time.process_time() - started
@@ -278,8 +282,11 @@ def main() -> None:
         lines, raw = raw_rate(path)
         validated = validate_rate(path)
         breakers = default_breaker_policy(Mode.PRODUCTION)
-        both, both_decisions = replay_rate(path, [BreakerEngine(breakers), SloEngine(policy)])
-        alone, slo_decisions = replay_rate(path, [SloEngine(policy)])
+        policies = PolicySet(breakers, default_budget_policy(), policy)
+        both, both_decisions = replay_rate(
+            path, PipelineReplay.for_file(policies, kernels=[BREAKERS, SLOS])
+        )
+        alone, slo_decisions = replay_rate(path, PipelineReplay.for_file(policies, kernels=[SLOS]))
         decoded, per_event, _ = engine_rate(path, policy)
         points = (1_000, lines // 10, lines) if args.memory else ()
         memory = [(n, *bytes_per_tracker(path, policy, n)) for n in points]

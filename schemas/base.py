@@ -40,3 +40,9 @@ class WireModel(BaseModel):
     """Base of every model that is encoded onto a topic (events, state, alerts, audit...)."""
 
     model_config = WIRE_CONFIG
+
+
+class KeyedRecord(WireModel):
+    """A routed record (`budget-spend`, `slo-counts`): sent keyed by the state it counts for."""
+
+    key: str

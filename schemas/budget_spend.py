@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from schemas.base import WireModel
+from schemas.base import KeyedRecord
 from schemas.types import Identifier, ShortStr
 
 MAX_SLICES = 2000
@@ -28,7 +28,7 @@ SpendRow = tuple[
 ]
 
 
-class BudgetSpend(WireModel):
+class BudgetSpend(KeyedRecord):
     """Spend of one budget key from one batch of one input partition."""
 
     key: Identifier

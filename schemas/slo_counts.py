@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas.base import WireModel
+from schemas.base import KeyedRecord, WireModel
 from schemas.types import Attributes, Identifier, ShortStr
 
 MAX_ROWS = 2000
@@ -40,7 +40,7 @@ SloRow = tuple[
 ]
 
 
-class SloCounts(WireModel):
+class SloCounts(KeyedRecord):
     """Measurements for one tracker key from one batch of one input partition."""
 
     type: Literal["slo_counts"] = "slo_counts"

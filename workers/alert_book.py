@@ -12,13 +12,13 @@ from collections.abc import Mapping
 
 from schemas.alerts import Alert, AlertStatus, alert_fingerprint
 from schemas.types import Severity, from_epoch_ms
-from workers.decisions import AlertDecision, Kernel
+from workers.decisions import AlertDecision
 
 Slot = tuple[str, str, str]  # (state key, alert kind, distinguishing label)
 
 
 class AlertBook:
-    def __init__(self, kernel: Kernel, policy_version: str) -> None:
+    def __init__(self, kernel: str, policy_version: str) -> None:
         self.kernel = kernel
         self.policy_version = policy_version
         self._firing: dict[Slot, Alert] = {}

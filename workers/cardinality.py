@@ -5,7 +5,7 @@ One identity per kind of state and map (`labels.state`: breakers | budgets | slo
 binds (a key refused into the overflow state, or an idle key evicted) and resolves once no key
 has been refused or evicted for `RESOLVE_AFTER_MS` of event time. It goes out through the
 engine's `AlertBook`, like the engine's other alerts, and is audited as
-`CARDINALITY_AUDIT_TYPE`.
+`aud.state.cardinality_limit` (`schemas.audit_names.CARDINALITY_LIMIT`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from schemas.types import Severity
 from workers.alert_book import AlertBook
 from workers.decisions import AlertDecision, Decision
 from workers.kernels.key_cap import Alarm, CappedMap, KeyLimit
-
-CARDINALITY_AUDIT_TYPE = "aud.state.cardinality_limit"
 
 OVERFLOW_LABEL = "~overflow"
 """The label value (vendor, tool, user, group_by field) shown for an overflow state."""

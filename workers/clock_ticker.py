@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
+import faust
 from aiokafka.errors import KafkaError
 
 from schemas.clock import ClockTick
 from topics.catalog import INPUT_TOPICS, TopicCatalog
 from topics.publish import EventPublisher
 from workers.errors import BrokerUnavailableError
+from workers.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +79,28 @@ class ClockTicker:
             await publisher.__aenter__()
             self._publisher = publisher
         return self._publisher
+
+
+def register_clock_ticker(app: faust.App, settings: Settings, catalog: TopicCatalog) -> None:
+    """Publish a clock tick to every input partition this worker owns, every
+    `settings.clock_interval_s` (0: never)."""
+    if settings.clock_interval_s <= 0:
+        return
+
+    def owned() -> list[tuple[str, int]]:
+        consumer = app.consumer if app.started else None
+        return (
+            [] if consumer is None else [(tp.topic, tp.partition) for tp in consumer.assignment()]
+        )
+
+    ticker = ClockTicker(catalog, settings.kafka_client_options(), owned)
+
+    async def publish_clock_tick() -> None:
+        await ticker.tick()
+
+    app.timer(interval=settings.clock_interval_s, name="guardstream.clock")(publish_clock_tick)
+
+    async def stop_ticker(sender: Any, **kwargs: Any) -> None:
+        await ticker.stop()
+
+    app.on_before_shutdown.connect(cast(Any, stop_ticker))

@@ -29,6 +29,9 @@ class DecisionType(StrEnum):
 
 
 class Kernel(StrEnum):
+    """The built-in kernels' names (a `Decision.kernel` is any kernel's name: a new kernel
+    names itself, `workers.shell.spec.KernelSpec.kernel`)."""
+
     BREAKER = "breaker"
     BUDGET = "budget"
     SLO = "slo"
@@ -38,7 +41,8 @@ class Kernel(StrEnum):
 class Decision:
     """Common head of every decision."""
 
-    kernel: Kernel
+    kernel: str
+    """The deciding kernel's name (`Kernel` for the built-in ones)."""
     key: str
     ts_ms: int
     event_id: str

@@ -26,8 +26,8 @@ from workers.audit.inputs import input_entries
 from workers.audit.sealing import SENSITIVE, default_masker, seal_masked
 from workers.batching.records import RawBatch
 from workers.batching.records import StoredRecord as Record
-from workers.budgets.sink import _audit_type as budget_audit_type
-from workers.budgets.sink import _required_fields as budget_fields
+from workers.budgets.spec import _audit_type as budget_audit_type
+from workers.budgets.spec import _required_fields as budget_fields
 from workers.decisions import AlertDecision, ControlDecision, Kernel, TransitionDecision
 from workers.errors import ConfigError
 from workers.ingest.stage import IngestStage
@@ -43,7 +43,7 @@ from workers.policies.audit_event_types import (
 from workers.policies.policy_set import load_audit_types
 from workers.settings import AuditLevel, Settings
 from workers.slos.engine import SloEngine
-from workers.slos.sink import _audit_type as slo_audit_type
+from workers.slos.spec import _audit_type as slo_audit_type
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SEED = CONFIGS / "seeds" / "alpha-solver" / "audit_trail.json"

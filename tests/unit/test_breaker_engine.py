@@ -14,6 +14,7 @@ from schemas.events import LatencyEvent, ToolInvocation
 from schemas.override import BreakerOverride
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import from_epoch_ms
+from tests.support.pipelines import breakers_only
 from workers.breakers.engine import BreakerEngine
 from workers.decisions import AlertDecision, Decision, TransitionDecision
 from workers.policies.breakers import BreakerPolicy
@@ -197,7 +198,7 @@ def test_replay_counts_duplicates_and_invalid_lines() -> None:
         orjson.dumps({"vendor": "x"}),
         orjson.dumps({"type": "clock", "ts": T0 + 10}),
     ]
-    replay = Replay([BreakerEngine(policy())], dedup_horizon_ms=60_000, dedup_max_ids=100)
+    replay = Replay(breakers_only(policy()), dedup_horizon_ms=60_000, dedup_max_ids=100)
     assert list(replay.run(enumerate(lines, start=1))) == []
     counts = replay.counts
     assert (counts.events, counts.duplicates, counts.invalid, counts.clock_ticks) == (1, 1, 2, 1)
@@ -261,12 +262,12 @@ def test_overrides_travel_and_replay_like_events() -> None:
             "action": "force_open",
         }
     )
-    replay = Replay([BreakerEngine(policy())], dedup_horizon_ms=60_000, dedup_max_ids=100)
+    replay = Replay(breakers_only(policy()), dedup_horizon_ms=60_000, dedup_max_ids=100)
     [decision] = list(replay.run([(1, line)]))
     assert decision.to_json()["to"] == "forced_open"
     bad = orjson.dumps(
         {"type": "breaker_override", "ts": T0, "vendor": "x", "tool": "y", "action": "nuke"}
     )
-    replay = Replay([BreakerEngine(policy())], dedup_horizon_ms=60_000, dedup_max_ids=100)
+    replay = Replay(breakers_only(policy()), dedup_horizon_ms=60_000, dedup_max_ids=100)
     assert list(replay.run([(1, bad)])) == []
     assert "action" in replay.counts.errors[0]

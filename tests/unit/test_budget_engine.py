@@ -13,6 +13,7 @@ from schemas.clock import ClockTick
 from schemas.events import CostEvent, ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import from_epoch_ms
+from tests.support.pipelines import budgets_only
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.routing import nanos_of, route
 from workers.decisions import AlertDecision, ControlDecision, Decision, TransitionDecision
@@ -167,7 +168,7 @@ def test_replaying_duplicates_changes_nothing() -> None:
     twice = [line for line in once for _ in range(2)]
 
     def replay(lines: list[bytes]) -> tuple[list[dict[str, Any]], int]:
-        r = Replay([engine()], dedup_horizon_ms=DAY, dedup_max_ids=1000)
+        r = Replay(budgets_only(engine().policy), dedup_horizon_ms=DAY, dedup_max_ids=1000)
         out = [d.to_json() for d in r.run(enumerate(lines, start=1))]
         return out, r.counts.duplicates
 

@@ -23,7 +23,7 @@ from topics.catalog import TopicCatalog, TopicName
 from workers.breakers.engine import BreakerEngine
 from workers.budgets.engine import BudgetEngine
 from workers.cardinality import OVERFLOW_LABEL
-from workers.decisions import AlertDecision, Decision, TransitionDecision
+from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision
 from workers.kernels.key_cap import RESOLVE_AFTER_MS, KeyCaps, KeyCounts, KeyLimit, StateKind
 from workers.kernels.slo import SloTracker
 from workers.metrics import CardinalityCollector, render
@@ -307,14 +307,11 @@ def test_the_pipeline_caps_each_partition_s_share_and_does_not_depend_on_batchin
     large, _ = pipeline_decisions(batch=128)
     assert small == large
     assert any(key.startswith("~cardinality/") for _, _, key, *_ in small)
-    for engine in pipeline.breakers.values():
-        assert engine.keys.admitted <= 4  # 8 per worker over 2 partitions
-    assert pipeline.budgets is not None
-    assert pipeline.slos is not None
-    for budget_part in pipeline.budgets.partitions.values():
-        assert budget_part.engine.ledgers.admitted <= 4
-    for slo_part in pipeline.slos.partitions.values():
-        assert slo_part.engine.trackers.admitted <= 4
+    assert [kernel.spec.kernel for kernel in pipeline.kernels] == list(Kernel)
+    for kernel in pipeline.kernels:
+        assert kernel.cores
+        for core in kernel.cores.values():
+            assert core.keys.admitted <= 4  # 8 per worker over 2 partitions
 
 
 # --- metrics ----------------------------------------------------------------------------------

@@ -20,11 +20,11 @@ from schemas.json_text import duplicate_key
 from schemas.limits import MAX_EVENT_BYTES, MAX_JSON_DEPTH
 from schemas.stream import StreamEvent
 from schemas.types import Severity
+from tests.support.pipelines import breakers_only
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import UNSEALABLE, InputEntry, input_entries, seal_or_note
 from workers.audit.sealing import default_masker, seal_masked
 from workers.batching.records import RawBatch, StoredRecord
-from workers.breakers.engine import BreakerEngine
 from workers.errors import InvalidEventError
 from workers.ingest.input_lines import decode_event
 from workers.ingest.stage import IngestResult, IngestStage
@@ -312,7 +312,7 @@ def test_replay_refuses_an_oversized_line_with_the_workers_reason() -> None:
     letter = refused(huge)
     assert letter.error_kind is DeadLetterKind.TOO_LARGE
     replay = Replay(
-        [BreakerEngine(default_breaker_policy(Mode.PRODUCTION))],
+        breakers_only(default_breaker_policy(Mode.PRODUCTION)),
         dedup_horizon_ms=60_000,
         dedup_max_ids=100,
     )

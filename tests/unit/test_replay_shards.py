@@ -11,7 +11,7 @@ import pytest
 
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import rfc3339_ms
-from workers.breakers.engine import BreakerEngine
+from tests.support.pipelines import breakers_only
 from workers.policies.breakers import BreakerPolicy
 from workers.replay.run import Replay
 from workers.replay.shards import replay_sharded
@@ -67,7 +67,7 @@ def chaotic_file(path: Path, seed: int) -> Path:
 
 
 def single_process(path: Path, policy: BreakerPolicy) -> tuple[list[bytes], Any]:
-    replay = Replay([BreakerEngine(policy)], dedup_horizon_ms=60_000, dedup_max_ids=10_000)
+    replay = Replay(breakers_only(policy), dedup_horizon_ms=60_000, dedup_max_ids=10_000)
     with path.open("rb") as source:
         numbered = ((n, line) for n, line in enumerate(source, start=1) if line.strip())
         lines = [orjson.dumps(decision.to_json()) for decision in replay.run(numbered)]

@@ -13,6 +13,7 @@ from typing import Any
 
 from schemas.audit import AuditRecord, AuditSource
 from schemas.types import Severity
+from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chain import AuditChain
 from workers.audit.masking import Masker
 from workers.audit.recover import last_record
@@ -23,6 +24,26 @@ log = logging.getLogger(__name__)
 
 
 class ChainBook:
+    @classmethod
+    def on_audit_topic(
+        cls,
+        client_options: Mapping[str, Any],
+        catalog: TopicCatalog,
+        chain_id: Callable[[int], str],
+        masker: Masker | None = None,
+        audit_policy: AuditPolicy | None = None,
+    ) -> ChainBook:
+        """The chains `chain_id(partition)` on the catalog's audit topic."""
+        audit = TopicName.AUDIT
+        return cls(
+            client_options,
+            catalog.name(audit),
+            catalog.spec(audit).partitions,
+            chain_id,
+            masker,
+            audit_policy,
+        )
+
     def __init__(
         self,
         client_options: Mapping[str, Any],

@@ -23,6 +23,7 @@ from typing import Any
 
 import faust
 
+from schemas import audit_names as names
 from schemas.audit import AuditRecord, AuditSource
 from schemas.clock import ClockTick
 from schemas.codec import encode
@@ -41,16 +42,16 @@ INPUT_POLICY_VERSION = "0" * 64
 """Input records are facts, not decisions: no policy version applies (all zeros)."""
 
 _EVENT_TYPES: Mapping[type, str] = {
-    ToolInvocation: "aud.tool.invocation",
-    CostEvent: "aud.cost.event",
-    LatencyEvent: "aud.latency.event",
-    ClockTick: "aud.clock.tick",
-    BreakerOverride: "aud.breaker.override",
+    ToolInvocation: names.TOOL_INVOCATION,
+    CostEvent: names.COST_EVENT,
+    LatencyEvent: names.LATENCY_EVENT,
+    ClockTick: names.CLOCK_TICK,
+    BreakerOverride: names.BREAKER_OVERRIDE,
 }
-OTHER_INPUT = "aud.input.event"
+OTHER_INPUT = names.OTHER_INPUT
 """A stream record of a kind added later: recorded all the same (forensic means every one)."""
-DEAD_LETTERED = "aud.input.dead_lettered"
-UNSEALABLE = "aud.input.unsealable"
+DEAD_LETTERED = names.DEAD_LETTERED
+UNSEALABLE = names.UNSEALABLE
 """In place of an entry that could not be sealed: where it came from and why, no payload."""
 
 log = logging.getLogger(__name__)
@@ -197,13 +198,8 @@ class InputAuditSink:
         self.level = level
         self._outputs = BatchOutputs(app)
         self._audit = catalog.name(TopicName.AUDIT)
-        self._chains = ChainBook(
-            client_options,
-            catalog.name(TopicName.AUDIT),
-            catalog.spec(TopicName.AUDIT).partitions,
-            input_chain_id,
-            masker,
-            audit_policy,
+        self._chains = ChainBook.on_audit_topic(
+            client_options, catalog, input_chain_id, masker, audit_policy
         )
         self.records = 0
 

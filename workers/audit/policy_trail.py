@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from schemas import audit_names as names
 from schemas.policy import PolicyDocument, PolicyKind
 from workers.errors import ConfigError
 from workers.policies.audit_event_types import AuditPolicy
@@ -28,7 +29,7 @@ from workers.policies.slos import SloPolicy
 from workers.settings import Mode
 
 POLICY_CHAIN = "policy"
-POLICY_CHANGED = "aud.policy.changed"
+POLICY_CHANGED = names.POLICY_CHANGED
 
 KINDS = (
     PolicyKind.BREAKERS,

@@ -21,6 +21,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from schemas import audit_names as names
 from schemas.alerts import Alert
 from schemas.audit import AuditRecord, AuditSource
 from schemas.types import Severity
@@ -29,7 +30,7 @@ from workers.audit.masking import Masker
 from workers.policies.audit_event_types import VIOLATION, AuditPolicy, default_audit_policy
 from workers.policies.classification import default_classification_policy
 
-SENSITIVE = "aud.data.sensitive"
+SENSITIVE = names.SENSITIVE_DATA
 
 
 @functools.cache

@@ -5,21 +5,25 @@ second's rows of one key are counted as one spend (`merged_seconds`), keys in ke
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
 
 from schemas.budget_spend import BudgetSpend
 from schemas.clock import ClockTick
+from schemas.state import BudgetState
 from workers.budgets.engine import BudgetEngine
-from workers.budgets.records import spends_of
+from workers.budgets.records import budget_state, spends_of, state_topic_key
 from workers.budgets.routing import Spend
 from workers.decisions import Decision
-from workers.kernels.key_cap import KeyLimit
+from workers.kernels.key_cap import CappedMap, KeyLimit
 from workers.policies.budgets import BudgetPolicy
 from workers.routed.counting import RoutedCounting
 from workers.routed.reorder import Source
 
 
-class BudgetCounting(RoutedCounting[Spend]):
+class BudgetCounting(RoutedCounting[Spend, BudgetSpend]):
     def __init__(
         self, policy: BudgetPolicy, sources: Iterable[Source], limit: KeyLimit | None = None
     ) -> None:
@@ -27,8 +31,7 @@ class BudgetCounting(RoutedCounting[Spend]):
         self.engine = engine = BudgetEngine(policy, limit)
         self.touched: set[str] = set()
 
-        def parse(raw: bytes) -> tuple[Source, list[Spend]]:
-            record = BudgetSpend.model_validate_json(raw)
+        def unpack(record: BudgetSpend) -> tuple[Source, list[Spend]]:
             return (record.source_topic, record.source_partition), spends_of(record, policy.budgets)
 
         def count(spends: list[Spend]) -> list[Decision]:
@@ -44,7 +47,35 @@ class BudgetCounting(RoutedCounting[Spend]):
             self.touched.update(d.key for d in moved if d.key in ledgers)
             return moved
 
-        super().__init__(sources, parse=parse, count=count, advance=advance)
+        super().__init__(sources, model=BudgetSpend, unpack=unpack, count=count, advance=advance)
+        self._version = policy.version
+
+    def states(self) -> Iterator[BudgetState]:
+        """Every budget key it counts, in its current period."""
+        for ledger in self.engine:
+            state = budget_state(ledger, self._version)
+            if state is not None:
+                yield state
+
+    def take_state_records(self) -> list[tuple[bytes, BaseModel]]:
+        """`budget-state` records of the ledgers touched since the last call, in key order."""
+        touched, self.touched = self.touched, set()
+        records: list[tuple[bytes, BaseModel]] = []
+        ledgers = self.engine.ledgers
+        for key in sorted(touched):
+            ledger = ledgers[key]
+            state = budget_state(ledger, self._version)
+            if state is not None:
+                records.append((state_topic_key(ledger).encode(), state))
+        return records
+
+    @property
+    def keys(self) -> CappedMap[Any]:
+        return self.engine.ledgers
+
+    @property
+    def extra_held(self) -> int:
+        return 0
 
 
 def merged_seconds(spends: list[Spend]) -> list[Spend]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -213,103 +213,127 @@ class BudgetEngine:
     def _decision(
         self, ledger: BudgetLedger, output: BudgetOutput, event_id: str
     ) -> list[Decision]:
-        config = ledger.config
-        if isinstance(output, ActionChanged):
-            return [
-                TransitionDecision(
-                    kernel=Kernel.BUDGET,
-                    key=ledger.key,
-                    ts_ms=output.at_ms,
-                    event_id=event_id,
-                    policy_version=self.policy.version,
-                    from_state=output.from_action.value,
-                    to_state=output.to_action.value,
-                    reason=output.decided_by or "within_limits",
-                    policy_id=config.budget_id,
-                    evidence=_evidence(ledger),
-                )
-            ]
-        if isinstance(output, ThresholdCrossed):
-            threshold = next(t for t in config.thresholds if t.percent == output.percent)
-            labels = {"threshold_percent": _percent(output.percent), "period": output.period_label}
-            summary = (
-                f"budget {ledger.key} reached {_percent(output.percent)} % of its limit in "
-                f"{output.period_label} ({threshold.action.value})"
+        """What the shell publishes for one of a ledger's outputs (by the output's type)."""
+        handle = _OUTPUT_HANDLERS.get(type(output))
+        return [] if handle is None else handle(self, ledger, output, event_id)
+
+    def _action_changed(
+        self, ledger: BudgetLedger, output: ActionChanged, event_id: str
+    ) -> list[Decision]:
+        return [
+            TransitionDecision(
+                kernel=Kernel.BUDGET,
+                key=ledger.key,
+                ts_ms=output.at_ms,
+                event_id=event_id,
+                policy_version=self.policy.version,
+                from_state=output.from_action.value,
+                to_state=output.to_action.value,
+                reason=output.decided_by or "within_limits",
+                policy_id=ledger.config.budget_id,
+                evidence=_evidence(ledger),
             )
-            fired = self._fire(
-                ledger, THRESHOLD_ALERT, labels, threshold.severity, summary, output.at_ms,
-                event_id, value=float(ledger.utilization()),
-                threshold=float(output.percent) / 100,
-                extra={
-                    "action": threshold.action.value,
-                    "notify": ",".join(threshold.notify),
-                    # At the crossing, not when the alert is published (the seeds' actual).
-                    "spent_usd": _usd(ledger.spent_nanos),
-                    "action_taken": ledger.action.value,
-                },
-            )  # fmt: skip
-            current = ledger.period
-            if current is not None and current.label != output.period_label:
-                # Crossed by a late event in the period before, which has rolled over
-                # already: reported, and over at once.
-                fired += self._resolve(
-                    ledger, THRESHOLD_ALERT, _slot_label(labels), output.at_ms, event_id
-                )
-            return fired
-        if isinstance(output, PeriodRolled):
-            return [
-                decision
-                for percent in output.crossed
-                for decision in self._resolve(
-                    ledger,
-                    THRESHOLD_ALERT,
-                    f"{_percent(percent)}@{output.old_label}",
-                    output.at_ms,
-                    event_id,
-                )
-            ]
-        if isinstance(output, AnomalyStarted | RapidConsumptionStarted):
-            kind = ANOMALY_ALERT if isinstance(output, AnomalyStarted) else RAPID_ALERT
-            return self._fire(
-                ledger, kind, {}, Severity.WARNING, f"budget {ledger.key}: {kind}",
-                ledger.watermark_ms or 0, event_id,
-            )  # fmt: skip
-        if isinstance(output, AnomalyEnded | RapidConsumptionEnded):
-            kind = ANOMALY_ALERT if isinstance(output, AnomalyEnded) else RAPID_ALERT
-            return self._resolve(ledger, kind, "", ledger.watermark_ms or 0, event_id)
-        if isinstance(output, TripwireTripped | TripwireRecovered):
-            return self._tripwire(ledger, output, event_id)
-        if isinstance(output, ApprovalExceeded):
-            summary = (
-                f"one call in {ledger.key} cost {Decimal(output.nanos) / _USD} USD, above the "
-                f"approval limit of {Decimal(output.limit_nanos) / _USD} USD"
+        ]
+
+    def _threshold_crossed(
+        self, ledger: BudgetLedger, output: ThresholdCrossed, event_id: str
+    ) -> list[Decision]:
+        threshold = next(t for t in ledger.config.thresholds if t.percent == output.percent)
+        labels = {"threshold_percent": _percent(output.percent), "period": output.period_label}
+        summary = (
+            f"budget {ledger.key} reached {_percent(output.percent)} % of its limit in "
+            f"{output.period_label} ({threshold.action.value})"
+        )
+        fired = self._fire(
+            ledger, THRESHOLD_ALERT, labels, threshold.severity, summary, output.at_ms,
+            event_id, value=float(ledger.utilization()),
+            threshold=float(output.percent) / 100,
+            extra={
+                "action": threshold.action.value,
+                "notify": ",".join(threshold.notify),
+                # At the crossing, not when the alert is published (the seeds' actual).
+                "spent_usd": _usd(ledger.spent_nanos),
+                "action_taken": ledger.action.value,
+            },
+        )  # fmt: skip
+        current = ledger.period
+        if current is not None and current.label != output.period_label:
+            # Crossed by a late event in the period before, which has rolled over
+            # already: reported, and over at once.
+            fired += self._resolve(
+                ledger, THRESHOLD_ALERT, _slot_label(labels), output.at_ms, event_id
             )
-            fired = self._fire(
-                ledger, APPROVAL_ALERT, {"event_id": event_id}, Severity.CRITICAL, summary,
-                output.at_ms, event_id,
-            )  # fmt: skip
-            # A single call: the condition is over as soon as it is reported.
-            return fired + self._resolve(ledger, APPROVAL_ALERT, event_id, output.at_ms, event_id)
-        if isinstance(output, PeriodClosed):
-            return [
-                self._record(ledger, output.at_ms, event_id, "period_closed", {
-                    "period": output.period_label,
-                    "period_start": rfc3339_ms(output.start_ms),
-                    "period_end": rfc3339_ms(output.end_ms),
-                    "spent_usd": _usd(output.spent_nanos),
-                    "tokens": output.tokens,
-                    "requests": output.requests,
-                })
-            ]  # fmt: skip
-        if isinstance(output, LateSpend):
-            return [
-                self._record(ledger, output.at_ms, event_id, "late_spend", {
-                    "event_ts": rfc3339_ms(output.event_ts_ms),
-                    "spent_usd": _usd(output.nanos),
-                    "tokens": output.tokens,
-                })
-            ]  # fmt: skip
-        return []
+        return fired
+
+    def _period_rolled(
+        self, ledger: BudgetLedger, output: PeriodRolled, event_id: str
+    ) -> list[Decision]:
+        return [
+            decision
+            for percent in output.crossed
+            for decision in self._resolve(
+                ledger,
+                THRESHOLD_ALERT,
+                f"{_percent(percent)}@{output.old_label}",
+                output.at_ms,
+                event_id,
+            )
+        ]
+
+    def _spending_started(
+        self,
+        ledger: BudgetLedger,
+        output: AnomalyStarted | RapidConsumptionStarted,
+        event_id: str,
+    ) -> list[Decision]:
+        kind = ANOMALY_ALERT if isinstance(output, AnomalyStarted) else RAPID_ALERT
+        return self._fire(
+            ledger, kind, {}, Severity.WARNING, f"budget {ledger.key}: {kind}",
+            ledger.watermark_ms or 0, event_id,
+        )  # fmt: skip
+
+    def _spending_ended(
+        self, ledger: BudgetLedger, output: AnomalyEnded | RapidConsumptionEnded, event_id: str
+    ) -> list[Decision]:
+        kind = ANOMALY_ALERT if isinstance(output, AnomalyEnded) else RAPID_ALERT
+        return self._resolve(ledger, kind, "", ledger.watermark_ms or 0, event_id)
+
+    def _approval_exceeded(
+        self, ledger: BudgetLedger, output: ApprovalExceeded, event_id: str
+    ) -> list[Decision]:
+        summary = (
+            f"one call in {ledger.key} cost {Decimal(output.nanos) / _USD} USD, above the "
+            f"approval limit of {Decimal(output.limit_nanos) / _USD} USD"
+        )
+        fired = self._fire(
+            ledger, APPROVAL_ALERT, {"event_id": event_id}, Severity.CRITICAL, summary,
+            output.at_ms, event_id,
+        )  # fmt: skip
+        # A single call: the condition is over as soon as it is reported.
+        return fired + self._resolve(ledger, APPROVAL_ALERT, event_id, output.at_ms, event_id)
+
+    def _period_closed(
+        self, ledger: BudgetLedger, output: PeriodClosed, event_id: str
+    ) -> list[Decision]:
+        return [
+            self._record(ledger, output.at_ms, event_id, "period_closed", {
+                "period": output.period_label,
+                "period_start": rfc3339_ms(output.start_ms),
+                "period_end": rfc3339_ms(output.end_ms),
+                "spent_usd": _usd(output.spent_nanos),
+                "tokens": output.tokens,
+                "requests": output.requests,
+            })
+        ]  # fmt: skip
+
+    def _late_spend(self, ledger: BudgetLedger, output: LateSpend, event_id: str) -> list[Decision]:
+        return [
+            self._record(ledger, output.at_ms, event_id, "late_spend", {
+                "event_ts": rfc3339_ms(output.event_ts_ms),
+                "spent_usd": _usd(output.nanos),
+                "tokens": output.tokens,
+            })
+        ]  # fmt: skip
 
     def _tripwire(
         self, ledger: BudgetLedger, output: TripwireTripped | TripwireRecovered, event_id: str
@@ -436,3 +460,21 @@ def _target(config: BudgetConfig) -> str:
     if not config.scope:
         return "global"
     return ",".join(f"{name}:{value}" for name, value in sorted(config.scope.items()))
+
+
+_OUTPUT_HANDLERS: dict[type[Any], Callable[[BudgetEngine, BudgetLedger, Any, str], list[Decision]]]
+_OUTPUT_HANDLERS = {
+    ActionChanged: BudgetEngine._action_changed,
+    ThresholdCrossed: BudgetEngine._threshold_crossed,
+    PeriodRolled: BudgetEngine._period_rolled,
+    AnomalyStarted: BudgetEngine._spending_started,
+    RapidConsumptionStarted: BudgetEngine._spending_started,
+    AnomalyEnded: BudgetEngine._spending_ended,
+    RapidConsumptionEnded: BudgetEngine._spending_ended,
+    TripwireTripped: BudgetEngine._tripwire,
+    TripwireRecovered: BudgetEngine._tripwire,
+    ApprovalExceeded: BudgetEngine._approval_exceeded,
+    PeriodClosed: BudgetEngine._period_closed,
+    LateSpend: BudgetEngine._late_spend,
+}
+"""A ledger output's type -> how the engine turns it into decisions (`_decision`)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
-from typing import NamedTuple
 
 from schemas.budget_spend import MAX_SLICES, BudgetSpend, SpendRow
 from schemas.events import CostEvent, ToolInvocation
@@ -17,6 +16,7 @@ from workers.kernels.budget import BudgetLedger
 from workers.kernels.budget_config import BudgetConfig
 from workers.kernels.rolling_sum import from_nanos
 from workers.policies.budgets import BudgetPolicy
+from workers.routed.counting import RoutedBatch
 
 
 class _Second:
@@ -72,18 +72,9 @@ def spend_records(
     return records
 
 
-class RoutedSpend(NamedTuple):
-    """What one input batch sends to `budget-spend`."""
-
-    records: list[BudgetSpend]
-    reached_ms: int
-    """The batch's highest event time (its watermark), -1 for an empty batch."""
-    spends: int
-
-
 def route_batch(
     policy: BudgetPolicy, events: Iterable[StreamEvent], *, source_topic: str, source_partition: int
-) -> RoutedSpend:
+) -> RoutedBatch:
     """Route one input batch's events to their budgets and sum them per key and second; one
     pass: each event's time is converted once, for its spend and the watermark."""
     spends: list[Spend] = []
@@ -94,7 +85,7 @@ def route_batch(
         if type(event) is ToolInvocation or type(event) is CostEvent:
             spends += route(policy, event, event_ms)
     records = spend_records(spends, source_topic=source_topic, source_partition=source_partition)
-    return RoutedSpend(records, reached, len(spends))
+    return RoutedBatch(records, reached, len(spends))
 
 
 def spends_of(record: BudgetSpend, budgets: Mapping[str, BudgetConfig]) -> list[Spend]:

@@ -12,12 +12,13 @@ from rich.console import Console
 
 from schemas.clock import parse_event_time
 from workers.audit.policy_trail import recorded_policies
+from workers.audit.recorded_input import Trail, read_trail
 from workers.cli.context import CliContext
 from workers.cli.lines import numbered_lines, progress_bar, size_of
 from workers.errors import ConfigError, InvalidEventError, ReplayMismatchError
 from workers.policies.policy_set import PolicySet, load_policies
 from workers.replay.pipeline import PipelineReplay
-from workers.replay.trail import Projection, Trail, Verification, read_trail, verify_trail
+from workers.replay.trail import Projection, Verification, verify_trail
 
 _SHOWN = 50  # differences printed in full; the summary counts all of them
 

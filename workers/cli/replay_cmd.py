@@ -18,9 +18,10 @@ from workers.cli.lines import MOMENT, numbered_lines, progress_bar, size_of
 from workers.cli.replay_audit import replay_audit_file
 from workers.errors import ConfigError, InvalidEventError
 from workers.ingest.stage import IngestStage
+from workers.kernels.key_cap import CappedMap
 from workers.policies.policy_set import PolicySet, load_policies
-from workers.replay.pipeline import PipelineReplay, capped_keys, file_engines
-from workers.replay.run import Replay
+from workers.replay.pipeline import PipelineReplay
+from workers.replay.run import Replay, ReplayCounts
 from workers.replay.shards import replay_sharded
 from workers.replay.topics import read_range, replay_records
 
@@ -125,40 +126,14 @@ def replay(
         raise click.UsageError("--input FILE is required (or - for stdin)")
     if verify or from_ms is not None or to_ms is not None:
         raise click.UsageError("--verify, --from and --to go with --source audit or topics")
-    policy = policies.breakers
-    caps = cli.settings.key_caps  # the worker's: replay must cap as it does
-    engines = file_engines(policies, caps)
-    horizon_ms = int(cli.settings.dedup_horizon_s * 1000)
-    max_ids = cli.settings.dedup_max_ids_per_partition
-    emit = _emitter(as_json)
-    if jobs > 1:
-        if source.name in ("<stdin>", "-"):
-            raise click.UsageError("--jobs needs --input FILE (every shard reads the file)")
-        if len(engines) > 1:
-            raise click.UsageError(
-                "--jobs shards by breaker key; budgets and SLOs span keys, so replay them "
-                "with --jobs 1"
-            )
-        with cli.err.status(f"replaying with {jobs} processes ..."):
-            lines, counts = replay_sharded(
-                Path(source.name),
-                policy,
-                mode,
-                jobs=jobs,
-                dedup_horizon_ms=horizon_ms,
-                dedup_max_ids=max_ids,
-                max_breaker_keys=caps.breakers,
-            )
-        for encoded in lines:
-            emit(orjson.loads(encoded))
-    else:
-        replay = Replay(engines, dedup_horizon_ms=horizon_ms, dedup_max_ids=max_ids)
-        with progress_bar("replaying", cli.err, enabled=show_progress) as bar:
-            task = bar.add_task("replay", total=size_of(source))
-            for decision in replay.run(numbered_lines(source, bar, task)):
-                emit(decision.to_json())
-        counts = replay.counts
-    sys.stdout.flush()
+    counts, key_maps = _replay_file(cli, source, policies, jobs, as_json, show_progress)
+    _summarize(cli, counts, key_maps)
+    if counts.invalid:
+        raise SystemExit(InvalidEventError.exit_code)
+
+
+def _summarize(cli: CliContext, counts: ReplayCounts, key_maps: list[CappedMap[Any]]) -> None:
+    """On stderr: the invalid lines, the counts, and each key cap the file reached."""
     for error in counts.errors:
         cli.err.print(f"[red]{error}[/]", highlight=False, soft_wrap=True)
     cli.err.print(
@@ -168,7 +143,7 @@ def replay(
         highlight=False,
         soft_wrap=True,
     )
-    for keys in capped_keys(engines):
+    for keys in key_maps:
         if keys.refused or keys.evicted:
             cli.err.print(
                 f"[yellow]{keys.limit.kind.value}: the cap of {keys.limit.max_keys} key(s) was "
@@ -177,8 +152,50 @@ def replay(
                 highlight=False,
                 soft_wrap=True,
             )
-    if counts.invalid:
-        raise SystemExit(InvalidEventError.exit_code)
+
+
+def _replay_file(
+    cli: CliContext,
+    source: IO[bytes],
+    policies: PolicySet,
+    jobs: int,
+    as_json: bool,
+    show_progress: bool,
+) -> tuple[ReplayCounts, list[CappedMap[Any]]]:
+    """`--source file`: the file's decisions printed; its counts and the capped key maps."""
+    caps = cli.settings.key_caps  # the worker's: replay must cap as it does
+    horizon_ms = int(cli.settings.dedup_horizon_s * 1000)
+    max_ids = cli.settings.dedup_max_ids_per_partition
+    emit = _emitter(as_json)
+    pipeline = PipelineReplay.for_file(policies, caps)
+    if jobs == 1:
+        replay = Replay(pipeline, dedup_horizon_ms=horizon_ms, dedup_max_ids=max_ids)
+        with progress_bar("replaying", cli.err, enabled=show_progress) as bar:
+            task = bar.add_task("replay", total=size_of(source))
+            for decision in replay.run(numbered_lines(source, bar, task)):
+                emit(decision.to_json())
+        sys.stdout.flush()
+        return replay.counts, pipeline.key_maps()
+    if source.name in ("<stdin>", "-"):
+        raise click.UsageError("--jobs needs --input FILE (every shard reads the file)")
+    if len(pipeline.kernels) > 1:
+        raise click.UsageError(
+            "--jobs shards by breaker key; budgets and SLOs span keys, so replay them with --jobs 1"
+        )
+    with cli.err.status(f"replaying with {jobs} processes ..."):
+        lines, counts = replay_sharded(
+            Path(source.name),
+            policies.breakers,
+            cli.settings.mode,
+            jobs=jobs,
+            dedup_horizon_ms=horizon_ms,
+            dedup_max_ids=max_ids,
+            max_breaker_keys=caps.breakers,
+        )
+    for encoded in lines:
+        emit(orjson.loads(encoded))
+    sys.stdout.flush()
+    return counts, []
 
 
 def _replay_topics(

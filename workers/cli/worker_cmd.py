@@ -46,14 +46,7 @@ def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> Non
         cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
         raise SystemExit(ConfigError.exit_code) from None
     run(_ensure_topics(cli, catalog_for(settings, policies.audit)))
-    guardstream = create_worker(
-        settings,
-        breaker_policy=policies.breakers,
-        budget_policy=policies.budgets,
-        slo_policy=policies.slos,
-        classification=policies.classification,
-        audit_policy=policies.audit,
-    )
+    guardstream = create_worker(settings, policies)
     tune_garbage_collector()
     faust_worker = faust.Worker(
         guardstream.app,

@@ -47,6 +47,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from schemas import audit_names
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import Severity
 from workers.policies.files import (
@@ -61,7 +62,7 @@ from workers.settings import Mode
 # Looked for in a policy directory, in this order.
 FILE_STEMS = ("audit_trail", "audit")
 
-VIOLATION = "aud.audit.violation"
+VIOLATION = audit_names.AUDIT_VIOLATION
 """Follows a record that lacks required fields (see the module docstring)."""
 
 DEFAULT_RETENTION_DAYS = 2555
@@ -147,11 +148,11 @@ BUILTIN_SPEC: Mapping[str, Any] = MappingProxyType(
                     ["budget_id", "limit", "actual", "action_taken"],
                     retention_override=1095,
                 ),
-                # --- guardstream's: breakers (workers.breakers.sink) ---
+                # --- guardstream's: breakers (workers.breakers.spec) ---
                 _entry(
                     "aud.breaker.transition", None, ["key", "from", "to", "reason", "policy_id"]
                 ),
-                # --- budgets (workers.budgets.sink: the decision plus the seed's budget fields)
+                # --- budgets (workers.budgets.spec: the decision plus the seed's budget fields)
                 _entry(
                     "aud.budget.recovered",
                     "info",
@@ -177,7 +178,7 @@ BUILTIN_SPEC: Mapping[str, Any] = MappingProxyType(
                     "info",
                     ["budget_id", "event_ts", "spent_usd", "tokens"],
                 ),
-                # --- SLOs (workers.slos.sink; records are aud.slo.<what>) ---
+                # --- SLOs (workers.slos.spec; records are aud.slo.<what>) ---
                 _entry("aud.slo.alert", None, ["key", "status", "fingerprint", "alert_kind"]),
                 _entry("aud.slo.control", "warning", ["key", "command", "target", "reason"]),
                 _entry(

@@ -1,196 +1,204 @@
-"""The worker's pipeline without Kafka: what its agents decide for a sequence of ingested
-batches, using the code the agents run (DESIGN §8: "all replay paths use the kernels the
-agents use").
+"""The worker's pipeline without Kafka: what its kernels decide for a sequence of ingested
+batches, using the specs and cores the worker's shell runs (DESIGN §8: "all replay paths use
+the kernels the agents use"). Every replay -- a file, the input topics, the audit trail --
+goes through `PipelineReplay`, so live and replay share one decision semantics.
 
-`PipelineReplay.batch(topic, partition, events)` is one ingested batch of one input partition:
-- breakers: the engine of that partition (tool-invocations, with latency-events of the same
-  partition number; clock ticks move time only from tool-invocations), as `BreakerSink` does;
-- budgets: the batch routed and summed per key and second (`route_batch`), through the
-  `budget-spend` wire format, into the counting core (`BudgetCounting`) with the partition's
-  watermark, as `BudgetRouterSink` and `BudgetCounter` do;
-- SLOs: the same with `count_batch` and `SloCounting`.
+`PipelineReplay.batch(topic, partition, events)` is one ingested batch of one input
+partition, visiting the kernels in order (`workers.kernel_set.KERNELS`):
 
-Budget and SLO counters are one per routed-topic partition, as live: a routed record goes to
-the partition its key hashes to (Kafka's default partitioner, as the agents' producer sends
-it) and a watermark to every partition. Each key's items are released by the same watermarks
-in the same event-time order whichever partition holds it; what a partition holds matters
-once its engine reaches its share of the worker's key cap (`KeyCaps.share`), as it does live.
+- a direct kernel (breakers): the core of that partition decides each event its topic's
+  decider takes, as `shell.stages.DirectStage` does;
+- a routed kernel (budgets, SLOs): the batch routed and summed per key and second (the spec's
+  router) into the core of the routed partition its key hashes to (Kafka's default
+  partitioner, as the agents' producer sends it), then the input partition's watermark to
+  every routed partition (only forward), as `RouterStage` and `CounterStage` do -- the
+  records handed over decoded, without the wire round trip. Each key's items are released by
+  the same watermarks in the same event-time order whichever partition holds it; what a
+  partition holds matters once its core reaches its share of the worker's key cap
+  (`KeyCaps.share`), as it does live.
 
-`file_engines` builds what `replay --input` runs instead: one engine per kernel over the
-whole file (one stream, so each holds the worker's whole cap).
+`PipelineReplay.for_file` is `replay --input`: the file is one ordered stream (`stream`: batches
+of events of any topic in file order; each core holds the worker's whole cap). A direct kernel
+decides each event as its topic's decider takes it; a routed kernel routes the whole batch
+from one source, the file, whose watermark is the time the file reached: a budget or SLO
+counts a second once the file has passed it, with the live worker's per-second semantics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from schemas.codec import encode
 from schemas.stream import StreamEvent
 from schemas.watermark import SourceWatermark
-from topics.catalog import TopicCatalog, TopicName
-from workers.breakers.engine import BreakerEngine, apply_batch
-from workers.budgets.counting import BudgetCounting
-from workers.budgets.engine import BudgetEngine
-from workers.budgets.records import route_batch
+from topics.catalog import TopicCatalog
 from workers.decisions import Decision
-from workers.kernels.key_cap import CappedMap, KeyCaps, KeyLimit, StateKind
+from workers.kernel_set import KERNELS
+from workers.kernels.key_cap import CappedMap, KeyCaps
 from workers.policies.policy_set import PolicySet
-from workers.replay.run import DecisionEngine
-from workers.routed.counting import RoutedCounting
-from workers.slos.counting import SloCounting
-from workers.slos.engine import SloEngine
-from workers.slos.records import count_batch
-from workers.slos.routing import SLO_INPUTS, SloRouter, targets_of
+from workers.shell.spec import FILE_SOURCE, Core, CoreBuilder, DirectCore, KernelSpec, RoutedCore
 
-BUDGET_INPUTS = (TopicName.TOOL_INVOCATIONS, TopicName.COST_EVENTS)
-
-C = TypeVar("C", bound=RoutedCounting[Any])
+FILE_CATALOG = TopicCatalog(input_partitions=1)
+"""A file's topics: one partition each (one stream)."""
 
 
 class PipelineReplay:
     def __init__(
-        self, policies: PolicySet, catalog: TopicCatalog, caps: KeyCaps | None = None
+        self,
+        policies: PolicySet,
+        catalog: TopicCatalog,
+        caps: KeyCaps | None = None,
+        kernels: Sequence[KernelSpec[Any]] = KERNELS,
+        *,
+        one_stream: bool = False,
     ) -> None:
-        """`caps`: the worker's key caps (`Settings.key_caps`), shared out per partition."""
+        """`caps`: the worker's key caps (`Settings.key_caps`), shared out per partition;
+        `one_stream`: a file's pipeline (`for_file`)."""
         caps = caps or KeyCaps()
         self.policies = policies
-        self._caps = caps
-        self._tool_topic = catalog.name(TopicName.TOOL_INVOCATIONS)
-        self._tool_partitions = catalog.spec(TopicName.TOOL_INVOCATIONS).partitions
-        self._latency_topic = catalog.name(TopicName.LATENCY_EVENTS)
-        self.breakers: dict[int, BreakerEngine] = {}
-        self._marks: dict[tuple[int, str, int], int] = {}
-        self.budgets: _Routed[BudgetCounting] | None = None
-        self._budget_inputs = {catalog.name(topic) for topic in BUDGET_INPUTS}
-        if policies.budgets.budgets:
-            budget_sources = _sources(catalog, BUDGET_INPUTS)
-            self.budgets = _Routed(
-                catalog.spec(TopicName.BUDGET_SPEND).partitions,
-                lambda limit: BudgetCounting(policies.budgets, budget_sources, limit),
-                caps,
-                StateKind.BUDGETS,
+        self.catalog = catalog
+        self.kernels: list[_Kernel[Any]] = [
+            (_Direct if spec.direct is not None else _Routed)(
+                spec, policies, catalog, caps, one_stream
             )
-        self.slos: _Routed[SloCounting] | None = None
-        self._slo_inputs = {catalog.name(topic) for topic in SLO_INPUTS}
-        self._slo_router = SloRouter(targets_of(policies.slos))
-        if self._slo_router.targets:
-            slo_sources = _sources(catalog, SLO_INPUTS)
-            self.slos = _Routed(
-                catalog.spec(TopicName.SLO_COUNTS).partitions,
-                lambda limit: SloCounting(policies.slos, slo_sources, limit),
-                caps,
-                StateKind.SLOS,
-            )
+            for spec in kernels
+            if spec.enabled(policies)
+        ]
+
+    @classmethod
+    def for_file(
+        cls,
+        policies: PolicySet,
+        caps: KeyCaps | None = None,
+        kernels: Sequence[KernelSpec[Any]] = KERNELS,
+    ) -> PipelineReplay:
+        """`replay --input`'s pipeline: see the module docstring."""
+        return cls(policies, FILE_CATALOG, caps, kernels, one_stream=True)
 
     def batch(self, topic: str, partition: int, events: Sequence[StreamEvent]) -> list[Decision]:
         """The decisions one ingested batch (accepted events, in partition order) leads to."""
         if not events:
             return []
-        decisions = self._breakers(topic, partition, events)
-        if self.budgets is not None and topic in self._budget_inputs:
-            routed = route_batch(
-                self.policies.budgets, events, source_topic=topic, source_partition=partition
-            )
-            for spend in routed.records:
-                decisions += self.budgets.send(spend.key, encode(spend))
-            decisions += self._watermark(self.budgets, topic, partition, routed.reached_ms)
-        if self.slos is not None and topic in self._slo_inputs:
-            counted = count_batch(
-                self._slo_router, events, source_topic=topic, source_partition=partition
-            )
-            for counts in counted.records:
-                decisions += self.slos.send(counts.key, encode(counts))
-            decisions += self._watermark(self.slos, topic, partition, counted.reached_ms)
+        decisions: list[Decision] = []
+        for kernel in self.kernels:
+            decisions += kernel.batch(topic, partition, events)
         return decisions
 
-    def _breakers(
-        self, topic: str, partition: int, events: Sequence[StreamEvent]
-    ) -> list[Decision]:
-        if topic not in (self._tool_topic, self._latency_topic):
-            return []
-        engine = self.breakers.get(partition)
-        if engine is None:
-            limit = self._caps.share(StateKind.BREAKERS, self._tool_partitions, partition)
-            engine = self.breakers[partition] = BreakerEngine(self.policies.breakers, limit)
-        return apply_batch(engine, events, ticks_apply=topic == self._tool_topic)
+    def stream(self, events: Sequence[tuple[str, StreamEvent]]) -> list[Decision]:
+        """One batch of a file (`for_file`): (topic, event) pairs of any input topics, in
+        file order."""
+        decisions: list[Decision] = []
+        for kernel in self.kernels:
+            decisions += kernel.stream(events)
+        return decisions
 
-    def _watermark(
-        self, routed: _Routed[Any], topic: str, partition: int, reached: int
-    ) -> list[Decision]:
-        """The partition's watermark, as `RoutedSender.watermark` sends it (only forward)."""
-        key = (id(routed), topic, partition)
-        if reached <= self._marks.get(key, -1):
-            return []
-        self._marks[key] = reached
-        mark = SourceWatermark(source_topic=topic, source_partition=partition, ts_ms=reached)
-        return routed.broadcast(encode(mark))
+    def core(self, spec: KernelSpec[Any], partition: int = 0) -> Core:
+        """`spec`'s core of `partition` (created if new)."""
+        kernel: _Kernel[Core] = next(kernel for kernel in self.kernels if kernel.spec is spec)
+        return kernel.core(partition)
+
+    def key_maps(self) -> list[CappedMap[Any]]:
+        """Every core's capped key map (for a replay's summary)."""
+        return [core.keys for kernel in self.kernels for core in kernel.cores.values()]
 
 
-class _Routed(Generic[C]):
-    """A routed topic's counters, one per partition (created on first use), as the agents
-    hold them: a record goes to its key's partition, a watermark to every one."""
+C = TypeVar("C", bound=Core)
+D = TypeVar("D", bound=DirectCore)
+R = TypeVar("R", bound=RoutedCore)
+
+
+class _Kernel(Generic[C]):
+    """One kernel's cores, one per partition of its state topic (created on first use)."""
 
     def __init__(
-        self, partitions: int, counting: Callable[[KeyLimit], C], caps: KeyCaps, kind: StateKind
+        self,
+        spec: KernelSpec[C],
+        policies: PolicySet,
+        catalog: TopicCatalog,
+        caps: KeyCaps,
+        one_stream: bool,
     ) -> None:
-        self._every = list(range(partitions))
-        self._partitioner = DefaultPartitioner()
-        self._counting = counting
-        self._caps = caps
-        self._kind = kind
-        self.partitions: dict[int, C] = {}
+        self.spec = spec
+        self.cores: dict[int, C] = {}
+        self.build = CoreBuilder(spec, policies, catalog, caps, one_stream=one_stream)
+        self._inputs = {catalog.name(topic) for topic in spec.inputs}
 
-    def send(self, key: str, value: bytes) -> list[Decision]:
-        every = self._every
-        return self._partition(self._partitioner(key.encode(), every, every)).apply(value)
+    def batch(self, topic: str, partition: int, events: Sequence[StreamEvent]) -> list[Decision]:
+        raise NotImplementedError
 
-    def broadcast(self, value: bytes) -> list[Decision]:
+    def stream(self, events: Sequence[tuple[str, StreamEvent]]) -> list[Decision]:
+        raise NotImplementedError
+
+    def core(self, partition: int) -> C:
+        core = self.cores.get(partition)
+        if core is None:
+            core = self.cores[partition] = self.build(partition)
+        return core
+
+
+class _Direct(_Kernel[D]):
+    def batch(self, topic: str, partition: int, events: Sequence[StreamEvent]) -> list[Decision]:
+        if topic not in self._inputs:
+            return []
+        decide = self.core(partition).decider(topic)
+        if decide is None:
+            return []
         decisions: list[Decision] = []
-        for partition in self._every:
-            decisions += self._partition(partition).apply(value)
+        for event in events:
+            decisions += decide(event)
         return decisions
 
-    def _partition(self, partition: int) -> C:
-        counting = self.partitions.get(partition)
-        if counting is None:
-            limit = self._caps.share(self._kind, len(self._every), partition)
-            counting = self.partitions[partition] = self._counting(limit)
-        return counting
+    def stream(self, events: Sequence[tuple[str, StreamEvent]]) -> list[Decision]:
+        decider = self.core(0).decider
+        decisions: list[Decision] = []
+        for topic, event in events:
+            decide = decider(topic)
+            if decide is not None:
+                decisions += decide(event)
+        return decisions
 
 
-def capped_keys(engines: Iterable[DecisionEngine]) -> list[CappedMap[Any]]:
-    """The capped key maps of `engines` (for a replay's summary)."""
-    maps: list[CappedMap[Any]] = []
-    for engine in engines:
-        if isinstance(engine, BreakerEngine):
-            maps.append(engine.keys)
-        elif isinstance(engine, BudgetEngine):
-            maps.append(engine.ledgers)
-        elif isinstance(engine, SloEngine):
-            maps.append(engine.trackers)
-    return maps
+class _Routed(_Kernel[R]):
+    def __init__(
+        self,
+        spec: KernelSpec[R],
+        policies: PolicySet,
+        catalog: TopicCatalog,
+        caps: KeyCaps,
+        one_stream: bool,
+    ) -> None:
+        super().__init__(spec, policies, catalog, caps, one_stream)
+        assert spec.router is not None
+        self._route = spec.router(policies)
+        self._every = list(range(self.build.partitions))
+        self._partitioner = DefaultPartitioner()
+        self._marks: dict[tuple[str, int], int] = {}
 
+    def batch(self, topic: str, partition: int, events: Sequence[StreamEvent]) -> list[Decision]:
+        if topic not in self._inputs and topic != FILE_SOURCE[0]:
+            return []
+        routed = self._route(events, source_topic=topic, source_partition=partition)
+        decisions: list[Decision] = []
+        every, partitioner = self._every, self._partitioner
+        for record in routed.records:
+            # One partition (a file): no need to hash the key (murmur2 in Python, ~10 us).
+            target = partitioner(record.key.encode(), every, every) if len(every) > 1 else 0
+            self.core(target).add(record)
+        return decisions + self.watermark(topic, partition, routed.reached_ms)
 
-def file_engines(policies: PolicySet, caps: KeyCaps) -> list[DecisionEngine]:
-    """The engines `replay --input` runs a file through: breakers, and budgets and SLOs when
-    the policies have any, each holding the whole of the worker's cap of its kind."""
-    engines: list[DecisionEngine] = [
-        BreakerEngine(policies.breakers, caps.whole(StateKind.BREAKERS))
-    ]
-    if policies.budgets.budgets:
-        engines.append(BudgetEngine(policies.budgets, caps.whole(StateKind.BUDGETS)))
-    if targets_of(policies.slos):
-        engines.append(SloEngine(policies.slos, caps.whole(StateKind.SLOS)))
-    return engines
+    def stream(self, events: Sequence[tuple[str, StreamEvent]]) -> list[Decision]:
+        return self.batch(FILE_SOURCE[0], FILE_SOURCE[1], [event for _, event in events])
 
-
-def _sources(catalog: TopicCatalog, topics: Sequence[TopicName]) -> list[tuple[str, int]]:
-    """The input partitions a counter waits for (the catalog's, as the agents do)."""
-    return [
-        (catalog.name(topic), partition)
-        for topic in topics
-        for partition in range(catalog.spec(topic).partitions)
-    ]
+    def watermark(self, topic: str, partition: int, reached: int) -> list[Decision]:
+        """The input partition's watermark, as `RoutedSender.watermark` sends it (only
+        forward, to every routed partition)."""
+        if reached <= self._marks.get((topic, partition), -1):
+            return []
+        self._marks[(topic, partition)] = reached
+        mark = SourceWatermark(source_topic=topic, source_partition=partition, ts_ms=reached)
+        decisions: list[Decision] = []
+        for target in self._every:
+            decisions += self.core(target).watermark(mark)
+        return decisions

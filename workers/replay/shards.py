@@ -24,14 +24,18 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import orjson
 
 from schemas.policy import PolicyDocument
-from workers.breakers.engine import BreakerEngine
+from workers.breakers.spec import BREAKERS, BreakerCore
 from workers.errors import ConfigError
-from workers.kernels.key_cap import DEFAULT_MAX_BREAKER_KEYS, KeyLimit, StateKind
+from workers.kernels.key_cap import DEFAULT_MAX_BREAKER_KEYS, KeyCaps
 from workers.policies.breakers import BreakerPolicy
+from workers.policies.budgets import default_budget_policy
+from workers.policies.policy_set import PolicySet
+from workers.replay.pipeline import PipelineReplay
 from workers.replay.run import MAX_REPORTED_ERRORS, Replay, ReplayCounts
 from workers.settings import Mode
 
@@ -83,9 +87,15 @@ def owner(line: bytes, policy: BreakerPolicy, shards: int) -> tuple[int | None, 
 def run_shard(job: ShardJob) -> ShardResult:
     """One shard's replay (runs in a worker process)."""
     policy = BreakerPolicy.from_document(job.policy, job.mode)
-    engine = BreakerEngine(policy, KeyLimit(StateKind.BREAKERS, job.max_breaker_keys))
+    pipeline = PipelineReplay.for_file(
+        PolicySet(policy, default_budget_policy(job.mode)),
+        KeyCaps(breakers=job.max_breaker_keys),
+        kernels=[BREAKERS],
+    )
+    engine = cast(BreakerCore, pipeline.core(BREAKERS)).engine
+    # One line at a time: each decision is told by the line that made it.
     replay = Replay(
-        [engine], dedup_horizon_ms=job.dedup_horizon_ms, dedup_max_ids=job.dedup_max_ids
+        pipeline, dedup_horizon_ms=job.dedup_horizon_ms, dedup_max_ids=job.dedup_max_ids, batch=1
     )
     # Breaker key -> the line that created it: a clock tick moves breakers in that order.
     created_on: dict[str, int] = {}

@@ -3,10 +3,10 @@ decisions, and their comparison with what the kernels decide again.
 
 A forensic trail holds every input event a worker processed, per input partition number in
 processing order (`input-p<N>` chains, `workers.audit.inputs`), and every decision it made
-(`breakers-p<N>`, `budgets-p<N>`, `slos-p<N>` chains). `read_trail` splits a trail into the
-two; `verify_trail` re-runs the pipeline (`PipelineReplay`, the agents' code) over the input,
-batch by batch as recorded (a run of records of one topic in a chain is one batch), and
-compares every decision with the recorded ones:
+(`breakers-p<N>`, `budgets-p<N>`, `slos-p<N>` chains). `workers.audit.recorded_input.read_trail`
+splits a trail into the two; `verify_trail` re-runs the pipeline (`PipelineReplay`, the
+agents' code) over the input, batch by batch as recorded (a run of records of one topic in a
+chain is one batch), and compares every decision with the recorded ones:
 
 - breaker transitions exactly, the causing event id included (a breaker sees its
   partition's events in the recorded order);
@@ -21,101 +21,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from schemas.limits import MAX_RECORD_BYTES
-from schemas.stream import StreamEvent
-from workers.audit.policy_trail import POLICY_CHAIN, POLICY_CHANGED
+from workers.audit.recorded_input import Trail
 from workers.decisions import Decision
-from workers.ingest.input_lines import decode_event
 from workers.replay.pipeline import PipelineReplay
 
-INPUT_CHAIN_PREFIX = "input-p"
-INPUT_EVENT_TYPES = frozenset(
-    {
-        "aud.tool.invocation",
-        "aud.cost.event",
-        "aud.latency.event",
-        "aud.clock.tick",
-        "aud.breaker.override",
-        "aud.input.event",
-    }
-)
-DECISION_CHAIN_PREFIXES = ("breakers-p", "budgets-p", "slos-p")
-
 Projection = tuple[Any, ...]
-
-
-@dataclass(slots=True)
-class RecordedInput:
-    topic: str
-    event: StreamEvent
-
-
-@dataclass(slots=True)
-class Trail:
-    inputs: dict[int, list[RecordedInput]] = field(default_factory=dict)
-    """Input partition number -> its events in processing order."""
-    decisions: list[Mapping[str, Any]] = field(default_factory=list)
-    """The recorded decisions' lines (`Decision.to_json()` as audited)."""
-    policies: list[Mapping[str, Any]] = field(default_factory=list)
-    """The `aud.policy.changed` payloads, oldest first (`audit.policy_trail`)."""
-    records: int = 0
-    not_forensic: int = 0
-    """Input records without their event (a standard-level trail): exact replay needs all."""
-
-
-def read_trail(records: Iterable[Mapping[str, Any]], *, from_ms: int | None = None) -> Trail:
-    """Split audit records (JSON-mode dicts, each chain in seq order) into input and
-    decisions; input events before `from_ms` (event time) are skipped."""
-    trail = Trail()
-    chains: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
-    for record in records:
-        trail.records += 1
-        chains.setdefault(record["chain"], []).append((record["seq"], record))
-    for chain, entries in sorted(chains.items()):
-        entries.sort(key=lambda entry: entry[0])
-        if chain.startswith(INPUT_CHAIN_PREFIX):
-            partition = int(chain[len(INPUT_CHAIN_PREFIX) :])
-            trail.inputs[partition] = _inputs(entries, trail, from_ms)
-        elif chain == POLICY_CHAIN:
-            trail.policies += [
-                record["payload"] for _, record in entries if record["event_type"] == POLICY_CHANGED
-            ]
-        elif chain.startswith(DECISION_CHAIN_PREFIXES):
-            # Decisions only: not the notices chained with them (aud.data.sensitive,
-            # aud.audit.violation), which have no kernel.
-            trail.decisions += [
-                record["payload"] for _, record in entries if "kernel" in record["payload"]
-            ]
-    return trail
-
-
-def _inputs(
-    entries: list[tuple[int, Mapping[str, Any]]], trail: Trail, from_ms: int | None
-) -> list[RecordedInput]:
-    inputs = []
-    for _, record in entries:
-        if record["event_type"] not in INPUT_EVENT_TYPES:
-            continue  # dead-lettered input: refused, never reached the kernels
-        payload = record["payload"]
-        if payload.get("audit_level") != "forensic":
-            trail.not_forensic += 1
-            continue
-        # Re-encoded and masked, the document can be longer than the record the worker
-        # accepted (and size-checked); only an audit record's own cap applies here.
-        event = decode_event(orjson.dumps(payload["event"]), max_bytes=MAX_RECORD_BYTES)
-        if from_ms is not None and _ms(event) < from_ms:
-            continue
-        inputs.append(RecordedInput(record["source"]["topic"], event))
-    return inputs
-
-
-def _ms(event: StreamEvent) -> int:
-    return int(event.ts.timestamp() * 1000)
 
 
 def replay_trail(trail: Trail, pipeline: PipelineReplay) -> list[Decision]:

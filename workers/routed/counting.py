@@ -11,11 +11,12 @@ counters are this with their own parsing, counting and advancing; the agents pub
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
+from schemas.base import KeyedRecord
 from schemas.watermark import SourceWatermark
 from workers.decisions import Decision
 from workers.routed.reorder import Source, Timed, WatermarkReorder
@@ -26,40 +27,62 @@ RESOLUTION_MS = 1000
 """Routed items are per second (budgets and SLOs count at 1-second event-time resolution)."""
 
 T = TypeVar("T", bound=Timed)
+K = TypeVar("K", bound=KeyedRecord)
 
 
-class RoutedCounting(Generic[T]):
+class RoutedBatch(NamedTuple):
+    """What one input batch sends to a routed topic."""
+
+    records: Sequence[KeyedRecord]
+    """One record per routed key (and slice), sent keyed by it."""
+    reached_ms: int
+    """The batch's highest event time (its watermark), -1 for an empty batch."""
+    measures: int
+    """Event x state measures routed (metrics)."""
+
+
+class RoutedCounting(Generic[T, K]):
     def __init__(
         self,
         sources: Iterable[Source],
         *,
-        parse: Callable[[bytes], tuple[Source, list[T]]],
+        model: type[K],
+        unpack: Callable[[K], tuple[Source, list[T]]],
         count: Callable[[list[T]], list[Decision]],
         advance: Callable[[int], list[Decision]],
     ) -> None:
-        """`parse`: a routed record's source and items (ValidationError when unreadable);
-        `count`: the decisions of the items a watermark released (in event-time order);
-        `advance(low)`: time reached `low`, every item below it counted."""
+        """`model`: the routed records' wire model; `unpack`: a routed record's source and
+        items; `count`: the decisions of the items a watermark released (in event-time
+        order); `advance(low)`: time reached `low`, every item below it counted."""
         self._buffer: WatermarkReorder[T] = WatermarkReorder(sources)
-        self._parse = parse
+        self._model = model
+        self._unpack = unpack
         self._count = count
         self._advance = advance
         self.unreadable = 0
 
     def apply(self, raw: bytes) -> list[Decision]:
-        buffer = self._buffer
+        """One record of the routed partition, as it is on the topic."""
         try:
             if b'"watermark"' in raw:
-                mark = SourceWatermark.model_validate_json(raw)
-            else:
-                source, items = self._parse(raw)
-                buffer.add(source, items)
-                return []
+                return self.watermark(SourceWatermark.model_validate_json(raw))
+            record = self._model.model_validate_json(raw)
         except ValidationError as exc:
             # Only guardstream writes these topics: a bad record is a bug, not user input.
             self.unreadable += 1
             log.error("unreadable routed record skipped: %s", exc)
             return []
+        self.add(record)
+        return []
+
+    def add(self, record: K) -> None:
+        """A routed record (decoded): its items wait for the watermarks."""
+        source, items = self._unpack(record)
+        self._buffer.add(source, items)
+
+    def watermark(self, mark: SourceWatermark) -> list[Decision]:
+        """A source's watermark (decoded): what every source has passed is counted."""
+        buffer = self._buffer
         before = buffer.low_watermark_ms
         # Routed items are stamped with their second; a source at 5.5 s may still send more
         # for the second at 5 s, so only the seconds before its current one are complete:

@@ -4,11 +4,14 @@ the low watermark of the input partitions (`routed.counting`), into an `SloEngin
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
 
 from schemas.clock import ClockTick
 from schemas.slo_counts import SloCounts
 from workers.decisions import Decision
-from workers.kernels.key_cap import KeyLimit
+from workers.kernels.key_cap import CappedMap, KeyLimit
 from workers.policies.slos import SloPolicy
 from workers.routed.counting import RoutedCounting
 from workers.routed.reorder import Source
@@ -16,15 +19,14 @@ from workers.slos.engine import SloEngine
 from workers.slos.records import SloItem, items_of
 
 
-class SloCounting(RoutedCounting[SloItem]):
+class SloCounting(RoutedCounting[SloItem, SloCounts]):
     def __init__(
         self, policy: SloPolicy, sources: Iterable[Source], limit: KeyLimit | None = None
     ) -> None:
         """`limit`: the engine's cap on grouped tracker keys (`SloEngine`)."""
         self.engine = engine = SloEngine(policy, limit)
 
-        def parse(raw: bytes) -> tuple[Source, list[SloItem]]:
-            record = SloCounts.model_validate_json(raw)
+        def unpack(record: SloCounts) -> tuple[Source, list[SloItem]]:
             source = (record.source_topic, record.source_partition)
             return source, items_of(record, engine.targets)
 
@@ -35,4 +37,26 @@ class SloCounting(RoutedCounting[SloItem]):
         def count(items: list[SloItem]) -> list[Decision]:
             return [decision for item in items for decision in engine.measure(item)]
 
-        super().__init__(sources, parse=parse, count=count, advance=advance)
+        super().__init__(sources, model=SloCounts, unpack=unpack, count=count, advance=advance)
+
+    def states(self) -> list[BaseModel]:
+        return self.engine.states()
+
+    def take_state_records(self) -> list[tuple[bytes, BaseModel]]:
+        """`slo-state` records of the trackers touched since the last call."""
+        engine = self.engine
+        touched, engine.touched = engine.touched, set()
+        return [(state_key(state).encode(), state) for state in engine.states(touched)]
+
+    @property
+    def keys(self) -> CappedMap[Any]:
+        return self.engine.trackers
+
+    @property
+    def extra_held(self) -> int:
+        return 0
+
+
+def state_key(state: BaseModel) -> str:
+    """An `slo-state` record's key (SLO, objective and SLA states all carry one)."""
+    return str(getattr(state, "key", ""))

@@ -16,6 +16,7 @@ from schemas.slo_counts import MAX_ROWS, SketchBins, SloCounts, SloRow
 from schemas.stream import StreamEvent
 from schemas.types import epoch_ms
 from workers.kernels.sketch import QuantileSketch
+from workers.routed.counting import RoutedBatch
 from workers.slos.routing import RESOLUTION_MS, Measure, SloRouter, Target, TargetKind
 
 
@@ -192,18 +193,9 @@ def sketch_of(bins: SketchBins | None) -> QuantileSketch | None:
     return sketch
 
 
-class RoutedCounts(NamedTuple):
-    """What one input batch sends to `slo-counts`."""
-
-    records: list[SloCounts]
-    reached_ms: int
-    """The batch's highest event time (its watermark), -1 for an empty batch."""
-    measures: int
-
-
 def count_batch(
     router: SloRouter, events: Iterable[StreamEvent], *, source_topic: str, source_partition: int
-) -> RoutedCounts:
+) -> RoutedBatch:
     """Route one input batch's tool invocations and latency events to their SLO trackers and
     sum them per key and second (the router sink and replay share this)."""
     routes = router.routes
@@ -222,4 +214,4 @@ def count_batch(
                 if contribution is not None:
                     add(keys, second_ms, *contribution, event_id)
     records = counts.records(source_topic=source_topic, source_partition=source_partition)
-    return RoutedCounts(records, reached, counts.measures)
+    return RoutedBatch(records, reached, counts.measures)

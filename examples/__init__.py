@@ -1,0 +1,1 @@
+"""Worked examples for people extending guardstream (not part of the worker package)."""

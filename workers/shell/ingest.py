@@ -1,0 +1,96 @@
+"""The ingest agent's work per batch (shell): skip what the forensic trail already holds,
+validate (`IngestStage`, pure), dead-letter the refused records, and hand the accepted events
+to the sinks (input audit, then the kernels) in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import faust
+
+from schemas.codec import encode
+from topics.catalog import TopicCatalog, TopicName
+from workers.batching import RawBatch
+from workers.batching.outputs import BatchOutputs
+from workers.ingest.stage import IngestResult, IngestStage
+from workers.ingest.warmup import ensure_memory
+from workers.shell.recovery import recorded_offsets
+
+log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """Where an ingested batch's accepted events go next (input audit, kernels)."""
+
+    async def handle(self, result: IngestResult) -> None: ...
+
+
+class IngestBatches:
+    def __init__(
+        self,
+        app: faust.App,
+        catalog: TopicCatalog,
+        stage: IngestStage,
+        sinks: Sequence[EventSink],
+        client_options: Mapping[str, Any],
+        *,
+        skip_recorded: bool,
+    ) -> None:
+        """`skip_recorded`: the forensic trail is the truth (exactly-once, forensic level), so
+        records it holds were fully processed before a crash and are skipped."""
+        self._stage = stage
+        self._sinks = sinks
+        self._outputs = BatchOutputs(app)
+        self._dead_letter = catalog.name(TopicName.DEAD_LETTER)
+        self._audit = catalog.name(TopicName.AUDIT)
+        self._audit_partitions = catalog.spec(TopicName.AUDIT).partitions
+        self._client_options = client_options
+        self._skip_recorded = skip_recorded
+        self._recorded: dict[int, dict[str, int]] = {}  # partition -> topic -> offset
+
+    async def handle(self, batch: RawBatch) -> None:
+        fresh = await self._unrecorded(batch) if self._skip_recorded else batch
+        if fresh is not None:  # None: processed before a crash, outputs committed
+            await self._process(fresh)
+
+    def forget(self, topic: str, partition: int) -> None:
+        """`topic[partition]` was revoked: what this worker knew of it goes stale."""
+        self._stage.forget_partition(topic, partition)
+        self._recorded.pop(partition, None)
+
+    async def _process(self, batch: RawBatch) -> None:
+        stage = self._stage
+        recalled = await ensure_memory(stage, self._client_options, batch)
+        if recalled is not None:
+            log.info("dedup memory of %s[%d]: %d ids", batch.topic, batch.partition, recalled)
+        result = stage.process(batch)
+        source = (batch.topic, batch.partition)
+        for rejected in result.rejected:
+            await self._outputs.send(
+                source, self._dead_letter, rejected.record.key, encode(rejected.dead_letter)
+            )
+        for sink in self._sinks:
+            await sink.handle(result)
+
+    async def _unrecorded(self, batch: RawBatch) -> RawBatch | None:
+        """The part of `batch` the forensic trail does not hold yet (None: all of it)."""
+        offsets = self._recorded.get(batch.partition)
+        if offsets is None:
+            offsets = self._recorded[batch.partition] = await recorded_offsets(
+                self._client_options,
+                audit_topic=self._audit,
+                audit_partitions=self._audit_partitions,
+                partition=batch.partition,
+            )
+        done = offsets.get(batch.topic, -1)
+        if batch.records[-1].offset <= done:
+            return None
+        if batch.records[0].offset > done:
+            return batch
+        log.info(
+            "%s[%d]: offsets up to %d were processed before", batch.topic, batch.partition, done
+        )
+        fresh = [record for record in batch.records if record.offset > done]
+        return RawBatch(batch.topic, batch.partition, fresh)

@@ -1,0 +1,107 @@
+"""One kernel's place in a worker: its stages, its audit chains, its agent (shell)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.registry import Collector
+from pydantic import BaseModel
+
+from topics.catalog import TopicCatalog, TopicName
+from workers.audit.chains import ChainBook
+from workers.audit.masking import Masker
+from workers.batching import BatchingApp, BatchTopic
+from workers.batching.runner import run_batches
+from workers.ingest.stage import IngestResult
+from workers.kernels.key_cap import KeyCaps, KeyCounts
+from workers.policies.policy_set import PolicySet
+from workers.shell.publisher import DecisionPublisher
+from workers.shell.recovery import restore_direct
+from workers.shell.spec import DirectCore, KernelSpec
+from workers.shell.stages import CounterStage, DirectStage, KernelStage, RouterStage
+
+
+@dataclass(slots=True)
+class WiredKernel:
+    spec: KernelSpec[Any]
+    stage: KernelStage[Any]
+    router: RouterStage | None
+
+    async def handle(self, result: IngestResult) -> None:
+        """An ingested batch (an ingest sink): decided here, or routed to the counters."""
+        if self.router is not None:
+            await self.router.handle(result)
+        else:
+            assert isinstance(self.stage, DirectStage)
+            await self.stage.handle(result)
+
+    def forget(self, topic: str, partition: int) -> None:
+        """`topic[partition]` was revoked from this worker."""
+        self.stage.forget(topic, partition)
+        if self.router is not None:
+            self.router.forget(topic, partition)
+
+    def states(self) -> list[BaseModel]:
+        return self.stage.states()
+
+    def key_counts(self) -> KeyCounts:
+        return self.stage.key_counts()
+
+    def collector(self) -> Collector | None:
+        if self.spec.collector is None:
+            return None
+        router = self.router
+        stats = self.stage.stats((lambda: router.routed) if router is not None else lambda: 0)
+        return self.spec.collector(stats)
+
+
+def wire_kernel(
+    app: BatchingApp,
+    catalog: TopicCatalog,
+    spec: KernelSpec[Any],
+    policies: PolicySet,
+    *,
+    client_options: Mapping[str, Any],
+    caps: KeyCaps,
+    masker: Masker,
+    restore_from_trail: bool,
+    queue_size: int,
+) -> WiredKernel:
+    """`spec`'s stages on `app`; a routed kernel's counter agent is registered here.
+    `restore_from_trail`: rebuild a direct kernel's cores from the forensic trail."""
+    prefix = spec.chain_prefix
+    chains = ChainBook.on_audit_topic(
+        client_options, catalog, lambda partition: f"{prefix}-p{partition}", masker, policies.audit
+    )
+    publisher = DecisionPublisher(app, catalog, spec, chains)
+    if spec.direct is not None:
+        audit = TopicName.AUDIT
+
+        async def restore(core: DirectCore, partition: int) -> int:
+            return await restore_direct(
+                client_options,
+                core,
+                audit_topic=catalog.name(audit),
+                audit_partitions=catalog.spec(audit).partitions,
+                partition=partition,
+            )
+
+        stage = DirectStage(
+            spec, policies, catalog, caps, publisher, restore if restore_from_trail else None
+        )
+        return WiredKernel(spec, stage, None)
+    counter = CounterStage(spec, policies, catalog, caps, publisher, client_options)
+    _register_counter(app, counter, queue_size)
+    return WiredKernel(spec, counter, RouterStage(app, catalog, spec, policies))
+
+
+def _register_counter(app: BatchingApp, counter: CounterStage[Any], queue_size: int) -> None:
+    """One agent (concurrency 1: batches of a partition in order) over the routed topic."""
+    batches_topic = BatchTopic(app, topics=[counter.partitions_topic], maxsize=queue_size)
+
+    async def count(batches: Any) -> None:
+        await run_batches(app, batches, counter.handle)
+
+    app.agent(batches_topic, name=f"guardstream.{counter.spec.chain_prefix}", concurrency=1)(count)
