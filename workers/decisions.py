@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import Alert
 from schemas.control import ControlCommand
-from schemas.types import rfc3339_ms
+from schemas.types import Severity, rfc3339_ms
 
 
 class DecisionType(StrEnum):
@@ -162,3 +162,11 @@ class RecordDecision(Decision):
             **self.facts,
             "policy_version": self.policy_version,
         }
+
+
+def audit_severity(decision: Decision) -> Severity:
+    """A decision's audit severity unless its kernel says otherwise: an alert's own, WARNING
+    for a control command, INFO for the rest."""
+    if isinstance(decision, AlertDecision):
+        return decision.alert.severity
+    return Severity.WARNING if isinstance(decision, ControlDecision) else Severity.INFO

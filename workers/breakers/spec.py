@@ -25,7 +25,7 @@ from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.breakers.engine import BreakerEngine, BreakerRouting
 from workers.cardinality import is_cardinality_alert
-from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision
+from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision, audit_severity
 from workers.kernels.key_cap import CappedMap, KeyLimit, StateKind
 from workers.metrics import BreakerCollector
 from workers.shell.spec import AuditEntry, Decide, KernelSpec, KernelStats, StateRecord
@@ -74,10 +74,10 @@ class BreakerCore:
 def audit_entry(core: BreakerCore, decision: Decision) -> AuditEntry | None:
     if isinstance(decision, TransitionDecision):
         opened = decision.to_state == CircuitState.OPEN.value
-        severity = Severity.WARNING if opened else Severity.INFO
+        severity = Severity.WARNING if opened else audit_severity(decision)
         return AuditEntry(BREAKER_TRANSITION, severity, decision.to_json())
     if isinstance(decision, AlertDecision) and is_cardinality_alert(decision):
-        return AuditEntry(CARDINALITY_LIMIT, decision.alert.severity, decision.to_json())
+        return AuditEntry(CARDINALITY_LIMIT, audit_severity(decision), decision.to_json())
     return None
 
 

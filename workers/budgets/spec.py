@@ -11,7 +11,6 @@ seeds' required fields for `aud.budget.exceeded`: budget_id, limit, actual, acti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -32,12 +31,12 @@ from workers.decisions import (
     Kernel,
     RecordDecision,
     TransitionDecision,
+    audit_severity,
 )
 from workers.kernels.budget import BudgetLedger
-from workers.kernels.key_cap import KeyLimit, StateKind
+from workers.kernels.key_cap import StateKind
 from workers.kernels.rolling_sum import from_nanos
 from workers.metrics import BudgetCollector
-from workers.policies.policy_set import PolicySet
 from workers.shell.spec import AuditEntry, KernelSpec, KernelStats
 
 INPUTS = (TopicName.TOOL_INVOCATIONS, TopicName.COST_EVENTS)
@@ -67,11 +66,9 @@ def _audit_type(decision: Decision) -> str:
 
 
 def _audit_severity(decision: Decision) -> Severity:
-    if isinstance(decision, AlertDecision):
-        return decision.alert.severity
     if isinstance(decision, TransitionDecision) and decision.to_state == "halt":
         return Severity.CRITICAL
-    return Severity.WARNING if isinstance(decision, ControlDecision) else Severity.INFO
+    return audit_severity(decision)
 
 
 def _required_fields(ledger: BudgetLedger | None, decision: Decision) -> dict[str, Any]:
@@ -107,12 +104,6 @@ def _collector(stats: KernelStats) -> Collector:
     return BudgetCollector(stats.routed, stats.decisions)
 
 
-def _counting(
-    policies: PolicySet, sources: Sequence[tuple[str, int]], limit: KeyLimit
-) -> BudgetCounting:
-    return BudgetCounting(policies.budgets, sources, limit)
-
-
 BUDGETS: KernelSpec[BudgetCounting] = KernelSpec(
     kernel=Kernel.BUDGET,
     state_kind=StateKind.BUDGETS,
@@ -125,5 +116,5 @@ BUDGETS: KernelSpec[BudgetCounting] = KernelSpec(
     collector=_collector,
     routed_topic=TopicName.BUDGET_SPEND,
     router=lambda policies: partial(route_batch, policies.budgets),
-    routed=_counting,
+    routed=lambda policies, sources, limit: BudgetCounting(policies.budgets, sources, limit),
 )

@@ -27,7 +27,7 @@ counts a second once the file has passed it, with the live worker's per-second s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -38,7 +38,7 @@ from workers.decisions import Decision
 from workers.kernel_set import KERNELS
 from workers.kernels.key_cap import CappedMap, KeyCaps
 from workers.policies.policy_set import PolicySet
-from workers.shell.spec import FILE_SOURCE, Core, CoreBuilder, DirectCore, KernelSpec, RoutedCore
+from workers.shell.spec import FILE_SOURCE, Core, DirectCore, KernelCores, KernelSpec, RoutedCore
 
 FILE_CATALOG = TopicCatalog(input_partitions=1)
 """A file's topics: one partition each (one stream)."""
@@ -61,7 +61,7 @@ class PipelineReplay:
         self.catalog = catalog
         self.kernels: list[_Kernel[Any]] = [
             (_Direct if spec.direct is not None else _Routed)(
-                spec, policies, catalog, caps, one_stream
+                spec, policies, catalog, caps, one_stream=one_stream
             )
             for spec in kernels
             if spec.enabled(policies)
@@ -109,22 +109,7 @@ D = TypeVar("D", bound=DirectCore)
 R = TypeVar("R", bound=RoutedCore)
 
 
-class _Kernel(Generic[C]):
-    """One kernel's cores, one per partition of its state topic (created on first use)."""
-
-    def __init__(
-        self,
-        spec: KernelSpec[C],
-        policies: PolicySet,
-        catalog: TopicCatalog,
-        caps: KeyCaps,
-        one_stream: bool,
-    ) -> None:
-        self.spec = spec
-        self.cores: dict[int, C] = {}
-        self.build = CoreBuilder(spec, policies, catalog, caps, one_stream=one_stream)
-        self._inputs = {catalog.name(topic) for topic in spec.inputs}
-
+class _Kernel(KernelCores[C]):
     def batch(self, topic: str, partition: int, events: Sequence[StreamEvent]) -> list[Decision]:
         raise NotImplementedError
 
@@ -132,15 +117,14 @@ class _Kernel(Generic[C]):
         raise NotImplementedError
 
     def core(self, partition: int) -> C:
+        """The core of `partition` (created on first use)."""
         core = self.cores.get(partition)
-        if core is None:
-            core = self.cores[partition] = self.build(partition)
-        return core
+        return core if core is not None else self.build(partition)
 
 
 class _Direct(_Kernel[D]):
     def batch(self, topic: str, partition: int, events: Sequence[StreamEvent]) -> list[Decision]:
-        if topic not in self._inputs:
+        if topic not in self.inputs:
             return []
         decide = self.core(partition).decider(topic)
         if decide is None:
@@ -167,17 +151,18 @@ class _Routed(_Kernel[R]):
         policies: PolicySet,
         catalog: TopicCatalog,
         caps: KeyCaps,
+        *,
         one_stream: bool,
     ) -> None:
-        super().__init__(spec, policies, catalog, caps, one_stream)
+        super().__init__(spec, policies, catalog, caps, one_stream=one_stream)
         assert spec.router is not None
         self._route = spec.router(policies)
-        self._every = list(range(self.build.partitions))
+        self._every = list(range(self.partitions))
         self._partitioner = DefaultPartitioner()
         self._marks: dict[tuple[str, int], int] = {}
 
     def batch(self, topic: str, partition: int, events: Sequence[StreamEvent]) -> list[Decision]:
-        if topic not in self._inputs and topic != FILE_SOURCE[0]:
+        if topic not in self.inputs and topic != FILE_SOURCE[0]:
             return []
         routed = self._route(events, source_topic=topic, source_partition=partition)
         decisions: list[Decision] = []

@@ -29,7 +29,7 @@ from schemas.types import Severity
 from schemas.watermark import SourceWatermark
 from topics.catalog import TopicCatalog, TopicName
 from workers.decisions import Decision
-from workers.kernels.key_cap import CappedMap, KeyCaps, KeyLimit, StateKind
+from workers.kernels.key_cap import CappedMap, KeyCaps, KeyCounts, KeyLimit, StateKind
 from workers.policies.policy_set import PolicySet
 from workers.routed.counting import RoutedBatch
 
@@ -174,9 +174,10 @@ def sources(catalog: TopicCatalog, topics: Iterable[TopicName]) -> list[tuple[st
     ]
 
 
-class CoreBuilder(Generic[C]):
-    """A spec's core for one partition of its state topic, holding that partition's share of
-    the worker's key cap (the shell and replay build cores only this way)."""
+class KernelCores(Generic[C]):
+    """One kernel's cores, one per partition of its state topic, each holding that
+    partition's share of the worker's key cap: the shell's stages and replay hold their cores
+    this way, and build them only here."""
 
     def __init__(
         self,
@@ -190,19 +191,38 @@ class CoreBuilder(Generic[C]):
         """`one_stream`: a file (`replay --input`): each core holds the whole cap, and a
         routed core waits for one source, `FILE_SOURCE`."""
         self.spec = spec
+        self.cores: dict[int, C] = {}
+        self.inputs = {catalog.name(topic) for topic in spec.inputs}
+        self.partitions_topic = catalog.name(spec.state_partitions_topic())
+        """The topic whose partitions its cores are (an input or the routed topic)."""
+        self.partitions = catalog.spec(spec.state_partitions_topic()).partitions
+        self.sources = [FILE_SOURCE] if one_stream else sources(catalog, spec.inputs)
         self._policies = policies
         self._catalog = catalog
         self._caps = caps
         self._one_stream = one_stream
-        self.partitions = catalog.spec(spec.state_partitions_topic()).partitions
-        self.sources = [FILE_SOURCE] if one_stream else sources(catalog, spec.inputs)
 
-    def __call__(self, partition: int) -> C:
+    def build(self, partition: int) -> C:
+        """A new core for `partition`, held from now on."""
         kind, caps = self.spec.state_kind, self._caps
         limit = (
             caps.whole(kind) if self._one_stream else caps.share(kind, self.partitions, partition)
         )
         if self.spec.direct is not None:
-            return self.spec.direct(self._policies, self._catalog, limit)
-        assert self.spec.routed is not None
-        return self.spec.routed(self._policies, self.sources, limit)
+            core = self.spec.direct(self._policies, self._catalog, limit)
+        else:
+            assert self.spec.routed is not None
+            core = self.spec.routed(self._policies, self.sources, limit)
+        self.cores[partition] = core
+        return core
+
+    def states(self) -> list[BaseModel]:
+        """Every state the held cores hold, in the spec's order."""
+        every = [state for core in self.cores.values() for state in core.states()]
+        return sorted(every, key=self.spec.state_order)
+
+    def key_counts(self) -> KeyCounts:
+        cores = list(self.cores.values())
+        return KeyCounts.of(
+            (core.keys for core in cores), extra_held=sum(core.extra_held for core in cores)
+        )

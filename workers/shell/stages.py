@@ -17,29 +17,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import faust
-from pydantic import BaseModel
 
 from schemas.codec import encode
 from topics.catalog import TopicCatalog
 from workers.batching import RawBatch
 from workers.decisions import DecisionType
 from workers.ingest.stage import IngestResult
-from workers.kernels.key_cap import KeyCaps, KeyCounts
+from workers.kernels.key_cap import KeyCaps
 from workers.policies.policy_set import PolicySet
 from workers.routed.sender import RoutedSender
 from workers.shell.publisher import DecisionPublisher
 from workers.shell.recovery import restore_counting
-from workers.shell.spec import Core, CoreBuilder, DirectCore, KernelSpec, KernelStats, RoutedCore
+from workers.shell.spec import Core, DirectCore, KernelCores, KernelSpec, KernelStats, RoutedCore
 
 C = TypeVar("C", bound=Core)
 D = TypeVar("D", bound=DirectCore)
 R = TypeVar("R", bound=RoutedCore)
 
 
-class KernelStage(Generic[C]):
+class KernelStage(KernelCores[C]):
     """One kernel's cores on this worker, one per partition of its state topic it holds."""
 
     def __init__(
@@ -50,12 +49,8 @@ class KernelStage(Generic[C]):
         caps: KeyCaps,
         publisher: DecisionPublisher,
     ) -> None:
-        self.spec = spec
-        self.cores: dict[int, C] = {}
+        super().__init__(spec, policies, catalog, caps)
         self.publisher = publisher
-        self.build = CoreBuilder(spec, policies, catalog, caps)
-        self.partitions_topic = catalog.name(spec.state_partitions_topic())
-        """The topic whose partitions its cores are (an input or the routed topic)."""
 
     def forget(self, topic: str, partition: int) -> None:
         """`topic[partition]` went to another worker: a core it held and its chain head go
@@ -63,17 +58,6 @@ class KernelStage(Generic[C]):
         if topic == self.partitions_topic:
             self.cores.pop(partition, None)
             self.publisher.chains.forget(partition)
-
-    def states(self) -> list[BaseModel]:
-        """Every state the held cores hold, in the spec's order."""
-        every = [state for core in self.cores.values() for state in core.states()]
-        return sorted(every, key=self.spec.state_order)
-
-    def key_counts(self) -> KeyCounts:
-        cores = list(self.cores.values())
-        return KeyCounts.of(
-            (core.keys for core in cores), extra_held=sum(core.extra_held for core in cores)
-        )
 
     def stats(self, routed: Callable[[], int] = lambda: 0) -> KernelStats:
         """`routed`: the measures its router sent (a routed kernel's)."""
@@ -99,11 +83,10 @@ class DirectStage(KernelStage[D]):
     ) -> None:
         """`restore(core, partition)`: rebuild a new core (None: start empty)."""
         super().__init__(spec, policies, catalog, caps, publisher)
-        self._inputs = {catalog.name(topic) for topic in spec.inputs}
         self._restore = restore
 
     async def handle(self, result: IngestResult) -> None:
-        if not result.accepted or result.topic not in self._inputs:
+        if not result.accepted or result.topic not in self.inputs:
             return
         partition = result.partition
         core = self.cores.get(partition)
@@ -126,7 +109,7 @@ class DirectStage(KernelStage[D]):
             await self.publisher.publish_states(states, source)
 
     async def _open(self, partition: int) -> D:
-        core = self.cores[partition] = self.build(partition)
+        core = self.build(partition)
         if self._restore is not None:
             await self._restore(core, partition)
         return core
@@ -173,7 +156,7 @@ class CounterStage(KernelStage[R]):
             await self.publisher.publish_states(states, source)
 
     async def _open(self, partition: int, first_offset: int) -> R:
-        core = self.cores[partition] = self.build(partition)
+        core = self.build(partition)
         await restore_counting(
             self._client_options, core, self.partitions_topic, partition, first_offset
         )

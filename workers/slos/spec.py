@@ -10,20 +10,24 @@ a record for every tracker a batch touched; degradation commands go to `control`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
 from prometheus_client.registry import Collector
 
 from schemas import audit_names as names
-from schemas.types import Severity
 from topics.catalog import TopicName
 from workers.cardinality import is_cardinality_alert
-from workers.decisions import AlertDecision, ControlDecision, Decision, Kernel, RecordDecision
-from workers.kernels.key_cap import KeyLimit, StateKind
+from workers.decisions import (
+    ControlDecision,
+    Decision,
+    Kernel,
+    RecordDecision,
+    audit_severity,
+)
+from workers.kernels.key_cap import StateKind
 from workers.metrics import SloCollector
-from workers.policies.policy_set import PolicySet
 from workers.shell.spec import AuditEntry, KernelSpec, KernelStats
 from workers.slos.counting import SloCounting, state_key
 from workers.slos.records import count_batch
@@ -31,7 +35,7 @@ from workers.slos.routing import SLO_INPUTS, SloRouter, targets_of
 
 
 def audit_entry(core: SloCounting, decision: Decision) -> AuditEntry:
-    return AuditEntry(_audit_type(decision), _audit_severity(decision), decision.to_json())
+    return AuditEntry(_audit_type(decision), audit_severity(decision), decision.to_json())
 
 
 def _audit_type(decision: Decision) -> str:
@@ -44,12 +48,6 @@ def _audit_type(decision: Decision) -> str:
     return names.SLO_ALERT
 
 
-def _audit_severity(decision: Decision) -> Severity:
-    if isinstance(decision, AlertDecision):
-        return decision.alert.severity
-    return Severity.WARNING if isinstance(decision, ControlDecision) else Severity.INFO
-
-
 def burn_rates(cores: Any) -> Iterator[tuple[str, Mapping[str, float], float]]:
     """(tracker key, burn rate per window, error budget remaining) of each burn-rate SLO of
     `cores` (for metrics)."""
@@ -59,12 +57,6 @@ def burn_rates(cores: Any) -> Iterator[tuple[str, Mapping[str, float], float]]:
 
 def _collector(stats: KernelStats) -> Collector:
     return SloCollector(stats.routed, stats.decisions, lambda: burn_rates(stats.cores()))
-
-
-def _counting(
-    policies: PolicySet, sources: Sequence[tuple[str, int]], limit: KeyLimit
-) -> SloCounting:
-    return SloCounting(policies.slos, sources, limit)
 
 
 SLOS: KernelSpec[SloCounting] = KernelSpec(
@@ -79,5 +71,5 @@ SLOS: KernelSpec[SloCounting] = KernelSpec(
     collector=_collector,
     routed_topic=TopicName.SLO_COUNTS,
     router=lambda policies: partial(count_batch, SloRouter(targets_of(policies.slos))),
-    routed=_counting,
+    routed=lambda policies, sources, limit: SloCounting(policies.slos, sources, limit),
 )
