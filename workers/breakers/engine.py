@@ -15,7 +15,7 @@ failures among them still open a breaker), and a `cardinality_limit` alert fires
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -421,17 +421,3 @@ def transition_state(
 
 def _rfc3339_or_none(ms: int | None) -> str | None:
     return None if ms is None else rfc3339_ms(ms)
-
-
-def apply_batch(
-    engine: BreakerEngine, events: Iterable[StreamEvent], *, ticks_apply: bool
-) -> list[Decision]:
-    """One ingested batch of a partition the engine serves: tool invocations (and their clock
-    ticks, which move time) or latency events of the same partition number (whose ticks do
-    not: time moves in the tool-invocations partition's order only)."""
-    apply = engine.apply
-    decisions: list[Decision] = []
-    for event in events:
-        if ticks_apply or type(event) is not ClockTick:
-            decisions += apply(event)
-    return decisions
