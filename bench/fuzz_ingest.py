@@ -41,12 +41,13 @@ from schemas.limits import MAX_ATTRIBUTES, MAX_EVENT_BYTES, MAX_JSON_DEPTH
 from workers.app import tune_garbage_collector
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import input_chain_id, input_entries, unsealable
-from workers.audit.sealing import default_masker, seal_masked
+from workers.audit.sealing import seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.errors import InvalidEventError
 from workers.ingest.input_lines import decode_event
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.ingest.validate import Refusal, check_value
+from workers.masking.masker import default_masker
 from workers.settings import AuditLevel
 
 T0_MS = 1_795_000_000_000

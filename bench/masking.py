@@ -29,8 +29,8 @@ from typing import Any
 
 from schemas.alerts import Alert, AlertStatus, alert_fingerprint
 from schemas.types import Severity, rfc3339_ms
-from workers.audit.masking import Masker
-from workers.audit.sealing import default_masker, masked_alert
+from workers.audit.sealing import masked_alert
+from workers.masking.masker import Masker, default_masker
 
 T0_MS = 1_795_000_000_000
 VENDORS = ["openai", "anthropic", "mistral", "cohere"]

@@ -35,9 +35,10 @@ from workers.app import tune_garbage_collector
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import input_chain_id, input_entries
 from workers.audit.recorded_input import read_trail
-from workers.audit.sealing import default_masker, seal_masked
+from workers.audit.sealing import seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.ingest.stage import IngestStage
+from workers.masking.masker import default_masker
 from workers.policies.policy_set import PolicySet, load_policies
 from workers.replay.pipeline import PipelineReplay
 from workers.replay.trail import verify_trail

@@ -32,3 +32,7 @@ CARDINALITY_LIMIT = "aud.state.cardinality_limit"
 # The trail itself.
 POLICY_CHANGED = "aud.policy.changed"
 AUDIT_VIOLATION = "aud.audit.violation"
+
+INPUT_POLICY_VERSION = "0" * 64
+"""The `policy_version` of input records and of ingest's own alerts: facts, not decisions of
+a policy (all zeros)."""

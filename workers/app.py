@@ -23,8 +23,6 @@ from prometheus_client import CollectorRegistry
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.audit.inputs import InputAuditSink
-from workers.audit.log_filter import install_log_masking
-from workers.audit.masking import Masker
 from workers.audit.policy_writer import record_policy_changes
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.batching.runner import run_batches
@@ -32,6 +30,8 @@ from workers.clock_ticker import register_clock_ticker
 from workers.ingest.stage import IngestStage
 from workers.ingest.undecodable import UndecodableBatchAlerts
 from workers.kernel_set import KERNELS
+from workers.masking.log_filter import install_log_masking
+from workers.masking.masker import Masker
 from workers.metrics import (
     IngestCollector,
     MigrationCollector,

@@ -14,8 +14,8 @@ from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.policy_trail import POLICY_CHAIN, POLICY_CHANGED
 from workers.audit.policy_writer import record_policy_changes
-from workers.audit.sealing import default_masker
 from workers.audit.verify import ChainVerifier
+from workers.masking.masker import default_masker
 from workers.policies.policy_set import PolicySet, load_policies
 from workers.settings import Mode
 

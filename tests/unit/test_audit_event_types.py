@@ -23,7 +23,7 @@ from topics.catalog import DAY_MS, TopicName
 from workers.app import catalog_for
 from workers.audit.chain import AuditChain, record_hash_ok
 from workers.audit.inputs import input_entries
-from workers.audit.sealing import SENSITIVE, default_masker, seal_masked
+from workers.audit.sealing import SENSITIVE, seal_masked
 from workers.batching.records import RawBatch
 from workers.batching.records import StoredRecord as Record
 from workers.budgets.spec import _audit_type as budget_audit_type
@@ -32,6 +32,7 @@ from workers.decisions import AlertDecision, ControlDecision, Kernel, Transition
 from workers.errors import ConfigError
 from workers.ingest.stage import IngestStage
 from workers.kernels.slo_outputs import LateCounts, SloPeriodClosed
+from workers.masking.masker import default_masker
 from workers.policies.audit_event_types import (
     BUILTIN_SPEC,
     FILE_STEMS,

@@ -10,7 +10,8 @@ from schemas.alerts import Alert, AlertStatus
 from schemas.audit import AuditSource
 from schemas.types import Severity, from_epoch_ms
 from workers.audit.chain import AuditChain, record_hash_ok
-from workers.audit.sealing import SENSITIVE, default_masker, masked_alert, seal_masked
+from workers.audit.sealing import SENSITIVE, masked_alert, seal_masked
+from workers.masking.masker import default_masker
 
 TS = 1_795_000_000_000
 VERSION = "a" * 64

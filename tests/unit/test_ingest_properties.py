@@ -19,12 +19,13 @@ from schemas.events import ToolInvocation
 from schemas.stream import StreamEvent
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import input_entries
-from workers.audit.sealing import default_masker, seal_masked
+from workers.audit.sealing import seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.errors import InvalidEventError
 from workers.ingest.input_lines import decode_event
 from workers.ingest.stage import IngestStage
 from workers.ingest.validate import Refusal, check_value, validate_records
+from workers.masking.masker import default_masker
 from workers.settings import AuditLevel
 
 TOPIC = "p.tool-invocations"

@@ -23,17 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKED = ("schemas", "topics", "workers", "devstack")
 WORKERS = "workers"
 
-# Strongly connected groups of workers/ folders (a top-level module counts as its own folder)
-# that import each other today. issue 12: being removed. Take a group out (or shrink it) in the
-# change that breaks its loop: the test fails while a listed group no longer exists as listed.
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {
-        # ingest <-> audit: ingest masks and seals with audit.masking and audit.sealing, and
-        # audit.inputs (the forensic input records) reads ingest's results.
-        frozenset({"audit", "ingest"}),
-    }
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Import:
@@ -240,19 +229,11 @@ def describe(group: frozenset[str], edges: Mapping[tuple[str, str], list[Import]
     return "\n".join(lines)
 
 
-def test_no_new_import_cycle_between_workers_folders() -> None:
+def test_no_import_cycle_between_workers_folders() -> None:
     edges = folder_edges(repository_imports())
-    new = cycles(edges) - KNOWN_CYCLES
-    assert not new, "import cycles between workers/ folders:\n" + "\n".join(
-        describe(group, edges) for group in sorted(new, key=sorted)
-    )
-
-
-def test_every_known_cycle_still_exists() -> None:
-    """A loop that is gone (or smaller) leaves KNOWN_CYCLES, so the list only shrinks."""
-    gone = KNOWN_CYCLES - cycles(folder_edges(repository_imports()))
-    assert not gone, "no longer a cycle as listed; update KNOWN_CYCLES: " + "; ".join(
-        "{" + ", ".join(sorted(group)) + "}" for group in sorted(gone, key=sorted)
+    found = cycles(edges)
+    assert not found, "import cycles between workers/ folders:\n" + "\n".join(
+        describe(group, edges) for group in sorted(found, key=sorted)
     )
 
 

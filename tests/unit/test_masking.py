@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 from schemas.policy import PolicyDocument, PolicyKind, policy_version
 from tests.support.policy_files import ALPHA_SOLVER_SEEDS
-from workers.audit.log_filter import MaskingLogFilter, install_log_masking
-from workers.audit.masking import Finding, Masker
 from workers.errors import ConfigError
 from workers.logs import JsonFormatter
+from workers.masking.log_filter import MaskingLogFilter, install_log_masking
+from workers.masking.masker import Finding, Masker
 from workers.policies.builtin_detectors import CONTEXT_WINDOW_CHARS, luhn_valid
 from workers.policies.classification import (
     FILE_STEMS,

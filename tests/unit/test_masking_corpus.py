@@ -44,11 +44,11 @@ from schemas.events import ToolInvocation
 from schemas.types import Severity, rfc3339_ms
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import input_entries
-from workers.audit.log_filter import MaskingLogFilter
-from workers.audit.masking import Masker
-from workers.audit.sealing import default_masker, masked_alert, seal_masked
+from workers.audit.sealing import masked_alert, seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.ingest.stage import IngestStage
+from workers.masking.log_filter import MaskingLogFilter
+from workers.masking.masker import Masker, default_masker
 from workers.settings import AuditLevel
 
 TOPIC = "p.tool-invocations"

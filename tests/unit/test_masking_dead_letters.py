@@ -12,10 +12,10 @@ from schemas.codec import encode
 from schemas.events import ToolInvocation
 from schemas.limits import MAX_DEAD_LETTER_ORIGINAL_BYTES, MAX_EVENT_BYTES
 from workers.audit.inputs import input_entries
-from workers.audit.sealing import default_masker
 from workers.batching.records import RawBatch, StoredRecord
 from workers.ingest.dead_letter_masking import masked_bytes
 from workers.ingest.stage import IngestStage
+from workers.masking.masker import default_masker
 from workers.settings import AuditLevel
 
 TOPIC = "p.tool-invocations"

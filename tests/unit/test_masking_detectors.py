@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from workers.audit.masking import Masker
-from workers.audit.sealing import default_masker
 from workers.errors import ConfigError
+from workers.masking.masker import Masker, default_masker
 from workers.policies.builtin_detectors import BUILTIN_DETECTOR_NAMES
 from workers.policies.classification import Handling, load_classification_policy
 

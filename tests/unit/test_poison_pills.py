@@ -23,11 +23,12 @@ from schemas.types import Severity
 from tests.support.pipelines import breakers_only
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import UNSEALABLE, InputEntry, input_entries, seal_or_note
-from workers.audit.sealing import default_masker, seal_masked
+from workers.audit.sealing import seal_masked
 from workers.batching.records import RawBatch, StoredRecord
 from workers.errors import InvalidEventError
 from workers.ingest.input_lines import decode_event
 from workers.ingest.stage import IngestResult, IngestStage
+from workers.masking.masker import default_masker
 from workers.policies.breakers import default_breaker_policy
 from workers.replay.run import Replay
 from workers.settings import AuditLevel, Mode

@@ -23,8 +23,9 @@ from workers.audit.policy_trail import (
     recorded_policies,
     spec_changes,
 )
-from workers.audit.sealing import default_masker, seal_masked
+from workers.audit.sealing import seal_masked
 from workers.errors import ConfigError
+from workers.masking.masker import default_masker
 from workers.policies.policy_set import PolicySet, default_policies, load_policies
 from workers.settings import Mode
 

@@ -15,9 +15,9 @@ from schemas.audit import AuditRecord, AuditSource
 from schemas.types import Severity
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chain import AuditChain
-from workers.audit.masking import Masker
 from workers.audit.recover import last_record
-from workers.audit.sealing import default_masker, seal_masked
+from workers.audit.sealing import seal_masked
+from workers.masking.masker import Masker, default_masker
 from workers.policies.audit_event_types import AuditPolicy, default_audit_policy
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ import faust
 
 from schemas import audit_names as names
 from schemas.audit import AuditRecord, AuditSource
+from schemas.audit_names import INPUT_POLICY_VERSION
 from schemas.clock import ClockTick
 from schemas.codec import encode
 from schemas.events import CostEvent, InvocationStatus, LatencyEvent, ToolInvocation
@@ -32,14 +33,11 @@ from schemas.override import BreakerOverride
 from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
-from workers.audit.masking import Masker
 from workers.batching.outputs import BatchOutputs
 from workers.ingest.stage import IngestResult
+from workers.masking.masker import Masker
 from workers.policies.audit_event_types import AuditPolicy
 from workers.settings import AuditLevel
-
-INPUT_POLICY_VERSION = "0" * 64
-"""Input records are facts, not decisions: no policy version applies (all zeros)."""
 
 _EVENT_TYPES: Mapping[type, str] = {
     ToolInvocation: names.TOOL_INVOCATION,

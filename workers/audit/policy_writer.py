@@ -20,10 +20,10 @@ from aiokafka.errors import ProducerFenced
 from schemas.codec import encode
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
-from workers.audit.masking import Masker
 from workers.audit.policy_trail import POLICY_CHAIN, POLICY_CHANGED, policy_changes
 from workers.audit.recover import last_record
 from workers.audit.sealing import seal_masked
+from workers.masking.masker import Masker
 from workers.policies.audit_event_types import AuditPolicy
 from workers.policies.policy_set import PolicySet
 from workers.settings import Mode

@@ -17,7 +17,6 @@ the records.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,17 +25,10 @@ from schemas.alerts import Alert
 from schemas.audit import AuditRecord, AuditSource
 from schemas.types import Severity
 from workers.audit.chain import AuditChain
-from workers.audit.masking import Masker
+from workers.masking.masker import Masker
 from workers.policies.audit_event_types import VIOLATION, AuditPolicy, default_audit_policy
-from workers.policies.classification import default_classification_policy
 
 SENSITIVE = names.SENSITIVE_DATA
-
-
-@functools.cache
-def default_masker() -> Masker:
-    """The seed's patterns and handling rules (masking is on even without a policy file)."""
-    return Masker(default_classification_policy())
 
 
 def seal_masked(

@@ -34,9 +34,9 @@ from typing import Any
 import orjson
 
 from schemas.limits import MAX_DEAD_LETTER_KEY_BYTES, MAX_DEAD_LETTER_ORIGINAL_BYTES
-from workers.audit.masking import Finding, Masker
 from workers.batching.records import StoredRecord
 from workers.ingest.validate import Rejected
+from workers.masking.masker import Finding, Masker
 
 # Masked beyond the cap before cutting, so that a value crossing the cut is found whole.
 _OVERLAP_BYTES = 256

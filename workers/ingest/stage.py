@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from schemas.clock import ClockTick
 from schemas.events import InputEvent
 from schemas.types import epoch_ms
-from workers.audit.masking import Masker
-from workers.audit.sealing import default_masker
 from workers.batching.records import RawBatch
 from workers.ingest.dead_letter_masking import masked_rejection
 from workers.ingest.dedup import Deduplicator
 from workers.ingest.validate import Rejected, Validated, validate_records
+from workers.masking.masker import Masker, default_masker
 
 
 @dataclass(frozen=True, slots=True)

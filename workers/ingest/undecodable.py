@@ -27,10 +27,10 @@ import faust
 from faust.types import TP
 
 from schemas.alerts import Alert, AlertStatus, alert_fingerprint
+from schemas.audit_names import INPUT_POLICY_VERSION
 from schemas.codec import encode
 from schemas.types import EPOCH_MS_MAX, Severity, from_epoch_ms
 from topics.catalog import TopicCatalog, TopicName
-from workers.audit.inputs import INPUT_POLICY_VERSION
 from workers.batching.outputs import BatchOutputs
 from workers.batching.undecodable import UndecodableRecord
 from workers.ingest.stage import IngestResult

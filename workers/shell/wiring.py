@@ -11,11 +11,11 @@ from pydantic import BaseModel
 
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
-from workers.audit.masking import Masker
 from workers.batching import BatchingApp, BatchTopic
 from workers.batching.runner import run_batches
 from workers.ingest.stage import IngestResult
 from workers.kernels.key_cap import KeyCaps, KeyCounts
+from workers.masking.masker import Masker
 from workers.policies.policy_set import PolicySet
 from workers.shell.publisher import DecisionPublisher
 from workers.shell.recovery import restore_direct

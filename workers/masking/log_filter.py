@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 
-from workers.audit.masking import Masker
+from workers.masking.masker import Masker
 
 # Set on a record once masked, so a record that reaches several handlers is masked once.
 _MASKED_ATTR = "_guardstream_masked"

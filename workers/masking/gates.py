@@ -17,7 +17,7 @@ nanoseconds. So each pattern gets a gate, read off its parse tree:
   costs what ``"@" in text`` costs, so the digit patterns skip timestamps, uuids and hashes
   (``0000-00-00a00:00:00-000a`` holds none of those shapes) without a search.
 
-Only a string that passes a pattern's gate is searched with it (`workers.audit.masking`). A
+Only a string that passes a pattern's gate is searched with it (`workers.masking.masker`). A
 gate only ever skips strings the pattern cannot match: a construct the analysis does not know
 (lookarounds, back-references, negated classes) contributes nothing to it, and the digit,
 word and shape tests apply to ASCII text only (``\\d`` matches other digits too).

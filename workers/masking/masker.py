@@ -53,7 +53,7 @@ what is written.
 Speed (called on every audit record, alert and log line): a string is searched with a
 pattern only after passing that pattern's gate, a few tests read off the pattern's parse tree
 that cost tens of nanoseconds (long enough? contains "@"? as many ASCII digits as an SSN
-has? "mrn" or "sk-" in it?), see `workers.audit.gates`; validators run only on regex matches.
+has? "mrn" or "sk-" in it?), see `workers.masking.gates`; validators run only on regex matches.
 Strings and keys found clean are remembered (a bounded memo of strings without anything to
 mask, whatever their key: label values and keys repeat from record to record). A value with
 nothing to mask is returned as is (the same object), containers included, so the common case
@@ -62,16 +62,18 @@ copies nothing. Figures: README (``python -m bench.masking``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workers.audit.gates import SHAPES, gate_table
+from workers.masking.gates import SHAPES, gate_table
 from workers.policies.builtin_detectors import CONTEXT_WINDOW_CHARS
 from workers.policies.classification import (
     ClassificationPolicy,
     DetectionPattern,
     Handling,
+    default_classification_policy,
 )
 
 # Strictness of a handling, for overlapping matches and for the summary of a record.
@@ -494,3 +496,9 @@ def _keep_last_digits(span: str) -> str:
         else:
             chars.append(ch)
     return "".join(chars)
+
+
+@functools.cache
+def default_masker() -> Masker:
+    """The seed's patterns and handling rules (masking is on even without a policy file)."""
+    return Masker(default_classification_policy())
