@@ -5,14 +5,12 @@ inside it and the bad value."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.state import BudgetPeriod
@@ -21,8 +19,8 @@ from tests.support.policy_files import (
     ALPHA_SOLVER_SEEDS,
     CONFIGS,
     RESONTINEX_SEEDS,
-    config_error,
-    write_policy,
+    PolicyFiles,
+    read_spec,
 )
 from workers.errors import ConfigError
 from workers.kernels.budget_config import (
@@ -59,11 +57,8 @@ def pct(value: int | str, action: ThresholdAction, *notify: str, **kw: Any) -> T
     return Threshold.of(Decimal(value), action, tuple(notify), kw.get("severity"))
 
 
-def write(tmp_path: Path, spec: Any, name: str = "budgets.yaml") -> Path:
-    return write_policy(tmp_path / name, spec)
-
-
-load_error = functools.partial(config_error, load_budget_policy)
+FILES = PolicyFiles(load_budget_policy, "budgets.yaml")
+write, load_error = FILES.write, FILES.error
 
 
 def guard(**budgets: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +194,7 @@ def test_resontinex_seed_maps_every_field() -> None:
 
 
 def test_resontinex_variants(tmp_path: Path) -> None:
-    spec = yaml.safe_load(RESONTINEX.read_text())
+    spec = read_spec(RESONTINEX)
     spec["budget_tripwire"]["check_interval_minutes"] = 5
     spec["monitoring"]["cost_anomaly_detection"]["enabled"] = False
     del spec["budget_limits"]["daily_token_limit"], spec["budget_limits"]["daily_cost_limit_usd"]
@@ -338,7 +333,7 @@ def test_split_by_gives_each_value_its_own_state_key() -> None:
 
 
 def test_version_ignores_order_and_formatting(tmp_path: Path) -> None:
-    spec = yaml.safe_load((CONFIGS / "budgets.yaml").read_text())
+    spec = read_spec(CONFIGS / "budgets.yaml")
     reordered = {
         "tripwires": spec["tripwires"],
         "budgets": {k: dict(reversed(v.items())) for k, v in reversed(spec["budgets"].items())},
@@ -444,10 +439,7 @@ BASE = {"period": "daily", "limit_usd": 10}
     ],
 )
 def test_malformed_budget(tmp_path: Path, entry: dict[str, Any], path: str, expected: str) -> None:
-    file = write(tmp_path, guard(b=entry))
-    message = load_error(file)
-    assert message.startswith(f"{file}: {path}: "), message
-    assert expected in message
+    assert expected in FILES.error_at(write(tmp_path, guard(b=entry)), path)
 
 
 def test_all_errors_of_a_file_at_once(tmp_path: Path) -> None:
@@ -472,10 +464,7 @@ def test_all_errors_of_a_file_at_once(tmp_path: Path) -> None:
             },
         },
     }
-    file = write(tmp_path, spec)
-    lines = load_error(file).splitlines()
-    assert all(line.startswith(f"{file}: ") for line in lines)
-    text = "\n".join(lines)
+    text = FILES.errors(write(tmp_path, spec))
     assert "tripwires.missing: must be keyed by a budget in budgets, not 'missing'" in text
     assert "tripwires.tz: tripwire recovery_threshold_pct must be <= breach_threshold_pct" in text
     assert "budgets.neg.limit_usd:" in text
@@ -484,7 +473,7 @@ def test_all_errors_of_a_file_at_once(tmp_path: Path) -> None:
 
 
 def test_malformed_alpha_seed(tmp_path: Path) -> None:
-    spec = yaml.safe_load(ALPHA.read_text())
+    spec = read_spec(ALPHA)
     budgets = spec["budgets"]
     budgets["bud.global.monthly"]["alerts"].append({"threshold_percent": 95, "action": "notify"})
     budgets["bud.vendor.openai"]["limit_usd"] = -1
@@ -499,7 +488,7 @@ def test_malformed_alpha_seed(tmp_path: Path) -> None:
 
 
 def test_malformed_resontinex_seed(tmp_path: Path) -> None:
-    spec = yaml.safe_load(RESONTINEX.read_text())
+    spec = read_spec(RESONTINEX)
     spec["budget_limits"]["daily_cost_limit_usd"] = "lots"
     spec["budget_tripwire"]["recovery_threshold_percentage"] = 20
     spec["monitoring"]["budget_utilization_alerts"][0]["alert_level"] = "loud"

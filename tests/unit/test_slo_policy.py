@@ -4,7 +4,6 @@ errors that name the file, the path inside it and the bad value."""
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -19,8 +18,8 @@ from tests.support.policy_files import (
     ALPHA_SOLVER_SEEDS,
     CONFIGS,
     RESONTINEX_SEEDS,
-    config_error,
-    write_policy,
+    PolicyFiles,
+    read_spec,
 )
 from workers.errors import ConfigError
 from workers.kernels.budget_periods import PeriodSpec
@@ -63,11 +62,8 @@ DEV_MIN = MODE_DEFAULTS[Mode.DEVELOPMENT]["min_events"]
 UNITS = {"s": 1000, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
 
 
-def write(tmp_path: Path, spec: Any, name: str = "slos.yaml") -> Path:
-    return write_policy(tmp_path / name, spec)
-
-
-load_error = functools.partial(config_error, load_slo_policy)
+FILES = PolicyFiles(load_slo_policy, "slos.yaml")
+write, load_error = FILES.write, FILES.error
 
 
 def factors(slo: SloConfig) -> list[tuple[str, float, int, int]]:
@@ -295,7 +291,7 @@ HIGHER = {"higher_is_better": True}
 
 
 def test_alpha_variants(tmp_path: Path) -> None:
-    spec = yaml.safe_load(ALPHA.read_text())
+    spec = read_spec(ALPHA)
     spec["contracts"]["sla.standard"]["tz"] = "Europe/Berlin"
     spec["contracts"]["sla.standard"]["measurement_period"] = "quarterly"
     spec["performance_targets"]["perf.llm.latency"]["critical_p99_ms"] = 2500
@@ -616,17 +612,14 @@ def test_openslo_multi_document_file(tmp_path: Path) -> None:
 def test_openslo_errors(tmp_path: Path, edit: Any, path: str, expected: str) -> None:
     doc = yaml.safe_load(OPENSLO_ONE)
     edit(doc)
-    file = write(tmp_path, doc, "slo.yaml")
-    message = load_error(file)
-    assert message.startswith(f"{file}: {path}: "), message
-    assert expected in message
+    assert expected in FILES.error_at(write(tmp_path, doc, "slo.yaml"), path)
 
 
 # --- versions, documents, defaults, policy sets --------------------------------------------
 
 
 def test_version_ignores_order_and_formatting(tmp_path: Path) -> None:
-    spec = yaml.safe_load((CONFIGS / "slos.yaml").read_text())
+    spec = read_spec(CONFIGS / "slos.yaml")
     reordered = {k: spec[k] for k in reversed(list(spec))}
     reordered["slos"] = {
         k: dict(reversed(v.items())) for k, v in reversed(list(spec["slos"].items()))
@@ -767,10 +760,7 @@ AVAILABILITY = {"sli": {"kind": "availability"}, "target": 0.99}
     ],
 )
 def test_malformed_slo(tmp_path: Path, entry: dict[str, Any], path: str, expected: str) -> None:
-    file = write(tmp_path, {"slos": {"s": entry}})
-    message = load_error(file)
-    assert message.startswith(f"{file}: {path}: "), message
-    assert expected in message
+    assert expected in FILES.error_at(write(tmp_path, {"slos": {"s": entry}}), path)
 
 
 OBJ = {
@@ -826,10 +816,7 @@ OBJ = {
 def test_malformed_entries(
     tmp_path: Path, section: str, entry: dict[str, Any], path: str, expected: str
 ) -> None:
-    file = write(tmp_path, {section: {"o": entry}})
-    message = load_error(file)
-    assert message.startswith(f"{file}: {path}: "), message
-    assert expected in message
+    assert expected in FILES.error_at(write(tmp_path, {section: {"o": entry}}), path)
 
 
 def test_all_errors_of_a_file_at_once(tmp_path: Path) -> None:
@@ -853,10 +840,7 @@ def test_all_errors_of_a_file_at_once(tmp_path: Path) -> None:
             },
         },
     }
-    file = write(tmp_path, spec)
-    lines = load_error(file).splitlines()
-    assert all(line.startswith(f"{file}: ") for line in lines)
-    text = "\n".join(lines)
+    text = FILES.errors(write(tmp_path, spec))
     assert "slos.pct.target: must be a fraction strictly between 0 and 1" in text
     assert "slos.typo.group_bye: unknown field, not ['vendor']" in text
     assert "objectives.o.window: must be a duration" in text
@@ -884,7 +868,7 @@ def test_trigger_must_name_a_measured_objective(tmp_path: Path) -> None:
 
 
 def test_malformed_resontinex_seed(tmp_path: Path) -> None:
-    spec = yaml.safe_load(RESONTINEX.read_text())
+    spec = read_spec(RESONTINEX)
     slos = spec["service_level_objectives"]
     slos["fusion_error_rate"]["critical_threshold"] = 0.015  # better than the alert level
     slos["fusion_latency_p95"]["measurement_window_minutes"] = "hourly"
@@ -894,10 +878,7 @@ def test_malformed_resontinex_seed(tmp_path: Path) -> None:
     strategies["availability_critical"]["trigger_conditions"].append(
         {"slo": "circuit_breaker_trip_rate", "threshold_breach_duration_minutes": 1}
     )
-    file = write(tmp_path, spec, "slo.yaml")
-    text = load_error(file)
-    lines = text.splitlines()
-    assert all(line.startswith(f"{file}: ") for line in lines)
+    text = FILES.errors(write(tmp_path, spec, "slo.yaml"))
     assert (
         "service_level_objectives.fusion_error_rate: objective 'fusion_error_rate' critical_at "
         "must be >= warning_at, not 0.015" in text
@@ -916,7 +897,7 @@ def test_malformed_resontinex_seed(tmp_path: Path) -> None:
 
 
 def test_resontinex_unknown_metric_is_unsupported(tmp_path: Path) -> None:
-    spec = yaml.safe_load(RESONTINEX.read_text())
+    spec = read_spec(RESONTINEX)
     spec["service_level_objectives"]["cache_hit_ratio"] = {
         "target": 0.9,
         "alert_threshold": 0.8,
@@ -932,7 +913,7 @@ def test_resontinex_unknown_metric_is_unsupported(tmp_path: Path) -> None:
 
 
 def test_malformed_alpha_seed(tmp_path: Path) -> None:
-    spec = yaml.safe_load(ALPHA.read_text())
+    spec = read_spec(ALPHA)
     contracts = spec["contracts"]
     contracts["sla.standard"]["id"] = "sla.basic"
     contracts["sla.premium"]["penalties"][2].pop("threshold_p99_ms")
@@ -960,7 +941,7 @@ def test_ids_are_one_namespace(tmp_path: Path) -> None:
 
 
 def test_resontinex_percent_availability_is_refused(tmp_path: Path) -> None:
-    spec = yaml.safe_load(RESONTINEX.read_text())
+    spec = read_spec(RESONTINEX)
     spec["service_level_objectives"]["fusion_availability"].update(
         target=99.5, alert_threshold=99.0, critical_threshold=98.5
     )
