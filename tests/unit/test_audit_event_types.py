@@ -15,22 +15,19 @@ from schemas.alerts import Alert, AlertStatus
 from schemas.audit import AuditSource
 from schemas.clock import ClockTick
 from schemas.control import ControlCommand, ControlKind
-from schemas.events import ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import Severity, from_epoch_ms
+from tests.support.calls import audited_call, ingest_values
 from tests.unit import test_budget_engine as budgets
 from topics.catalog import DAY_MS, TopicName
 from workers.app import catalog_for
 from workers.audit.chain import AuditChain, record_hash_ok
 from workers.audit.inputs import input_entries
 from workers.audit.sealing import SENSITIVE, seal_masked
-from workers.batching.records import RawBatch
-from workers.batching.records import StoredRecord as Record
 from workers.budgets.spec import _audit_type as budget_audit_type
 from workers.budgets.spec import _required_fields as budget_fields
 from workers.decisions import AlertDecision, ControlDecision, Kernel, TransitionDecision
 from workers.errors import ConfigError
-from workers.ingest.stage import IngestStage
 from workers.kernels.slo_outputs import LateCounts, SloPeriodClosed
 from workers.masking.masker import default_masker
 from workers.policies.audit_event_types import (
@@ -178,33 +175,15 @@ def test_the_default_policy_is_built_in_cached_and_its_topic_retention_is_the_lo
     assert AuditPolicy.from_document(policy.document).event_types == policy.event_types
 
 
-def _invocation_doc(event_id: str, status: str) -> bytes:
-    return json.dumps(
-        {
-            "event_id": event_id,
-            "ts": TS,
-            "vendor": "openai",
-            "tool": "chat",
-            "status": status,
-            "duration_ms": 12,
-            "tokens_in": 3,
-            "tokens_out": 4,
-            "cost_usd": "0.0021",
-        }
-    ).encode()
-
-
 def test_the_input_writers_payloads_carry_their_required_fields() -> None:
     topic = "p.tool-invocations"
     values = [
-        _invocation_doc("ok-1", "success"),
-        _invocation_doc("bad-1", "error"),
+        audited_call("ok-1", TS, "success"),
+        audited_call("bad-1", TS, "error"),
         b"{not json",
         json.dumps({"type": "clock", "ts": TS + 1000}).encode(),
     ]
-    records = [Record(topic, 0, i, TS, None, value) for i, value in enumerate(values)]
-    stage = IngestStage({topic: ToolInvocation}, dedup_horizon_ms=60_000, dedup_max_ids=100)
-    result = stage.process(RawBatch(topic, 0, records))
+    result = ingest_values(topic, 0, values, first_offset=0, ts_ms=TS)
     entries = input_entries(AuditLevel.FORENSIC, result)
     types = {entry.event_type for entry in entries}
     assert types == {"aud.tool.invocation", "aud.input.dead_lettered", "aud.clock.tick"}

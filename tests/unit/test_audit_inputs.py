@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from schemas.events import ToolInvocation
+from tests.support.calls import audited_call, ingest_values
 from workers.audit.inputs import DEAD_LETTERED, input_entries
-from workers.batching.records import RawBatch
-from workers.batching.records import StoredRecord as Record
-from workers.ingest.stage import IngestResult, IngestStage
+from workers.ingest.stage import IngestResult
 from workers.settings import AuditLevel
 
 TOPIC = "p.tool-invocations"
@@ -16,19 +14,7 @@ TS_MS = 1_795_000_000_000
 
 
 def call(event_id: str, status: str = "success", **extra: object) -> bytes:
-    document = {
-        "event_id": event_id,
-        "ts": TS_MS,
-        "vendor": "openai",
-        "tool": "chat",
-        "status": status,
-        "duration_ms": 12,
-        "tokens_in": 3,
-        "tokens_out": 4,
-        "cost_usd": "0.0021",
-        **extra,
-    }
-    return orjson.dumps(document)
+    return audited_call(event_id, TS_MS, status, **extra)
 
 
 def ingested() -> IngestResult:
@@ -40,9 +26,7 @@ def ingested() -> IngestResult:
         call("ok-1"),  # a duplicate: neither counted nor recorded
         call("rejected-1", "rejected"),
     ]
-    records = [Record(TOPIC, 2, 10 + i, TS_MS, None, value) for i, value in enumerate(values)]
-    stage = IngestStage({TOPIC: ToolInvocation}, dedup_horizon_ms=60_000, dedup_max_ids=100)
-    return stage.process(RawBatch(TOPIC, 2, records))
+    return ingest_values(TOPIC, 2, values, first_offset=10, ts_ms=TS_MS)
 
 
 def kinds(level: AuditLevel) -> list[tuple[str, int | None]]:
