@@ -18,6 +18,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.types import epoch_ms, rfc3339_ms
+from tests.support.calls import call_document, outcome
 from tests.support.cli_scenario import jsonl, read_topic, scenario_env
 from tests.support.worker_process import WorkerProcess, run_cli, running_worker
 from workers.metrics import BREAKER_ALERTS, BREAKER_TRANSITIONS
@@ -50,17 +51,7 @@ default: fast
 
 
 def call(n: int, vendor: str, *, ok: bool, ts_ms: int) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "event_id": f"{vendor}-{n}",
-        "ts": rfc3339_ms(ts_ms),
-        "vendor": vendor,
-        "tool": "chat",
-        "status": "success" if ok else "error",
-        "duration_ms": 120,
-    }
-    if not ok:
-        document["error_type"] = "503"
-    return document
+    return call_document(f"{vendor}-{n}", rfc3339_ms(ts_ms), vendor=vendor, **outcome(not ok))
 
 
 def breaker_env(

@@ -15,7 +15,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.types import rfc3339_ms
-from tests.support.cli_scenario import jsonl, scenario_env, write_policy_dir
+from tests.support.calls import call_document, outcome
+from tests.support.cli_scenario import (
+    availability_slo_text,
+    jsonl,
+    scenario_env,
+    team_budget_text,
+    write_policy_dir,
+)
 from tests.support.worker_process import run_cli, running_worker
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
 from workers.metrics import BUDGET_DECISIONS, SLO_DECISIONS
@@ -29,28 +36,9 @@ EMAIL, MRN, SSN = "jane.doe@example.com", "MRN: 884213", "123-45-6789"
 PHONE, MOBILE = "(415) 555-2671", 4155552671  # a phone number in text, and one as a JSON number
 CLASSIFIED = (EMAIL, MRN, SSN, "884213", PHONE, str(MOBILE))
 
-BUDGETS = """
-budgets:
-  bud.team.research:
-    scope: {team: research}
-    period: daily
-    limit_usd: 20
-    thresholds:
-      - {percent: 50, action: notify}
-      - {percent: 100, action: notify}
-"""
-
-SLOS = """
-slos:
-  slo.availability:
-    sli: {kind: availability}
-    target: 0.99
-    period: 7d
-    group_by: [vendor, tool]
-    min_events: 5
-"""
-
-STRICTER_BUDGETS = BUDGETS.replace("limit_usd: 20", "limit_usd: 5")
+BUDGETS = team_budget_text("research", limit_usd=20, notify_at_pct=(50, 100))
+SLOS = availability_slo_text(0.99)
+STRICTER_BUDGETS = team_budget_text("research", limit_usd=5, notify_at_pct=(50, 100))
 
 
 def workload() -> list[dict[str, Any]]:
@@ -62,17 +50,15 @@ def workload() -> list[dict[str, Any]]:
             for k in range(2):
                 failing = vendor == "openai" and 4 * 60 <= second < 6 * 60
                 events.append(
-                    {
-                        "event_id": f"{vendor}-{second}-{k}",
-                        "ts": rfc3339_ms(T0_MS + second * 1000 + n * 10 + k * 500),
-                        "vendor": vendor,
-                        "tool": "chat",
-                        "status": "error" if failing else "success",
-                        "error_type": "503" if failing else None,
-                        "duration_ms": 100,
-                        "cost_usd": "0.01",
-                        "team": "research" if k == 0 else "search",
-                    }
+                    call_document(
+                        f"{vendor}-{second}-{k}",
+                        rfc3339_ms(T0_MS + second * 1000 + n * 10 + k * 500),
+                        vendor=vendor,
+                        duration_ms=100,
+                        cost_usd="0.01",
+                        team="research" if k == 0 else "search",
+                        **outcome(failing),
+                    )
                 )
     # Classified data in the input: a user's e-mail, a note with a medical record number, an
     # SSN and a phone number, and a phone number sent as a JSON number. None of it may reach

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from schemas.types import rfc3339_ms
+from tests.support.calls import call_document, outcome
 from tests.support.cli_scenario import jsonl, read_topic, scenario_env
 from tests.support.worker_process import run_cli, running_worker
 from workers.metrics import SLO_DECISIONS
@@ -73,16 +74,9 @@ def calls() -> list[dict[str, Any]]:
                     and DEGRADED_FROM_MIN * 60 <= second < DEGRADED_UNTIL_MIN * 60
                     and (second + k) % 5 < 2
                 )
+                ts = rfc3339_ms(T0_MS + second * 1000 + n * 10 + k * 500)
                 events.append(
-                    {
-                        "event_id": f"{vendor}-{second}-{k}",
-                        "ts": rfc3339_ms(T0_MS + second * 1000 + n * 10 + k * 500),
-                        "vendor": vendor,
-                        "tool": "chat",
-                        "status": "error" if degraded else "success",
-                        "error_type": "503" if degraded else None,
-                        "duration_ms": 120,
-                    }
+                    call_document(f"{vendor}-{second}-{k}", ts, vendor=vendor, **outcome(degraded))
                 )
     return events
 

@@ -17,6 +17,7 @@ from schemas.policy import PolicyDocument, PolicyKind
 from schemas.stream import StreamEvent
 from schemas.types import from_epoch_ms
 from schemas.watermark import SourceWatermark
+from tests.support.calls import call_document, outcome
 from workers.decisions import AlertDecision, ControlDecision, Decision, RecordDecision
 from workers.policies.slos import SloPolicy, from_document
 from workers.slos.counting import SloCounting
@@ -81,17 +82,11 @@ def policy(spec: dict[str, Any] | None = None) -> SloPolicy:
 
 
 def call(n: int, ts_ms: int, vendor: str, *, ok: bool = True, **extra: Any) -> ToolInvocation:
-    fields: dict[str, Any] = {
-        "event_id": f"{vendor}-{n}",
-        "ts": from_epoch_ms(ts_ms),
-        "vendor": vendor,
-        "tool": "chat",
-        "status": "success" if ok else "error",
-        "error_type": None if ok else "503",
-        "duration_ms": 120,
-    }
-    fields.update(extra)
-    return ToolInvocation(**fields)
+    """A call at `ts_ms`; `extra` overrides its fields (status, error_type, duration_ms, ...)."""
+    fields = {**outcome(not ok), **extra}
+    return ToolInvocation(
+        **call_document(f"{vendor}-{n}", from_epoch_ms(ts_ms), vendor=vendor, **fields)
+    )
 
 
 def outage(minutes: int = 30, bad_from: int = 10, bad_until: int = 15) -> list[StreamEvent]:
