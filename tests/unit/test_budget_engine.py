@@ -14,6 +14,7 @@ from schemas.events import CostEvent, ToolInvocation
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import from_epoch_ms
 from tests.support.pipelines import budgets_only
+from tests.support.policy_specs import PER_USER_BUDGET
 from workers.budgets.engine import BudgetEngine
 from workers.budgets.routing import nanos_of, route
 from workers.decisions import AlertDecision, ControlDecision, Decision, TransitionDecision
@@ -38,13 +39,7 @@ SPEC: dict[str, Any] = {
                 {"percent": 100, "action": "halt"},
             ],
         },
-        "bud.user": {
-            "scope": {"team": "research", "user": "*"},
-            "split_by": ["user"],
-            "period": "daily",
-            "limit_usd": 30,
-            "thresholds": [{"percent": 100, "action": "notify"}],
-        },
+        "bud.user": PER_USER_BUDGET,
         "bud.priced": {
             "scope": {"vendor": "openai"},
             "period": "daily",

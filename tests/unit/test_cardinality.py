@@ -19,6 +19,7 @@ from schemas.policy import PolicyDocument, PolicyKind
 from schemas.stream import StreamEvent
 from schemas.types import from_epoch_ms
 from tests.support.policy_files import CONFIGS
+from tests.support.policy_specs import PER_USER_BUDGET
 from topics.catalog import TopicCatalog, TopicName
 from workers.breakers.engine import BreakerEngine
 from workers.budgets.engine import BudgetEngine
@@ -162,13 +163,7 @@ def test_a_capped_breaker_replay_is_deterministic() -> None:
 BUDGETS: dict[str, Any] = {
     "budgets": {
         "bud.team": {"scope": {"team": "research"}, "period": "daily", "limit_usd": 1000},
-        "bud.user": {
-            "scope": {"team": "research", "user": "*"},
-            "split_by": ["user"],
-            "period": "daily",
-            "limit_usd": 30,
-            "thresholds": [{"percent": 100, "action": "notify"}],
-        },
+        "bud.user": PER_USER_BUDGET,
     }
 }
 
