@@ -1,6 +1,6 @@
-"""What the end-to-end tests do around a CLI scenario: an environment whose worker runs a
-directory of policy files (with the topics created), JSON lines to publish, and a topic read
-back from its beginning."""
+"""What the end-to-end tests do around a CLI scenario: policy files, an environment whose
+worker runs a directory of them (with the topics created), JSON lines to publish, and a topic
+read back from its beginning."""
 
 from __future__ import annotations
 
@@ -9,8 +9,29 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 from tests.support.worker_process import cli_env, run_cli
+
+
+def team_budget_text(team: str, limit_usd: int, notify_at_pct: Iterable[int]) -> str:
+    """A budgets file: `team`'s daily budget (bud.team.<team>), notifying at each percent."""
+    thresholds = [{"percent": pct, "action": "notify"} for pct in notify_at_pct]
+    budget = {"scope": {"team": team}, "period": "daily", "limit_usd": limit_usd}
+    spec = {"budgets": {f"bud.team.{team}": {**budget, "thresholds": thresholds}}}
+    return yaml.safe_dump(spec, sort_keys=False)
+
+
+def availability_slo_text(target: float) -> str:
+    """An SLOs file: slo.availability, `target` over 7 days per vendor and tool, from 5 events."""
+    slo = {
+        "sli": {"kind": "availability"},
+        "target": target,
+        "period": "7d",
+        "group_by": ["vendor", "tool"],
+        "min_events": 5,
+    }
+    return yaml.safe_dump({"slos": {"slo.availability": slo}}, sort_keys=False)
 
 
 def write_policy_dir(directory: Path, files: Mapping[str, str]) -> Path:
