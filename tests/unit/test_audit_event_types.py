@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
-from schemas.alerts import Alert, AlertStatus
 from schemas.audit import AuditSource
 from schemas.clock import ClockTick
 from schemas.control import ControlCommand, ControlKind
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import Severity, from_epoch_ms
+from tests.support.alerts import firing_alert
 from tests.support.calls import audited_call, ingest_values
 from tests.unit import test_budget_engine as budgets
 from topics.catalog import DAY_MS, TopicName
@@ -203,16 +203,9 @@ def test_the_decision_writers_payloads_carry_their_required_fields() -> None:
         policy_id="cb.vendor.default",
         **head,
     )
-    alert = Alert(
-        alert_id="a-1",
-        fingerprint="0" * 32,
-        kind="slo_burn_rate",
-        severity=Severity.PAGE,
-        status=AlertStatus.FIRING,
-        labels={"slo": "slo.chat"},
-        summary="burning",
-        starts_at=from_epoch_ms(TS),
-        policy_version=VERSION,
+    labels = {"slo": "slo.chat"}
+    alert = firing_alert(
+        "slo_burn_rate", Severity.PAGE, labels, "burning", ts_ms=TS, policy_version=VERSION
     )
     command = ControlCommand(
         command_id="c-1",

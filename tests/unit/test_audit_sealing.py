@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from schemas.alerts import Alert, AlertStatus
 from schemas.audit import AuditSource
-from schemas.types import Severity, from_epoch_ms
+from schemas.types import Severity
+from tests.support.alerts import firing_alert
 from workers.audit.chain import AuditChain, record_hash_ok
 from workers.audit.sealing import SENSITIVE, masked_alert, seal_masked
 from workers.masking.masker import default_masker
@@ -82,15 +82,12 @@ def test_a_clean_payload_is_one_record() -> None:
 
 
 def test_alert_labels_and_summary_are_masked() -> None:
-    alert = Alert(
-        alert_id="x-1",
-        fingerprint="0" * 32,
-        kind="budget_threshold",
-        severity=Severity.WARNING,
-        status=AlertStatus.FIRING,
-        labels={"budget_key": f"bud.user/{EMAIL}"},
-        summary=f"budget of {EMAIL} at 80 %",
-        starts_at=from_epoch_ms(TS),
+    alert = firing_alert(
+        "budget_threshold",
+        Severity.WARNING,
+        {"budget_key": f"bud.user/{EMAIL}"},
+        f"budget of {EMAIL} at 80 %",
+        ts_ms=TS,
         policy_version=VERSION,
     )
     masked = masked_alert(default_masker(), alert)

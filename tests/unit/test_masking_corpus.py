@@ -33,15 +33,15 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
 import phonenumbers
 
-from schemas.alerts import Alert, AlertStatus, alert_fingerprint
+from schemas.alerts import alert_fingerprint
 from schemas.codec import encode
 from schemas.events import ToolInvocation
 from schemas.types import Severity, rfc3339_ms
+from tests.support.alerts import firing_alert
 from workers.audit.chain import AuditChain
 from workers.audit.inputs import input_entries
 from workers.audit.sealing import masked_alert, seal_masked
@@ -350,16 +350,14 @@ def logged(masker: Masker, text: str) -> bytes:
 
 def alerted(masker: Masker, text: str) -> bytes:
     labels = {"vendor": "openai", "user": text}
-    alert = Alert(
-        alert_id="a1",
-        fingerprint=alert_fingerprint("budget_threshold", labels),
-        kind="budget_threshold",
-        severity=Severity.WARNING,
-        status=AlertStatus.FIRING,
-        labels=labels,
-        summary=f"budget of {text} at 80%",
-        starts_at=datetime.fromtimestamp(TS_MS / 1000, UTC),
+    alert = firing_alert(
+        "budget_threshold",
+        Severity.WARNING,
+        labels,
+        f"budget of {text} at 80%",
+        ts_ms=TS_MS,
         policy_version="0" * 64,
+        fingerprint=alert_fingerprint("budget_threshold", labels),
     )
     return encode(masked_alert(masker, alert))
 
