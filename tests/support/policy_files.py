@@ -19,6 +19,13 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 """The example policies (configs/) and, under seeds/, the seed files they were derived from."""
 ALPHA_SOLVER_SEEDS = CONFIGS / "seeds" / "alpha-solver"
 RESONTINEX_SEEDS = CONFIGS / "seeds" / "resontinex"
+# The seed files of each policy kind, by the project that wrote them.
+ALPHA_BREAKERS = ALPHA_SOLVER_SEEDS / "circuit_breakers.json"
+ALPHA_BUDGETS = ALPHA_SOLVER_SEEDS / "budget_controls.yaml"
+ALPHA_SLAS = ALPHA_SOLVER_SEEDS / "sla_contracts.yaml"
+RESONTINEX_BREAKERS = RESONTINEX_SEEDS / "circuit_breakers.yaml"
+RESONTINEX_BUDGETS = RESONTINEX_SEEDS / "energy_governance.yaml"
+RESONTINEX_SLOS = RESONTINEX_SEEDS / "slo.yaml"
 
 
 def read_spec(path: Path) -> Any:

@@ -3,24 +3,17 @@ defaults, notes, and errors that name the file, the path inside it and the bad v
 
 from __future__ import annotations
 
-import functools
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.types import Severity
-from tests.support.policy_files import (
-    ALPHA_SOLVER_SEEDS,
-    CONFIGS,
-    RESONTINEX_SEEDS,
-    config_error,
-    write_policy,
-)
+from tests.support.policy_files import ALPHA_BREAKERS as ALPHA
+from tests.support.policy_files import CONFIGS, PolicyFiles, read_spec
+from tests.support.policy_files import RESONTINEX_BREAKERS as RESONTINEX
 from workers.errors import ConfigError
 from workers.kernels.breaker_config import (
     DEFAULT_EXCLUDE_ERRORS,
@@ -37,13 +30,9 @@ from workers.policies import (
 )
 from workers.settings import Mode
 
-ALPHA = ALPHA_SOLVER_SEEDS / "circuit_breakers.json"
-RESONTINEX = RESONTINEX_SEEDS / "circuit_breakers.yaml"
 DEV = MODE_DEFAULTS[Mode.DEVELOPMENT]
-
-
-def write(tmp_path: Path, spec: Any, name: str = "breakers.yaml") -> Path:
-    return write_policy(tmp_path / name, spec)
+FILES = PolicyFiles(load_breaker_policy, "breakers.yaml")
+write, load_error = FILES.write, FILES.error
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +40,6 @@ def _dirs(tmp_path: Path) -> None:
     """Subdirectories for tests that need several files of the same name."""
     for sub in ("a", "b", "c"):
         (tmp_path / sub).mkdir()
-
-
-load_error = functools.partial(config_error, load_breaker_policy)
 
 
 # --- alpha-solver seed --------------------------------------------------------------------
@@ -113,7 +99,7 @@ def test_alpha_seed_maps_every_field() -> None:
 
 
 def test_alpha_global_disable_disables_every_breaker(tmp_path: Path) -> None:
-    spec = json.loads(ALPHA.read_text())
+    spec = read_spec(ALPHA)
     spec["global_config"]["enabled"] = False
     policy = load_breaker_policy(write(tmp_path, spec, "circuit_breakers.json"))
     assert policy.disabled == frozenset(policy.breakers)
@@ -121,7 +107,7 @@ def test_alpha_global_disable_disables_every_breaker(tmp_path: Path) -> None:
 
 
 def test_alpha_accepts_rules_and_default(tmp_path: Path) -> None:
-    spec = json.loads(ALPHA.read_text())
+    spec = read_spec(ALPHA)
     spec["rules"] = [{"tool": "sql", "breaker": "cb.tool.critical"}]
     spec["default"] = "cb.vendor.expensive"
     policy = load_breaker_policy(write(tmp_path, spec, "circuit_breakers.json"))
@@ -190,7 +176,7 @@ def test_resontinex_notes_for_what_is_not_evaluated() -> None:
 
 
 def test_resontinex_disabled_breaker_and_severity(tmp_path: Path) -> None:
-    spec = yaml.safe_load(RESONTINEX.read_text())
+    spec = read_spec(RESONTINEX)
     spec["circuit_breakers"]["judge_fusion"]["enabled"] = False
     spec["alerting"]["circuit_open"]["severity"] = "warning"
     policy = load_breaker_policy(write(tmp_path, spec, "circuit_breakers.yaml"))
@@ -417,7 +403,7 @@ def test_kernel_errors_of_several_breakers_are_collected(tmp_path: Path) -> None
 
 
 def test_seed_errors_name_seed_paths(tmp_path: Path) -> None:
-    alpha = json.loads(ALPHA.read_text())
+    alpha = read_spec(ALPHA)
     alpha["breakers"]["cb.vendor.default"]["timeout_seconds"] = 0
     alpha["breakers"]["cb.tool.critical"]["id"] = "cb.other"
     path = write(tmp_path / "a", alpha, "circuit_breakers.json")
@@ -428,7 +414,7 @@ def test_seed_errors_name_seed_paths(tmp_path: Path) -> None:
     ) in message
     assert "breakers.cb.tool.critical.id: must equal the breaker's key" in message
 
-    res = yaml.safe_load(RESONTINEX.read_text())
+    res = read_spec(RESONTINEX)
     res["circuit_breakers"]["judge_fusion"]["trip_conditions"][1]["threshold"] = 1.5
     res["circuit_breakers"]["overlay_router"]["half_open_max_calls"] = 2
     del res["circuit_breakers"]["fusion_primary"]["trip_conditions"][0]["threshold_ms"]
@@ -446,7 +432,7 @@ def test_seed_errors_name_seed_paths(tmp_path: Path) -> None:
 
 
 def test_seed_unknown_keys_are_notes_not_errors(tmp_path: Path) -> None:
-    alpha = json.loads(ALPHA.read_text())
+    alpha = read_spec(ALPHA)
     alpha["breakers"]["cb.vendor.default"]["retry_jitter"] = 0.1
     policy = load_breaker_policy(write(tmp_path, alpha, "circuit_breakers.json"))
     assert any(n.startswith("breakers.cb.vendor.default.retry_jitter:") for n in policy.notes)
@@ -470,7 +456,7 @@ def test_duplicate_candidates_in_a_directory(tmp_path: Path) -> None:
 
 def test_breakers_file_wins_over_the_seed_name(tmp_path: Path) -> None:
     write(tmp_path, {"breakers": {"mine": {}}}, "breakers.yml")
-    write(tmp_path, json.loads(ALPHA.read_text()), "circuit_breakers.json")
+    write(tmp_path, read_spec(ALPHA), "circuit_breakers.json")
     assert list(load_breaker_policy(tmp_path).breakers) == ["mine"]
 
 

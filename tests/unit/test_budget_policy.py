@@ -15,13 +15,9 @@ import pytest
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.state import BudgetPeriod
 from schemas.types import Severity
-from tests.support.policy_files import (
-    ALPHA_SOLVER_SEEDS,
-    CONFIGS,
-    RESONTINEX_SEEDS,
-    PolicyFiles,
-    read_spec,
-)
+from tests.support.policy_files import ALPHA_BUDGETS as ALPHA
+from tests.support.policy_files import CONFIGS, PolicyFiles, read_spec
+from tests.support.policy_files import RESONTINEX_BUDGETS as RESONTINEX
 from workers.errors import ConfigError
 from workers.kernels.budget_config import (
     DEFAULT_CHECK_INTERVAL_MS,
@@ -42,8 +38,6 @@ from workers.policies.budgets import (
 )
 from workers.settings import Mode
 
-ALPHA = ALPHA_SOLVER_SEEDS / "budget_controls.yaml"
-RESONTINEX = RESONTINEX_SEEDS / "energy_governance.yaml"
 DEV = MODE_DEFAULTS[Mode.DEVELOPMENT]
 N, T, H, E = (
     ThresholdAction.NOTIFY,

@@ -16,7 +16,13 @@ import pytest
 import yaml
 
 from schemas.policy import PolicyDocument, PolicyKind
-from tests.support.policy_files import ALPHA_SOLVER_SEEDS, CONFIGS, config_error, write_policy
+from tests.support.policy_files import (
+    ALPHA_BREAKERS,
+    ALPHA_BUDGETS,
+    CONFIGS,
+    config_error,
+    write_policy,
+)
 from workers.errors import ConfigError
 from workers.kernels.checks import MAX_PREVIEW_CHARS
 from workers.kernels.policy_limits import MAX_WINDOW_SLOTS
@@ -25,8 +31,6 @@ from workers.policies.files import MAX_POLICY_DEPTH, MAX_POLICY_FILE_BYTES, MAX_
 from workers.policies.policy_set import load_policies
 from workers.settings import Mode
 
-ALPHA_BREAKERS = ALPHA_SOLVER_SEEDS / "circuit_breakers.json"
-ALPHA_BUDGETS = ALPHA_SOLVER_SEEDS / "budget_controls.yaml"
 TEN_YEARS_S = 10 * 365 * 86_400
 
 

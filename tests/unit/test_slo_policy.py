@@ -14,13 +14,9 @@ import yaml
 
 from schemas.policy import PolicyDocument, PolicyKind
 from schemas.state import BudgetPeriod
-from tests.support.policy_files import (
-    ALPHA_SOLVER_SEEDS,
-    CONFIGS,
-    RESONTINEX_SEEDS,
-    PolicyFiles,
-    read_spec,
-)
+from tests.support.policy_files import ALPHA_SLAS as ALPHA
+from tests.support.policy_files import CONFIGS, PolicyFiles, read_spec
+from tests.support.policy_files import RESONTINEX_SLOS as RESONTINEX
 from workers.errors import ConfigError
 from workers.kernels.budget_periods import PeriodSpec
 from workers.kernels.slo_config import (
@@ -56,8 +52,6 @@ from workers.policies.slos import (
 )
 from workers.settings import Mode
 
-RESONTINEX = RESONTINEX_SEEDS / "slo.yaml"
-ALPHA = ALPHA_SOLVER_SEEDS / "sla_contracts.yaml"
 DEV_MIN = MODE_DEFAULTS[Mode.DEVELOPMENT]["min_events"]
 UNITS = {"s": 1000, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
 
