@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Unpack
 
-from schemas.audit import AuditRecord, AuditSource
-from schemas.types import Severity
+from schemas.audit import AuditRecord
 from topics.catalog import TopicCatalog, TopicName
-from workers.audit.chain import AuditChain
+from workers.audit.chain import AuditChain, Sealing
 from workers.audit.recover import last_record
 from workers.audit.sealing import seal_masked
 from workers.masking.masker import Masker, default_masker
@@ -100,12 +99,8 @@ class ChainBook:
         partition: int,
         event_type: str,
         *,
-        ts_ms: int,
-        severity: Severity,
-        policy_version: str,
-        payload: Mapping[str, Any],
-        source: AuditSource | None = None,
         user: str | None = None,
+        **fields: Unpack[Sealing],
     ) -> list[AuditRecord]:
         """The next record(s) of `partition`'s chain, masked and checked against the audit
         policy (`sealing.seal_masked`)."""
@@ -113,13 +108,9 @@ class ChainBook:
             await self.chain(partition),
             self.masker,
             event_type,
-            ts_ms=ts_ms,
-            severity=severity,
-            policy_version=policy_version,
-            payload=payload,
-            source=source,
             user=user,
             policy=self.audit_policy,
+            **fields,
         )
 
     def forget(self, partition: int) -> None:

@@ -17,14 +17,13 @@ the records.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Unpack
 
 from schemas import audit_names as names
 from schemas.alerts import Alert
-from schemas.audit import AuditRecord, AuditSource
+from schemas.audit import AuditRecord
 from schemas.types import Severity
-from workers.audit.chain import AuditChain
+from workers.audit.chain import AuditChain, Sealing
 from workers.masking.masker import Masker
 from workers.policies.audit_event_types import VIOLATION, AuditPolicy, default_audit_policy
 
@@ -36,20 +35,17 @@ def seal_masked(
     masker: Masker,
     event_type: str,
     *,
-    ts_ms: int,
-    severity: Severity,
-    policy_version: str,
-    payload: Mapping[str, Any],
-    source: AuditSource | None = None,
     user: str | None = None,
     policy: AuditPolicy | None = None,
+    **fields: Unpack[Sealing],
 ) -> list[AuditRecord]:
     """The record, masked, and an `aud.data.sensitive` record after it when masking found
     something (`user`: whose data it was, when known; it is masked too), then an
     `aud.audit.violation` record for each of them that lacks required fields (`policy`: the
     audit event-type policy, default the built-in one)."""
     audit = policy or default_audit_policy()
-    masked = masker.mask(dict(payload), "payload")
+    ts_ms, policy_version, source = fields["ts_ms"], fields["policy_version"], fields.get("source")
+    masked = masker.mask(dict(fields["payload"]), "payload")
     findings = list(masked.findings)
     if source is not None and source.event_id is not None:
         event_id, found = masker.mask_text(source.event_id, "source.event_id")
@@ -59,7 +55,7 @@ def seal_masked(
     record = chain.seal(
         event_type,
         ts_ms=ts_ms,
-        severity=audit.severity_for(event_type, severity),
+        severity=audit.severity_for(event_type, fields["severity"]),
         policy_version=policy_version,
         payload=masked.value,
         source=source,
