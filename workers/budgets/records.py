@@ -16,7 +16,7 @@ from workers.kernels.budget import BudgetLedger
 from workers.kernels.budget_config import BudgetConfig
 from workers.kernels.rolling_sum import from_nanos
 from workers.policies.budgets import BudgetPolicy
-from workers.routed.counting import RoutedBatch
+from workers.routed.counting import RoutedBatch, in_slices
 
 
 class _Second:
@@ -63,11 +63,11 @@ def spend_records(
             BudgetSpend(
                 key=key,
                 budget_id=budget_ids[key],
-                rows=rows[start : start + MAX_SLICES],
+                rows=part,
                 source_topic=source_topic,
                 source_partition=source_partition,
             )
-            for start in range(0, len(rows), MAX_SLICES)
+            for part in in_slices(rows, MAX_SLICES)
         )
     return records
 

@@ -11,7 +11,7 @@ counters are this with their own parsing, counting and advancing; the agents pub
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 from pydantic import ValidationError
@@ -28,6 +28,14 @@ RESOLUTION_MS = 1000
 
 T = TypeVar("T", bound=Timed)
 K = TypeVar("K", bound=KeyedRecord)
+R = TypeVar("R")
+
+
+def in_slices(rows: list[R], size: int) -> Iterator[list[R]]:
+    """`rows` in consecutive slices of at most `size` (a routed record's cap on rows), none
+    when there are no rows."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 class RoutedBatch(NamedTuple):

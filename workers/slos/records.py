@@ -16,7 +16,7 @@ from schemas.slo_counts import MAX_ROWS, SketchBins, SloCounts, SloRow
 from schemas.stream import StreamEvent
 from schemas.types import epoch_ms
 from workers.kernels.sketch import QuantileSketch
-from workers.routed.counting import RoutedBatch
+from workers.routed.counting import RoutedBatch, in_slices
 from workers.slos.routing import RESOLUTION_MS, Measure, SloRouter, Target, TargetKind
 
 
@@ -124,11 +124,11 @@ class BatchCounts:
                     target_kind=target.kind.value,
                     target_id=target.target_id,
                     labels=named,
-                    rows=rows[start : start + MAX_ROWS],
+                    rows=part,
                     source_topic=source_topic,
                     source_partition=source_partition,
                 )
-                for start in range(0, len(rows), MAX_ROWS)
+                for part in in_slices(rows, MAX_ROWS)
             )
         return records
 
