@@ -9,12 +9,23 @@ kernel may report its condition as often as it likes. Pure bookkeeping, no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypedDict, Unpack
 
 from schemas.alerts import Alert, AlertStatus, alert_fingerprint
 from schemas.types import Severity, from_epoch_ms
 from workers.decisions import AlertDecision
 
 Slot = tuple[str, str, str]  # (state key, alert kind, distinguishing label)
+
+
+class Figures(TypedDict, total=False):
+    """What a firing alert shows besides its identity: the keywords of `AlertBook.fire`, named
+    once for it and the engines that pass them on."""
+
+    value: float | None
+    threshold: float | None
+    extra: Mapping[str, str] | None
+    """Labels shown, not identifying."""
 
 
 class AlertBook:
@@ -37,13 +48,10 @@ class AlertBook:
         summary: str,
         at_ms: int,
         event_id: str,
-        *,
-        value: float | None = None,
-        threshold: float | None = None,
-        extra: Mapping[str, str] | None = None,
+        **figures: Unpack[Figures],
     ) -> list[AlertDecision]:
-        """Fire `slot`'s alert (identified by kind + `identity`; `extra` labels are shown,
-        not identifying), unless it is firing already."""
+        """Fire `slot`'s alert (identified by kind + `identity`), unless it is firing
+        already."""
         if slot in self._firing:
             return []
         kind = slot[1]
@@ -54,10 +62,10 @@ class AlertBook:
             kind=kind,
             severity=severity,
             status=AlertStatus.FIRING,
-            labels={**identity, **(extra or {})},
+            labels={**identity, **(figures.get("extra") or {})},
             summary=summary,
-            value=value,
-            threshold=threshold,
+            value=figures.get("value"),
+            threshold=figures.get("threshold"),
             starts_at=from_epoch_ms(at_ms),
             policy_version=self.policy_version,
             evidence=[event_id],

@@ -22,14 +22,14 @@ import bisect
 import heapq
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 from schemas.clock import ClockTick
 from schemas.control import ControlCommand, ControlKind
 from schemas.events import CostEvent, ToolInvocation
 from schemas.stream import StreamEvent
 from schemas.types import Severity, epoch_ms, from_epoch_ms, rfc3339_ms
-from workers.alert_book import AlertBook
+from workers.alert_book import AlertBook, Figures
 from workers.budgets.routing import Spend, route
 from workers.cardinality import alarm_decisions
 from workers.decisions import (
@@ -402,24 +402,12 @@ class BudgetEngine:
         summary: str,
         at_ms: int,
         event_id: str,
-        *,
-        value: float | None = None,
-        threshold: float | None = None,
-        extra: Mapping[str, str] | None = None,
+        **figures: Unpack[Figures],
     ) -> list[Decision]:
         identity = {"budget_id": ledger.config.budget_id, "budget_key": ledger.key, **labels}
+        slot = (ledger.key, kind, _slot_label(labels))
         return list(
-            self._alerts.fire(
-                (ledger.key, kind, _slot_label(labels)),
-                identity,
-                severity,
-                summary,
-                at_ms,
-                event_id,
-                value=value,
-                threshold=threshold,
-                extra=extra,
-            )
+            self._alerts.fire(slot, identity, severity, summary, at_ms, event_id, **figures)
         )
 
     def _resolve(
