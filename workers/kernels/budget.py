@@ -6,10 +6,11 @@ in place by the caller that owns it; `copy()` gives an independent one.
 
 Definitions (README, "Budgets"):
 - **Period membership** by event time: calendar periods in the budget's time zone
-  (`budget_periods`), or a rolling window (`RollingSum`). Entering a new period starts it at
-  zero (`PeriodRolled`; its thresholds re-arm). The period before stays open for late spend
-  until `grace_ms` after its end, then closes with its final total (`PeriodClosed`); spend for
-  anything older is `LateSpend` (counted and audited, never added).
+  (`budget_periods`), or a rolling window (`RollingSum`); `budget_spend` keeps either. Entering
+  a new period starts it at zero (`PeriodRolled`; its thresholds re-arm). The period before
+  stays open for late spend until `grace_ms` after its end, then closes with its final total
+  (`PeriodClosed`); spend for anything older is `LateSpend` (counted and audited, never
+  added).
 - The seeds' `opening_spend_usd` counts in the first period the ledger sees.
 - **Utilisation** = max(spent / limit_usd, tokens / limit_tokens), exact.
 - **Thresholds** fire once per threshold and period (`ThresholdCrossed`), at their own percent;
@@ -32,45 +33,31 @@ from fractions import Fraction
 from typing import NamedTuple
 
 from schemas.state import BudgetAction, BudgetPeriod
-from workers.kernels.budget_config import BudgetConfig, Threshold, ThresholdAction
+from workers.kernels.budget_config import BudgetConfig, ThresholdAction
 from workers.kernels.budget_outputs import (
     ActionChanged,
     ApprovalExceeded,
     BudgetOutput,
     LateSpend,
-    PeriodClosed,
-    PeriodRolled,
-    ThresholdCrossed,
 )
-from workers.kernels.budget_periods import Period, PeriodSpec, accepts, period_of
+from workers.kernels.budget_periods import Period, PeriodSpec
+from workers.kernels.budget_spend import (
+    CalendarSpend,
+    LimitLevel,
+    PeriodTotals,
+    RollingSpend,
+    SpendWindow,
+    ThresholdLevel,
+    limit_level,
+    reached,
+)
 from workers.kernels.budget_tripwire import Tripwire
 from workers.kernels.rate_limit import SlidingRateLimit
-from workers.kernels.rolling_sum import RollingSum, to_nanos
+from workers.kernels.rolling_sum import to_nanos
 from workers.kernels.spend_anomaly import RapidConsumption, SpendRateAnomaly
 
 _ALLOW, _THROTTLE, _HALT = BudgetAction.ALLOW, BudgetAction.THROTTLE, BudgetAction.HALT
 _RESTRICTIVENESS = {_ALLOW: 0, _THROTTLE: 1, _HALT: 2}
-# A rolling budget's window in buckets: 1/60 of the window of resolution (a rolling day in
-# 24-minute buckets) keeps a split budget's key near 1 KB.
-_ROLLING_BUCKETS = 60
-
-
-class _PeriodTotals:
-    """Spend of one calendar period (the current one, or the one before in its grace)."""
-
-    __slots__ = ("crossed", "nanos", "period", "requests", "tokens")
-
-    def __init__(self, period: Period, nanos: int = 0) -> None:
-        self.period = period
-        self.nanos = nanos
-        self.tokens = 0
-        self.requests = 0
-        self.crossed: list[Decimal] = []
-
-    def copy(self) -> _PeriodTotals:
-        clone = _PeriodTotals(self.period, self.nanos)
-        clone.tokens, clone.requests, clone.crossed = self.tokens, self.requests, self.crossed[:]
-        return clone
 
 
 class BudgetLedger:
@@ -80,22 +67,17 @@ class BudgetLedger:
         "_approval_nanos",
         "_levels",
         "_limit_nanos",
-        "_opening_nanos",
         "_stop",
         "action",
         "anomaly",
         "config",
-        "current",
         "decided_by",
         "key",
         "late_events",
-        "previous",
         "rapid",
         "rate_requests",
         "rate_tokens",
-        "rolling",
-        "rolling_crossed",
-        "spec",
+        "spending",
         "tripwire",
         "watermark_ms",
     )
@@ -105,21 +87,18 @@ class BudgetLedger:
         period, so one per budget keeps period lookups a range check)."""
         self.config = config
         self.key = key
-        self.spec = spec or period_spec(config)
         limits = _limits(config)
         self._limit_nanos = limits.limit_nanos
-        self._opening_nanos = limits.opening_nanos
         self._approval_nanos = limits.approval_nanos
         self._levels = limits.levels
         self._stop = limits.stop
-        self.current: _PeriodTotals | None = None
-        self.previous: _PeriodTotals | None = None
-        self.rolling: RollingSum | None = None
-        self.rolling_crossed: list[Decimal] = []
+        self.spending: SpendWindow
         if config.period is BudgetPeriod.ROLLING:
             assert config.rolling_ms is not None  # BudgetConfig validates it
-            bucket = max(config.rolling_ms // _ROLLING_BUCKETS, 1)
-            self.rolling = RollingSum(config.rolling_ms // bucket * bucket, bucket)
+            self.spending = RollingSpend(config.rolling_ms, limits.levels)
+        else:
+            spec = spec or period_spec(config)
+            self.spending = CalendarSpend(spec, limits.levels, limits.opening_nanos)
         self.watermark_ms: int | None = None
         self.late_events = 0
         self.action = _ALLOW
@@ -141,10 +120,9 @@ class BudgetLedger:
         largest = nanos if largest_nanos is None else largest_nanos
         if approval is not None and largest > approval:
             outputs.append(ApprovalExceeded(ts_ms, largest, approval))
-        if self.rolling is not None:
-            self._spend_rolling(ts_ms, nanos, tokens, outputs)
-        else:
-            self._spend_calendar(ts_ms, nanos, tokens, requests, outputs)
+        if not self.spending.add(ts_ms, nanos, tokens, requests, outputs):
+            self.late_events += 1
+            outputs.append(LateSpend(self.watermark_ms or ts_ms, ts_ms, nanos, tokens))
         if self.rate_requests is not None and requests:
             self.rate_requests.record(ts_ms, requests)
         if self.rate_tokens is not None and tokens:
@@ -155,7 +133,7 @@ class BudgetLedger:
             outputs.extend(self.rapid.add(ts_ms, nanos))
         if self.tripwire is not None:
             amount = nanos if self._limit_nanos is not None else tokens
-            outputs.extend(self.tripwire.record(ts_ms, amount, self._period_for_tripwire))
+            outputs.extend(self.tripwire.record(ts_ms, amount, self.spending.tumbling_period))
         self._decide(ts_ms, outputs)
         return outputs
 
@@ -172,16 +150,7 @@ class BudgetLedger:
         if self.watermark_ms is not None and ts_ms <= self.watermark_ms:
             return outputs
         self.watermark_ms = ts_ms
-        if self.rolling is not None:
-            self.rolling.advance(ts_ms)
-            self._rolling_thresholds(ts_ms, outputs)
-        elif self.current is not None:
-            if ts_ms >= self.current.period.end_ms:
-                self._roll(ts_ms, outputs)
-            previous = self.previous
-            if previous is not None and not accepts(self.spec, previous.period, ts_ms):
-                outputs.append(_closed(ts_ms, previous))
-                self.previous = None
+        self.spending.advance(ts_ms, outputs)
         for limiter in (self.rate_requests, self.rate_tokens):
             if limiter is not None:
                 limiter.advance(ts_ms)
@@ -190,28 +159,21 @@ class BudgetLedger:
         if self.rapid is not None:
             outputs.extend(self.rapid.advance(ts_ms))
         if self.tripwire is not None:
-            outputs.extend(self.tripwire.advance(ts_ms, self._period_for_tripwire))
+            outputs.extend(self.tripwire.advance(ts_ms, self.spending.tumbling_period))
         return outputs
 
     def due_ms(self) -> int | None:
         """The earliest event time at which `advance` can change this ledger (a period ends,
-        a grace runs out, a detection window or tripwire interval closes, rate capacity
-        returns, a rapid-consumption episode ends); None: only spend can change it. Before it,
-        `advance` makes no output and leaves the action as it is."""
+        a grace runs out, a rolling window's spend leaves it, a detection window or tripwire
+        interval closes, rate capacity returns, a rapid-consumption episode ends); None: only
+        spend can change it. Before it, `advance` makes no output and leaves the action as it
+        is."""
         if self.watermark_ms is None:
             return None
         dues: list[int] = []
-        if self.rolling is not None:
-            # The window slides with every millisecond, but its sum (hence thresholds and
-            # the action) changes only when a bucket holding spend leaves it: a ledger per
-            # user of a rolling budget is not due at every tick.
-            change = self.rolling.next_change_ms()
-            if change is not None:
-                dues.append(change)
-        if self.current is not None:
-            dues.append(self.current.period.end_ms)
-        if self.previous is not None:
-            dues.append(self.previous.period.end_ms + self.spec.grace_ms)
+        spending_due = self.spending.due_ms()
+        if spending_due is not None:
+            dues.append(spending_due)
         for limiter in (self.rate_requests, self.rate_tokens):
             returns = limiter.capacity_returns_at() if limiter is not None else None
             if returns is not None:
@@ -232,116 +194,33 @@ class BudgetLedger:
     @property
     def period(self) -> Period | None:
         """The current period (for a rolling budget: the window ending at the watermark)."""
-        if self.rolling is not None:
-            if self.watermark_ms is None:
-                return None
-            window = self.rolling.window_ms
-            return Period(self.watermark_ms - window + 1, self.watermark_ms + 1, "rolling")
-        return None if self.current is None else self.current.period
+        return self.spending.period(self.watermark_ms)
+
+    @property
+    def current(self) -> PeriodTotals | None:
+        """The current calendar period's spend (None before any, and for a rolling budget)."""
+        return self.spending.current
+
+    @property
+    def previous(self) -> PeriodTotals | None:
+        """The calendar period before, while it is open for late spend (its grace)."""
+        return self.spending.previous
 
     @property
     def spent_nanos(self) -> int:
-        if self.rolling is not None:
-            return self.rolling.nanos
-        return 0 if self.current is None else self.current.nanos
+        return self.spending.spent_nanos
 
     @property
     def tokens(self) -> int:
-        if self.rolling is not None:
-            return self.rolling.tokens
-        return 0 if self.current is None else self.current.tokens
+        return self.spending.tokens
 
     @property
     def crossed(self) -> tuple[Decimal, ...]:
-        if self.rolling is not None:
-            return tuple(self.rolling_crossed)
-        return () if self.current is None else tuple(self.current.crossed)
+        return self.spending.crossed
 
     def utilization(self) -> Fraction:
         """max(spent / limit_usd, tokens / limit_tokens) as an exact fraction."""
         return self._utilization(self.spent_nanos, self.tokens)
-
-    # --- calendar periods ---
-
-    def _spend_calendar(
-        self, ts_ms: int, nanos: int, tokens: int, requests: int, outputs: list[BudgetOutput]
-    ) -> None:
-        if self.current is None:
-            self.current = _PeriodTotals(period_of(self.spec, ts_ms), self._opening_nanos)
-        totals = self._totals_for(ts_ms)
-        if totals is None:
-            self.late_events += 1
-            outputs.append(LateSpend(self.watermark_ms or ts_ms, ts_ms, nanos, tokens))
-            return
-        totals.nanos += nanos
-        totals.tokens += tokens
-        totals.requests += requests
-        self._thresholds(totals, ts_ms, outputs)
-
-    def _totals_for(self, ts_ms: int) -> _PeriodTotals | None:
-        current = self.current
-        if current is not None and current.period.contains(ts_ms):
-            return current
-        previous = self.previous
-        if previous is not None and previous.period.contains(ts_ms):
-            return previous  # still in its grace, or advance() would have closed it
-        return None
-
-    def _roll(self, ts_ms: int, outputs: list[BudgetOutput]) -> None:
-        old = self.current
-        assert old is not None
-        if self.previous is not None:  # its grace ran out with this rollover at the latest
-            outputs.append(_closed(ts_ms, self.previous))
-        self.previous = old
-        self.current = _PeriodTotals(period_of(self.spec, ts_ms))
-        outputs.append(
-            PeriodRolled(ts_ms, old.period.label, self.current.period.label, tuple(old.crossed))
-        )
-
-    def _thresholds(self, totals: _PeriodTotals, ts_ms: int, outputs: list[BudgetOutput]) -> None:
-        # Spend only grows within a period and thresholds are sorted, so the crossed ones are
-        # always a prefix: only the next one needs a look (integer comparisons, no division).
-        levels = self._levels
-        crossed = totals.crossed
-        while len(crossed) < len(levels):
-            level = levels[len(crossed)]
-            if not _reached(level, totals.nanos, totals.tokens):
-                return
-            crossed.append(level.threshold.percent)
-            outputs.append(
-                ThresholdCrossed(
-                    ts_ms, totals.period.label, level.threshold.percent, level.threshold.action,
-                    totals.nanos, totals.tokens,
-                )
-            )  # fmt: skip
-
-    # --- rolling windows ---
-
-    def _spend_rolling(
-        self, ts_ms: int, nanos: int, tokens: int, outputs: list[BudgetOutput]
-    ) -> None:
-        assert self.rolling is not None
-        if not self.rolling.add(ts_ms, nanos, tokens):
-            self.late_events += 1
-            outputs.append(LateSpend(self.watermark_ms or ts_ms, ts_ms, nanos, tokens))
-            return
-        self._rolling_thresholds(ts_ms, outputs)
-
-    def _rolling_thresholds(self, ts_ms: int, outputs: list[BudgetOutput]) -> None:
-        nanos, tokens = self.spent_nanos, self.tokens
-        crossed = self.rolling_crossed
-        for level in self._levels:
-            percent = level.threshold.percent
-            reached = _reached(level, nanos, tokens)
-            if reached and percent not in crossed:
-                crossed.append(percent)
-                outputs.append(
-                    ThresholdCrossed(
-                        ts_ms, "rolling", percent, level.threshold.action, nanos, tokens
-                    )
-                )
-            elif not reached and percent in crossed:
-                crossed.remove(percent)  # re-armed: the window slid below it
 
     # --- the action ---
 
@@ -370,11 +249,11 @@ class BudgetLedger:
                     continue
                 if threshold.action is ThresholdAction.THROTTLE:
                     consider(_THROTTLE, f"threshold:{threshold.percent}")
-                elif threshold.action is ThresholdAction.HALT and _reached(
+                elif threshold.action is ThresholdAction.HALT and reached(
                     level.halt, nanos, tokens
                 ):
                     consider(_HALT, f"threshold:{threshold.percent}")
-            if _reached(self._stop, nanos, tokens):
+            if reached(self._stop, nanos, tokens):
                 consider(_HALT, "hard_limit")
         if self.rate_requests is not None and self.rate_requests.exceeded():
             consider(_THROTTLE, "rate_limit:requests")
@@ -396,13 +275,6 @@ class BudgetLedger:
             shares.append(Fraction(tokens, self.config.limit_tokens))
         return max(shares)
 
-    def _period_for_tripwire(self, ts_ms: int) -> Period:
-        if self.rolling is not None:
-            window = self.rolling.window_ms
-            start = ts_ms // window * window
-            return Period(start, start + window, "rolling")
-        return period_of(self.spec, ts_ms)
-
     def copy(self) -> BudgetLedger:
         clone = BudgetLedger.__new__(BudgetLedger)
         for name in BudgetLedger.__slots__:
@@ -418,49 +290,14 @@ def period_spec(config: BudgetConfig) -> PeriodSpec:
     )
 
 
-class _Level(NamedTuple):
-    """Where a percent of the limits lies, in the limits' own integers: reached when
-    nanos >= `nanos` or tokens >= `tokens` (None: that limit is not set)."""
-
-    nanos: int | None
-    tokens: int | None
-
-
-class _ThresholdLevel(NamedTuple):
-    threshold: Threshold
-    at: _Level
-    halt: _Level
-    """Where a halt threshold stops calls: its percent x burst_allowance."""
-
-    # `_reached` takes either kind of level.
-    @property
-    def nanos(self) -> int | None:
-        return self.at.nanos
-
-    @property
-    def tokens(self) -> int | None:
-        return self.at.tokens
-
-
-def _level(limit_nanos: int | None, limit_tokens: int | None, percent: Decimal) -> _Level:
-    """The smallest integer amounts at or above `percent` % of each limit (exact: the
-    comparison `amount x 100 >= limit x percent` without division on the hot path)."""
-    share = Fraction(percent) / 100
-
-    def ceil(limit: int | None) -> int | None:
-        return None if limit is None else -(-limit * share.numerator // share.denominator)
-
-    return _Level(ceil(limit_nanos), ceil(limit_tokens))
-
-
 class _Limits(NamedTuple):
     """A budget's amounts as integers, computed once per budget (not per split)."""
 
     limit_nanos: int | None
     opening_nanos: int
     approval_nanos: int | None
-    levels: tuple[_ThresholdLevel, ...]
-    stop: _Level
+    levels: tuple[ThresholdLevel, ...]
+    stop: LimitLevel
     """The implicit hard stop: 100 % x burst_allowance."""
 
 
@@ -473,35 +310,20 @@ def _limits(config: BudgetConfig) -> _Limits:
         to_nanos(config.opening_spend_usd),
         None if approval is None else to_nanos(approval),
         _levels(config, limit_nanos),
-        _level(limit_nanos, config.limit_tokens, 100 * config.burst_allowance),
+        limit_level(limit_nanos, config.limit_tokens, 100 * config.burst_allowance),
     )
 
 
-def _levels(config: BudgetConfig, limit_nanos: int | None) -> tuple[_ThresholdLevel, ...]:
+def _levels(config: BudgetConfig, limit_nanos: int | None) -> tuple[ThresholdLevel, ...]:
     burst = config.burst_allowance
     return tuple(
-        _ThresholdLevel(
+        ThresholdLevel(
             threshold,
-            _level(limit_nanos, config.limit_tokens, threshold.percent),
-            _level(limit_nanos, config.limit_tokens, threshold.percent * burst),
+            limit_level(limit_nanos, config.limit_tokens, threshold.percent),
+            limit_level(limit_nanos, config.limit_tokens, threshold.percent * burst),
         )
         for threshold in config.thresholds
     )
-
-
-def _reached(level: _Level | _ThresholdLevel, nanos: int, tokens: int) -> bool:
-    at_nanos, at_tokens = level.nanos, level.tokens
-    return (at_nanos is not None and nanos >= at_nanos) or (
-        at_tokens is not None and tokens >= at_tokens
-    )
-
-
-def _closed(at_ms: int, totals: _PeriodTotals) -> PeriodClosed:
-    period = totals.period
-    return PeriodClosed(
-        at_ms, period.label, period.start_ms, period.end_ms, totals.nanos, totals.tokens,
-        totals.requests,
-    )  # fmt: skip
 
 
 def _rate_limits(config: BudgetConfig) -> tuple[SlidingRateLimit | None, SlidingRateLimit | None]:

@@ -73,10 +73,9 @@ from __future__ import annotations
 
 from workers.errors import ConfigError
 from workers.kernels.budget_periods import Period, next_period, period_of
-from workers.kernels.slo_config import BudgetingMethod, BurnRateTier, Notify, SloConfig, window_name
+from workers.kernels.slo_alerts import BurnAlerts
+from workers.kernels.slo_config import BudgetingMethod, SloConfig
 from workers.kernels.slo_outputs import (
-    BurnAlertFired,
-    BurnAlertResolved,
     LateCounts,
     NoDataFired,
     NoDataResolved,
@@ -84,45 +83,33 @@ from workers.kernels.slo_outputs import (
     SloPeriodClosed,
     SloSnapshot,
 )
+from workers.kernels.slo_timeslices import Timeslices
 from workers.kernels.slo_windows import NEVER, SloWindows
 
-TOLERANCE = 1e-9
-"""Relative tolerance of burn-rate comparisons (see the module docstring)."""
 _BEFORE_ALL = -NEVER
-_KINDS = tuple(Notify)
 
 
 class SloTracker:
     """One SLO's burn-rate state (one per SLO and group-by value set). Mutable, in place."""
 
     __slots__ = (
+        "_alerts",
         "_budget",
         "_calendar",
-        "_firing",
-        "_hot",
-        "_kind_tiers",
         "_last_event_ms",
         "_late_events",
         "_next_due",
         "_no_data_ms",
         "_no_data_since",
         "_now",
-        "_open",
         "_period",
         "_period_good",
         "_period_index",
         "_period_start",
         "_period_valid",
-        "_plan",
         "_quiet_since",
         "_rate_index",
-        "_slice_end",
-        "_slice_good",
-        "_slice_ms",
-        "_slice_start",
-        "_slice_valid",
         "_slices",
-        "_tiers",
         "_windows",
         "_windows_ms",
         "config",
@@ -130,58 +117,28 @@ class SloTracker:
 
     def __init__(self, config: SloConfig) -> None:
         self.config = config
-        tiers = config.effective_tiers
         calendar = config.calendar
         if calendar is not None and calendar.kind.value == "rolling":
             raise ConfigError(f"slo {config.slo_id!r} calendar must not be rolling: use period_ms")
-        windows: list[int] = []
-        for tier in tiers:
-            for window in (tier.long_window_ms, tier.short_window_ms):
-                if window not in windows:
-                    windows.append(window)
-        if config.period_ms is not None and config.period_ms not in windows:
-            windows.append(config.period_ms)
-        self._windows_ms = tuple(windows)
+        tiers = config.effective_tiers
+        windows = _windows_ms(config)
+        self._windows_ms = windows
         self._windows = SloWindows(windows, 0)  # replaced at the first call
-        self._tiers = tiers
         self._budget = config.error_budget
-        self._plan = tuple(
-            (
-                windows.index(tier.long_window_ms),
-                windows.index(tier.short_window_ms),
-                tier.factor * self._budget * (1 - TOLERANCE),
-            )
-            for tier in tiers
-        )
-        self._kind_tiers = tuple(
-            tuple(
-                sorted(
-                    (i for i, tier in enumerate(tiers) if tier.notify is kind),
-                    key=lambda i: -tiers[i].factor,
-                )
-            )
-            for kind in _KINDS
-        )
+        self._alerts = BurnAlerts(tiers, windows, self._budget, config.min_events)
         shortest = min(tiers, key=lambda tier: tier.long_window_ms, default=None)
         self._rate_index = -1 if shortest is None else windows.index(shortest.long_window_ms)
         self._period_index = -1 if config.period_ms is None else windows.index(config.period_ms)
-        self._firing = [False] * len(tiers)
-        self._open: list[tuple[int, int] | None] = [None] * len(_KINDS)
-        """Per notify kind: (tier index it fired with, fired at) while open."""
-        self._hot = False
-        """At the last check some tier fired, or burnt on both windows short of min_events:
-        only then can a count without bad events change a decision."""
         self._calendar = calendar
         self._period: Period | None = None
         self._period_start = _BEFORE_ALL
         self._period_good = 0
         self._period_valid = 0
-        self._slices = config.budgeting is BudgetingMethod.TIMESLICES
-        self._slice_ms = config.timeslice_ms
-        self._slice_start = 0
-        self._slice_end = 0
-        self._slice_good = 0
-        self._slice_valid = 0
+        self._slices = (
+            Timeslices(config.timeslice_ms, config.timeslice_target)
+            if config.budgeting is BudgetingMethod.TIMESLICES
+            else None
+        )
         self._no_data_ms = config.no_data_ms
         self._no_data_since: int | None = None
         self._quiet_since = 0
@@ -201,26 +158,28 @@ class SloTracker:
         """Count `good` of `valid` events at event time `ts_ms` (0 <= good <= valid)."""
         if good < 0 or good > valid:
             raise ValueError(f"need 0 <= good <= valid, not good={good} valid={valid}")
-        out: list[SloOutput] = []
         now = self._now
-        if now is None:
-            self._start(ts_ms)
-            now = ts_ms
-        elif ts_ms > now:
-            if ts_ms >= self._next_due:
-                self._run_due(ts_ms, out)
+        windows = self._windows
+        if now is not None and now < ts_ms < self._next_due and ts_ms < windows.head_hi_ms:
+            # Time moves on inside the head buckets with nothing due (the usual case).
+            out: list[SloOutput] = []
+            windows.now_ms = self._now = now = ts_ms
+        else:  # the first call, a later time past something due, or a late count
+            out = self.advance(ts_ms)
             windows = self._windows
-            if ts_ms >= windows.head_hi_ms:
-                windows.roll(ts_ms)
-            else:
-                windows.now_ms = ts_ms
-            self._now = now = ts_ms
+            now = self._now
+            assert now is not None
         if not valid:
             return out
-        if self._slices:
-            self._record_slice(ts_ms, good, valid, out)
+        slices = self._slices
+        if slices:
+            if not slices.add(ts_ms, now, good, valid):
+                self._late(ts_ms, good, valid, out)
+            else:
+                if slices.valid == valid and slices.end_ms < self._next_due:  # its first count
+                    self._next_due = slices.end_ms
+                self._data(ts_ms, now, out)
             return out
-        windows = self._windows
         if ts_ms >= windows.head_lo_ms and ts_ms >= self._period_start:
             if not windows.pending_valid and windows.pending_expiry_ms < self._next_due:
                 self._next_due = windows.pending_expiry_ms
@@ -239,8 +198,9 @@ class SloTracker:
                 self._quiet_since = ts_ms
         if self._no_data_since is not None:
             self._data(ts_ms, now, out)
-        if good < valid or self._hot:
-            self._evaluate(now, out)
+        alerts = self._alerts
+        if (good < valid or alerts.hot) and alerts.check(windows):
+            alerts.notify(now, windows, self._period_remaining(), out)
         return out
 
     def advance(self, ts_ms: int) -> list[SloOutput]:
@@ -270,10 +230,6 @@ class SloTracker:
             valid = windows.valid(self._period_index)
         else:
             good, valid = self._period_good, self._period_valid
-        burn_rates: dict[str, float] = {}
-        for tier in self._tiers:
-            for window in (tier.short_window_ms, tier.long_window_ms):
-                burn_rates[window_name(window)] = self._burn(self._windows_ms.index(window))
         tte: int | None = None
         if self._rate_index >= 0:
             index = self._rate_index
@@ -283,18 +239,14 @@ class SloTracker:
                 tte = 0
             elif bad_rate > 0:
                 tte = int(max(remaining, 0.0) / bad_rate)
-        alerting: dict[str, str] = {}
-        for kind, opened in zip(_KINDS, self._open, strict=True):
-            if opened is not None:
-                alerting[kind.value] = self._tiers[opened[0]].name
         period = self._period
         return SloSnapshot(
             good=good,
             valid=valid,
             error_budget_remaining=self._budget_remaining(good, valid),
-            burn_rates=burn_rates,
-            firing=tuple(t.name for t, on in zip(self._tiers, self._firing, strict=True) if on),
-            alerting=alerting,
+            burn_rates=self._alerts.burn_rates(windows),
+            firing=self._alerts.firing(),
+            alerting=self._alerts.alerting(),
             time_to_exhaustion_ms=tte,
             period_start_ms=None if period is None else period.start_ms,
             period_end_ms=None if period is None else period.end_ms,
@@ -312,16 +264,17 @@ class SloTracker:
             self._period = period_of(self._calendar, ts_ms)
             self._period_start = self._period.start_ms
         self._quiet_since = ts_ms
-        self._slice_start = ts_ms - ts_ms % self._slice_ms
-        self._slice_end = self._slice_start + self._slice_ms
+        if self._slices is not None:
+            self._slices.start(ts_ms)
         self._reschedule()
 
     def _reschedule(self) -> None:
         due = self._windows.next_change_ms()
         if self._period is not None and self._period.end_ms < due:
             due = self._period.end_ms
-        if self._slice_valid and self._slice_end < due:
-            due = self._slice_end
+        slices = self._slices
+        if slices is not None and slices.valid and slices.end_ms < due:
+            due = slices.end_ms
         if self._no_data_ms is not None and self._no_data_since is None:
             due = min(due, self._quiet_since + self._no_data_ms)
         self._next_due = due
@@ -332,8 +285,10 @@ class SloTracker:
         while self._next_due <= ts_ms:
             due = self._next_due
             changed = False
-            if self._slice_valid and self._slice_end <= due:
-                changed = self._close_slice()
+            slices = self._slices
+            if slices is not None and slices.valid and slices.end_ms <= due:
+                self._close_slice(slices)
+                changed = True
             period = self._period
             if period is not None and period.end_ms <= due:
                 self._close_period(period, out)
@@ -348,18 +303,12 @@ class SloTracker:
                     out.append(NoDataFired(deadline, self._last_event()))
             self._reschedule()
 
-    def _close_slice(self) -> bool:
-        last = self._slice_end - 1
-        self._windows.roll(last)
-        good = 1 if self._slice_good / self._slice_valid >= self.config.timeslice_target else 0
-        self._windows.add(last, good, 1)
+    def _close_slice(self, slices: Timeslices) -> None:
+        last_ms, good = slices.close()
+        self._windows.roll(last_ms)
+        self._windows.add(last_ms, good, 1)
         self._period_good += good
         self._period_valid += 1
-        self._slice_start = self._slice_end
-        self._slice_end += self._slice_ms
-        self._slice_good = 0
-        self._slice_valid = 0
-        return True
 
     def _close_period(self, period: Period, out: list[SloOutput]) -> None:
         assert self._calendar is not None
@@ -384,21 +333,6 @@ class SloTracker:
 
     # --- counts ---
 
-    def _record_slice(self, ts_ms: int, good: int, valid: int, out: list[SloOutput]) -> None:
-        now = self._now
-        assert now is not None
-        if now >= self._slice_end:  # the open slice was empty: move to the one holding now
-            self._slice_start = now - now % self._slice_ms
-            self._slice_end = self._slice_start + self._slice_ms
-        if ts_ms < self._slice_start:
-            self._late(ts_ms, good, valid, out)
-            return
-        if not self._slice_valid and self._slice_end < self._next_due:
-            self._next_due = self._slice_end
-        self._slice_good += good
-        self._slice_valid += valid
-        self._data(ts_ms, now, out)
-
     def _last_event(self) -> int | None:
         return None if self._last_event_ms == _BEFORE_ALL else self._last_event_ms
 
@@ -422,79 +356,9 @@ class SloTracker:
     # --- decisions ---
 
     def _evaluate(self, now: int, out: list[SloOutput]) -> None:
-        windows = self._windows
-        rings = windows.rings
-        pending_good = windows.pending_good
-        pending_valid = windows.pending_valid
-        firing = self._firing
-        minimum = self.config.min_events
-        hot = False
-        changed = False
-        for i, (long_i, short_i, threshold) in enumerate(self._plan):
-            short = rings[short_i]
-            short_valid = short.valid_sum + pending_valid
-            short_bad = short_valid - short.good_sum - pending_good
-            short_burns = short_valid > 0 and short_bad >= threshold * short_valid
-            if firing[i]:
-                if short_burns:
-                    hot = True
-                else:
-                    firing[i] = False
-                    changed = True
-            elif short_burns:
-                long = rings[long_i]
-                long_valid = long.valid_sum + pending_valid
-                long_bad = long_valid - long.good_sum - pending_good
-                if long_valid > 0 and long_bad >= threshold * long_valid:
-                    hot = True
-                    if long_valid >= minimum and short_valid >= minimum:
-                        firing[i] = True
-                        changed = True
-        self._hot = hot
-        if changed:
-            self._notify(now, out)
-
-    def _notify(self, now: int, out: list[SloOutput]) -> None:
-        firing = self._firing
-        for k, indexes in enumerate(self._kind_tiers):
-            opened = self._open[k]
-            if opened is None:
-                for i in indexes:  # highest factor first
-                    if firing[i]:
-                        tier = self._tiers[i]
-                        self._open[k] = (i, now)
-                        out.append(
-                            BurnAlertFired(
-                                tier=tier,
-                                ts_ms=now,
-                                long_burn=self._tier_burn(tier, long=True),
-                                short_burn=self._tier_burn(tier, long=False),
-                                error_budget_remaining=self._period_remaining(),
-                            )
-                        )
-                        break
-            elif not any(firing[i] for i in indexes):
-                tier = self._tiers[opened[0]]
-                self._open[k] = None
-                out.append(
-                    BurnAlertResolved(
-                        tier=tier,
-                        ts_ms=now,
-                        started_ms=opened[1],
-                        long_burn=self._tier_burn(tier, long=True),
-                        short_burn=self._tier_burn(tier, long=False),
-                    )
-                )
-
-    def _tier_burn(self, tier: BurnRateTier, *, long: bool) -> float:
-        window = tier.long_window_ms if long else tier.short_window_ms
-        return self._burn(self._windows_ms.index(window))
-
-    def _burn(self, index: int) -> float:
-        valid = self._windows.valid(index)
-        if not valid:
-            return 0.0
-        return (valid - self._windows.good(index)) / valid / self._budget
+        alerts = self._alerts
+        if alerts.check(self._windows):
+            alerts.notify(now, self._windows, self._period_remaining(), out)
 
     def _period_remaining(self) -> float:
         if self._period_index >= 0:
@@ -508,3 +372,16 @@ class SloTracker:
         if not valid:
             return 1.0
         return 1.0 - (valid - good) / (self._budget * valid)
+
+
+def _windows_ms(config: SloConfig) -> tuple[int, ...]:
+    """The distinct windows a tracker keeps: every tier's long and short one, then the rolling
+    period."""
+    windows: list[int] = []
+    for tier in config.effective_tiers:
+        for window in (tier.long_window_ms, tier.short_window_ms):
+            if window not in windows:
+                windows.append(window)
+    if config.period_ms is not None and config.period_ms not in windows:
+        windows.append(config.period_ms)
+    return tuple(windows)

@@ -59,7 +59,8 @@ _ZEROS: Final = array("q", bytes(8 * BUCKETS))
 
 class WindowSums(BucketRing):
     """One window's (good, valid) counts per bucket and their running sums. The counts live in
-    the arrays `SloWindows` shares between its windows, from slot `base` on."""
+    the arrays `SloWindows` shares between its windows, from slot `base` on; `SloWindows` adds
+    to every window at once (one loop: a count touches all of them)."""
 
     __slots__ = ("base", "expiry_ms", "good", "good_sum", "valid", "valid_sum")
 
@@ -73,36 +74,8 @@ class WindowSums(BucketRing):
         self.expiry_ms = NEVER
         """When its oldest non-empty bucket leaves it (NEVER when empty)."""
 
-    def add(self, ts_ms: int, good: int, valid: int) -> bool:
-        """Count at `ts_ms` (not after now) if this window still holds it."""
-        slot = self.place(ts_ms)
-        if slot < 0:
-            return False
-        self._count(slot, self.leaves_at_ms(ts_ms // self.bucket_ms), good, valid)
-        return True
-
-    def add_to_head(self, good: int, valid: int) -> None:
-        self._count(self._head_slot, self.head * self.bucket_ms + self._reach_ms, good, valid)
-
-    def slide(self, ts_ms: int) -> bool:
-        """`advance` to a time at or past `turn_ms`; True when a non-empty bucket left (the
-        sums fell)."""
-        dropped = self.expiry_ms <= ts_ms
-        self.place(ts_ms)
-        if dropped:
-            self.expiry_ms = self._first_expiry_ms()
-        return dropped
-
-    def _count(self, slot: int, leaves_ms: int, good: int, valid: int) -> None:
-        index = self.base + slot
-        self.good[index] += good
-        self.valid[index] += valid
-        self.good_sum += good
-        self.valid_sum += valid
-        if valid and leaves_ms < self.expiry_ms:
-            self.expiry_ms = leaves_ms
-
-    def _first_expiry_ms(self) -> int:
+    def first_expiry_ms(self) -> int:
+        """When the oldest non-empty bucket leaves (NEVER when all are empty)."""
         if self.valid_sum:
             valid, base, slots = self.valid, self.base, self.slots
             for bucket in self.counted():
@@ -194,7 +167,10 @@ class SloWindows:
     def next_change_ms(self) -> int:
         """The earliest event time after now at which some window's sums fall (a non-empty
         bucket leaves it); NEVER when every window is empty."""
-        earliest = min(ring.expiry_ms for ring in self.rings)
+        earliest = NEVER
+        for ring in self.rings:
+            if ring.expiry_ms < earliest:
+                earliest = ring.expiry_ms
         if self.pending_valid and self.pending_expiry_ms < earliest:
             return self.pending_expiry_ms
         return earliest
@@ -210,8 +186,7 @@ class SloWindows:
             self.pending_good += good
             self.pending_valid += valid
             return True
-        held = [ring.add(ts_ms, good, valid) for ring in self.rings]
-        return any(held)
+        return self._add_to_rings(ts_ms, good, valid)
 
     def roll(self, ts_ms: int) -> bool:
         """Move event time to `ts_ms` (no-op if not later); True when some window's sums fell.
@@ -222,18 +197,44 @@ class SloWindows:
             if ts_ms > self.now_ms:
                 self.now_ms = ts_ms
             return False
-        self.now_ms = ts_ms
         if self.pending_valid:  # the head accumulator goes into every window's head bucket
-            for ring in self.rings:
-                ring.add_to_head(self.pending_good, self.pending_valid)
+            self._add_to_rings(self.now_ms, self.pending_good, self.pending_valid, heads=True)
             self.pending_good = 0
             self.pending_valid = 0
+        self.now_ms = ts_ms
         dropped = False
         for ring in self.rings:
-            if ts_ms >= ring.turn_ms and ring.slide(ts_ms):  # (before its turn, nothing leaves)
+            if ts_ms < ring.turn_ms:
+                continue  # its head bucket stays: nothing leaves
+            falls = ring.expiry_ms <= ts_ms  # a non-empty bucket leaves: the sums fall
+            ring.place(ts_ms)  # evicts what left
+            if falls:
+                ring.expiry_ms = ring.first_expiry_ms()
                 dropped = True
         self._set_bounds()
         return dropped
+
+    def _add_to_rings(self, ts_ms: int, good: int, valid: int, *, heads: bool = False) -> bool:
+        """Count at `ts_ms` (not after now) in every window that holds it; whether one did.
+        `heads`: `ts_ms` is in every head bucket (the accumulator's counts). The fold's `add`
+        for all the rings at once, written out: a call per window would cost more than the
+        counting."""
+        goods, valids = self._good, self._valid
+        held = False
+        for ring in self.rings:
+            bucket = ring.head if heads else ts_ms // ring.bucket_ms
+            if bucket < ring.oldest:
+                continue
+            held = True
+            index = ring.base + bucket % BUCKETS
+            goods[index] += good
+            valids[index] += valid
+            ring.good_sum += good
+            ring.valid_sum += valid
+            leaves = (bucket + BUCKETS) * ring.bucket_ms  # when the bucket leaves the ring
+            if valid and leaves < ring.expiry_ms:
+                ring.expiry_ms = leaves
+        return held
 
     def _set_bounds(self) -> None:
         lo = -NEVER
