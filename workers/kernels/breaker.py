@@ -71,8 +71,6 @@ from workers.kernels.breaker_state import BreakerSnapshot, Evidence, Transition,
 from workers.kernels.breaker_trips import new_trackers
 from workers.kernels.breaker_windows import CountWindow, Window, WindowSnapshot
 
-S = CircuitState
-
 __all__ = [
     "LEGAL_TRANSITIONS",
     "BreakerConfig",
@@ -99,27 +97,28 @@ __all__ = [
     "step",
 ]
 
+# Enum members as module constants: on 3.11 `CircuitState.CLOSED` is a slow class lookup.
+_CLOSED = CircuitState.CLOSED
+_OPEN = CircuitState.OPEN
+_HALF_OPEN = CircuitState.HALF_OPEN
+_FORCED_OPEN = CircuitState.FORCED_OPEN
+_DISABLED = CircuitState.DISABLED
+_METRICS_ONLY = CircuitState.METRICS_ONLY
+
 # Every transition the machine may make, written down once (Resilience4j's StateTransition,
 # minus the self-transitions, which publish nothing and are never checked here).
-_OVERRIDES = (S.FORCED_OPEN, S.DISABLED, S.METRICS_ONLY)
+_OVERRIDES = (_FORCED_OPEN, _DISABLED, _METRICS_ONLY)
 LEGAL_TRANSITIONS: frozenset[tuple[CircuitState, CircuitState]] = frozenset(
     {
-        (S.CLOSED, S.OPEN),
-        (S.OPEN, S.HALF_OPEN),
-        (S.HALF_OPEN, S.CLOSED),
-        (S.HALF_OPEN, S.OPEN),
-        *((src, dst) for src in S for dst in _OVERRIDES if src != dst),
-        *((src, S.CLOSED) for src in (*_OVERRIDES, S.OPEN)),  # reset (HALF_OPEN's is above)
+        (_CLOSED, _OPEN),
+        (_OPEN, _HALF_OPEN),
+        (_HALF_OPEN, _CLOSED),
+        (_HALF_OPEN, _OPEN),
+        *((src, dst) for src in CircuitState for dst in _OVERRIDES if src != dst),
+        *((src, _CLOSED) for src in (*_OVERRIDES, _OPEN)),  # reset (HALF_OPEN's is above)
     }
 )
 
-# Enum members as module constants: on 3.11 `CircuitState.CLOSED` is a slow class lookup.
-_CLOSED = S.CLOSED
-_OPEN = S.OPEN
-_HALF_OPEN = S.HALF_OPEN
-_FORCED_OPEN = S.FORCED_OPEN
-_DISABLED = S.DISABLED
-_METRICS_ONLY = S.METRICS_ONLY
 _IGNORED = Verdict.IGNORED
 _FAILURE = Verdict.FAILURE
 
