@@ -20,13 +20,12 @@ import random
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
+from bench.jsonl import T0_MS, VENDORS, numbered, raw_rate, replay_rate, write_events
 from schemas.events import ToolInvocation
-from schemas.types import rfc3339_ms
 from workers.breakers.engine import BreakerEngine
 from workers.breakers.spec import BREAKERS
 from workers.ingest.input_lines import decode_event
@@ -34,63 +33,41 @@ from workers.policies.breakers import BreakerPolicy, default_breaker_policy, loa
 from workers.policies.budgets import default_budget_policy
 from workers.policies.policy_set import PolicySet
 from workers.replay.pipeline import PipelineReplay
-from workers.replay.run import Replay
 from workers.replay.shards import replay_sharded
 from workers.settings import Mode
-
-T0_MS = 1_795_000_000_000
-VENDORS = ["openai", "anthropic", "mistral", "cohere", "google", "azure", "bedrock", "groq"]
 
 
 def generate(path: Path, events: int, keys: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     names = [(VENDORS[k % len(VENDORS)], f"tool-{k}") for k in range(keys)]
-    with path.open("wb") as out:
-        for n in range(events):
-            ts_ms = T0_MS + n * 2  # 500 events/s of event time
-            if n % 1000 == 999:
-                out.write(orjson.dumps({"type": "clock", "ts": rfc3339_ms(ts_ms)}) + b"\n")
-            key = rng.randrange(keys)
-            vendor, tool = names[key]
-            roll = rng.random()
-            if key % 20 == 0 and rng.random() < 0.6:
-                roll = 0.9 + roll * 0.08  # one key in 20 is having a bad day: 503s, timeouts
-            status, error = (
-                ("success", None) if roll < 0.9
-                else ("error", "503") if roll < 0.96
-                else ("timeout", None) if roll < 0.98
-                else ("error", "401")
-            )  # fmt: skip
-            document = {
-                "event_id": f"e{n}",
-                "ts": rfc3339_ms(ts_ms),
-                "vendor": vendor,
-                "tool": tool,
-                "status": status,
-                "duration_ms": rng.randrange(20, 4000),
-                "tokens_in": 300,
-                "tokens_out": 120,
-                "cost_usd": "0.0042",
-                "team": "research",
-            }
-            if error:
-                document["error_type"] = error
-            out.write(orjson.dumps(document) + b"\n")
 
+    def fields(n: int) -> dict[str, object]:
+        key = rng.randrange(keys)
+        vendor, tool = names[key]
+        roll = rng.random()
+        if key % 20 == 0 and rng.random() < 0.6:
+            roll = 0.9 + roll * 0.08  # one key in 20 is having a bad day: 503s, timeouts
+        status, error = (
+            ("success", None) if roll < 0.9
+            else ("error", "503") if roll < 0.96
+            else ("timeout", None) if roll < 0.98
+            else ("error", "401")
+        )  # fmt: skip
+        document: dict[str, object] = {
+            "vendor": vendor,
+            "tool": tool,
+            "status": status,
+            "duration_ms": rng.randrange(20, 4000),
+            "tokens_in": 300,
+            "tokens_out": 120,
+            "cost_usd": "0.0042",
+            "team": "research",
+        }
+        if error:
+            document["error_type"] = error
+        return document
 
-def numbered(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as source:
-        yield from enumerate(source, start=1)
-
-
-def raw_rate(path: Path) -> tuple[int, float]:
-    loads = orjson.loads
-    started = time.perf_counter()
-    count = 0
-    for _, line in numbered(path):
-        loads(line)
-        count += 1
-    return count, count / (time.perf_counter() - started)
+    write_events(path, events, fields)
 
 
 def validate_rate(path: Path) -> float:
@@ -116,18 +93,6 @@ def sharded_rate(path: Path, policy: BreakerPolicy, jobs: int) -> tuple[float, i
     )
     elapsed = time.perf_counter() - started
     return (counts.events + counts.clock_ticks) / elapsed, len(lines)
-
-
-def replay_rate(path: Path, policy: BreakerPolicy) -> tuple[Replay, float, int]:
-    pipeline = PipelineReplay.for_file(
-        PolicySet(policy, default_budget_policy()), kernels=[BREAKERS]
-    )
-    replay = Replay(pipeline, dedup_horizon_ms=3_600_000, dedup_max_ids=1_000_000)
-    started = time.perf_counter()
-    decisions = sum(1 for _ in replay.run(numbered(path)))
-    elapsed = time.perf_counter() - started
-    counts = replay.counts
-    return replay, (counts.events + counts.clock_ticks) / elapsed, decisions
 
 
 def bytes_per_key(policy: BreakerPolicy, keys: int) -> float:
@@ -170,9 +135,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"
         generate(path, args.events, args.keys)
-        lines, raw = raw_rate(path)
+        lines, raw = raw_rate(path, time.perf_counter)
         validated = validate_rate(path)
-        _, rate, decisions = replay_rate(path, policy)
+        pipeline = PipelineReplay.for_file(
+            PolicySet(policy, default_budget_policy()), kernels=[BREAKERS]
+        )
+        rate, decisions = replay_rate(path, pipeline, time.perf_counter)
         sharded, sharded_decisions = sharded_rate(path, policy, args.jobs)
     assert sharded_decisions == decisions, (sharded_decisions, decisions)
     print(f"lines ({args.keys} keys)       {lines:>12,}   decisions {decisions:,}")

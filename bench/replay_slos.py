@@ -46,14 +46,13 @@ import random
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
 import orjson
 
+from bench.jsonl import VENDORS, numbered, raw_rate, replay_rate, write_events
 from schemas.events import ToolInvocation
-from schemas.types import rfc3339_ms
 from workers.breakers.spec import BREAKERS
 from workers.ingest.input_lines import decode_event
 from workers.policies.breakers import default_breaker_policy
@@ -61,13 +60,10 @@ from workers.policies.budgets import default_budget_policy
 from workers.policies.policy_set import PolicySet
 from workers.policies.slos import SloPolicy, load_slo_policy
 from workers.replay.pipeline import PipelineReplay
-from workers.replay.run import Replay
 from workers.settings import Mode
 from workers.slos.engine import SloEngine
 from workers.slos.spec import SLOS
 
-T0_MS = 1_795_000_000_000
-VENDORS = ["openai", "anthropic", "mistral", "cohere", "google", "azure", "bedrock", "groq"]
 TOOLS = 40
 TEAMS = ["research", "search", "support", "billing", "growth", "platform"]
 TIERS = ["standard"] * 12 + ["premium"] * 5 + ["enterprise"] * 3
@@ -77,39 +73,36 @@ DECODED_SAMPLE = 200_000
 
 def generate(path: Path, events: int, seed: int = 7) -> None:
     rng = random.Random(seed)
-    with path.open("wb") as out:
-        for n in range(events):
-            ts_ms = T0_MS + n * 2  # 500 events/s of event time
-            if n % 1000 == 999:
-                out.write(orjson.dumps({"type": "clock", "ts": rfc3339_ms(ts_ms)}) + b"\n")
-            tool = rng.randrange(TOOLS)
-            vendor = VENDORS[tool % len(VENDORS)]
-            burst = tool in BAD_TOOLS and (n // 500) % 600 < 120  # 2 min of every 10
-            roll = rng.random()
-            status, error = (
-                ("error", "503") if roll < (0.3 if burst else 0.004)
-                else ("timeout", None) if roll < (0.32 if burst else 0.005)
-                else ("error", "401") if roll < (0.323 if burst else 0.008)
-                else ("success", None)
-            )  # fmt: skip
-            slow = rng.random() < 0.01
-            document = {
-                "event_id": f"e{n}",
-                "ts": rfc3339_ms(ts_ms),
-                "vendor": vendor,
-                "tool": f"tool-{tool}",
-                "model": f"{vendor}-{'large' if rng.random() < 0.3 else 'small'}",
-                "status": status,
-                "duration_ms": rng.randrange(2000, 9000) if slow else rng.randrange(100, 1500),
-                "tokens_in": 300,
-                "tokens_out": 120,
-                "cost_usd": "0.0042",
-                "team": rng.choice(TEAMS),
-                "attributes": {"sla_tier": rng.choice(TIERS)},
-            }
-            if error:
-                document["error_type"] = error
-            out.write(orjson.dumps(document) + b"\n")
+
+    def fields(n: int) -> dict[str, object]:
+        tool = rng.randrange(TOOLS)
+        vendor = VENDORS[tool % len(VENDORS)]
+        burst = tool in BAD_TOOLS and (n // 500) % 600 < 120  # 2 min of every 10
+        roll = rng.random()
+        status, error = (
+            ("error", "503") if roll < (0.3 if burst else 0.004)
+            else ("timeout", None) if roll < (0.32 if burst else 0.005)
+            else ("error", "401") if roll < (0.323 if burst else 0.008)
+            else ("success", None)
+        )  # fmt: skip
+        slow = rng.random() < 0.01
+        document: dict[str, object] = {
+            "vendor": vendor,
+            "tool": f"tool-{tool}",
+            "model": f"{vendor}-{'large' if rng.random() < 0.3 else 'small'}",
+            "status": status,
+            "duration_ms": rng.randrange(2000, 9000) if slow else rng.randrange(100, 1500),
+            "tokens_in": 300,
+            "tokens_out": 120,
+            "cost_usd": "0.0042",
+            "team": rng.choice(TEAMS),
+            "attributes": {"sla_tier": rng.choice(TIERS)},
+        }
+        if error:
+            document["error_type"] = error
+        return document
+
+    write_events(path, events, fields)
 
 
 def policy_spec(slos: int, extras: bool) -> dict[str, object]:
@@ -127,21 +120,17 @@ def policy_spec(slos: int, extras: bool) -> dict[str, object]:
             "period": {"calendar": "monthly", "tz": "UTC"},
         },
     }
-    for vendor in VENDORS:
-        selector = {"vendor": vendor}
-        entries[f"vendor.{vendor}.availability"] = {
-            "sli": available, "target": 0.999, "selector": selector, "group_by": []
+    # (name, selector, availability target, latency group_by): vendors, then teams
+    by_vendor_and_team: list[tuple[str, dict[str, str], float, list[str]]] = [
+        *((f"vendor.{v}", {"vendor": v}, 0.999, ["model"]) for v in VENDORS),
+        *((f"team.{t}", {"team": t}, 0.995, []) for t in TEAMS),
+    ]
+    for name, selector, available_target, latency_group_by in by_vendor_and_team:
+        entries[f"{name}.availability"] = {
+            "sli": available, "target": available_target, "selector": selector, "group_by": []
         }  # fmt: skip
-        entries[f"vendor.{vendor}.latency"] = {
-            "sli": fast, "target": 0.99, "selector": selector, "group_by": ["model"]
-        }  # fmt: skip
-    for team in TEAMS:
-        selector = {"team": team}
-        entries[f"team.{team}.availability"] = {
-            "sli": available, "target": 0.995, "selector": selector, "group_by": []
-        }  # fmt: skip
-        entries[f"team.{team}.latency"] = {
-            "sli": fast, "target": 0.99, "selector": selector, "group_by": []
+        entries[f"{name}.latency"] = {
+            "sli": fast, "target": 0.99, "selector": selector, "group_by": latency_group_by
         }  # fmt: skip
     for digit in range(10):
         entry: dict[str, object] = {
@@ -199,21 +188,6 @@ def load_policy(directory: Path, slos: int, extras: bool) -> SloPolicy:
     return load_slo_policy(directory, Mode.PRODUCTION)
 
 
-def numbered(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as source:
-        yield from enumerate(source, start=1)
-
-
-def raw_rate(path: Path) -> tuple[int, float]:
-    loads = orjson.loads
-    started = time.process_time()
-    count = 0
-    for _, line in numbered(path):
-        loads(line)
-        count += 1
-    return count, count / (time.process_time() - started)
-
-
 def validate_rate(path: Path) -> float:
     started = time.process_time()
     count = 0
@@ -221,14 +195,6 @@ def validate_rate(path: Path) -> float:
         decode_event(line)
         count += 1
     return count / (time.process_time() - started)
-
-
-def replay_rate(path: Path, pipeline: PipelineReplay) -> tuple[float, int]:
-    replay = Replay(pipeline, dedup_horizon_ms=3_600_000, dedup_max_ids=1_000_000)
-    started = time.process_time()
-    decisions = sum(1 for _ in replay.run(numbered(path)))
-    elapsed = time.process_time() - started
-    return (replay.counts.events + replay.counts.clock_ticks) / elapsed, decisions
 
 
 def engine_rate(path: Path, policy: SloPolicy) -> tuple[float, float, int]:
@@ -279,14 +245,16 @@ def main() -> None:
         policy = load_policy(Path(tmp), args.slos, args.extras)
         path = Path(tmp) / "events.jsonl"
         generate(path, args.events)
-        lines, raw = raw_rate(path)
+        lines, raw = raw_rate(path, time.process_time)
         validated = validate_rate(path)
         breakers = default_breaker_policy(Mode.PRODUCTION)
         policies = PolicySet(breakers, default_budget_policy(), policy)
         both, both_decisions = replay_rate(
-            path, PipelineReplay.for_file(policies, kernels=[BREAKERS, SLOS])
+            path, PipelineReplay.for_file(policies, kernels=[BREAKERS, SLOS]), time.process_time
         )
-        alone, slo_decisions = replay_rate(path, PipelineReplay.for_file(policies, kernels=[SLOS]))
+        alone, slo_decisions = replay_rate(
+            path, PipelineReplay.for_file(policies, kernels=[SLOS]), time.process_time
+        )
         decoded, per_event, _ = engine_rate(path, policy)
         points = (1_000, lines // 10, lines) if args.memory else ()
         memory = [(n, *bytes_per_tracker(path, policy, n)) for n in points]
