@@ -32,23 +32,25 @@ from workers.kernels.slo_targets_config import DegradationStrategy
 
 
 @dataclass(frozen=True, slots=True)
-class Degraded:
+class _StrategyChange:
+    """What both outputs say: which strategy, when, and the parameters of its target."""
+
     strategy_id: str
     ts_ms: int
     target: str
     parameters: dict[str, str]
+    """Degraded: the parameters to set; Restored: those the degradation set, to undo."""
+
+
+@dataclass(frozen=True, slots=True)
+class Degraded(_StrategyChange):
     objective_id: str
     """The trigger's objective whose breach lasted its duration."""
     breached_since_ms: int
 
 
 @dataclass(frozen=True, slots=True)
-class Restored:
-    strategy_id: str
-    ts_ms: int
-    target: str
-    parameters: dict[str, str]
-    """The parameters the degradation set, now to be restored."""
+class Restored(_StrategyChange):
     degraded_at_ms: int
 
 
@@ -100,15 +102,7 @@ class DegradationTracker:
         degraded_at = self._degraded_at_ms
         if degraded_at is not None and all(s is None for s in self._breached_since.values()):
             self._degraded_at_ms = None
-            outputs.append(
-                Restored(
-                    strategy_id=self.strategy.strategy_id,
-                    ts_ms=now,
-                    target=self.strategy.target,
-                    parameters=dict(self._parameters),
-                    degraded_at_ms=degraded_at,
-                )
-            )
+            outputs.append(Restored(*self._change_at(now), degraded_at_ms=degraded_at))
         return outputs
 
     def advance(self, ts_ms: int) -> list[DegradationOutput]:
@@ -130,13 +124,8 @@ class DegradationTracker:
             return []
         due, objective_id, since = first
         self._degraded_at_ms = due
-        return [
-            Degraded(
-                strategy_id=self.strategy.strategy_id,
-                ts_ms=due,
-                target=self.strategy.target,
-                parameters=dict(self._parameters),
-                objective_id=objective_id,
-                breached_since_ms=since,
-            )
-        ]
+        return [Degraded(*self._change_at(due), objective_id=objective_id, breached_since_ms=since)]
+
+    def _change_at(self, ts_ms: int) -> tuple[str, int, str, dict[str, str]]:
+        """The `_StrategyChange` fields of an output at `ts_ms`, in order."""
+        return self.strategy.strategy_id, ts_ms, self.strategy.target, dict(self._parameters)

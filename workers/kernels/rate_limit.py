@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workers.errors import ConfigError
 from workers.kernels.bucket_ring import BucketRing, Edge, IntSlots
 from workers.kernels.checks import check_int, check_whole_buckets
 
@@ -132,13 +131,9 @@ class SlidingRateLimit:
 
     def __post_init__(self) -> None:
         check_int("SlidingRateLimit", "limit", self.limit, 0)
-        check_int("SlidingRateLimit", "window_ms", self.window_ms, 1)
-        check_int("SlidingRateLimit", "buckets", self.buckets, 1)
-        if self.window_ms % self.buckets:
-            raise ConfigError(
-                f"SlidingRateLimit window_ms ({self.window_ms}) must be a multiple of "
-                f"buckets ({self.buckets})"
-            )
+        check_whole_buckets(
+            "SlidingRateLimit", "window_ms", self.window_ms, "buckets", self.buckets
+        )
         self._ring = SliceRing(self.window_ms, self.window_ms // self.buckets)
 
     @property

@@ -41,13 +41,14 @@ clock. Both detectors return their transitions (`...Started` once when the condi
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from workers.errors import ConfigError
 from workers.kernels.bucket_ring import IntSlots
-from workers.kernels.checks import check_int
+from workers.kernels.checks import check_int, check_whole_buckets
 from workers.kernels.rate_limit import SliceRing
 
 DEFAULT_BASELINE_WINDOWS = 6
@@ -201,9 +202,7 @@ class SpendRateAnomaly:
         )
 
     def copy(self) -> SpendRateAnomaly:
-        clone = SpendRateAnomaly.__new__(SpendRateAnomaly)
-        for name in SpendRateAnomaly.__slots__:
-            setattr(clone, name, getattr(self, name))
+        clone = copy.copy(self)
         clone._closed = self._closed.copy()  # the only mutable field
         return clone
 
@@ -278,13 +277,9 @@ class RapidConsumption:
         check_int("RapidConsumption", "limit_nanos", self.limit_nanos, 0)
         num, den = exact_ratio("RapidConsumption", "fraction", self.fraction)
         self.threshold_nanos = num * self.limit_nanos // den
-        check_int("RapidConsumption", "window_ms", self.window_ms, 1)
-        check_int("RapidConsumption", "bucket_ms", self.bucket_ms, 1)
-        if self.window_ms % self.bucket_ms:
-            raise ConfigError(
-                f"RapidConsumption window_ms ({self.window_ms}) must be a multiple of "
-                f"bucket_ms ({self.bucket_ms})"
-            )
+        check_whole_buckets(
+            "RapidConsumption", "window_ms", self.window_ms, "bucket_ms", self.bucket_ms
+        )
         self._ring = SliceRing(self.window_ms, self.bucket_ms)
 
     def spend_nanos(self) -> int:
@@ -313,9 +308,7 @@ class RapidConsumption:
         return self._ring.at_or_below_at(self.threshold_nanos)
 
     def copy(self) -> RapidConsumption:
-        clone = RapidConsumption.__new__(RapidConsumption)
-        for name in RapidConsumption.__slots__:
-            setattr(clone, name, getattr(self, name))
+        clone = copy.copy(self)
         clone._ring = self._ring.copy()  # the only mutable field
         return clone
 
