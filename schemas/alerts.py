@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Final, Self
+from typing import Final, Self, TypedDict, Unpack
 
 import orjson
 from pydantic import Field, model_validator
@@ -19,6 +19,7 @@ from schemas.types import (
     PolicyVersion,
     Severity,
     Text,
+    from_epoch_ms,
 )
 
 # 32 hex chars = 128 bits of SHA-256: collisions among the few thousand alert identities a fleet
@@ -88,3 +89,43 @@ class Alert(WireModel):
         if self.ends_at is not None and self.ends_at < self.starts_at:
             raise ValueError("ends_at: earlier than starts_at")
         return self
+
+
+class AlertFigures(TypedDict, total=False):
+    """What a firing alert shows besides its identity and summary (`firing_alert`'s keywords,
+    which the alert books pass on)."""
+
+    value: float | None
+    threshold: float | None
+    extra: Mapping[str, str] | None
+    """Labels shown, not identifying (not part of the fingerprint)."""
+
+
+def firing_alert(
+    kind: str,
+    identity: Mapping[str, str],
+    *,
+    severity: Severity,
+    summary: str,
+    at_ms: int,
+    policy_version: str,
+    evidence: Sequence[str] = (),
+    **figures: Unpack[AlertFigures],
+) -> Alert:
+    """The alert of `kind` entering its condition at `at_ms`, identified by `identity` (its
+    fingerprint and its first labels)."""
+    fingerprint = alert_fingerprint(kind, identity)
+    return Alert(
+        alert_id=f"{fingerprint}-{at_ms}-firing",
+        fingerprint=fingerprint,
+        kind=kind,
+        severity=severity,
+        status=AlertStatus.FIRING,
+        labels={**identity, **(figures.get("extra") or {})},
+        summary=summary,
+        value=figures.get("value"),
+        threshold=figures.get("threshold"),
+        starts_at=from_epoch_ms(at_ms),
+        policy_version=policy_version,
+        evidence=list(evidence),
+    )

@@ -9,23 +9,13 @@ kernel may report its condition as often as it likes. Pure bookkeeping, no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypedDict, Unpack
+from typing import Unpack
 
-from schemas.alerts import Alert, AlertStatus, alert_fingerprint
+from schemas.alerts import Alert, AlertFigures, AlertStatus, firing_alert
 from schemas.types import Severity, from_epoch_ms
 from workers.decisions import AlertDecision
 
 Slot = tuple[str, str, str]  # (state key, alert kind, distinguishing label)
-
-
-class Figures(TypedDict, total=False):
-    """What a firing alert shows besides its identity: the keywords of `AlertBook.fire`, named
-    once for it and the engines that pass them on."""
-
-    value: float | None
-    threshold: float | None
-    extra: Mapping[str, str] | None
-    """Labels shown, not identifying."""
 
 
 class AlertBook:
@@ -48,27 +38,21 @@ class AlertBook:
         summary: str,
         at_ms: int,
         event_id: str,
-        **figures: Unpack[Figures],
+        **figures: Unpack[AlertFigures],
     ) -> list[AlertDecision]:
         """Fire `slot`'s alert (identified by kind + `identity`), unless it is firing
         already."""
         if slot in self._firing:
             return []
-        kind = slot[1]
-        fingerprint = alert_fingerprint(kind, identity)
-        alert = Alert(
-            alert_id=f"{fingerprint}-{at_ms}-firing",
-            fingerprint=fingerprint,
-            kind=kind,
+        alert = firing_alert(
+            slot[1],
+            identity,
             severity=severity,
-            status=AlertStatus.FIRING,
-            labels={**identity, **(figures.get("extra") or {})},
             summary=summary,
-            value=figures.get("value"),
-            threshold=figures.get("threshold"),
-            starts_at=from_epoch_ms(at_ms),
+            at_ms=at_ms,
             policy_version=self.policy_version,
             evidence=[event_id],
+            **figures,
         )
         self._firing[slot] = alert
         return [self._decision(slot[0], alert, at_ms, event_id)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.alerts import Alert, AlertStatus, alert_fingerprint
+from schemas.alerts import Alert, AlertStatus, firing_alert
 from schemas.state import CircuitState
 from schemas.types import from_epoch_ms
 from workers.kernels.breaker import BreakerConfig, Transition
@@ -67,23 +67,19 @@ def _firing(
     event_id: str,
     policy_version: str,
 ) -> Alert:
-    labels = identity.labels()
-    fingerprint = alert_fingerprint(ALERT_KIND, labels)
     evidence = transition.evidence
-    return Alert(
-        alert_id=f"{fingerprint}-{transition.at_ms}-firing",
-        fingerprint=fingerprint,
-        kind=ALERT_KIND,
+    return firing_alert(
+        ALERT_KIND,
+        identity.labels(),
         severity=config.alert_severity,
-        status=AlertStatus.FIRING,
-        labels={**labels, "policy_id": config.policy_id, "reason": transition.reason},
         summary=(
             f"circuit breaker {identity.key} opened: {transition.reason} "
             f"({evidence.failed_calls}/{evidence.calls} failed calls in the window)"
         ),
-        value=max(evidence.failure_rate_pct, 0.0) / 100,
-        threshold=config.failure_rate_threshold_pct / 100,
-        starts_at=from_epoch_ms(transition.at_ms),
+        at_ms=transition.at_ms,
         policy_version=policy_version,
         evidence=[event_id],
+        value=max(evidence.failure_rate_pct, 0.0) / 100,
+        threshold=config.failure_rate_threshold_pct / 100,
+        extra={"policy_id": config.policy_id, "reason": transition.reason},
     )

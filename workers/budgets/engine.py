@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Unpack
 
+from schemas.alerts import AlertFigures
 from schemas.clock import ClockTick
 from schemas.control import ControlCommand, ControlKind
 from schemas.events import CostEvent, ToolInvocation
 from schemas.stream import StreamEvent
 from schemas.types import Severity, epoch_ms, from_epoch_ms, rfc3339_ms
-from workers.alert_book import AlertBook, Figures
+from workers.alert_book import AlertBook
 from workers.budgets.routing import Spend, route
 from workers.cardinality import alarm_decisions
 from workers.decisions import (
@@ -402,7 +403,7 @@ class BudgetEngine:
         summary: str,
         at_ms: int,
         event_id: str,
-        **figures: Unpack[Figures],
+        **figures: Unpack[AlertFigures],
     ) -> list[Decision]:
         identity = {"budget_id": ledger.config.budget_id, "budget_key": ledger.key, **labels}
         slot = (ledger.key, kind, _slot_label(labels))

@@ -26,7 +26,7 @@ from typing import Any, Final, cast
 import faust
 from faust.types import TP
 
-from schemas.alerts import Alert, AlertStatus, alert_fingerprint
+from schemas.alerts import Alert, AlertStatus, firing_alert
 from schemas.audit_names import INPUT_POLICY_VERSION
 from schemas.codec import encode
 from schemas.types import EPOCH_MS_MAX, Severity, from_epoch_ms
@@ -118,24 +118,19 @@ class UndecodableAlertBook:
 
 def _firing_alert(placeholder: UndecodableRecord) -> Alert:
     batch = placeholder.batch
-    identity = {"topic": batch.topic, "partition": str(batch.partition)}
-    fingerprint = alert_fingerprint(ALERT_KIND, identity)
-    return Alert(
-        alert_id=f"{fingerprint}-{placeholder.timestamp}-firing",
-        fingerprint=fingerprint,
-        kind=ALERT_KIND,
+    return firing_alert(
+        ALERT_KIND,
+        {"topic": batch.topic, "partition": str(batch.partition)},
         severity=Severity.CRITICAL,
-        status=AlertStatus.FIRING,
-        labels={
-            **identity,
+        summary=batch.describe(),
+        at_ms=placeholder.timestamp,
+        policy_version=INPUT_POLICY_VERSION,
+        value=float(batch.offsets),
+        extra={
             "codec": batch.codec,
             "first_offset": str(batch.first_offset),
             "last_offset": str(batch.last_offset),
         },
-        summary=batch.describe(),
-        value=float(batch.offsets),
-        starts_at=from_epoch_ms(placeholder.timestamp),
-        policy_version=INPUT_POLICY_VERSION,
     )
 
 
