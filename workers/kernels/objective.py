@@ -188,7 +188,7 @@ class ObjectiveTracker:
         bucket_ms = buckets.bucket_ms
         target = ts_ms // bucket_ms
         while buckets.head < target:
-            if self._settled_empty and buckets.events == 0:
+            if self._settled_empty and self._window_events() == 0:
                 # Every boundary left evaluates this same empty window: no verdict, or the
                 # verdict already given. Skip to the last one.
                 self._updated_ms = target * bucket_ms
@@ -232,6 +232,10 @@ class ObjectiveTracker:
         return self._buckets.window_ms
 
     # --- evaluation ---
+
+    def _window_events(self) -> int:
+        """Values in the window (what the skip over a gap's empty boundaries looks at)."""
+        return self._buckets.events
 
     def _evaluate(self, end_ms: int, at_ms: int) -> LevelChanged | None:
         """Evaluate the window of the head bucket, up to `end_ms` (exclusive), at `at_ms`."""
