@@ -73,10 +73,6 @@ class BudgetCounting(RoutedCounting[Spend, BudgetSpend]):
     def keys(self) -> CappedMap[Any]:
         return self.engine.ledgers
 
-    @property
-    def extra_held(self) -> int:
-        return 0
-
 
 def merged_seconds(spends: list[Spend]) -> list[Spend]:
     """One spend per budget key and second (the sources' rows of that second summed), keys in

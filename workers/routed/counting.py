@@ -102,3 +102,9 @@ class RoutedCounting(Generic[T, K]):
         if low is not None and low != before:
             decisions += self._advance(low)
         return decisions
+
+    @property
+    def extra_held(self) -> int:
+        """States held beside the engine's keys (`shell.spec.Core`): none, the budget and SLO
+        engines pin their overflow states in their key map (`kernels.key_cap`)."""
+        return 0

@@ -52,10 +52,6 @@ class SloCounting(RoutedCounting[SloItem, SloCounts]):
     def keys(self) -> CappedMap[Any]:
         return self.engine.trackers
 
-    @property
-    def extra_held(self) -> int:
-        return 0
-
 
 def state_key(state: BaseModel) -> str:
     """An `slo-state` record's key (SLO, objective and SLA states all carry one)."""
