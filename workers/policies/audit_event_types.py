@@ -54,6 +54,7 @@ from workers.policies.files import (
     Problems,
     builtin_policy_document,
     load_policy_document,
+    loaded_fields,
     require_kind,
     thawed,
 )
@@ -328,12 +329,9 @@ def _from_spec(spec: Mapping[str, Any], doc: PolicyDocument) -> AuditPolicy:
             types[key] = parsed
     problems.raise_if_any()
     return AuditPolicy(
-        name=doc.name,
-        source=problems.source,
-        document=doc,
+        **loaded_fields(doc, problems),
         retention_days=retention,
         event_types=MappingProxyType(types),
-        notes=tuple(dict.fromkeys(problems.notes)),
     )
 
 

@@ -69,6 +69,7 @@ from workers.policies.files import (
     Problems,
     builtin_policy_document,
     load_policy_document,
+    loaded_fields,
     require_kind,
 )
 from workers.settings import Mode
@@ -242,13 +243,10 @@ def _from_spec(spec: Mapping[str, Any], doc: PolicyDocument) -> ClassificationPo
     for name in switched_off:
         problems.note(f"builtin_detectors.{name}", "switched off: what it finds is not masked")
     return ClassificationPolicy(
-        name=doc.name,
-        source=problems.source,
-        document=doc,
+        **loaded_fields(doc, problems),
         patterns=patterns,
         handling=MappingProxyType(handling),
         classifications=MappingProxyType(classifications),
-        notes=tuple(dict.fromkeys(problems.notes)),
         builtin_patterns=_builtin_patterns(regions, classifications, switched_off),
         phone_regions=regions,
         switched_off=switched_off,

@@ -120,6 +120,17 @@ class LoadedFields(TypedDict):
     notes: tuple[str, ...]
 
 
+def loaded_fields(document: PolicyDocument, problems: Problems) -> LoadedFields:
+    """A policy's `LoadedFields` from its document and its parse's problems, each note once
+    (in the order first noted)."""
+    return LoadedFields(
+        name=document.name,
+        source=problems.source,
+        document=document,
+        notes=tuple(dict.fromkeys(problems.notes)),
+    )
+
+
 def require_kind(document: PolicyDocument, kind: PolicyKind) -> None:
     """A published document handed to the wrong kind's parser is refused, naming both."""
     if document.kind is not kind:
