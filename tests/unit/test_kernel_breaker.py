@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from schemas.events import ToolInvocation
 from schemas.state import CircuitState
+from tests.support.breaker_machine import BreakerMachine
 from workers.errors import ConfigError
 from workers.kernels.breaker import (
     LEGAL_TRANSITIONS,
@@ -65,19 +66,11 @@ def call(
     return Call(ts_ms, Verdict.FAILURE if failed else Verdict.SUCCESS, outcome)
 
 
-class Machine:
+class Machine(BreakerMachine):
     """Drives `step` like Resilience4j's tests drive the state machine: one call at a time."""
 
     def __init__(self, config: BreakerConfig = R4J) -> None:
-        self.config = config
-        self.state = initial_state(config)
-        self.now_ms = T0_MS
-        self.transitions: list[Transition] = []
-
-    def feed(self, event: Event) -> tuple[Transition, ...]:
-        self.state, out = step(self.state, self.config, event)
-        self.transitions.extend(out)
-        return out
+        super().__init__(config, T0_MS)
 
     def error(self, duration_ms: float = 0.0) -> tuple[Transition, ...]:
         return self.feed(
@@ -115,9 +108,7 @@ class Machine:
 
     def half_open(self) -> None:
         self.open_with_five_errors()
-        self.now_ms += self.config.wait_in_open_ms + 1
-        self.feed(Clock(self.now_ms))
-        assert self.state.state is S.HALF_OPEN
+        self.wait_out_open()
 
 
 # --- CircuitBreakerStateMachineTest ---

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.state import CircuitState
+from tests.support.breaker_machine import BreakerMachine
 from workers.kernels.breaker import (
     BreakerConfig,
     Call,
@@ -36,19 +37,11 @@ T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: a multiple of every window be
 MINUTE_MS = 60_000
 
 
-class Machine:
+class Machine(BreakerMachine):
     """Feeds events at an advancing event time; keeps every transition."""
 
     def __init__(self, config: BreakerConfig) -> None:
-        self.config = config
-        self.state = initial_state(config)
-        self.now_ms = T0_MS
-        self.transitions: list[Transition] = []
-
-    def feed(self, event: Event) -> tuple[Transition, ...]:
-        self.state, out = step(self.state, self.config, event)
-        self.transitions.extend(out)
-        return out
+        super().__init__(config, T0_MS)
 
     def call(self, *, failed: bool = False, duration_ms: float = 10.0) -> tuple[Transition, ...]:
         verdict = Verdict.FAILURE if failed else Verdict.SUCCESS
@@ -69,10 +62,7 @@ class Machine:
     def open_then_half_open(self) -> None:
         for _ in range(self.config.failure_threshold):
             self.call(failed=True)
-        assert self.current() is S.OPEN
-        self.now_ms += self.config.wait_in_open_ms + 1
-        self.feed(Clock(self.now_ms))
-        assert self.current() is S.HALF_OPEN
+        self.wait_out_open()
 
 
 # --- half-open success thresholds ---

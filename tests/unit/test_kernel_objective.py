@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,52 +22,70 @@ MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 
 
-def availability(min_events: int = 20) -> WindowObjective:
+def window_objective(
+    objective_id: str,
+    metric: ObjectiveMetric,
+    levels: tuple[float, float, float],
+    *,
+    higher_is_better: bool,
+    window_ms: int = HOUR_MS,
+    **extra: Any,
+) -> WindowObjective:
+    """A window objective; `levels` are its (target, warning_at, critical_at)."""
+    target, warning_at, critical_at = levels
     return WindowObjective(
-        objective_id="fusion_availability",
-        metric=ObjectiveMetric.AVAILABILITY,
-        window_ms=HOUR_MS,
-        target=0.995,
-        warning_at=0.990,
-        critical_at=0.985,
+        objective_id=objective_id,
+        metric=metric,
+        window_ms=window_ms,
+        target=target,
+        warning_at=warning_at,
+        critical_at=critical_at,
+        higher_is_better=higher_is_better,
+        **extra,
+    )
+
+
+def availability(min_events: int = 20) -> WindowObjective:
+    return window_objective(
+        "fusion_availability",
+        ObjectiveMetric.AVAILABILITY,
+        (0.995, 0.990, 0.985),
         higher_is_better=True,
         min_events=min_events,
     )
 
 
+def error_rate() -> WindowObjective:
+    return window_objective(
+        "fusion_error_rate", ObjectiveMetric.ERROR_RATE, (0.01, 0.02, 0.05), higher_is_better=False
+    )
+
+
 def latency_p95() -> WindowObjective:
-    return WindowObjective(
-        objective_id="fusion_latency_p95",
-        metric=ObjectiveMetric.LATENCY_QUANTILE,
-        window_ms=HOUR_MS,
-        target=2000,
-        warning_at=3000,
-        critical_at=5000,
+    return window_objective(
+        "fusion_latency_p95",
+        ObjectiveMetric.LATENCY_QUANTILE,
+        (2000, 3000, 5000),
         higher_is_better=False,
         quantile=0.95,
     )
 
 
 def throughput() -> WindowObjective:
-    return WindowObjective(
-        objective_id="fusion_throughput_minimum",
-        metric=ObjectiveMetric.THROUGHPUT,
-        window_ms=15 * MINUTE_MS,
-        target=100,
-        warning_at=80,
-        critical_at=50,
+    return window_objective(
+        "fusion_throughput_minimum",
+        ObjectiveMetric.THROUGHPUT,
+        (100, 80, 50),
         higher_is_better=True,
+        window_ms=15 * MINUTE_MS,
     )
 
 
 def quality() -> WindowObjective:
-    return WindowObjective(
-        objective_id="fusion_quality_score",
-        metric=ObjectiveMetric.ATTRIBUTE_MEAN,
-        window_ms=HOUR_MS,
-        target=0.85,
-        warning_at=0.80,
-        critical_at=0.75,
+    return window_objective(
+        "fusion_quality_score",
+        ObjectiveMetric.ATTRIBUTE_MEAN,
+        (0.85, 0.80, 0.75),
         higher_is_better=True,
         attribute="quality_score",
         min_events=5,
@@ -133,16 +152,7 @@ def test_availability_warning_critical_and_back() -> None:
 
 
 def test_error_rate() -> None:
-    objective = WindowObjective(
-        objective_id="fusion_error_rate",
-        metric=ObjectiveMetric.ERROR_RATE,
-        window_ms=HOUR_MS,
-        target=0.01,
-        warning_at=0.02,
-        critical_at=0.05,
-        higher_is_better=False,
-    )
-    tracker = ObjectiveTracker(objective)
+    tracker = ObjectiveTracker(error_rate())
     out = tracker.record(T0_MS, valid=100, good=97)
     assert levels(out) == [(Level.OK, Level.WARNING)]
     assert out[0].value == pytest.approx(0.03)
@@ -355,18 +365,15 @@ def test_attribute_mean() -> None:
 
 
 def test_attribute_quantile() -> None:
-    objective = WindowObjective(
-        objective_id="memory_utilization_p95",
-        metric=ObjectiveMetric.ATTRIBUTE_QUANTILE,
-        window_ms=HOUR_MS,
-        target=512,
-        warning_at=768,
-        critical_at=1024,
+    memory_p95 = window_objective(
+        "memory_utilization_p95",
+        ObjectiveMetric.ATTRIBUTE_QUANTILE,
+        (512, 768, 1024),
         higher_is_better=False,
         quantile=0.95,
         attribute="memory_mb",
     )
-    tracker = ObjectiveTracker(objective)
+    tracker = ObjectiveTracker(memory_p95)
     out = tracker.record(T0_MS, sketch=sketch_of([800.0] * 30))
     assert levels(out) == [(Level.OK, Level.WARNING)]
 
@@ -480,15 +487,6 @@ def test_window_quantile_is_the_sketch_quantile(values: list[float], q: float) -
 
 
 def test_error_rate_at_the_threshold_is_not_past_it() -> None:
-    objective = WindowObjective(
-        objective_id="fusion_error_rate",
-        metric=ObjectiveMetric.ERROR_RATE,
-        window_ms=HOUR_MS,
-        target=0.01,
-        warning_at=0.02,
-        critical_at=0.05,
-        higher_is_better=False,
-    )
-    tracker = ObjectiveTracker(objective)
+    tracker = ObjectiveTracker(error_rate())
     assert tracker.record(T0_MS, valid=1000, good=980) == []  # 1 - 0.98 would be 0.0200000..2
     assert tracker.snapshot().value == 0.02
