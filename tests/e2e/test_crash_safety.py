@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -133,10 +135,24 @@ def export_when_settled(
         time.sleep(4)
 
 
+def keep_evidence(tmp: Path) -> Path:
+    """A copy of a failed run's trail and worker logs that outlives pytest's temporary
+    directories (it keeps the last three runs only, and a soak makes many)."""
+    kept = (
+        Path(tempfile.gettempdir()) / "guardstream-crash-evidence" / f"{tmp.name}-{time.time_ns()}"
+    )
+    shutil.copytree(tmp, kept, ignore=shutil.ignore_patterns("data"))
+    return kept
+
+
 def outcome(env: dict[str, str], tmp: Path, events: int = EVENTS) -> dict[str, Any]:
     trail = export_when_settled(env, tmp / "trail.jsonl", events)
     verified = run_cli(["audit", "verify", "--input", str(tmp / "trail.jsonl")], env, timeout=300)
-    assert verified.returncode == 0, verified.stdout.decode() + verified.stderr.decode()
+    assert verified.returncode == 0, (
+        f"evidence (trail, worker logs) kept in {keep_evidence(tmp)}\n"
+        + verified.stdout.decode()
+        + verified.stderr.decode()
+    )
     decisions = Counter(
         orjson.dumps(
             {k: v for k, v in record["payload"].items() if k != "event_id"},
