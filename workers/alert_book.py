@@ -13,7 +13,7 @@ from typing import Unpack
 
 from schemas.alerts import Alert, AlertFigures, AlertStatus, firing_alert
 from schemas.types import Severity, from_epoch_ms
-from workers.decisions import AlertDecision
+from workers.decisions import AlertDecision, stamp
 
 Slot = tuple[str, str, str]  # (state key, alert kind, distinguishing label)
 
@@ -86,10 +86,5 @@ class AlertBook:
 
     def _decision(self, key: str, alert: Alert, at_ms: int, event_id: str) -> AlertDecision:
         return AlertDecision(
-            kernel=self.kernel,
-            key=key,
-            ts_ms=at_ms,
-            event_id=event_id,
-            policy_version=self.policy_version,
-            alert=alert,
+            **stamp(self.kernel, key, at_ms, event_id, self.policy_version), alert=alert
         )

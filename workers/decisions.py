@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
@@ -35,6 +35,25 @@ class Kernel(StrEnum):
     BREAKER = "breaker"
     BUDGET = "budget"
     SLO = "slo"
+
+
+class Stamp(TypedDict):
+    """The fields every decision starts with (`Decision`'s), as one value: an engine spreads
+    it into the decision it makes, `TransitionDecision(**stamp(...), from_state=...)`."""
+
+    kernel: str
+    key: str
+    ts_ms: int
+    event_id: str
+    policy_version: str
+
+
+def stamp(kernel: str, key: str, ts_ms: int, event_id: str, policy_version: str) -> Stamp:
+    """`kernel`'s decision about `key` at `ts_ms`, caused by `event_id`, under the policy
+    `policy_version`."""
+    return Stamp(
+        kernel=kernel, key=key, ts_ms=ts_ms, event_id=event_id, policy_version=policy_version
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from schemas.types import epoch_ms, rfc3339_ms
 from workers.alert_book import AlertBook
 from workers.breakers.alerts import BreakerIdentity, alert_change
 from workers.cardinality import OVERFLOW_LABEL, alarm_decisions
-from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision
+from workers.decisions import AlertDecision, Decision, Kernel, TransitionDecision, stamp
 from workers.kernels.breaker import (
     BreakerConfig,
     BreakerSnapshot,
@@ -283,13 +283,10 @@ class BreakerEngine:
     def _decide(self, breaker: Breaker, transition: Transition, event_id: str) -> list[Decision]:
         version = self.policy.version
         key = breaker.identity.key
+        made = stamp(Kernel.BREAKER, key, transition.at_ms, event_id, version)
         decisions: list[Decision] = [
             TransitionDecision(
-                kernel=Kernel.BREAKER,
-                key=key,
-                ts_ms=transition.at_ms,
-                event_id=event_id,
-                policy_version=version,
+                **made,
                 from_state=transition.from_state.value,
                 to_state=transition.to_state.value,
                 reason=transition.reason,
@@ -313,16 +310,7 @@ class BreakerEngine:
         )
         if alert is not None:
             breaker.firing = alert if alert.ends_at is None else None
-            decisions.append(
-                AlertDecision(
-                    kernel=Kernel.BREAKER,
-                    key=key,
-                    ts_ms=transition.at_ms,
-                    event_id=event_id,
-                    policy_version=version,
-                    alert=alert,
-                )
-            )
+            decisions.append(AlertDecision(**made, alert=alert))
         return decisions
 
     def _published(self, key: str, breaker: Breaker, at_ms: int) -> BreakerState:

@@ -38,7 +38,9 @@ from workers.decisions import (
     Decision,
     Kernel,
     RecordDecision,
+    Stamp,
     TransitionDecision,
+    stamp,
 )
 from workers.kernels.budget import BudgetLedger, period_spec
 from workers.kernels.budget_config import BudgetConfig
@@ -223,11 +225,7 @@ class BudgetEngine:
     ) -> list[Decision]:
         return [
             TransitionDecision(
-                kernel=Kernel.BUDGET,
-                key=ledger.key,
-                ts_ms=output.at_ms,
-                event_id=event_id,
-                policy_version=self.policy.version,
+                **self._stamp(ledger, output.at_ms, event_id),
                 from_state=output.from_action.value,
                 to_state=output.to_action.value,
                 reason=output.decided_by or "within_limits",
@@ -359,14 +357,7 @@ class BudgetEngine:
             evidence=[event_id],
         )
         decisions: list[Decision] = [
-            ControlDecision(
-                kernel=Kernel.BUDGET,
-                key=ledger.key,
-                ts_ms=output.at_ms,
-                event_id=event_id,
-                policy_version=self.policy.version,
-                command=command,
-            )
+            ControlDecision(**self._stamp(ledger, output.at_ms, event_id), command=command)
         ]
         if tripped:
             decisions += self._fire(
@@ -379,15 +370,14 @@ class BudgetEngine:
             decisions += self._resolve(ledger, TRIPWIRE_ALERT, "", output.at_ms, event_id)
         return decisions
 
+    def _stamp(self, ledger: BudgetLedger, at_ms: int, event_id: str) -> Stamp:
+        return stamp(Kernel.BUDGET, ledger.key, at_ms, event_id, self.policy.version)
+
     def _record(
         self, ledger: BudgetLedger, at_ms: int, event_id: str, what: str, facts: dict[str, Any]
     ) -> RecordDecision:
         return RecordDecision(
-            kernel=Kernel.BUDGET,
-            key=ledger.key,
-            ts_ms=at_ms,
-            event_id=event_id,
-            policy_version=self.policy.version,
+            **self._stamp(ledger, at_ms, event_id),
             what=what,
             facts={"budget_id": ledger.config.budget_id, **facts},
         )

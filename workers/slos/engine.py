@@ -40,7 +40,7 @@ from schemas.stream import StreamEvent
 from schemas.types import Severity, epoch_ms, from_epoch_ms
 from workers.alert_book import AlertBook
 from workers.cardinality import OVERFLOW_LABEL, alarm_decisions
-from workers.decisions import ControlDecision, Decision, Kernel, RecordDecision
+from workers.decisions import ControlDecision, Decision, Kernel, RecordDecision, stamp
 from workers.kernels.degradation import DegradationTracker, Degraded, Restored
 from workers.kernels.key_cap import CappedMap, KeyCaps, KeyLimit, StateKind
 from workers.kernels.objective import LevelChanged, ObjectiveTracker
@@ -524,13 +524,9 @@ class SloEngine:
             policy_version=self.policy.version,
             evidence=[event_id],
         )
+        key = f"degradation:{strategy_id}"
         return ControlDecision(
-            kernel=Kernel.SLO,
-            key=f"degradation:{strategy_id}",
-            ts_ms=output.ts_ms,
-            event_id=event_id,
-            policy_version=self.policy.version,
-            command=command,
+            **stamp(Kernel.SLO, key, output.ts_ms, event_id, self.policy.version), command=command
         )
 
     def _sla_report(self, key: str, report: SlaReport, event_id: str) -> RecordDecision:
@@ -560,11 +556,7 @@ class SloEngine:
         self, key: str, ts_ms: int, event_id: str, what: str, facts: dict[str, Any]
     ) -> RecordDecision:
         return RecordDecision(
-            kernel=Kernel.SLO,
-            key=key,
-            ts_ms=ts_ms,
-            event_id=event_id,
-            policy_version=self.policy.version,
+            **stamp(Kernel.SLO, key, ts_ms, event_id, self.policy.version),
             what=what,
             facts={"slo": self.info[key].target.target_id, **facts},
         )
