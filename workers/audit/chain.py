@@ -51,7 +51,7 @@ class AuditChain:
     ) -> AuditRecord:
         """The next record of the chain, hashed; the chain head moves past it. Its keywords
         spelled out, not as `**Sealing`: it is called for every record, and collecting them
-        into a dict would cost ~2 % of a seal."""
+        into a dict would cost ~1-2 % of a seal."""
         unsealed = AuditRecord(
             record_id=f"{self.chain_id}:{self.seq}",
             chain=self.chain_id,
