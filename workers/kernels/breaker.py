@@ -98,11 +98,8 @@ __all__ = [
 ]
 
 # Enum members as module constants: on 3.11 `CircuitState.CLOSED` is a slow class lookup.
-_CLOSED = CircuitState.CLOSED
-_OPEN = CircuitState.OPEN
-_HALF_OPEN = CircuitState.HALF_OPEN
-_FORCED_OPEN = CircuitState.FORCED_OPEN
-_DISABLED = CircuitState.DISABLED
+_CLOSED, _OPEN, _HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+_FORCED_OPEN, _DISABLED = CircuitState.FORCED_OPEN, CircuitState.DISABLED
 _METRICS_ONLY = CircuitState.METRICS_ONLY
 
 # Every transition the machine may make, written down once (Resilience4j's StateTransition,

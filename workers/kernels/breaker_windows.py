@@ -339,11 +339,15 @@ class TimeWindow(BucketRing):
         """Add one outcome at event time `ts_ms`. Returns False, changing nothing, when it is
         too late: older than the allowed lateness or its bucket already left the window."""
         now = self.now_ms
-        if ts_ms < now and now - ts_ms > self.allowed_lateness_ms:
-            return False
-        slot = self.place(ts_ms)
-        if slot < 0:
-            return False
+        if now < ts_ms < self.turn_ms:  # `place`'s usual case, inlined: later, same bucket
+            self.now_ms = ts_ms
+            slot = self._head_slot
+        else:
+            if ts_ms < now and now - ts_ms > self.allowed_lateness_ms:
+                return False
+            slot = self.place(ts_ms)
+            if slot < 0:
+                return False
         base = slot * _COUNTERS
         counts = self._counts
         try:  # calls first: it is the largest counter, so if it fits the others do
