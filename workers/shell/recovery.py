@@ -27,7 +27,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from topics.settled import settled_end
 from workers.audit.inputs import input_chain_id
 from workers.audit.recorded_input import read_trail
 from workers.shell.spec import DirectCore, RoutedCore
@@ -50,12 +49,8 @@ async def _values(
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         beginning = (await consumer.beginning_offsets([tp]))[tp]
-        if until_offset is None:
-            # To its end, which a transaction left open would cut short (`topics.settled`).
-            stop = await settled_end(client_options, consumer, tp)
-        else:
-            # Consumed under read_committed already: settled up to there.
-            stop = min(until_offset, (await consumer.end_offsets([tp]))[tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        stop = end if until_offset is None else min(until_offset, end)
         if stop <= beginning:
             return
         consumer.seek(tp, beginning)
