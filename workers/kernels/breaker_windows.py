@@ -339,11 +339,14 @@ class TimeWindow(BucketRing):
         """Add one outcome at event time `ts_ms`. Returns False, changing nothing, when it is
         too late: older than the allowed lateness or its bucket already left the window."""
         now = self.now_ms
-        if now < ts_ms < self.turn_ms:  # `place`'s usual case, inlined: later, same bucket
-            self.now_ms = ts_ms
+        if ts_ms > now:  # `place` for a later time, inlined (one call fewer per call)
+            if ts_ms < self.turn_ms:
+                self.now_ms = ts_ms
+            else:
+                self.advance(ts_ms)
             slot = self._head_slot
         else:
-            if ts_ms < now and now - ts_ms > self.allowed_lateness_ms:
+            if now - ts_ms > self.allowed_lateness_ms:
                 return False
             slot = self.place(ts_ms)
             if slot < 0:

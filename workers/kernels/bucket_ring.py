@@ -67,7 +67,8 @@ from workers.kernels.checks import check_whole_buckets
 NOT_STARTED: Final = -(1 << 62)
 """`now` before the first event time: earlier than every event time."""
 _AFTER_ALL: Final = 1 << 62
-"""`oldest` before the first event time: after every bucket index, so nothing is evicted."""
+"""`head` and `oldest` before the first event time: after every bucket index, so the first
+move evicts nothing."""
 
 
 class Edge(Enum):
@@ -132,7 +133,7 @@ class BucketRing:
         self.edge = edge
         self.slots = self.buckets + 1 if overhang else self.buckets
         """Buckets that can be counted at once: the ring's size."""
-        self.head = 0
+        self.head = _AFTER_ALL
         """Index of the bucket holding `now` (valid once started)."""
         self.oldest = _AFTER_ALL
         """Index of the oldest bucket counted at `now` (valid once started)."""
@@ -177,52 +178,68 @@ class BucketRing:
     # --- time ---
 
     def advance(self, ts_ms: int) -> None:
-        """Move `now` to `ts_ms` (no-op unless later), evicting the buckets that leave. Call it
-        on clock events, so that a quiet key's window still empties."""
-        if ts_ms > self.now_ms:
-            if ts_ms < self.turn_ms:
-                self.now_ms = ts_ms
-            else:
-                self.place(ts_ms)
-
-    def place(self, ts_ms: int) -> int:
-        """The slot of the bucket holding `ts_ms`, moving `now` to it first when it is later
-        (evicting what leaves, each bucket once); -1, changing nothing, when that bucket has
-        already left the window (late). The hot path: one call per record."""
+        """Move `now` to `ts_ms` (no-op unless later), evicting the buckets that leave, each
+        once. Call it on clock events, so that a quiet key's window still empties."""
         if ts_ms <= self.now_ms:
-            index = ts_ms // self.bucket_ms
-            return -1 if index < self.oldest else index % self.slots
+            return
         if ts_ms < self.turn_ms:  # still in the head bucket, and the oldest stays
             self.now_ms = ts_ms
-            return self._head_slot
+            return
         bucket_ms = self.bucket_ms
         head = ts_ms // bucket_ms
-        lag = self._lag
-        if lag >= 0:  # the oldest bucket moves with the head (few operations on big ints)
-            oldest = head - lag
-            turn = (head + 1) * bucket_ms
-        else:  # OVERLAP: the oldest bucket leaves at its last millisecond + W
-            oldest = (ts_ms - self._reach_ms) // bucket_ms + 1
-            turn = (head + 1) * bucket_ms
-            leaves = oldest * bucket_ms + self._reach_ms
-            if leaves < turn:
-                turn = leaves
-        left = self.oldest
         slots = self.slots
+        lag = self._lag
+        if lag < 0:
+            self._slide_overlap(ts_ms, head)
+        else:
+            # The oldest bucket moves with the head, so the buckets leaving are exactly those
+            # whose slots the new ones take: the slots of head buckets passed (none before the
+            # first time: `head` starts after every index).
+            passed = self.head
+            if head - passed >= slots:
+                self._evict_all()
+            else:
+                for index in range(passed + 1, head + 1):
+                    self._evict(index % slots)
+            self.oldest = head - lag
+            self.turn_ms = (head + 1) * bucket_ms
+        self.head = head
+        self.now_ms = ts_ms
+        self._head_slot = head % slots
+
+    def _slide_overlap(self, ts_ms: int, head: int) -> None:
+        """`advance`'s eviction under the OVERLAP edge: the oldest bucket leaves at its last
+        millisecond + W, which may come before the head moves on."""
+        bucket_ms = self.bucket_ms
+        oldest = (ts_ms - self._reach_ms) // bucket_ms + 1
+        left = self.oldest
         if oldest > left:  # (never before the first time: `oldest` starts after every index)
             # Only the buckets up to the old head can hold anything.
             stop = oldest if oldest <= self.head else self.head + 1
+            slots = self.slots
             if stop - left >= slots:
                 self._evict_all()
             else:
                 for index in range(left, stop):
                     self._evict(index % slots)
-        self.head = head
         self.oldest = oldest
-        self.now_ms = ts_ms
-        self.turn_ms = turn
-        self._head_slot = slot = head % slots
-        return slot
+        turn = (head + 1) * bucket_ms
+        leaves = oldest * bucket_ms + self._reach_ms
+        self.turn_ms = turn if turn < leaves else leaves
+
+    def place(self, ts_ms: int) -> int:
+        """The slot of the bucket holding `ts_ms`, moving `now` to it first when it is later
+        (`advance`); -1, changing nothing, when that bucket has already left the window (late).
+        The hot path: one call per record, two comparisons while time stays in the head
+        bucket."""
+        if ts_ms <= self.now_ms:
+            index = ts_ms // self.bucket_ms
+            return -1 if index < self.oldest else index % self.slots
+        if ts_ms < self.turn_ms:
+            self.now_ms = ts_ms
+        else:
+            self.advance(ts_ms)
+        return self._head_slot
 
     # --- the fold's part ---
 

@@ -207,7 +207,7 @@ class SloWindows:
             if ts_ms < ring.turn_ms:
                 continue  # its head bucket stays: nothing leaves
             falls = ring.expiry_ms <= ts_ms  # a non-empty bucket leaves: the sums fall
-            ring.place(ts_ms)  # evicts what left
+            ring.advance(ts_ms)  # evicts what left
             if falls:
                 ring.expiry_ms = ring.first_expiry_ms()
                 dropped = True
