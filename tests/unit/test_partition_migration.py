@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, ProducerFenced
+from faust.types import TP, Message
 
 from workers.batching import BatchingApp, BatchTopic, RawBatch
 from workers.batching.migration import TransactionLost
@@ -185,3 +186,32 @@ async def test_an_output_that_cannot_be_sent_names_the_lost_transaction(
         await outputs.send((TOPIC, 3), "p.audit", b"k", b"v")
     assert lost.value.transactional_id == transactional_id(app, TOPIC, 3)
     assert isinstance(lost.value.cause, ProducerFenced)
+
+
+class LostCommits:
+    """`BatchingTransactionManager.commit` as it ends when a transaction was lost."""
+
+    async def commit(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+        return False
+
+
+def message(partition: int, offset: int) -> Message:
+    return Message(TOPIC, partition, offset, 0.0, 0, {}, None, b"{}", None)
+
+
+async def test_offsets_a_commit_failed_to_commit_are_not_taken_for_committed(
+    app: BatchingApp,
+) -> None:
+    # Seen in the zombie test: a commit failing after the loss made Faust take offset 16 for
+    # committed; read again from 0 after the rejoin, no record could be acked any more, and
+    # the transaction holding their outputs never committed.
+    consumer: Any = app.consumer
+    consumer._thread.thread_loop.close()  # not started here: its loop would be left open
+    tp = TP(TOPIC, 3)
+    consumer.assignment = lambda: {tp}
+    consumer.transactions = LostCommits()
+    consumer.in_transaction = True
+    app.topics._acking_topics.add(TOPIC)  # as an agent's subscription would (Faust's conductor)
+    assert not await consumer._commit_offsets({tp: 16})
+    assert consumer._committed_offset[tp] is None
+    assert consumer.ack(message(3, 0))  # read again from what is committed: acked

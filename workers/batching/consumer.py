@@ -86,8 +86,28 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             self._acked_index.pop(tp, None)
             self._gap.pop(tp, None)
             self._read_offset.pop(tp, None)
+            # Faust reads the committed offsets again (`perform_seek`) but keeps a stale one
+            # where the broker has none: one a failed commit recorded (`_commit_offsets`).
+            self._committed_offset.pop(tp, None)
         await super().on_partitions_assigned(assigned, generation_id)
         migration_of(self.app).on_assigned()
+
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        committed: bool = await super()._commit_offsets(
+            offsets, start_new_transaction=start_new_transaction
+        )
+        if not committed:
+            # Faust records the offsets as committed whether the commit succeeded or not.
+            # Left there, the records before them are never acked again: read again from the
+            # offset that really is committed, they were processed, their outputs sent into
+            # a transaction that never commits (measured: a zombie's partition whose sixteen
+            # records never reached the trail, their transaction aborted by the broker's
+            # timeout a minute later). Unknown is what it is until the next seek.
+            for tp in offsets:
+                self._committed_offset.pop(tp, None)
+        return committed
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         await super().on_partitions_revoked(revoked)
