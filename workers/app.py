@@ -159,7 +159,6 @@ def _wire_kernels(
                 client_options=settings.kafka_client_options(),
                 caps=settings.key_caps,
                 masker=masker,
-                restore_from_trail=_trail_is_truth(settings),
                 queue_size=BATCH_QUEUE_MAXSIZE,
             )
             worker.kernels.append(wired)
@@ -218,6 +217,7 @@ def _register_ingest_agent(worker: Worker) -> None:
         worker.sinks,
         settings.kafka_client_options(),
         skip_recorded=_trail_is_truth(settings),
+        taking_over=worker.kernels,
     )
 
     async def ingest_batch(batch: RawBatch) -> None:

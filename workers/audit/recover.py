@@ -16,9 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from schemas.audit import AuditRecord
-
-_FIRST_STEP = 1000
-_FETCH_TIMEOUT_MS = 1000
+from topics.settled import records_between, scan_backwards, settled_end
 
 
 async def last_record(
@@ -35,36 +33,23 @@ async def last_record(
         every = list(range(partitions))
         tp = TopicPartition(topic, DefaultPartitioner()(key, every, every))
         consumer.assign([tp])
-        beginning = (await consumer.beginning_offsets([tp]))[tp]
-        end = (await consumer.end_offsets([tp]))[tp]
-        step, stop = _FIRST_STEP, end
-        while stop > beginning:
-            start = max(stop - step, beginning)
-            found = await _last_in_range(consumer, tp, start, stop, key)
-            if found is not None:
-                return found
-            stop, step = start, step * 4
-        return None
+
+        async def highest_between(start: int, stop: int) -> AuditRecord | None:
+            last: AuditRecord | None = None
+            async for record in records_between(consumer, tp, start, stop):
+                if record.key != key or record.value is None:
+                    continue
+                try:
+                    candidate = AuditRecord.model_validate_json(record.value)
+                except ValidationError:
+                    continue  # not ours to judge here; `audit verify` reports it
+                if last is None or candidate.seq > last.seq:
+                    last = candidate
+            return last
+
+        # Not the stable offset of now: a transaction open before the chain's newest records
+        # would hide them, and the chain would fork at a stale head (`topics.settled`).
+        end = await settled_end(client_options, consumer, tp, key)
+        return await scan_backwards(consumer, tp, highest_between, end=end)
     finally:
         await consumer.stop()
-
-
-async def _last_in_range(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int, key: bytes
-) -> AuditRecord | None:
-    consumer.seek(tp, start)
-    last: AuditRecord | None = None
-    while await consumer.position(tp) < stop:
-        fetched = await consumer.getmany(tp, timeout_ms=_FETCH_TIMEOUT_MS)
-        for record in fetched.get(tp, []):
-            if record.offset >= stop:
-                return last
-            if record.key != key or record.value is None:
-                continue
-            try:
-                candidate = AuditRecord.model_validate_json(record.value)
-            except ValidationError:
-                continue  # not ours to judge here; `audit verify` reports it
-            if last is None or candidate.seq > last.seq:
-                last = candidate
-    return last

@@ -16,7 +16,7 @@ from workers.batching import RawBatch
 from workers.batching.outputs import BatchOutputs
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.ingest.warmup import ensure_memory
-from workers.shell.recovery import recorded_offsets
+from workers.shell.recovery import PartitionTrail, read_partition_trail
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,12 @@ class EventSink(Protocol):
     """Where an ingested batch's accepted events go next (input audit, kernels)."""
 
     async def handle(self, result: IngestResult) -> None: ...
+
+
+class TakesOver(Protocol):
+    """A sink that rebuilds what it holds of an input partition from the forensic trail."""
+
+    def take_over(self, trail: PartitionTrail) -> None: ...
 
 
 class IngestBatches:
@@ -37,9 +43,11 @@ class IngestBatches:
         client_options: Mapping[str, Any],
         *,
         skip_recorded: bool,
+        taking_over: Sequence[TakesOver] = (),
     ) -> None:
         """`skip_recorded`: the forensic trail is the truth (exactly-once, forensic level), so
-        records it holds were fully processed before a crash and are skipped."""
+        records it holds were fully processed before a crash and are skipped, and
+        `taking_over` rebuild their state of a partition from it when it arrives."""
         self._stage = stage
         self._sinks = sinks
         self._outputs = BatchOutputs(app)
@@ -48,6 +56,7 @@ class IngestBatches:
         self._audit_partitions = catalog.spec(TopicName.AUDIT).partitions
         self._client_options = client_options
         self._skip_recorded = skip_recorded
+        self._taking_over = taking_over
         self._recorded: dict[int, dict[str, int]] = {}  # partition -> topic -> offset
 
     async def handle(self, batch: RawBatch) -> None:
@@ -78,12 +87,7 @@ class IngestBatches:
         """The part of `batch` the forensic trail does not hold yet (None: all of it)."""
         offsets = self._recorded.get(batch.partition)
         if offsets is None:
-            offsets = self._recorded[batch.partition] = await recorded_offsets(
-                self._client_options,
-                audit_topic=self._audit,
-                audit_partitions=self._audit_partitions,
-                partition=batch.partition,
-            )
+            offsets = self._recorded[batch.partition] = await self._take_over(batch.partition)
         done = offsets.get(batch.topic, -1)
         if batch.records[-1].offset <= done:
             return None
@@ -94,3 +98,16 @@ class IngestBatches:
         )
         fresh = [record for record in batch.records if record.offset > done]
         return RawBatch(batch.topic, batch.partition, fresh)
+
+    async def _take_over(self, partition: int) -> dict[str, int]:
+        """Read the partition's trail once, at its first batch, before anything is sent for
+        it, and hand it to the sinks that rebuild state from it. Returns what it records."""
+        trail = await read_partition_trail(
+            self._client_options,
+            audit_topic=self._audit,
+            audit_partitions=self._audit_partitions,
+            partition=partition,
+        )
+        for sink in self._taking_over:
+            sink.take_over(trail)
+        return trail.recorded

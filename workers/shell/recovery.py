@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from topics.settled import settled_end
 from workers.audit.inputs import input_chain_id
-from workers.audit.recorded_input import read_trail
+from workers.audit.recorded_input import RecordedInput, read_trail
 from workers.shell.spec import DirectCore, RoutedCore
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,11 @@ _FETCH_TIMEOUT_MS = 500
 
 
 async def _values(
-    client_options: Mapping[str, Any], topic: str, partition: int, until_offset: int | None
+    client_options: Mapping[str, Any], topic: str, partition: int, until: int | bytes
 ) -> AsyncIterator[bytes]:
-    """Committed values of topic[partition] from its beginning, up to `until_offset`
-    (exclusive; None: its end now)."""
+    """Committed values of topic[partition] from its beginning, up to the offset `until`
+    (exclusive), or, `until` a key, up to where every committed record with that key is
+    visible (`topics.settled`)."""
     consumer = AIOKafkaConsumer(
         **client_options, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
     )
@@ -49,8 +52,10 @@ async def _values(
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         beginning = (await consumer.beginning_offsets([tp]))[tp]
-        end = (await consumer.end_offsets([tp]))[tp]
-        stop = end if until_offset is None else min(until_offset, end)
+        if isinstance(until, bytes):
+            stop = await settled_end(client_options, consumer, tp, until)
+        else:  # consumed under read_committed already: stable up to there
+            stop = min(until, (await consumer.end_offsets([tp]))[tp])
         if stop <= beginning:
             return
         consumer.seek(tp, beginning)
@@ -91,7 +96,7 @@ async def _chain_records(
     every = list(range(audit_partitions))
     audit_partition = DefaultPartitioner()(key, every, every)
     records = []
-    async for value in _values(client_options, audit_topic, audit_partition, None):
+    async for value in _values(client_options, audit_topic, audit_partition, key):
         if b'"' + key + b'"' in value:
             record = orjson.loads(value)
             if record.get("chain") == chain:
@@ -99,41 +104,45 @@ async def _chain_records(
     return records
 
 
-async def recorded_offsets(
+@dataclass(frozen=True, slots=True)
+class PartitionTrail:
+    """What the forensic trail holds of one input partition when a worker takes it over."""
+
+    partition: int
+    recorded: dict[str, int]
+    """Input topic -> the highest offset of its partition the trail records. With
+    exactly-once processing a batch's audit records commit with all its other outputs, so a
+    record at or below it was fully processed: a worker consuming it again (its offsets were
+    not committed before a crash) must skip it."""
+    inputs: list[RecordedInput]
+    """Every input event the partition's committed batches processed, in processing order."""
+
+
+async def read_partition_trail(
     client_options: Mapping[str, Any], *, audit_topic: str, audit_partitions: int, partition: int
-) -> dict[str, int]:
-    """The highest offset of each input topic's partition `partition` recorded in the
-    forensic trail. With exactly-once processing a batch's audit records commit with all its
-    other outputs, so a record at or below this offset was fully processed: a worker consuming
-    it again (its offsets were not committed before a crash) must skip it."""
-    highest: dict[str, int] = {}
+) -> PartitionTrail:
+    """The `input-p<partition>` chain, read once per takeover: before the new owner sends
+    anything for the partition, so that its own open transaction is never among what the
+    read waits for (`topics.settled`)."""
     chain = input_chain_id(partition)
-    for record in await _chain_records(client_options, audit_topic, audit_partitions, chain):
+    records = await _chain_records(client_options, audit_topic, audit_partitions, chain)
+    recorded: dict[str, int] = {}
+    for record in records:
         source = record.get("source") or {}
         topic, offset = source.get("topic"), source.get("offset")
         if isinstance(topic, str) and isinstance(offset, int):
-            highest[topic] = max(highest.get(topic, -1), offset)
-    return highest
+            recorded[topic] = max(recorded.get(topic, -1), offset)
+    inputs = read_trail(records).inputs.get(partition, [])
+    return PartitionTrail(partition, recorded, inputs)
 
 
-async def restore_direct(
-    client_options: Mapping[str, Any],
-    core: DirectCore,
-    *,
-    audit_topic: str,
-    audit_partitions: int,
-    partition: int,
-) -> int:
+def restore_direct(core: DirectCore, trail: PartitionTrail) -> int:
     """Feed a fresh direct core (e.g. breakers) the input its partition processed before,
-    from the forensic trail, each event as its topic's decider takes it. Returns how many."""
-    chain = input_chain_id(partition)
-    records = await _chain_records(client_options, audit_topic, audit_partitions, chain)
-    restored = 0
-    for entry in read_trail(records).inputs.get(partition, []):
+    each event as its topic's decider takes it. Returns how many."""
+    for entry in trail.inputs:
         decide = core.decider(entry.topic)
         if decide is not None:
             decide(entry.event)
-        restored += 1
-    if restored:
-        log.info("restored partition %d from %d trail event(s)", partition, restored)
-    return restored
+    if trail.inputs:
+        log.info("restored partition %d from %d trail event(s)", trail.partition, len(trail.inputs))
+    return len(trail.inputs)

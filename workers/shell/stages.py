@@ -16,7 +16,7 @@ committed offsets cannot disagree). Revoking a partition drops its core and chai
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import faust
@@ -30,7 +30,7 @@ from workers.kernels.key_cap import KeyCaps
 from workers.policies.policy_set import PolicySet
 from workers.routed.sender import RoutedSender
 from workers.shell.publisher import DecisionPublisher
-from workers.shell.recovery import restore_counting
+from workers.shell.recovery import PartitionTrail, restore_counting, restore_direct
 from workers.shell.spec import Core, DirectCore, KernelCores, KernelSpec, KernelStats, RoutedCore
 
 C = TypeVar("C", bound=Core)
@@ -72,26 +72,18 @@ class KernelStage(KernelCores[C]):
 
 
 class DirectStage(KernelStage[D]):
-    def __init__(
-        self,
-        spec: KernelSpec[D],
-        policies: PolicySet,
-        catalog: TopicCatalog,
-        caps: KeyCaps,
-        publisher: DecisionPublisher,
-        restore: Callable[[D, int], Awaitable[int]] | None,
-    ) -> None:
-        """`restore(core, partition)`: rebuild a new core (None: start empty)."""
-        super().__init__(spec, policies, catalog, caps, publisher)
-        self._restore = restore
+    """A direct kernel's cores, one per input partition. A core starts empty, or, where the
+    forensic trail is the truth, is rebuilt from it when the ingest takes the partition over
+    (`take_over`, before the partition's first batch sends anything)."""
+
+    def take_over(self, trail: PartitionTrail) -> None:
+        restore_direct(self.build(trail.partition), trail)
 
     async def handle(self, result: IngestResult) -> None:
         if not result.accepted or result.topic not in self.inputs:
             return
         partition = result.partition
-        core = self.cores.get(partition)
-        if core is None:
-            core = await self._open(partition)
+        core = self.cores.get(partition) or self.build(partition)
         decide = core.decider(result.topic)
         if decide is None:
             return
@@ -107,12 +99,6 @@ class DirectStage(KernelStage[D]):
         states = core.take_state_records()
         if states:
             await self.publisher.publish_states(states, source)
-
-    async def _open(self, partition: int) -> D:
-        core = self.build(partition)
-        if self._restore is not None:
-            await self._restore(core, partition)
-        return core
 
 
 class CounterStage(KernelStage[R]):

@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
-from topics.catalog import TopicCatalog, TopicName
+from topics.catalog import TopicCatalog
 from workers.audit.chains import ChainBook
 from workers.batching import BatchingApp, BatchTopic
 from workers.batching.runner import run_batches
@@ -18,8 +18,8 @@ from workers.kernels.key_cap import KeyCaps, KeyCounts
 from workers.masking.masker import Masker
 from workers.policies.policy_set import PolicySet
 from workers.shell.publisher import DecisionPublisher
-from workers.shell.recovery import restore_direct
-from workers.shell.spec import DirectCore, KernelSpec
+from workers.shell.recovery import PartitionTrail
+from workers.shell.spec import KernelSpec
 from workers.shell.stages import CounterStage, DirectStage, KernelStage, RouterStage
 
 
@@ -36,6 +36,11 @@ class WiredKernel:
         else:
             assert isinstance(self.stage, DirectStage)
             await self.stage.handle(result)
+
+    def take_over(self, trail: PartitionTrail) -> None:
+        """The ingest took an input partition over (`shell.ingest.TakesOver`)."""
+        if isinstance(self.stage, DirectStage):
+            self.stage.take_over(trail)
 
     def forget(self, topic: str, partition: int) -> None:
         """`topic[partition]` was revoked from this worker."""
@@ -66,31 +71,16 @@ def wire_kernel(
     client_options: Mapping[str, Any],
     caps: KeyCaps,
     masker: Masker,
-    restore_from_trail: bool,
     queue_size: int,
 ) -> WiredKernel:
-    """`spec`'s stages on `app`; a routed kernel's counter agent is registered here.
-    `restore_from_trail`: rebuild a direct kernel's cores from the forensic trail."""
+    """`spec`'s stages on `app`; a routed kernel's counter agent is registered here."""
     prefix = spec.chain_prefix
     chains = ChainBook.on_audit_topic(
         client_options, catalog, lambda partition: f"{prefix}-p{partition}", masker, policies.audit
     )
     publisher = DecisionPublisher(app, catalog, spec, chains)
     if spec.direct is not None:
-        audit = TopicName.AUDIT
-
-        async def restore(core: DirectCore, partition: int) -> int:
-            return await restore_direct(
-                client_options,
-                core,
-                audit_topic=catalog.name(audit),
-                audit_partitions=catalog.spec(audit).partitions,
-                partition=partition,
-            )
-
-        stage = DirectStage(
-            spec, policies, catalog, caps, publisher, restore if restore_from_trail else None
-        )
+        stage = DirectStage(spec, policies, catalog, caps, publisher)
         return WiredKernel(spec, stage, None)
     counter = CounterStage(spec, policies, catalog, caps, publisher, client_options)
     _register_counter(app, counter, queue_size)
