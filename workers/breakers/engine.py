@@ -117,6 +117,18 @@ class BreakerEngine:
         self._tick_ms = 0  # the latest clock tick's event time
         self._alerts = AlertBook(Kernel.BREAKER, policy.version)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Its state for a snapshot (`shell.snapshot`): the route cache and the bound
+        `touch` are derived, and rebuilt by `__setstate__`."""
+        state = dict(self.__dict__)
+        del state["_touch"]
+        state["_routes"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._touch = self.keys.touch
+
     def __len__(self) -> int:
         return len(self.keys) + len(self._overflow)
 

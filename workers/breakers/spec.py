@@ -37,10 +37,8 @@ class BreakerCore:
 
     def __init__(self, engine: BreakerEngine, tool_topic: str, latency_topic: str) -> None:
         self.engine = engine
-        self._deciders: dict[str, Decide] = {
-            tool_topic: engine.apply,
-            latency_topic: self._latency,
-        }
+        self._tool_topic = tool_topic
+        self._latency_topic = latency_topic
 
     @classmethod
     def of(cls, policy: BreakerRouting, catalog: TopicCatalog, limit: KeyLimit) -> BreakerCore:
@@ -51,7 +49,9 @@ class BreakerCore:
         )
 
     def decider(self, topic: str) -> Decide | None:
-        return self._deciders.get(topic)
+        if topic == self._tool_topic:
+            return self.engine.apply
+        return self._latency if topic == self._latency_topic else None
 
     def _latency(self, event: StreamEvent) -> list[Decision]:
         return [] if type(event) is ClockTick else self.engine.apply(event)

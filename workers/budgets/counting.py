@@ -24,31 +24,36 @@ from workers.routed.reorder import Source
 
 
 class BudgetCounting(RoutedCounting[Spend, BudgetSpend]):
+    model = BudgetSpend
+
     def __init__(
         self, policy: BudgetPolicy, sources: Iterable[Source], limit: KeyLimit | None = None
     ) -> None:
         """`limit`: the engine's cap on split budget keys (`BudgetEngine`)."""
-        self.engine = engine = BudgetEngine(policy, limit)
+        super().__init__(sources)
+        self.engine = BudgetEngine(policy, limit)
         self.touched: set[str] = set()
-
-        def unpack(record: BudgetSpend) -> tuple[Source, list[Spend]]:
-            return (record.source_topic, record.source_partition), spends_of(record, policy.budgets)
-
-        def count(spends: list[Spend]) -> list[Decision]:
-            decisions: list[Decision] = []
-            for spend in merged_seconds(spends):
-                decisions += engine.record(spend)
-                self.touched.add(engine.key_of(spend))
-            return decisions
-
-        def advance(low: int) -> list[Decision]:
-            moved = engine.apply(ClockTick.at(low - 1))  # everything below `low` is counted
-            ledgers = engine.ledgers
-            self.touched.update(d.key for d in moved if d.key in ledgers)
-            return moved
-
-        super().__init__(sources, model=BudgetSpend, unpack=unpack, count=count, advance=advance)
+        self._policy = policy
         self._version = policy.version
+
+    def _unpack(self, record: BudgetSpend) -> tuple[Source, list[Spend]]:
+        source = (record.source_topic, record.source_partition)
+        return source, spends_of(record, self._policy.budgets)
+
+    def _count(self, items: list[Spend]) -> list[Decision]:
+        engine, touched = self.engine, self.touched
+        decisions: list[Decision] = []
+        for spend in merged_seconds(items):
+            decisions += engine.record(spend)
+            touched.add(engine.key_of(spend))
+        return decisions
+
+    def _advance(self, low: int) -> list[Decision]:
+        engine = self.engine
+        moved = engine.apply(ClockTick.at(low - 1))  # everything below `low` is counted
+        ledgers = engine.ledgers
+        self.touched.update(d.key for d in moved if d.key in ledgers)
+        return moved
 
     def states(self) -> Iterator[BudgetState]:
         """Every budget key it counts, in its current period."""

@@ -185,6 +185,17 @@ class CappedMap(dict[str, V]):
         """Keys turned away so far (each time a key not held had to go to the overflow)."""
         self.evicted = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Its slots for a snapshot (`shell.snapshot`; the entries go as a dict's items):
+        `touch`, a bound method, is derived."""
+        return {name: getattr(self, name) for name in self.__slots__ if name != "touch"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        recent = self._recent
+        self.touch = _untracked if recent is None else recent.move_to_end
+
     @property
     def admitted(self) -> int:
         """Entries counting against the cap (every entry but the pinned ones)."""

@@ -11,7 +11,7 @@ counters are this with their own parsing, counting and advancing; the agents pub
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 from pydantic import ValidationError
@@ -50,31 +50,35 @@ class RoutedBatch(NamedTuple):
 
 
 class RoutedCounting(Generic[T, K]):
-    def __init__(
-        self,
-        sources: Iterable[Source],
-        *,
-        model: type[K],
-        unpack: Callable[[K], tuple[Source, list[T]]],
-        count: Callable[[list[T]], list[Decision]],
-        advance: Callable[[int], list[Decision]],
-    ) -> None:
-        """`model`: the routed records' wire model; `unpack`: a routed record's source and
-        items; `count`: the decisions of the items a watermark released (in event-time
-        order); `advance(low)`: time reached `low`, every item below it counted."""
+    """The budget and SLO counters are this with their own `_unpack`, `_count` and
+    `_advance`: methods, not callbacks, so that a core holds state and no functions (its
+    snapshot is its state, `shell.snapshot`)."""
+
+    model: type[K]
+    """The routed records' wire model."""
+
+    def __init__(self, sources: Iterable[Source]) -> None:
         self._buffer: WatermarkReorder[T] = WatermarkReorder(sources)
-        self._model = model
-        self._unpack = unpack
-        self._count = count
-        self._advance = advance
         self.unreadable = 0
+
+    def _unpack(self, record: K) -> tuple[Source, list[T]]:
+        """A routed record's source and items."""
+        raise NotImplementedError
+
+    def _count(self, items: list[T]) -> list[Decision]:
+        """The decisions of the items a watermark released (in event-time order)."""
+        raise NotImplementedError
+
+    def _advance(self, low: int) -> list[Decision]:
+        """Time reached `low`: every item below it is counted."""
+        raise NotImplementedError
 
     def apply(self, raw: bytes) -> list[Decision]:
         """One record of the routed partition, as it is on the topic."""
         try:
             if b'"watermark"' in raw:
                 return self.watermark(SourceWatermark.model_validate_json(raw))
-            record = self._model.model_validate_json(raw)
+            record = self.model.model_validate_json(raw)
         except ValidationError as exc:
             # Only guardstream writes these topics: a bad record is a bug, not user input.
             self.unreadable += 1

@@ -20,24 +20,26 @@ from workers.slos.records import SloItem, items_of
 
 
 class SloCounting(RoutedCounting[SloItem, SloCounts]):
+    model = SloCounts
+
     def __init__(
         self, policy: SloPolicy, sources: Iterable[Source], limit: KeyLimit | None = None
     ) -> None:
         """`limit`: the engine's cap on grouped tracker keys (`SloEngine`)."""
-        self.engine = engine = SloEngine(policy, limit)
+        super().__init__(sources)
+        self.engine = SloEngine(policy, limit)
 
-        def unpack(record: SloCounts) -> tuple[Source, list[SloItem]]:
-            source = (record.source_topic, record.source_partition)
-            return source, items_of(record, engine.targets)
+    def _unpack(self, record: SloCounts) -> tuple[Source, list[SloItem]]:
+        source = (record.source_topic, record.source_partition)
+        return source, items_of(record, self.engine.targets)
 
-        def advance(low: int) -> list[Decision]:
-            # Everything below `low` is counted: the seconds before low's are complete.
-            return engine.advance(low, ClockTick.at(low).event_id)
+    def _count(self, items: list[SloItem]) -> list[Decision]:
+        measure = self.engine.measure
+        return [decision for item in items for decision in measure(item)]
 
-        def count(items: list[SloItem]) -> list[Decision]:
-            return [decision for item in items for decision in engine.measure(item)]
-
-        super().__init__(sources, model=SloCounts, unpack=unpack, count=count, advance=advance)
+    def _advance(self, low: int) -> list[Decision]:
+        # Everything below `low` is counted: the seconds before low's are complete.
+        return self.engine.advance(low, ClockTick.at(low).event_id)
 
     def states(self) -> list[BaseModel]:
         return self.engine.states()
