@@ -57,6 +57,7 @@ class TopicName(StrEnum):
     DEAD_LETTER = "dead-letter"
     BUDGET_SPEND = "budget-spend"
     SLO_COUNTS = "slo-counts"
+    SNAPSHOTS = "snapshots"
 
 
 INPUT_TOPICS: tuple[TopicName, ...] = (
@@ -128,6 +129,8 @@ class TopicCatalog:
             (TopicName.BUDGET_SPEND, "budget key", "BudgetSpend", n, Cleanup.DELETE, inputs_ms),
             # Internal (DESIGN §11): SLO measurements routed to the SLO's partition.
             (TopicName.SLO_COUNTS, "slo tracker key", "SloCounts", n, Cleanup.DELETE, inputs_ms),
+            # Internal (issue 12): the cores' periodic snapshots, the latest per partition.
+            (TopicName.SNAPSHOTS, "partition name[#chunk]", "Snapshot", n, Cleanup.COMPACT, None),
         ]
         return [
             TopicSpec(

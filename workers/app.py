@@ -43,6 +43,7 @@ from workers.settings import AuditLevel, ProcessingGuarantee, Settings
 from workers.shell.faust_settings import consumer_lag, faust_settings
 from workers.shell.ingest import EventSink, IngestBatches
 from workers.shell.key_metrics import cardinality_collector
+from workers.shell.snapshots import SnapshotStore
 from workers.shell.spec import KernelSpec
 from workers.shell.web import register_web_pages
 from workers.shell.wiring import WiredKernel, wire_kernel
@@ -67,6 +68,7 @@ class Worker:
     """Where each ingested batch goes, in order: the input audit, then the kernels."""
     kernels: list[WiredKernel] = field(default_factory=list)
     input_audit: InputAuditSink | None = None
+    snapshots: SnapshotStore | None = None
     last_batch_unixtime: float | None = None  # shell bookkeeping; the stage itself has no clock
 
 
@@ -135,6 +137,7 @@ def create_worker(
     undecodable = UndecodableBatchAlerts(app, catalog)
     worker.sinks += [worker.input_audit, undecodable]
     registry.register(UndecodableBatchCollector(undecodable.counts))
+    worker.snapshots = SnapshotStore.for_worker(settings, catalog, policies)
     _wire_kernels(worker, kernels, policies, masker)
     registry.register(cardinality_collector(settings, stage, worker.kernels))
     _register_policy_trail(worker, policies, masker)
@@ -160,6 +163,7 @@ def _wire_kernels(
                 caps=settings.key_caps,
                 masker=masker,
                 queue_size=BATCH_QUEUE_MAXSIZE,
+                snapshots=worker.snapshots,
             )
             worker.kernels.append(wired)
             worker.sinks.append(wired)
@@ -218,6 +222,7 @@ def _register_ingest_agent(worker: Worker) -> None:
         settings.kafka_client_options(),
         skip_recorded=_trail_is_truth(settings),
         taking_over=worker.kernels,
+        snapshots=worker.snapshots,
     )
 
     async def ingest_batch(batch: RawBatch) -> None:

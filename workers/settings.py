@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     # worker then gives its partitions up and rejoins). Transactions last one commit interval,
     # so this is the longest stall (GC, CPU starvation) a transaction survives.
     transaction_timeout_s: float = Field(default=60.0, ge=10.0, le=900.0)
+    # Records a partition processes between two snapshots of its cores (`shell.snapshots`;
+    # production mode: restore = the latest snapshot + the tail). 0: none are written.
+    snapshot_every: int = Field(default=100_000, ge=0, le=100_000_000)
 
     # Worker web server (health + Prometheus metrics).
     web_port: int = Field(default=6066, ge=0, le=65535)

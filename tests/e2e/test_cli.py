@@ -54,7 +54,7 @@ def test_topics_create_is_idempotent(bootstrap_servers: str, topic_prefix: str) 
     assert second.returncode == 0, second.stderr
     first_actions = {t["name"]: t["action"] for t in orjson.loads(first.stdout)["topics"]}
     second_actions = {t["name"]: t["action"] for t in orjson.loads(second.stdout)["topics"]}
-    assert len(first_actions) == len(TopicName)  # DESIGN §3's eleven + budget-spend
+    assert len(first_actions) == len(TopicName)  # DESIGN §3's eleven + the internal ones
     assert set(first_actions.values()) == {"created"}
     assert set(second_actions.values()) == {"ok"}
     described = run_cli(["topics", "describe", "--json"], env)

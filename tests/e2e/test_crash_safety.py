@@ -130,7 +130,10 @@ def export_when_settled(
         inputs = content.count(b'"chain":"input-p')
         if content == previous and inputs >= expected_inputs(events):
             return [orjson.loads(line) for line in content.splitlines()]
-        assert time.monotonic() < deadline, "the audit trail did not settle"
+        assert time.monotonic() < deadline, (
+            f"the audit trail did not settle ({inputs} of {expected_inputs(events)} inputs); "
+            f"evidence (trail, worker logs) kept in {keep_evidence(path.parent)}"
+        )
         previous = content
         time.sleep(4)
 

@@ -7,6 +7,7 @@ import pickle
 import zlib
 from datetime import UTC, datetime
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -98,3 +99,9 @@ def test_a_snapshot_names_nothing_but_guardstreams_state() -> None:
             codec.load(zlib.compress(forbidden))
     with pytest.raises(SnapshotError, match="unreadable"):
         codec.load(b"not a snapshot")
+
+
+def test_enum_members_and_zones_are_written_by_value() -> None:
+    codec = SnapshotCodec(policies())
+    state = {"mode": Mode.PRODUCTION, "modes": [Mode.DEVELOPMENT], "zone": ZoneInfo("UTC")}
+    assert codec.load(codec.dump(state)) == state

@@ -31,6 +31,7 @@ DESIGN_TOPICS: dict[str, tuple[str, Cleanup, int | None]] = {
     # Not in DESIGN §3: internal, the cross-partition budget path of DESIGN §11.
     "budget-spend": ("BudgetSpend", Cleanup.DELETE, 7),
     "slo-counts": ("SloCounts", Cleanup.DELETE, 7),
+    "snapshots": ("Snapshot", Cleanup.COMPACT, None),
 }
 
 
@@ -66,13 +67,13 @@ def test_each_topic_has_the_design_value_cleanup_and_retention(logical: str) -> 
         assert config["retention.ms"] == str(retention_days * DAY_MS)
 
 
-def test_compacted_topics_are_the_state_and_policy_topics() -> None:
+def test_compacted_topics_are_the_state_policy_and_snapshot_topics() -> None:
     compacted = {
         str(name)
         for name, spec in _by_logical_name(TopicCatalog()).items()
         if spec.cleanup is Cleanup.COMPACT
     }
-    assert compacted == {"policies", "breaker-state", "budget-state", "slo-state"}
+    assert compacted == {"policies", "breaker-state", "budget-state", "slo-state", "snapshots"}
 
 
 def test_input_topics_are_the_three_event_streams() -> None:

@@ -12,11 +12,14 @@ import faust
 
 from schemas.codec import encode
 from topics.catalog import TopicCatalog, TopicName
+from workers.audit.inputs import input_chain_id
 from workers.batching import RawBatch
 from workers.batching.outputs import BatchOutputs
 from workers.ingest.stage import IngestResult, IngestStage
 from workers.ingest.warmup import ensure_memory
 from workers.shell.recovery import PartitionTrail, read_partition_trail
+from workers.shell.snapshots import SnapshotStore
+from workers.shell.spec import Core
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +31,12 @@ class EventSink(Protocol):
 
 
 class TakesOver(Protocol):
-    """A sink that rebuilds what it holds of an input partition from the forensic trail."""
+    """A sink that rebuilds what it holds of an input partition from the forensic trail (and
+    the partition's snapshot), and has a core of it to snapshot."""
 
     def take_over(self, trail: PartitionTrail) -> None: ...
+
+    def held_core(self, partition: int) -> tuple[str, Core] | None: ...
 
 
 class IngestBatches:
@@ -44,10 +50,12 @@ class IngestBatches:
         *,
         skip_recorded: bool,
         taking_over: Sequence[TakesOver] = (),
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         """`skip_recorded`: the forensic trail is the truth (exactly-once, forensic level), so
         records it holds were fully processed before a crash and are skipped, and
-        `taking_over` rebuild their state of a partition from it when it arrives."""
+        `taking_over` rebuild their state of a partition from it when it arrives, starting
+        from the partition's latest snapshot in `snapshots` (which it takes periodically)."""
         self._stage = stage
         self._sinks = sinks
         self._outputs = BatchOutputs(app)
@@ -57,17 +65,23 @@ class IngestBatches:
         self._client_options = client_options
         self._skip_recorded = skip_recorded
         self._taking_over = taking_over
+        self._snapshots = snapshots if skip_recorded else None
+        self._processed: dict[int, dict[str, int]] = {}  # partition -> topic -> offset
         self._recorded: dict[int, dict[str, int]] = {}  # partition -> topic -> offset
 
     async def handle(self, batch: RawBatch) -> None:
         fresh = await self._unrecorded(batch) if self._skip_recorded else batch
         if fresh is not None:  # None: processed before a crash, outputs committed
             await self._process(fresh)
+            await self._maybe_snapshot(fresh)
 
     def forget(self, topic: str, partition: int) -> None:
         """`topic[partition]` was revoked: what this worker knew of it goes stale."""
         self._stage.forget_partition(topic, partition)
         self._recorded.pop(partition, None)
+        self._processed.pop(partition, None)
+        if self._snapshots is not None:
+            self._snapshots.forget(input_chain_id(partition))
 
     async def _process(self, batch: RawBatch) -> None:
         stage = self._stage
@@ -102,12 +116,36 @@ class IngestBatches:
     async def _take_over(self, partition: int) -> dict[str, int]:
         """Read the partition's trail once, at its first batch, before anything is sent for
         it, and hand it to the sinks that rebuild state from it. Returns what it records."""
+        snapshot = None
+        if self._snapshots is not None:
+            snapshot = await self._snapshots.read(input_chain_id(partition))
         trail = await read_partition_trail(
             self._client_options,
             audit_topic=self._audit,
             audit_partitions=self._audit_partitions,
             partition=partition,
+            snapshot=snapshot,
         )
         for sink in self._taking_over:
             sink.take_over(trail)
+        self._processed[partition] = dict(trail.recorded)
         return trail.recorded
+
+    async def _maybe_snapshot(self, batch: RawBatch) -> None:
+        """After a batch, a snapshot of its partition's direct cores when one is due: what
+        they hold, the offsets processed, and where the trail after it begins."""
+        snapshots, partition = self._snapshots, batch.partition
+        if snapshots is None:
+            return
+        processed = self._processed.setdefault(partition, {})
+        processed[batch.topic] = batch.records[-1].offset
+        name = input_chain_id(partition)
+        if not snapshots.due(name, len(batch.records)):
+            return
+        cores = dict(held for sink in self._taking_over if (held := sink.held_core(partition)))
+        # Every input record sent after this point lands at or past this offset; the ones of
+        # the batch just processed may too, and are told apart by their source offsets.
+        audit_from = await snapshots.end_of_chain_partition(name)
+        position = {"offsets": dict(processed), "audit_from": audit_from}
+        source = (batch.topic, partition)
+        await snapshots.write(self._outputs, source, name, cores, position)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -31,6 +31,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from topics.settled import settled_end
 from workers.audit.inputs import input_chain_id
 from workers.audit.recorded_input import RecordedInput, read_trail
+from workers.shell.snapshots import Snapshot
 from workers.shell.spec import DirectCore, RoutedCore
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,15 @@ _FETCH_TIMEOUT_MS = 500
 
 
 async def _values(
-    client_options: Mapping[str, Any], topic: str, partition: int, until: int | bytes
+    client_options: Mapping[str, Any],
+    topic: str,
+    partition: int,
+    until: int | bytes,
+    start: int = 0,
 ) -> AsyncIterator[bytes]:
-    """Committed values of topic[partition] from its beginning, up to the offset `until`
-    (exclusive), or, `until` a key, up to where every committed record with that key is
-    visible (`topics.settled`)."""
+    """Committed values of topic[partition] from offset `start` (or its beginning, if later),
+    up to the offset `until` (exclusive), or, `until` a key, up to where every committed
+    record with that key is visible (`topics.settled`)."""
     consumer = AIOKafkaConsumer(
         **client_options, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
     )
@@ -51,7 +56,7 @@ async def _values(
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
-        beginning = (await consumer.beginning_offsets([tp]))[tp]
+        beginning = max(start, (await consumer.beginning_offsets([tp]))[tp])
         if isinstance(until, bytes):
             stop = await settled_end(client_options, consumer, tp, until)
         else:  # consumed under read_committed already: stable up to there
@@ -76,11 +81,14 @@ async def restore_counting(
     topic: str,
     partition: int,
     first_offset: int,
+    *,
+    start: int = 0,
 ) -> int:
-    """Feed a fresh counting core its partition's records before `first_offset` (their
-    decisions were published by the worker that processed them). Returns how many."""
+    """Feed a counting core its partition's records from `start` (a fresh core: 0; one
+    loaded from a snapshot: the snapshot's next offset) up to `first_offset` (their decisions
+    were published by the worker that processed them). Returns how many."""
     restored = 0
-    async for value in _values(client_options, topic, partition, first_offset):
+    async for value in _values(client_options, topic, partition, first_offset, start):
         counting.apply(value)
         restored += 1
     if restored:
@@ -89,14 +97,19 @@ async def restore_counting(
 
 
 async def _chain_records(
-    client_options: Mapping[str, Any], audit_topic: str, audit_partitions: int, chain: str
+    client_options: Mapping[str, Any],
+    audit_topic: str,
+    audit_partitions: int,
+    chain: str,
+    start: int = 0,
 ) -> list[dict[str, Any]]:
-    """Every committed record of `chain`, in the audit partition its key hashes to."""
+    """Every committed record of `chain` from offset `start` of the audit partition its key
+    hashes to."""
     key = chain.encode()
     every = list(range(audit_partitions))
     audit_partition = DefaultPartitioner()(key, every, every)
     records = []
-    async for value in _values(client_options, audit_topic, audit_partition, key):
+    async for value in _values(client_options, audit_topic, audit_partition, key, start):
         if b'"' + key + b'"' in value:
             record = orjson.loads(value)
             if record.get("chain") == chain:
@@ -106,34 +119,60 @@ async def _chain_records(
 
 @dataclass(frozen=True, slots=True)
 class PartitionTrail:
-    """What the forensic trail holds of one input partition when a worker takes it over."""
+    """What the forensic trail (and the latest snapshot) hold of one input partition when a
+    worker takes it over."""
 
     partition: int
     recorded: dict[str, int]
-    """Input topic -> the highest offset of its partition the trail records. With
-    exactly-once processing a batch's audit records commit with all its other outputs, so a
+    """Input topic -> the highest offset of its partition processed. With exactly-once
+    processing a batch's audit records (and snapshot) commit with all its other outputs, so a
     record at or below it was fully processed: a worker consuming it again (its offsets were
     not committed before a crash) must skip it."""
     inputs: list[RecordedInput]
-    """Every input event the partition's committed batches processed, in processing order."""
+    """The input events processed after the snapshot (all of them without one), in
+    processing order."""
+    cores: dict[str, Any] = field(default_factory=dict)
+    """Kernel name -> its core of the partition as the snapshot holds it."""
 
 
 async def read_partition_trail(
-    client_options: Mapping[str, Any], *, audit_topic: str, audit_partitions: int, partition: int
+    client_options: Mapping[str, Any],
+    *,
+    audit_topic: str,
+    audit_partitions: int,
+    partition: int,
+    snapshot: Snapshot | None = None,
 ) -> PartitionTrail:
     """The `input-p<partition>` chain, read once per takeover: before the new owner sends
     anything for the partition, so that its own open transaction is never among what the
-    read waits for (`topics.settled`)."""
+    read waits for (`topics.settled`). With a snapshot, only what came after it: from the
+    audit offset it names, the inputs above the offsets it had processed."""
+    position = snapshot.position if snapshot is not None else {}
+    done = {str(topic): int(offset) for topic, offset in position.get("offsets", {}).items()}
     chain = input_chain_id(partition)
-    records = await _chain_records(client_options, audit_topic, audit_partitions, chain)
-    recorded: dict[str, int] = {}
+    records = [
+        record
+        for record in await _chain_records(
+            client_options, audit_topic, audit_partitions, chain, int(position.get("audit_from", 0))
+        )
+        if _after(record, done)
+    ]
+    recorded = dict(done)
     for record in records:
         source = record.get("source") or {}
         topic, offset = source.get("topic"), source.get("offset")
         if isinstance(topic, str) and isinstance(offset, int):
             recorded[topic] = max(recorded.get(topic, -1), offset)
     inputs = read_trail(records).inputs.get(partition, [])
-    return PartitionTrail(partition, recorded, inputs)
+    cores = snapshot.state if snapshot is not None and isinstance(snapshot.state, dict) else {}
+    return PartitionTrail(partition, recorded, inputs, cores)
+
+
+def _after(record: Mapping[str, Any], done: Mapping[str, int]) -> bool:
+    """Whether an input record names an offset past what the snapshot had processed."""
+    source = record.get("source") or {}
+    topic, offset = source.get("topic"), source.get("offset")
+    return not isinstance(offset, int) or not isinstance(topic, str) or offset > done.get(topic, -1)
 
 
 def restore_direct(core: DirectCore, trail: PartitionTrail) -> int:

@@ -27,8 +27,10 @@ import pickle
 import zlib
 from collections import deque
 from collections.abc import Iterator
+from enum import Enum
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from topics.errors import GuardstreamError
 
@@ -54,6 +56,7 @@ _ALLOWED_STDLIB = frozenset(
         ("datetime", "timezone"),
         ("decimal", "Decimal"),
         ("fractions", "Fraction"),
+        ("zoneinfo", "ZoneInfo"),
     }
 )
 _OWN_MODULES = ("workers.", "schemas.")
@@ -147,6 +150,16 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, _ATOMS):
             return None
         return self._policy_paths.get(id(obj))
+
+    def reducer_override(self, obj: Any) -> Any:
+        # Python pickles an enum member as getattr(its class, name), a zone through
+        # getattr(ZoneInfo, "_unpickle"); by value instead, so that the reader never needs
+        # `getattr`.
+        if isinstance(obj, Enum):
+            return type(obj), (obj.value,)
+        if isinstance(obj, ZoneInfo):  # the same, through ZoneInfo's own cache of zones
+            return ZoneInfo, (obj.key,)
+        return NotImplemented
 
 
 class _Unpickler(pickle.Unpickler):

@@ -31,6 +31,7 @@ from workers.policies.policy_set import PolicySet
 from workers.routed.sender import RoutedSender
 from workers.shell.publisher import DecisionPublisher
 from workers.shell.recovery import PartitionTrail, restore_counting, restore_direct
+from workers.shell.snapshots import SnapshotStore
 from workers.shell.spec import Core, DirectCore, KernelCores, KernelSpec, KernelStats, RoutedCore
 
 C = TypeVar("C", bound=Core)
@@ -77,7 +78,13 @@ class DirectStage(KernelStage[D]):
     (`take_over`, before the partition's first batch sends anything)."""
 
     def take_over(self, trail: PartitionTrail) -> None:
-        restore_direct(self.build(trail.partition), trail)
+        """Rebuild the partition's core: the snapshot's, else a new one, and the trail since."""
+        core: D | None = trail.cores.get(self.spec.kernel)
+        if core is None:
+            core = self.build(trail.partition)
+        else:
+            self.cores[trail.partition] = core
+        restore_direct(core, trail)
 
     async def handle(self, result: IngestResult) -> None:
         if not result.accepted or result.topic not in self.inputs:
@@ -110,9 +117,12 @@ class CounterStage(KernelStage[R]):
         caps: KeyCaps,
         publisher: DecisionPublisher,
         client_options: Mapping[str, Any],
+        snapshots: SnapshotStore | None = None,
     ) -> None:
+        """`snapshots`: restore from the latest snapshot + the tail, and take them."""
         super().__init__(spec, policies, catalog, caps, publisher)
         self._client_options = client_options
+        self._snapshots = snapshots
 
     @property
     def unreadable(self) -> int:
@@ -140,11 +150,37 @@ class CounterStage(KernelStage[R]):
         states = core.take_state_records()
         if states:
             await self.publisher.publish_states(states, source)
+        snapshots, name = self._snapshots, self._snapshot_name(partition)
+        if snapshots is not None and snapshots.due(name, len(batch.records)):
+            next_offset = batch.records[-1].offset + 1
+            position = {"next_offset": next_offset}
+            await snapshots.write(self.publisher.outputs, source, name, core, position)
+
+    def forget(self, topic: str, partition: int) -> None:
+        super().forget(topic, partition)
+        if self._snapshots is not None and topic == self.partitions_topic:
+            self._snapshots.forget(self._snapshot_name(partition))
+
+    def _snapshot_name(self, partition: int) -> str:
+        return f"{self.spec.chain_prefix}-p{partition}"
 
     async def _open(self, partition: int, first_offset: int) -> R:
-        core = self.build(partition)
+        snapshot = None
+        if self._snapshots is not None:
+            snapshot = await self._snapshots.read(self._snapshot_name(partition))
+        start = 0 if snapshot is None else int(snapshot.position.get("next_offset", 0))
+        if snapshot is not None and start <= first_offset:
+            core: R = snapshot.state
+            self.cores[partition] = core
+        else:
+            core, start = self.build(partition), 0
         await restore_counting(
-            self._client_options, core, self.partitions_topic, partition, first_offset
+            self._client_options,
+            core,
+            self.partitions_topic,
+            partition,
+            first_offset,
+            start=start,
         )
         return core
 

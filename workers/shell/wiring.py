@@ -19,7 +19,8 @@ from workers.masking.masker import Masker
 from workers.policies.policy_set import PolicySet
 from workers.shell.publisher import DecisionPublisher
 from workers.shell.recovery import PartitionTrail
-from workers.shell.spec import KernelSpec
+from workers.shell.snapshots import SnapshotStore
+from workers.shell.spec import Core, KernelSpec
 from workers.shell.stages import CounterStage, DirectStage, KernelStage, RouterStage
 
 
@@ -41,6 +42,13 @@ class WiredKernel:
         """The ingest took an input partition over (`shell.ingest.TakesOver`)."""
         if isinstance(self.stage, DirectStage):
             self.stage.take_over(trail)
+
+    def held_core(self, partition: int) -> tuple[str, Core] | None:
+        """A direct kernel's core of input partition `partition`, for its snapshot."""
+        if not isinstance(self.stage, DirectStage):
+            return None
+        core = self.stage.cores.get(partition)
+        return None if core is None else (self.spec.kernel, core)
 
     def forget(self, topic: str, partition: int) -> None:
         """`topic[partition]` was revoked from this worker."""
@@ -72,8 +80,11 @@ def wire_kernel(
     caps: KeyCaps,
     masker: Masker,
     queue_size: int,
+    snapshots: SnapshotStore | None = None,
 ) -> WiredKernel:
-    """`spec`'s stages on `app`; a routed kernel's counter agent is registered here."""
+    """`spec`'s stages on `app`; a routed kernel's counter agent is registered here.
+    `snapshots`: where its counters restore from and snapshot to (direct kernels' cores are
+    snapshotted with their input partition, by the ingest)."""
     prefix = spec.chain_prefix
     chains = ChainBook.on_audit_topic(
         client_options, catalog, lambda partition: f"{prefix}-p{partition}", masker, policies.audit
@@ -82,7 +93,7 @@ def wire_kernel(
     if spec.direct is not None:
         stage = DirectStage(spec, policies, catalog, caps, publisher)
         return WiredKernel(spec, stage, None)
-    counter = CounterStage(spec, policies, catalog, caps, publisher, client_options)
+    counter = CounterStage(spec, policies, catalog, caps, publisher, client_options, snapshots)
     _register_counter(app, counter, queue_size)
     return WiredKernel(spec, counter, RouterStage(app, catalog, spec, policies))
 
