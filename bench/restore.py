@@ -6,7 +6,8 @@ repository's budget policy exactly as the router stage routes it (`route_batch`,
 batch of 1,000 events at a time, then the partition's watermark) and written to a one-partition
 topic; the counter is then restored from it. Restore reads and counts every routed record from
 the beginning, so its time grows with the history a partition holds (issue 12: snapshots are
-to bound it).
+to bound it); then as the worker restores with a snapshot (`shell.snapshots`): the snapshot
+taken a day before the end loaded, and the last day counted.
 
     python -m bench.restore                    # starts its own broker, 1,000,000 events
     python -m bench.restore --events 200000 --bootstrap 127.0.0.1:9092
@@ -36,6 +37,7 @@ from workers.kernels.key_cap import KeyCaps, StateKind
 from workers.policies.budgets import BudgetPolicy, load_budget_policy
 from workers.settings import Mode
 from workers.shell.recovery import restore_counting
+from workers.shell.snapshot import SnapshotCodec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 T0_MS = 1_793_491_200_000  # 2026-11-01T00:00:00Z
@@ -100,14 +102,39 @@ async def run(bootstrap: str, count: int) -> None:
     written = await write_routed(bootstrap, topic, policy, count)
     routed_s = time.perf_counter() - started
     print(f"routed {count:,} events into {written:,} records in {routed_s:.1f} s")
-    counting = BudgetCounting(policy, [SOURCE], KeyCaps().whole(StateKind.BUDGETS))
+    full = BudgetCounting(policy, [SOURCE], KeyCaps().whole(StateKind.BUDGETS))
     started, cpu = time.perf_counter(), time.process_time()
-    restored = await restore_counting(options, counting, topic, 0, written)
+    restored = await restore_counting(options, full, topic, 0, written)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    ledgers = len(counting.engine.ledgers)
+    ledgers = len(full.engine.ledgers)
     print(
-        f"restore: {restored:,} records in {elapsed:.1f} s ({cpu:.1f} s CPU), "
+        f"restore from the start: {restored:,} records in {elapsed:.1f} s ({cpu:.1f} s CPU), "
         f"{restored / elapsed:,.0f} records/s; {ledgers} ledgers"
+    )
+    await restore_from_snapshot(options, topic, policy, written, full)
+
+
+async def restore_from_snapshot(
+    options: dict[str, str], topic: str, policy: BudgetPolicy, written: int, full: BudgetCounting
+) -> None:
+    """Restore as the worker does with a snapshot taken a day before the end of the month:
+    load it, then count the last day's records; the ledgers must equal the full restore's."""
+    cut = written - written // 30
+    before = BudgetCounting(policy, [SOURCE], KeyCaps().whole(StateKind.BUDGETS))
+    await restore_counting(options, before, topic, 0, cut)
+    codec = SnapshotCodec(policy)
+    dumped = time.process_time()
+    body = codec.dump(before)
+    dumped = time.process_time() - dumped
+    started, cpu = time.perf_counter(), time.process_time()
+    loaded: BudgetCounting = codec.load(body)
+    tail = await restore_counting(options, loaded, topic, 0, written, start=cut)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    exact = list(loaded.states()) == list(full.states())
+    print(
+        f"restore from a snapshot: {len(body):,} bytes (dumped in {dumped:.2f} s CPU), loaded "
+        f"and {tail:,} tail records counted in {elapsed:.1f} s ({cpu:.1f} s CPU); "
+        f"ledgers {'equal to' if exact else 'DIFFERENT from'} the full restore's"
     )
 
 

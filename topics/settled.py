@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -42,6 +43,33 @@ transaction timeout (`GUARDSTREAM_TRANSACTION_TIMEOUT_S`, 60 s by default) plus 
 _POLL_S = 0.1
 _FIRST_STEP = 1000
 _FETCH_TIMEOUT_MS = 1000
+
+
+@asynccontextmanager
+async def partition_reader(
+    client_options: Mapping[str, Any], tp: TopicPartition, *, committed: bool = True
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of `tp` alone, outside any group: committed records only (`committed`),
+    or every record, open and aborted transactions' included."""
+    consumer = AIOKafkaConsumer(
+        **client_options,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed" if committed else "read_uncommitted",
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def high_watermark(client_options: Mapping[str, Any], tp: TopicPartition) -> int:
+    """`tp`'s end offset, open transactions included: a record appended later lands there or
+    past it."""
+    async with partition_reader(client_options, tp, committed=False) as consumer:
+        return int((await consumer.end_offsets([tp]))[tp])
 
 
 class UnsettledPartition(GuardstreamError):
@@ -80,15 +108,7 @@ async def newest_offset(
 ) -> int | None:
     """The offset of `tp`'s newest record with `key`, committed, aborted or still open
     (None: there is none)."""
-    consumer = AIOKafkaConsumer(
-        **client_options,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_uncommitted",
-    )
-    await consumer.start()
-    try:
-        consumer.assign([tp])
+    async with partition_reader(client_options, tp, committed=False) as consumer:
 
         async def newest_between(start: int, stop: int) -> int | None:
             newest = None
@@ -98,8 +118,6 @@ async def newest_offset(
             return newest
 
         return await scan_backwards(consumer, tp, newest_between)
-    finally:
-        await consumer.stop()
 
 
 async def scan_backwards(

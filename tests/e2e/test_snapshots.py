@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from schemas.types import rfc3339_ms
-from tests.support.cli_scenario import jsonl, read_topic, scenario_env
+from tests.support.cli_scenario import jsonl, read_topic, scenario_env, team_budget_text
 from tests.support.worker_process import run_cli, running_worker
 from topics.catalog import TopicCatalog
 
@@ -33,16 +33,7 @@ HOUR = 3_600_000
 DAY = 24 * HOUR
 VENDORS = ["openai", "anthropic", "mistral", "cohere"]  # the spend comes from every partition
 
-POLICY = """
-budgets:
-  bud.team.research:
-    scope: {team: research}
-    period: monthly
-    limit_usd: 1000
-    thresholds:
-      - {percent: 50, action: notify}
-      - {percent: 80, action: notify}
-"""
+POLICY = team_budget_text("research", 1000, [50, 80], period="monthly")
 
 
 def spend(n: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -50,19 +51,33 @@ def _record(chain: str, offsets: range, topic: str = "t.tool-invocations") -> li
     ]
 
 
+@dataclass
+class Scene:
+    options: dict[str, str]
+    audit: TopicPartition
+    other: AIOKafkaProducer
+    """Another chain's writer, whose transaction stays open."""
+    writer: AIOKafkaProducer
+    """The looked-up chain's writer."""
+
+
 @pytest.fixture
-async def producers(
-    bootstrap_servers: str, topic_prefix: str
-) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaProducer]]:
-    """Another chain's writer, whose transaction stays open, and this chain's writer."""
+async def scene(bootstrap_servers: str, topic_prefix: str) -> AsyncIterator[Scene]:
+    """A one-partition audit topic and its two transactional writers."""
     options = {"bootstrap_servers": bootstrap_servers}
+    audit = await _topic(options, f"{topic_prefix}.audit")
     other = AIOKafkaProducer(**options, transactional_id=f"{topic_prefix}-other-chain")
     writer = AIOKafkaProducer(**options, transactional_id=f"{topic_prefix}-chain")
     await other.start()
     await writer.start()
-    yield other, writer
+    yield Scene(options, audit, other, writer)
     await other.stop()
     await writer.stop()
+
+
+async def _open_another_chains_transaction(other: AIOKafkaProducer, tp: TopicPartition) -> None:
+    await other.begin_transaction()
+    await other.send_and_wait(tp.topic, b"{}", key=b"another-chain", partition=0)
 
 
 async def _commit(
@@ -73,16 +88,9 @@ async def _commit(
             await writer.send_and_wait(tp.topic, value, key=key.encode(), partition=0)
 
 
-async def test_a_chain_head_behind_an_open_transaction_is_waited_for(
-    bootstrap_servers: str,
-    topic_prefix: str,
-    producers: tuple[AIOKafkaProducer, AIOKafkaProducer],
-) -> None:
-    other, writer = producers
-    options = {"bootstrap_servers": bootstrap_servers}
-    tp = await _topic(options, f"{topic_prefix}.audit")
-    await other.begin_transaction()
-    await other.send_and_wait(tp.topic, b"{}", key=b"another-chain", partition=0)
+async def test_a_chain_head_behind_an_open_transaction_is_waited_for(scene: Scene) -> None:
+    options, tp, other, writer = scene.options, scene.audit, scene.other, scene.writer
+    await _open_another_chains_transaction(other, tp)
     await _commit(writer, tp, CHAIN, _record(CHAIN, range(3)))
     lookup = asyncio.create_task(last_record(options, tp.topic, 1, CHAIN))
     await asyncio.sleep(1)
@@ -93,19 +101,12 @@ async def test_a_chain_head_behind_an_open_transaction_is_waited_for(
     assert head.seq == 2
 
 
-async def test_recorded_input_behind_an_open_transaction_is_waited_for(
-    bootstrap_servers: str,
-    topic_prefix: str,
-    producers: tuple[AIOKafkaProducer, AIOKafkaProducer],
-) -> None:
-    other, writer = producers
-    options = {"bootstrap_servers": bootstrap_servers}
-    tp = await _topic(options, f"{topic_prefix}.audit")
+async def test_recorded_input_behind_an_open_transaction_is_waited_for(scene: Scene) -> None:
+    options, tp, other, writer = scene.options, scene.audit, scene.other, scene.writer
     chain = input_chain_id(1)
     records = _record(chain, range(9))
     await _commit(writer, tp, chain, records[:5])
-    await other.begin_transaction()
-    await other.send_and_wait(tp.topic, b"{}", key=b"another-chain", partition=0)
+    await _open_another_chains_transaction(other, tp)
     await _commit(writer, tp, chain, records[5:])
     lookup = asyncio.create_task(
         read_partition_trail(options, audit_topic=tp.topic, audit_partitions=1, partition=1)
@@ -119,18 +120,13 @@ async def test_recorded_input_behind_an_open_transaction_is_waited_for(
 
 
 async def test_a_transaction_begun_after_the_chains_newest_record_is_not_waited_for(
-    bootstrap_servers: str,
-    topic_prefix: str,
-    producers: tuple[AIOKafkaProducer, AIOKafkaProducer],
+    scene: Scene,
 ) -> None:
     # The asking worker's own transactions: open while it looks a chain up inside a batch,
     # they cannot commit before the lookup ends (a wait for them timed production runs out).
-    other, writer = producers
-    options = {"bootstrap_servers": bootstrap_servers}
-    tp = await _topic(options, f"{topic_prefix}.audit")
+    options, tp, other, writer = scene.options, scene.audit, scene.other, scene.writer
     await _commit(writer, tp, CHAIN, _record(CHAIN, range(2)))
-    await other.begin_transaction()
-    await other.send_and_wait(tp.topic, b"{}", key=b"another-chain", partition=0)
+    await _open_another_chains_transaction(other, tp)
     head = await asyncio.wait_for(last_record(options, tp.topic, 1, CHAIN), 10)
     assert head is not None
     assert head.seq == 1
@@ -138,16 +134,9 @@ async def test_a_transaction_begun_after_the_chains_newest_record_is_not_waited_
     await other.abort_transaction()
 
 
-async def test_a_transaction_that_stays_open_is_an_error_not_a_short_read(
-    bootstrap_servers: str,
-    topic_prefix: str,
-    producers: tuple[AIOKafkaProducer, AIOKafkaProducer],
-) -> None:
-    other, writer = producers
-    options = {"bootstrap_servers": bootstrap_servers}
-    tp = await _topic(options, f"{topic_prefix}.audit")
-    await other.begin_transaction()
-    await other.send_and_wait(tp.topic, b"{}", key=b"another-chain", partition=0)
+async def test_a_transaction_that_stays_open_is_an_error_not_a_short_read(scene: Scene) -> None:
+    options, tp, other, writer = scene.options, scene.audit, scene.other, scene.writer
+    await _open_another_chains_transaction(other, tp)
     await _commit(writer, tp, CHAIN, _record(CHAIN, range(1)))
     assert await newest_offset(options, tp, CHAIN.encode()) == 1
     reader = AIOKafkaConsumer(

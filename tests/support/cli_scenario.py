@@ -14,10 +14,13 @@ import yaml
 from tests.support.worker_process import cli_env, run_cli
 
 
-def team_budget_text(team: str, limit_usd: int, notify_at_pct: Iterable[int]) -> str:
-    """A budgets file: `team`'s daily budget (bud.team.<team>), notifying at each percent."""
+def team_budget_text(
+    team: str, limit_usd: int, notify_at_pct: Iterable[int], period: str = "daily"
+) -> str:
+    """A budgets file: `team`'s budget (bud.team.<team>) over `period`, notifying at each
+    percent."""
     thresholds = [{"percent": pct, "action": "notify"} for pct in notify_at_pct]
-    budget = {"scope": {"team": team}, "period": "daily", "limit_usd": limit_usd}
+    budget = {"scope": {"team": team}, "period": period, "limit_usd": limit_usd}
     spec = {"budgets": {f"bud.team.{team}": {**budget, "thresholds": thresholds}}}
     return yaml.safe_dump(spec, sort_keys=False)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from schemas.audit import AuditRecord
-from topics.settled import records_between, scan_backwards, settled_end
+from topics.settled import partition_reader, records_between, scan_backwards, settled_end
 
 
 async def last_record(
@@ -24,15 +24,10 @@ async def last_record(
 ) -> AuditRecord | None:
     """The chain's record with the highest seq, or None for a new chain. `partitions` is the
     audit topic's partition count (the catalog's; the worker verified it at start)."""
-    consumer = AIOKafkaConsumer(
-        **client_options, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        key = chain_id.encode()
-        every = list(range(partitions))
-        tp = TopicPartition(topic, DefaultPartitioner()(key, every, every))
-        consumer.assign([tp])
+    key = chain_id.encode()
+    every = list(range(partitions))
+    tp = TopicPartition(topic, DefaultPartitioner()(key, every, every))
+    async with partition_reader(client_options, tp) as consumer:
 
         async def highest_between(start: int, stop: int) -> AuditRecord | None:
             last: AuditRecord | None = None
@@ -51,5 +46,3 @@ async def last_record(
         # would hide them, and the chain would fork at a stale head (`topics.settled`).
         end = await settled_end(client_options, consumer, tp, key)
         return await scan_backwards(consumer, tp, highest_between, end=end)
-    finally:
-        await consumer.stop()

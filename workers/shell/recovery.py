@@ -25,18 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from topics.settled import settled_end
+from topics.settled import partition_reader, records_between, settled_end
 from workers.audit.inputs import input_chain_id
 from workers.audit.recorded_input import RecordedInput, read_trail
 from workers.shell.snapshots import Snapshot
 from workers.shell.spec import DirectCore, RoutedCore
 
 log = logging.getLogger(__name__)
-
-_FETCH_TIMEOUT_MS = 500
 
 
 async def _values(
@@ -49,30 +47,16 @@ async def _values(
     """Committed values of topic[partition] from offset `start` (or its beginning, if later),
     up to the offset `until` (exclusive), or, `until` a key, up to where every committed
     record with that key is visible (`topics.settled`)."""
-    consumer = AIOKafkaConsumer(
-        **client_options, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
+    tp = TopicPartition(topic, partition)
+    async with partition_reader(client_options, tp) as consumer:
         beginning = max(start, (await consumer.beginning_offsets([tp]))[tp])
         if isinstance(until, bytes):
             stop = await settled_end(client_options, consumer, tp, until)
         else:  # consumed under read_committed already: stable up to there
             stop = min(until, (await consumer.end_offsets([tp]))[tp])
-        if stop <= beginning:
-            return
-        consumer.seek(tp, beginning)
-        while await consumer.position(tp) < stop:
-            fetched = await consumer.getmany(tp, timeout_ms=_FETCH_TIMEOUT_MS)
-            for record in fetched.get(tp, []):
-                if record.offset >= stop:
-                    return
-                if record.value is not None:
-                    yield record.value
-    finally:
-        await consumer.stop()
+        async for record in records_between(consumer, tp, beginning, stop):
+            if record.value is not None:
+                yield record.value
 
 
 async def restore_counting(

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from topics.catalog import TopicCatalog, TopicName
-from topics.settled import records_between, settled_end
+from topics.settled import high_watermark, partition_reader, records_between, settled_end
 from workers.batching.outputs import BatchOutputs
 from workers.kernels.key_cap import KeyCaps
 from workers.policies.policy_set import PolicySet
@@ -168,17 +168,9 @@ class SnapshotStore:
         key = name.encode()
         prefix = key + b"#"
         tp = TopicPartition(self._topic, self._partition(name))
-        consumer = AIOKafkaConsumer(
-            **self._client_options,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
-        await consumer.start()
         header: dict[str, Any] | None = None
         chunks: dict[int, bytes] = {}
-        try:
-            consumer.assign([tp])
+        async with partition_reader(self._client_options, tp) as consumer:
             beginning = (await consumer.beginning_offsets([tp]))[tp]
             end = await settled_end(self._client_options, consumer, tp, key)
             async for record in records_between(consumer, tp, beginning, end):
@@ -188,8 +180,6 @@ class SnapshotStore:
                     header = orjson.loads(record.value)
                 elif record.key is not None and record.key.startswith(prefix):
                     chunks[int(record.key[len(prefix) :])] = record.value
-        finally:
-            await consumer.stop()
         return header, chunks
 
     async def end_of_chain_partition(self, chain: str) -> int:
@@ -198,17 +188,7 @@ class SnapshotStore:
         key = chain.encode()
         every = list(range(self._audit_partitions))
         tp = TopicPartition(self._audit_topic, int(DefaultPartitioner()(key, every, every)))
-        consumer = AIOKafkaConsumer(
-            **self._client_options,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_uncommitted",
-        )
-        await consumer.start()
-        try:
-            return int((await consumer.end_offsets([tp]))[tp])
-        finally:
-            await consumer.stop()
+        return await high_watermark(self._client_options, tp)
 
     def _partition(self, name: str) -> int:
         every = list(range(self._partitions))
