@@ -118,6 +118,7 @@ def test_a_monthly_budget_restarted_on_day_20_restores_its_exact_spend(
         {"budgets.yaml": POLICY},
         GUARDSTREAM_MODE="production",
         GUARDSTREAM_SNAPSHOT_EVERY="1",
+        GUARDSTREAM_SNAPSHOT_EVERY_ROUTED="1",
         GUARDSTREAM_LOG_LEVEL="INFO",
     )
     first_days = jsonl([*(spend(n) for n in range(60)), tick(T0_MS + 20 * DAY)])

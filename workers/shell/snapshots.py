@@ -11,9 +11,11 @@ restore = the latest snapshot + what came after it, exact for any budget period.
   Its key is the partition's name (`budgets-p2`, `input-p1`). It is written as chunks of at
   most `CHUNK_BYTES` (keys `<name>#<i>`, so compaction keeps the latest of each) and then a
   header naming them, all to the partition the name hashes to.
-- *When.* Every `GUARDSTREAM_SNAPSHOT_EVERY` records a partition processed, after a batch, in
-  that batch's transaction: a snapshot commits with the outputs and offsets it matches, or not
-  at all.
+- *When.* Every `GUARDSTREAM_SNAPSHOT_EVERY` input records (an input partition) or
+  `GUARDSTREAM_SNAPSHOT_EVERY_ROUTED` routed records (a counter's partition: each sums a key's
+  second of one input batch, ~2 ms of CPU to restore, `bench.restore`) a partition
+  processed, after a batch, in that batch's transaction: a snapshot commits with the outputs
+  and offsets it matches, or not at all.
 - *Read.* At a takeover, before the worker sends anything for the partition (so that the
   settled read never waits on its own transaction, `topics.settled`). A snapshot taken under
   other policies, in another format, or unreadable, is ignored: the partition is rebuilt from
@@ -76,7 +78,8 @@ class SnapshotStore:
         fit = fit_of(policies, settings.key_caps)
         codec = SnapshotCodec(policies)
         options = settings.kafka_client_options()
-        return cls(options, catalog, codec, fit, settings.snapshot_every)
+        every = (settings.snapshot_every, settings.snapshot_every_routed)
+        return cls(options, catalog, codec, fit, every)
 
     def __init__(
         self,
@@ -84,9 +87,10 @@ class SnapshotStore:
         catalog: TopicCatalog,
         codec: SnapshotCodec,
         policy_version: str,
-        every: int,
+        every: tuple[int, int],
     ) -> None:
-        """`every`: records per partition between snapshots (0: never written, still read)."""
+        """`every`: records between two snapshots of an input partition, and of a routed
+        one (0: never written, still read)."""
         self._client_options = client_options
         self._topic = catalog.name(TopicName.SNAPSHOTS)
         self._partitions = catalog.spec(TopicName.SNAPSHOTS).partitions
@@ -94,17 +98,19 @@ class SnapshotStore:
         self._audit_partitions = catalog.spec(TopicName.AUDIT).partitions
         self._codec = codec
         self._policy_version = policy_version
-        self.every = every
+        self.every_input, self.every_routed = every
         self._since: dict[str, int] = {}
         self.written = 0
 
-    def due(self, name: str, records: int) -> bool:
-        """Count `records` more processed for `name`; whether a snapshot is due now."""
-        if self.every <= 0:
+    def due(self, name: str, records: int, *, routed: bool = False) -> bool:
+        """Count `records` more processed for `name` (a routed partition's, `routed`);
+        whether a snapshot is due now."""
+        every = self.every_routed if routed else self.every_input
+        if every <= 0:
             return False
         since = self._since.get(name, 0) + records
         self._since[name] = since
-        return since >= self.every
+        return since >= every
 
     def forget(self, name: str) -> None:
         self._since.pop(name, None)

@@ -151,7 +151,7 @@ class CounterStage(KernelStage[R]):
         if states:
             await self.publisher.publish_states(states, source)
         snapshots, name = self._snapshots, self._snapshot_name(partition)
-        if snapshots is not None and snapshots.due(name, len(batch.records)):
+        if snapshots is not None and snapshots.due(name, len(batch.records), routed=True):
             next_offset = batch.records[-1].offset + 1
             position = {"next_offset": next_offset}
             await snapshots.write(self.publisher.outputs, source, name, core, position)
