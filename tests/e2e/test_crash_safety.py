@@ -4,7 +4,8 @@ verifies, no audit decision or alert is missing or duplicated, and the final bre
 SLO states are equal. Scenarios: one worker SIGKILLed and restarted five times; two workers in
 one consumer group of which one is SIGKILLed repeatedly while two busy loops compete for the
 cores; a worker SIGSTOPped past its session timeout (its partitions move, it comes back as a
-zombie, is fenced and must recover without exiting); the broker restarted mid-run.
+zombie, is fenced and must recover without exiting); the broker restarted mid-run. Snapshots
+are taken every few batches, so takeovers restore from a snapshot and its tail (issue 12).
 
 `bench/soak_crash.py` runs these scenarios many times in a row; CI runs each once."""
 
@@ -107,6 +108,9 @@ def environment(bootstrap: str, prefix: str, policies: Path) -> dict[str, str]:
         GUARDSTREAM_POLICY_DIR=str(policies),
         GUARDSTREAM_CLOCK_INTERVAL_S="0",
         GUARDSTREAM_SESSION_TIMEOUT_S=str(SESSION_TIMEOUT_S),
+        # Snapshots every few batches: every takeover then restores from one and its tail.
+        GUARDSTREAM_SNAPSHOT_EVERY="5000",
+        GUARDSTREAM_SNAPSHOT_EVERY_ROUTED="100",
         # Rebalances, fencing and recovery are logged at INFO: what a failure here needs.
         GUARDSTREAM_LOG_LEVEL="INFO",
     )
