@@ -342,9 +342,6 @@ async def test_three_brokers_lose_nothing_when_a_leader_stops(
     await _create_topic(bootstrap, topic, partitions, 3, {"min.insync.replicas": "2"})
     victim = (await _leaders(bootstrap, topic, partitions, accept=lambda _: True))[0]
 
-    consumed = asyncio.create_task(
-        asyncio.wait_for(_consume(bootstrap, topic, partitions, until=total), 90)
-    )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -367,7 +364,11 @@ async def test_three_brokers_lose_nothing_when_a_leader_stops(
         await _produce(producer, topic, partitions, range(2 * total // 3, total))
     finally:
         await producer.stop()
-    records = await consumed
+    # Read once leadership has moved. A consumer running across the stop was twice seen in
+    # CI fetching from the stopped leader for its whole 90 s (NodeNotReadyError for node 0,
+    # metadata re-read every 2 s or not): aiokafka's client, not what this test is about --
+    # that the cluster keeps every acknowledged record, in order, once.
+    records = await asyncio.wait_for(_consume(bootstrap, topic, partitions, until=total), 90)
 
     by_partition: dict[int, list[int]] = defaultdict(list)
     for partition, value in records:
