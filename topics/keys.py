@@ -6,6 +6,8 @@ de-duplication catch duplicates.
 
 from __future__ import annotations
 
+from aiokafka.partitioner import DefaultPartitioner
+
 from schemas.events import CostEvent, InputEvent, LatencyEvent, ToolInvocation
 from schemas.override import BreakerOverride
 
@@ -18,3 +20,10 @@ def input_key(event: InputEvent | BreakerOverride) -> bytes:
         scope = event.team or event.project or event.user or event.org or "global"
         return scope.encode()
     raise TypeError(f"not an input event: {type(event).__name__}")
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition of `partitions` a record keyed `key` goes to, as Kafka's default
+    partitioner (murmur2, aiokafka's and the Java client's) sends it."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key, every, every))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.types import rfc3339_ms
 from tests.support.policy_files import CONFIGS
 from workers.policies.policy_set import PolicySet, load_policies
 from workers.replay.pipeline import PipelineReplay
@@ -43,12 +43,8 @@ def trace() -> tuple[bytes, ...]:
         now_ms = T0_MS + n * 40
         lines.append(generator.next_record(elapsed_s=n * 0.04, now_ms=now_ms).value)
         if n % TICK_EVERY == TICK_EVERY - 1:
-            lines.append(orjson.dumps({"type": "clock", "ts": _ts(now_ms)}))
+            lines.append(orjson.dumps({"type": "clock", "ts": rfc3339_ms(now_ms)}))
     return tuple(lines)
-
-
-def _ts(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def decisions(snapshot_at: int | None) -> list[str]:

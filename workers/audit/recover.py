@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from schemas.audit import AuditRecord
+from topics.keys import key_partition
 from topics.settled import partition_reader, records_between, scan_backwards, settled_end
 
 
@@ -25,8 +25,7 @@ async def last_record(
     """The chain's record with the highest seq, or None for a new chain. `partitions` is the
     audit topic's partition count (the catalog's; the worker verified it at start)."""
     key = chain_id.encode()
-    every = list(range(partitions))
-    tp = TopicPartition(topic, DefaultPartitioner()(key, every, every))
+    tp = TopicPartition(topic, key_partition(key, partitions))
     async with partition_reader(client_options, tp) as consumer:
 
         async def highest_between(start: int, stop: int) -> AuditRecord | None:

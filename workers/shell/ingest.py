@@ -66,19 +66,25 @@ class IngestBatches:
         self._skip_recorded = skip_recorded
         self._taking_over = taking_over
         self._snapshots = snapshots if skip_recorded else None
-        self._processed: dict[int, dict[str, int]] = {}  # partition -> topic -> offset
-        self._recorded: dict[int, dict[str, int]] = {}  # partition -> topic -> offset
+        # partition -> input topic -> the highest offset processed: what the trail (and
+        # snapshot) recorded at the takeover, then each batch's last.
+        self._processed: dict[int, dict[str, int]] = {}
 
     async def handle(self, batch: RawBatch) -> None:
-        fresh = await self._unrecorded(batch) if self._skip_recorded else batch
+        if not self._skip_recorded:
+            await self._process(batch)
+            return
+        fresh = await self._unrecorded(batch)
         if fresh is not None:  # None: processed before a crash, outputs committed
             await self._process(fresh)
-            await self._maybe_snapshot(fresh)
+            processed = self._processed.get(fresh.partition)
+            if processed is not None:  # None: revoked while the batch ran
+                processed[fresh.topic] = fresh.records[-1].offset
+                await self._maybe_snapshot(fresh, processed)
 
     def forget(self, topic: str, partition: int) -> None:
         """`topic[partition]` was revoked: what this worker knew of it goes stale."""
         self._stage.forget_partition(topic, partition)
-        self._recorded.pop(partition, None)
         self._processed.pop(partition, None)
         if self._snapshots is not None:
             self._snapshots.forget(input_chain_id(partition))
@@ -99,9 +105,9 @@ class IngestBatches:
 
     async def _unrecorded(self, batch: RawBatch) -> RawBatch | None:
         """The part of `batch` the forensic trail does not hold yet (None: all of it)."""
-        offsets = self._recorded.get(batch.partition)
+        offsets = self._processed.get(batch.partition)
         if offsets is None:
-            offsets = self._recorded[batch.partition] = await self._take_over(batch.partition)
+            offsets = self._processed[batch.partition] = await self._take_over(batch.partition)
         done = offsets.get(batch.topic, -1)
         if batch.records[-1].offset <= done:
             return None
@@ -128,17 +134,14 @@ class IngestBatches:
         )
         for sink in self._taking_over:
             sink.take_over(trail)
-        self._processed[partition] = dict(trail.recorded)
-        return trail.recorded
+        return dict(trail.recorded)
 
-    async def _maybe_snapshot(self, batch: RawBatch) -> None:
+    async def _maybe_snapshot(self, batch: RawBatch, processed: Mapping[str, int]) -> None:
         """After a batch, a snapshot of its partition's direct cores when one is due: what
-        they hold, the offsets processed, and where the trail after it begins."""
+        they hold, the offsets `processed`, and where the trail after it begins."""
         snapshots, partition = self._snapshots, batch.partition
         if snapshots is None:
             return
-        processed = self._processed.setdefault(partition, {})
-        processed[batch.topic] = batch.records[-1].offset
         name = input_chain_id(partition)
         if not snapshots.due(name, len(batch.records)):
             return

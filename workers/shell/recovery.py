@@ -26,8 +26,8 @@ from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
+from topics.keys import key_partition
 from topics.settled import partition_reader, records_between, settled_end
 from workers.audit.inputs import input_chain_id
 from workers.audit.recorded_input import RecordedInput, read_trail
@@ -90,8 +90,7 @@ async def _chain_records(
     """Every committed record of `chain` from offset `start` of the audit partition its key
     hashes to."""
     key = chain.encode()
-    every = list(range(audit_partitions))
-    audit_partition = DefaultPartitioner()(key, every, every)
+    audit_partition = key_partition(key, audit_partitions)
     records = []
     async for value in _values(client_options, audit_topic, audit_partition, key, start):
         if b'"' + key + b'"' in value:
@@ -143,20 +142,26 @@ async def read_partition_trail(
     ]
     recorded = dict(done)
     for record in records:
-        source = record.get("source") or {}
-        topic, offset = source.get("topic"), source.get("offset")
-        if isinstance(topic, str) and isinstance(offset, int):
+        source = _source_offset(record)
+        if source is not None:
+            topic, offset = source
             recorded[topic] = max(recorded.get(topic, -1), offset)
     inputs = read_trail(records).inputs.get(partition, [])
     cores = snapshot.state if snapshot is not None and isinstance(snapshot.state, dict) else {}
     return PartitionTrail(partition, recorded, inputs, cores)
 
 
-def _after(record: Mapping[str, Any], done: Mapping[str, int]) -> bool:
-    """Whether an input record names an offset past what the snapshot had processed."""
+def _source_offset(record: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The input topic and offset an input record names (None: it names none)."""
     source = record.get("source") or {}
     topic, offset = source.get("topic"), source.get("offset")
-    return not isinstance(offset, int) or not isinstance(topic, str) or offset > done.get(topic, -1)
+    return (topic, offset) if isinstance(topic, str) and isinstance(offset, int) else None
+
+
+def _after(record: Mapping[str, Any], done: Mapping[str, int]) -> bool:
+    """Whether an input record names an offset past what the snapshot had processed."""
+    source = _source_offset(record)
+    return source is None or source[1] > done.get(source[0], -1)
 
 
 def restore_direct(core: DirectCore, trail: PartitionTrail) -> int:

@@ -32,9 +32,9 @@ from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
 from topics.catalog import TopicCatalog, TopicName
+from topics.keys import key_partition
 from topics.settled import high_watermark, partition_reader, records_between, settled_end
 from workers.batching.outputs import BatchOutputs
 from workers.kernels.key_cap import KeyCaps
@@ -191,11 +191,9 @@ class SnapshotStore:
     async def end_of_chain_partition(self, chain: str) -> int:
         """The end offset, open transactions included, of the audit partition `chain`'s key
         hashes to: every record appended after this call lands at or past it."""
-        key = chain.encode()
-        every = list(range(self._audit_partitions))
-        tp = TopicPartition(self._audit_topic, int(DefaultPartitioner()(key, every, every)))
+        partition = key_partition(chain.encode(), self._audit_partitions)
+        tp = TopicPartition(self._audit_topic, partition)
         return await high_watermark(self._client_options, tp)
 
     def _partition(self, name: str) -> int:
-        every = list(range(self._partitions))
-        return int(DefaultPartitioner()(name.encode(), every, every))
+        return key_partition(name.encode(), self._partitions)

@@ -90,7 +90,9 @@ class DirectStage(KernelStage[D]):
         if not result.accepted or result.topic not in self.inputs:
             return
         partition = result.partition
-        core = self.cores.get(partition) or self.build(partition)
+        core = self.cores.get(partition)
+        if core is None:  # no trail to rebuild it from (`take_over` builds it otherwise)
+            core = self.build(partition)
         decide = core.decider(result.topic)
         if decide is None:
             return
