@@ -7,6 +7,7 @@ off by pytest-timeout, not by this script.
 
     python -m bench.soak_crash --rounds 10            # every scenario, 10 rounds
     python -m bench.soak_crash --rounds 3 -k zombie   # one scenario
+    python -m bench.soak_crash --rounds 2 --hogs 2    # while two busy loops take both cores
 
 Prints a line per round and a table of passes per scenario; exits 1 if any run failed. The
 logs of failed rounds are kept under --log-dir.
@@ -15,15 +16,30 @@ logs of failed rounds are kept under --log-dir.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 MODULE = "tests/e2e/test_crash_safety.py"
 _RESULT = re.compile(rf"^{re.escape(MODULE)}::(\w+) (PASSED|FAILED|ERROR)", re.MULTILINE)
+
+
+@contextlib.contextmanager
+def busy_loops(count: int) -> Iterator[None]:
+    """`count` processes that spin on a core each, for as long as the block runs: the
+    production machine shared with other work, which is when fencing and timeouts happen."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def run_round(number: int, selection: str | None, log_dir: Path) -> dict[str, str]:
@@ -50,13 +66,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("-k", dest="selection", help="pytest -k expression (default: all)")
+    parser.add_argument(
+        "--hogs", type=int, default=0, help="busy-loop processes running during every round"
+    )
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp/guardstream-soak"))
     args = parser.parse_args()
     args.log_dir.mkdir(parents=True, exist_ok=True)
     passes: Counter[str] = Counter()
     runs: Counter[str] = Counter()
     for number in range(1, args.rounds + 1):
-        for name, status in run_round(number, args.selection, args.log_dir).items():
+        with busy_loops(args.hogs):
+            outcomes = run_round(number, args.selection, args.log_dir)
+        for name, status in outcomes.items():
             runs[name] += 1
             passes[name] += status == "PASSED"
     print(f"\n{'scenario':<100} passed")
