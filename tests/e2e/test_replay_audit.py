@@ -6,7 +6,6 @@ Under a stricter policy the same replay reports the extra decisions (what-if).""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from schemas.types import rfc3339_ms
 from tests.support.calls import call_document, outcome
 from tests.support.cli_scenario import (
     availability_slo_text,
+    export_when_settled,
     jsonl,
     scenario_env,
     team_budget_text,
@@ -71,22 +71,6 @@ def workload() -> list[dict[str, Any]]:
         {"type": "clock", "ts": rfc3339_ms(T0_MS + ms)} for ms in range(10 * MIN, 30 * MIN, MIN)
     ]
     return events
-
-
-def export_when_settled(env: dict[str, str], path: Path, timeout_s: float = 90) -> Path:
-    """`audit export` until two exports a few seconds apart hold the same records (the
-    worker has processed everything and committed it)."""
-    deadline = time.monotonic() + timeout_s
-    previous = -1
-    while True:
-        exported = run_cli(["audit", "export", str(path)], env, timeout=120)
-        assert exported.returncode == 0, exported.stderr.decode()
-        count = len(path.read_bytes().splitlines())
-        if count == previous and count > 0:
-            return path
-        assert time.monotonic() < deadline, f"the audit trail did not settle ({count} records)"
-        previous = count
-        time.sleep(3)
 
 
 async def every_output_value(bootstrap: str, catalog: TopicCatalog) -> dict[TopicName, bytes]:

@@ -1,5 +1,6 @@
 """Snapshots end to end (issue 12): a monthly budget restarted on day 20 restores its exact
-spend from the latest snapshot, even once its routed history is gone.
+spend from the latest snapshot, even once its routed history is gone, and the trail replays
+to the same decisions across the restore.
 
 The worker (production mode, a snapshot after every batch) counts twenty days of spend, stops,
 and the `budget-spend` topic loses every record (what its 7-day retention does to a month).
@@ -22,7 +23,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from schemas.types import rfc3339_ms
-from tests.support.cli_scenario import jsonl, read_topic, scenario_env, team_budget_text
+from tests.support.cli_scenario import (
+    export_when_settled,
+    jsonl,
+    read_topic,
+    scenario_env,
+    team_budget_text,
+)
 from tests.support.worker_process import run_cli, running_worker
 from topics.catalog import TopicCatalog
 
@@ -141,3 +148,13 @@ def test_a_monthly_budget_restarted_on_day_20_restores_its_exact_spend(
 
     alerts = [a for a in read_topic(env, "alerts") if a["kind"] == "budget_threshold"]
     assert sorted(a["labels"]["threshold_percent"] for a in alerts) == ["50", "80"]
+
+    # The second worker's decisions came from a snapshot and the tail; replayed from the
+    # trail's first input they are the same.
+    trail = export_when_settled(env, tmp_path / "trail.jsonl")
+    replay = ["replay", "--source", "audit", "--input", str(trail), "--json", "--verify"]
+    verified = run_cli(replay, env, timeout=180)
+    assert verified.returncode == 0, verified.stdout.decode() + verified.stderr.decode()
+    summary = orjson.loads(verified.stdout)
+    assert summary["mismatches"] == 0
+    assert summary["recorded"] == summary["replayed"] >= 2  # at least the two alerts

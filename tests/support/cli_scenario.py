@@ -4,6 +4,7 @@ read back from its beginning."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,19 @@ def read_topic(env: dict[str, str], topic: str) -> list[dict[str, Any]]:
     )
     assert result.returncode == 0, result.stderr.decode()
     return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def export_when_settled(env: dict[str, str], path: Path, timeout_s: float = 90) -> Path:
+    """`audit export` until two exports a few seconds apart hold the same records (the
+    worker has processed everything and committed it)."""
+    deadline = time.monotonic() + timeout_s
+    previous = -1
+    while True:
+        exported = run_cli(["audit", "export", str(path)], env, timeout=120)
+        assert exported.returncode == 0, exported.stderr.decode()
+        count = len(path.read_bytes().splitlines())
+        if count == previous and count > 0:
+            return path
+        assert time.monotonic() < deadline, f"the audit trail did not settle ({count} records)"
+        previous = count
+        time.sleep(3)
