@@ -121,32 +121,41 @@ def target_of_objective(objective: WindowObjective) -> Target:
         if metric in (ObjectiveMetric.ATTRIBUTE_MEAN, ObjectiveMetric.ATTRIBUTE_QUANTILE)
         else None
     )
-    return Target(
-        kind=TargetKind.OBJECTIVE,
-        target_id=objective.objective_id,
-        selector=objective.selector,
-        group_by=objective.group_by,
-        excluded_error_types=objective.excluded_error_types,
-        latency_source=objective.latency_source,
-        counts_availability=True,
-        latency_threshold_ms=None,
+    return _counting_target(
+        TargetKind.OBJECTIVE,
+        objective.objective_id,
+        objective,
         value_source=value_source,
         sketched=objective.quantile is not None,
     )
 
 
 def target_of_contract(contract: SlaContract) -> Target:
+    return _counting_target(
+        TargetKind.SLA, contract.contract_id, contract, value_source="latency", sketched=True
+    )
+
+
+def _counting_target(
+    kind: TargetKind,
+    target_id: str,
+    source: WindowObjective | SlaContract,
+    *,
+    value_source: str | None,
+    sketched: bool,
+) -> Target:
+    """An objective or contract: both count every valid event as availability."""
     return Target(
-        kind=TargetKind.SLA,
-        target_id=contract.contract_id,
-        selector=contract.selector,
-        group_by=contract.group_by,
-        excluded_error_types=contract.excluded_error_types,
-        latency_source=contract.latency_source,
+        kind=kind,
+        target_id=target_id,
+        selector=source.selector,
+        group_by=source.group_by,
+        excluded_error_types=source.excluded_error_types,
+        latency_source=source.latency_source,
         counts_availability=True,
         latency_threshold_ms=None,
-        value_source="latency",
-        sketched=True,
+        value_source=value_source,
+        sketched=sketched,
     )
 
 
