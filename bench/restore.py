@@ -46,7 +46,9 @@ BATCH = 1_000
 SOURCE = ("bench.tool-invocations", 0)
 
 
-def invocations(count: int) -> list[ToolInvocation]:
+def invocations(start: int, stop: int, count: int) -> list[ToolInvocation]:
+    """Events `start` to `stop` of `count` spread over the month: made a batch at a time, so
+    that 10M events do not have to fit in memory at once."""
     step = MONTH_MS // count
     teams = ("research", "support", "growth", "platform")
     return [
@@ -64,7 +66,7 @@ def invocations(count: int) -> list[ToolInvocation]:
             team=teams[n % 4],
             user=f"user-{n % 50}",
         )
-        for n in range(count)
+        for n in range(start, stop)
     ]
 
 
@@ -74,9 +76,8 @@ async def write_routed(bootstrap: str, topic: str, policy: BudgetPolicy, count: 
     await producer.start()
     written = 0
     try:
-        events = invocations(count)
         for start in range(0, count, BATCH):
-            batch = events[start : start + BATCH]
+            batch = invocations(start, min(start + BATCH, count), count)
             routed = route_batch(policy, batch, source_topic=SOURCE[0], source_partition=SOURCE[1])
             for record in routed.records:
                 await producer.send(topic, encode(record), key=record.key.encode(), partition=0)
