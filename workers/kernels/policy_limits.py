@@ -99,3 +99,19 @@ MAX_OBJECTIVE_WINDOW_MS: Final = 31 * DAY_MS
 """A window objective's window (12 sketches or 60 buckets, whatever its length)."""
 MAX_TIMESLICE_MS: Final = DAY_MS
 """A timeslice (budgeting by timeslices)."""
+
+# --- dependency graph (dependency_graph.yaml) and vendor registry (vendors.yaml) ---
+
+MAX_DEPENDENCY_NODES: Final = 10_000
+"""Nodes a dependency graph declares (tools, vendors, modules; external dependencies are
+bounded by the references below). A fact change re-evaluates at most every node once, so this
+bounds the cascade's work per change, with the references, to O(nodes + references)."""
+MAX_DEPENDENCY_REFERENCES: Final = 100
+"""References in one node's `depends_on`, and apart from them in its `required_by`."""
+MAX_DEPENDENCY_DEPTH: Final = 100
+"""The largest `circular_detection.max_depth` a graph may ask for (the seed's default is 10):
+links in the longest dependency chain, so the longest cause a decision carries."""
+MAX_VENDORS_PER_GROUP: Final = 1_000
+"""Vendor names in one group of the vendor registry."""
+MAX_RETENTION_DAYS: Final = 36_500
+"""A data class's `retention_days` (a hundred years; the seed's longest is 2,190)."""
