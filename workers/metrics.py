@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from workers.ingest.stage import IngestCounters
 from workers.kernels.key_cap import KeyCounts
+from workers.projection.projector import ProjectorCounters
 
 EVENTS_ACCEPTED = "guardstream_events_accepted"
 EVENTS_DUPLICATE = "guardstream_events_duplicate"
@@ -37,6 +38,14 @@ STATE_KEYS_MAX = "guardstream_state_keys_max"
 STATE_KEYS_REFUSED = "guardstream_state_keys_refused"
 STATE_KEYS_EVICTED = "guardstream_state_keys_evicted"
 PARTITION_MIGRATIONS = "guardstream_partition_migrations"
+PROJECTION_RECORDS = "guardstream_projection_records"
+PROJECTION_UPDATES = "guardstream_projection_updates"
+PROJECTION_UNREADABLE = "guardstream_projection_unreadable_records"
+PROJECTION_REBUILDS = "guardstream_projection_rebuilds"
+PROJECTION_REDIS_ERRORS = "guardstream_projection_redis_errors"
+PROJECTION_LAG_RECORDS = "guardstream_projection_lag_records"
+PROJECTION_LAG_SECONDS = "guardstream_projection_lag_seconds"
+PROJECTION_LAST_UPDATE = "guardstream_projection_last_update_unixtime"
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
 
@@ -235,3 +244,39 @@ class MigrationCollector(Collector):
         )
         family.add_metric([], self._migrations())
         yield family
+
+
+class ProjectorCollector(Collector):
+    """The live-state projector (`guardstream project`): what it read and wrote, how far
+    Redis is behind the state topics, and how often Redis lost the projection."""
+
+    def __init__(self, counters: ProjectorCounters) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._counters
+        yield CounterMetricFamily(PROJECTION_RECORDS, "State records read", value=c.records)
+        yield CounterMetricFamily(
+            PROJECTION_UPDATES, "Redis hashes changed (older records change none)", value=c.updates
+        )
+        yield CounterMetricFamily(
+            PROJECTION_UNREADABLE, "State records skipped as unreadable", value=c.unreadable
+        )
+        yield CounterMetricFamily(
+            PROJECTION_REBUILDS, "Rebuilds of the projection from the topics", value=c.rebuilds
+        )
+        yield CounterMetricFamily(
+            PROJECTION_REDIS_ERRORS, "Redis calls failed (then retried)", value=c.redis_errors
+        )
+        yield GaugeMetricFamily(
+            PROJECTION_LAG_RECORDS, "State records not yet in Redis", value=c.lag_records
+        )
+        yield GaugeMetricFamily(
+            PROJECTION_LAG_SECONDS,
+            "Age of the oldest state record being applied (0 when caught up)",
+            value=c.lag_seconds,
+        )
+        if c.last_update_unixtime is not None:
+            yield GaugeMetricFamily(
+                PROJECTION_LAST_UPDATE, "When Redis was last written", value=c.last_update_unixtime
+            )

@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     snapshot_every: int = Field(default=100_000, ge=0, le=100_000_000)
     snapshot_every_routed: int = Field(default=2_000, ge=0, le=100_000_000)
 
+    # Live-state projection (`guardstream project`): Redis keeps the state topics' latest
+    # records for gateways. A hash not updated for this long expires (0: never); longer than a
+    # month, so a monthly budget halted early and idle since is not forgotten before its end.
+    projection_ttl_s: float = Field(default=35 * 86_400.0, ge=0)
+    projector_port: int = Field(default=6067, ge=0, le=65535)
+    """The projector's Prometheus /metrics (0: none)."""
+
     # Worker web server (health + Prometheus metrics).
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"

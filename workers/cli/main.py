@@ -13,6 +13,7 @@ from workers.cli.audit_cmd import audit
 from workers.cli.breakers_cmd import breakers
 from workers.cli.budgets_cmd import budgets
 from workers.cli.context import CliContext, fail
+from workers.cli.project_cmd import project
 from workers.cli.publish_cmd import publish
 from workers.cli.replay_cmd import replay
 from workers.cli.simulate_cmd import simulate
@@ -61,6 +62,7 @@ cli.add_command(worker)
 cli.add_command(topics)
 cli.add_command(publish)
 cli.add_command(tail)
+cli.add_command(project)
 cli.add_command(simulate)
 cli.add_command(replay)
 cli.add_command(breakers)
