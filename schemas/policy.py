@@ -27,6 +27,8 @@ class PolicyKind(StrEnum):
     AUDIT = "audit"
     CLASSIFICATION = "classification"
     RUNTIME = "runtime"
+    DEPENDENCIES = "dependencies"
+    VENDORS = "vendors"
 
 
 def policy_version(spec: Mapping[str, Any]) -> str:
