@@ -60,7 +60,7 @@ for _ = 1, n do
       local indexes = {}
       for i = 1, nindexes do indexes[i] = KEYS[k + i] end
       local args = {hash, 'source', source, 'offset', ARGV[a - 5], 'rank', rank,
-                    'indexes', table.concat(indexes, '\\n')}
+                    'topic_key', topic_key, 'indexes', table.concat(indexes, '\\n')}
       for i = 0, 2 * nfields - 1 do args[#args + 1] = ARGV[a + i] end
       redis.call('HSET', unpack(args))
       if ttl > 0 then redis.call('PEXPIRE', hash, ttl) end

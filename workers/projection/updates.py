@@ -96,7 +96,6 @@ def update_of(
     record = _object(value)
     fields = {name: _text(record.get(name)) for name in _FIELDS[surface]}
     fields["record"] = value.decode()
-    fields["topic_key"] = topic_key
     if surface is not Surface.BUDGET:
         return Update(hash_key, topic_key, source, offset, 0, fields)
     scope = record.get("scope") or {}
