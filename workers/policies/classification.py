@@ -3,9 +3,10 @@
 `load_classification_policy(path, mode)` reads the alpha-solver seed shape
 (`data_classification.yaml`): `classifications` (id -> level, regulations),
 `detection_patterns` (regex, classification id, type, confidence) and
-`handling_rules.masking` (level -> partial | full | none). Everything else in the file
-(colour codes, vendors, transmission rules...) is carried in the published document but not
-evaluated here.
+`handling_rules.masking` (level -> partial | full | none), and each class's handling of the
+calls that carry it (allowed_vendors, can_cache, encryption_required, restrictions,
+retention_days: `data_handling`, for the gateway's check). Everything else in the file (colour
+codes, transmission rules...) is carried in the published document but not evaluated here.
 
 Decisions:
 
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -56,6 +57,7 @@ from typing import Any
 import phonenumbers
 
 from schemas.policy import PolicyDocument, PolicyKind
+from workers.kernels.data_rules import ClassHandling
 from workers.policies.builtin_detectors import (
     BUILTIN_DETECTOR_NAMES,
     CONTEXT,
@@ -64,6 +66,7 @@ from workers.policies.builtin_detectors import (
     builtin_detectors,
     validator_for,
 )
+from workers.policies.data_handling import class_handling
 from workers.policies.files import (
     LoadedPolicy,
     Problems,
@@ -132,18 +135,72 @@ class DetectionPattern:
 # module evaluates; the seed file itself is what `policy apply` publishes.
 BUILTIN_SPEC: Mapping[str, Any] = MappingProxyType(
     {
+        # With the seed's handling of each class (workers.policies.data_handling).
         "classifications": {
-            "class.public": {"id": "class.public", "level": "public"},
-            "class.internal": {"id": "class.internal", "level": "internal"},
-            "class.confidential": {"id": "class.confidential", "level": "confidential"},
+            "class.public": {
+                "id": "class.public",
+                "level": "public",
+                "restrictions": [],
+                "allowed_vendors": "all",
+                "encryption_required": False,
+                "can_cache": True,
+            },
+            "class.internal": {
+                "id": "class.internal",
+                "level": "internal",
+                "restrictions": ["no_external_sharing"],
+                "allowed_vendors": ["approved_list"],
+                "encryption_required": False,
+                "can_cache": True,
+            },
+            "class.confidential": {
+                "id": "class.confidential",
+                "level": "confidential",
+                "restrictions": ["no_external_sharing", "audit_required", "need_to_know"],
+                "allowed_vendors": ["enterprise_only"],
+                "encryption_required": True,
+                "retention_days": 1095,
+                "can_cache": False,
+            },
             "class.pii": {
                 "id": "class.pii",
                 "level": "pii",
                 "regulations": ["GDPR", "CCPA", "PIPEDA"],
+                "restrictions": [
+                    "encryption_required",
+                    "no_third_party",
+                    "right_to_delete",
+                    "consent_required",
+                ],
+                "allowed_vendors": ["privacy_certified"],
+                "encryption_required": True,
+                "retention_days": 730,
+                "can_cache": False,
             },
-            "class.phi": {"id": "class.phi", "level": "phi", "regulations": ["HIPAA", "HITECH"]},
-            # Not in the seed: what the built-in API key and token detectors find.
-            "class.credential": {"id": "class.credential", "level": "credential"},
+            "class.phi": {
+                "id": "class.phi",
+                "level": "phi",
+                "regulations": ["HIPAA", "HITECH"],
+                "restrictions": [
+                    "baa_required",
+                    "audit_trail",
+                    "encryption_transit_rest",
+                    "minimum_necessary",
+                ],
+                "allowed_vendors": ["hipaa_compliant"],
+                "encryption_required": True,
+                "retention_days": 2190,
+                "can_cache": False,
+            },
+            # Not in the seed: what the built-in API key and token detectors find. No vendor
+            # may receive it.
+            "class.credential": {
+                "id": "class.credential",
+                "level": "credential",
+                "allowed_vendors": [],
+                "encryption_required": True,
+                "can_cache": False,
+            },
         },
         "detection_patterns": [
             {
@@ -191,6 +248,8 @@ class ClassificationPolicy(LoadedPolicy):
     phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
     switched_off: tuple[str, ...] = ()
     """Built-in detectors the policy switched off."""
+    data_handling: Mapping[str, ClassHandling] = field(default_factory=lambda: MappingProxyType({}))
+    """Class id -> what a call carrying the class may do (workers.policies.data_handling)."""
 
     @property
     def detectors(self) -> tuple[DetectionPattern, ...]:
@@ -231,6 +290,8 @@ def _from_spec(spec: Mapping[str, Any], doc: PolicyDocument) -> ClassificationPo
     switched_off = _switched_off(spec.get("builtin_detectors", {}), problems)
     builtin = _parse(BUILTIN_SPEC, Problems("<built-in>"), None, regions)
     parsed = _parse(spec, problems, builtin, regions)
+    levels = {cid: classification.level for cid, classification in parsed[0].items()}
+    data_handling = class_handling(BUILTIN_SPEC, spec, levels, problems)
     problems.raise_if_any()
     classifications, patterns, handling = parsed
     for pattern in patterns:
@@ -250,6 +311,7 @@ def _from_spec(spec: Mapping[str, Any], doc: PolicyDocument) -> ClassificationPo
         builtin_patterns=_builtin_patterns(regions, classifications, switched_off),
         phone_regions=regions,
         switched_off=switched_off,
+        data_handling=MappingProxyType(data_handling),
     )
 
 
