@@ -277,12 +277,19 @@ def test_cycles_cannot_be_allowed(tmp_path: Path, section: str, value: dict[str,
     refused(tmp_path, {"dep.a": {"module": "a"}}, f"{section}.{key}", **{section: value})
 
 
-def test_fail_on_circular_false_says_why(tmp_path: Path) -> None:
-    detection = {"fail_on_circular": False}
-    message = refused(
-        tmp_path, {}, "circular_detection.fail_on_circular", circular_detection=detection
-    )
-    assert "must be true: guardstream refuses every cycle" in message
+@pytest.mark.parametrize(
+    ("section", "key", "value", "shown"),
+    [
+        ("circular_detection", "fail_on_circular", False, "must be true"),
+        ("circular_detection", "enabled", "true", "must be true"),
+        ("resolution_strategy", "circular_dependency", "warn", "must be fail"),
+    ],
+)
+def test_settings_that_would_allow_a_cycle_say_why(
+    tmp_path: Path, section: str, key: str, value: Any, shown: str
+) -> None:
+    message = refused(tmp_path, {}, f"{section}.{key}", **{section: {key: value}})
+    assert f"{shown}: guardstream refuses every cycle" in message
 
 
 def chain(links: int) -> dict[str, Any]:

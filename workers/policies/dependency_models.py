@@ -41,14 +41,20 @@ def reference(value: Any) -> Reference:
     raise rule_error("must be a name, or {ref: <name>, optional: true|false}")
 
 
-def must_be_true(value: Any) -> bool:
-    if value is not True:
-        raise rule_error(f"must be true: {CYCLES_ARE_REFUSED}")
-    return True
+def only(allowed: bool | str) -> Any:
+    """A setting that guardstream fixes to `allowed` (cycles are always refused)."""
+    shown = str(allowed).lower() if isinstance(allowed, bool) else allowed
+
+    def check(value: Any) -> Any:
+        if not (value is allowed or (isinstance(allowed, str) and value == allowed)):
+            raise rule_error(f"must be {shown}: {CYCLES_ARE_REFUSED}")
+        return value
+
+    return check
 
 
 OptStrategy = Annotated[str | None, PlainValidator(one_of(STRATEGIES))]
-OptTrue = Annotated[bool | None, PlainValidator(must_be_true)]
+OptTrue = Annotated[bool | None, PlainValidator(only(True))]
 
 
 class NodeSpec(OpenModel):
@@ -72,7 +78,7 @@ class CircularDetection(OpenModel):
 class ResolutionStrategy(OpenModel):
     missing_required: OptStrategy = None
     missing_optional: OptStrategy = None
-    circular_dependency: Annotated[str | None, PlainValidator(one_of(("fail",)))] = None
+    circular_dependency: Annotated[str | None, PlainValidator(only("fail"))] = None
 
 
 class DependencySpec(OpenModel):
