@@ -102,3 +102,23 @@ def _wait_healthy(worker: WorkerProcess, timeout_s: float = 60) -> None:
             pass
         time.sleep(0.25)
     raise RuntimeError(f"worker not healthy after {timeout_s}s:\n{worker.log_tail()}")
+
+
+@contextmanager
+def running_projector(env: Mapping[str, str], tmp_path: Path) -> Iterator[ManagedProcess]:
+    """`guardstream project` as a user runs it, metrics on a free port."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "workers.cli.main",
+        "project",
+        "--metrics-port",
+        str(free_port()),
+    ]
+    process = ManagedProcess("projector", argv, tmp_path / "projector.log", env=dict(env))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop(timeout=30)

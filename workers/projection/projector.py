@@ -47,6 +47,9 @@ MAX_RECORDS_PER_BATCH = 5_000
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
 _FETCH_TIMEOUT_MS = 200
+IDLE_CHECK_S = 1.0
+"""With nothing to project, how often the projector asks Redis whether it still holds the
+projection (a FLUSHALL or an empty restart is otherwise only seen at the next update)."""
 
 T = TypeVar("T")
 
@@ -85,6 +88,7 @@ class Projector:
         self.caught_up = asyncio.Event()
         """Set whenever Redis holds everything published when the last fetch began."""
         self._projected: dict[TopicPartition, int] = {}
+        self._checked_at = 0.0
         self._surface_of = {catalog.name(topic): surface for topic, surface in SURFACES.items()}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -108,13 +112,16 @@ class Projector:
     async def _partitions(
         self, consumer: AIOKafkaConsumer, stopping: asyncio.Event
     ) -> list[TopicPartition]:
-        """Every partition of the state topics, once the worker has created them."""
+        """Every partition of the state topics (as many as the catalog says: the worker
+        refuses to start on topics that differ), once the worker has created them."""
         while True:
-            await consumer.topics()  # refreshes the metadata
-            found = {name: consumer.partitions_for_topic(name) for name in self._surface_of}
-            if all(found.values()):
-                return [TopicPartition(n, p) for n, ps in found.items() for p in sorted(ps or ())]
-            missing = sorted(name for name, ps in found.items() if not ps)
+            missing = sorted(set(self._surface_of) - await consumer.topics())
+            if not missing:
+                return [
+                    TopicPartition(self.catalog.name(topic), partition)
+                    for topic in SURFACES
+                    for partition in range(self.catalog.spec(topic).partitions)
+                ]
             log.warning("waiting for the state topics %s", ", ".join(missing))
             if await _stopped_within(stopping, 2.0):
                 return []
@@ -171,6 +178,11 @@ class Projector:
             try:
                 await self._apply(self._updates(records), positions, stopping)
             except ProjectionLost:
+                await self._rebuild(consumer, partitions, stopping)
+                return
+        elif time.monotonic() - self._checked_at >= IDLE_CHECK_S:
+            self._checked_at = time.monotonic()
+            if await self._redis(self.store.held, stopping) is False:
                 await self._rebuild(consumer, partitions, stopping)
                 return
         await self._measure_lag(consumer, partitions)

@@ -110,6 +110,10 @@ class ProjectionStore:
             if field.startswith(_OFFSET_FIELD)
         }
 
+    async def held(self) -> bool:
+        """Whether Redis still holds the projection (its meta record)."""
+        return bool(await self.client.exists(self.layout.meta))
+
     async def reset(self, meta: Mapping[str, str]) -> None:
         """Delete every key of the projection and start a new one (a rebuild's first step)."""
         batch: list[Any] = []

@@ -1,0 +1,157 @@
+"""The live-state projection end to end (issue 13): a worker and `guardstream project` as a
+user runs them, a real broker and a real redis-server.
+
+Failing calls open a breaker and spend halts a team's budget: Redis shows both. Then Redis
+is flushed, stopped while the worker goes on deciding, and brought back empty; the projector
+is SIGKILLed while the state moves on. Each time Redis comes back to the newest state by
+itself, and never shows an older one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devstack.redis import RedisServer
+from schemas.types import rfc3339_ms
+from tests.support.calls import call_document, outcome
+from tests.support.cli_scenario import jsonl, scenario_env
+from tests.support.worker_process import run_cli, running_projector, running_worker
+from workers.metrics import BREAKER_TRANSITIONS
+from workers.projection.layout import RedisLayout, Surface
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.e2e]
+
+T0_MS = 1_795_000_000_000
+WAIT_MS = 2000
+BREAKERS = f"""
+key: vendor/tool
+breakers:
+  fast:
+    failure_threshold: 5
+    minimum_number_of_calls: 5
+    sliding_window_type: count
+    sliding_window_size: 20
+    wait_in_open_ms: {WAIT_MS}
+    permitted_calls_in_half_open: 3
+    success_threshold: 2
+    error_types: ["503"]
+    fallback_action: use_cache
+default: fast
+"""
+BUDGETS = yaml.safe_dump(
+    {
+        "budgets": {
+            "bud.team.research": {
+                "scope": {"team": "research"},
+                "period": "daily",
+                "limit_usd": 1,
+                "hard": True,
+            }
+        }
+    }
+)
+
+
+def calls(first: int, count: int, *, ok: bool, ts_ms: int, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        call_document(f"c{n}", rfc3339_ms(ts_ms + n), **outcome(not ok), **extra)
+        for n in range(first, first + count)
+    ]
+
+
+def tick(ts_ms: int) -> dict[str, Any]:
+    return {"type": "clock", "ts": rfc3339_ms(ts_ms)}
+
+
+def publish(env: dict[str, str], documents: list[dict[str, Any]]) -> None:
+    published = run_cli(["publish", "-"], env, stdin=jsonl(documents))
+    assert published.returncode == 0, published.stderr.decode()
+
+
+def eventually(what: str, check: Callable[[], bool], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.2)
+
+
+def test_redis_follows_the_state_topics_through_flushes_outages_and_a_killed_projector(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with RedisServer() as redis_server:
+        env = scenario_env(
+            bootstrap_servers,
+            topic_prefix,
+            tmp_path / "policies",
+            {"breakers.yaml": BREAKERS, "budgets.yaml": BUDGETS},
+            GUARDSTREAM_REDIS_URL=redis_server.url,
+        )
+        layout = RedisLayout.for_topic_prefix(topic_prefix)
+        breaker = layout.state(Surface.BREAKER, "openai/chat")
+        budget = layout.state(Surface.BUDGET, "bud.team.research")
+
+        def field(key: str, name: str) -> str | None:
+            try:
+                with redis_server.client() as client:
+                    value = client.hget(key, name)
+            except OSError:
+                return None
+            return None if value is None else value.decode()
+
+        def shows(key: str, name: str, expected: str) -> Callable[[], bool]:
+            return lambda: field(key, name) == expected
+
+        with (
+            running_worker(env, tmp_path / "worker") as worker,
+            running_projector(env, tmp_path / "projector") as projector,
+        ):
+            publish(env, calls(0, 5, ok=False, ts_ms=T0_MS))
+            publish(env, calls(5, 3, ok=True, ts_ms=T0_MS + 10, team="research", cost_usd="0.6"))
+            publish(env, [tick(T0_MS + 1000)])  # budgets count once every partition passed it
+            eventually("the breaker open in Redis", shows(breaker, "state", "open"))
+            eventually("the budget halted in Redis", shows(budget, "action", "halt"))
+            assert field(breaker, "fallback_action") == "use_cache"
+            assert field(budget, "scope") == '{"team":"research"}'
+
+            # FLUSHALL: the projection is rebuilt from the topics.
+            with redis_server.client() as client:
+                client.flushall()
+            eventually("the breaker back after FLUSHALL", shows(breaker, "state", "open"))
+            eventually("the budget back after FLUSHALL", shows(budget, "action", "halt"))
+
+            # Redis down: the worker goes on deciding (the breaker half-opens), the projector
+            # waits; Redis back empty: rebuilt, at the newest state.
+            transitions = worker.total(f"{BREAKER_TRANSITIONS}_total")
+            redis_server.shutdown()
+            publish(env, [tick(T0_MS + WAIT_MS + 100)])
+            assert worker.wait_for(f"{BREAKER_TRANSITIONS}_total", transitions + 1) > transitions
+            assert projector.alive
+            redis_server.start()
+            eventually("half-open after the outage", shows(breaker, "state", "half_open"))
+            eventually("the budget after the outage", shows(budget, "action", "halt"))
+            assert projector.alive
+            assert worker.alive()
+
+            # The projector killed while the breaker closes; a new one catches up.
+            offsets_before = _offsets(redis_server)
+            projector.kill()
+            publish(env, calls(8, 3, ok=True, ts_ms=T0_MS + WAIT_MS + 200))
+            assert worker.wait_for(f"{BREAKER_TRANSITIONS}_total", transitions + 2)
+            assert field(breaker, "state") == "half_open"  # nobody projects meanwhile
+            projector.start()
+            eventually("closed after the projector's restart", shows(breaker, "state", "closed"))
+            offsets_after = _offsets(redis_server)
+            assert all(offsets_after[k] >= v for k, v in offsets_before.items())
+            assert projector.alive
+
+
+def _offsets(redis_server: RedisServer) -> dict[bytes, int]:
+    with redis_server.client() as client:
+        meta: dict[bytes, bytes] = client.hgetall(next(iter(client.scan_iter("*:meta"))))
+    return {k: int(v) for k, v in meta.items() if k.startswith(b"offset:")}
