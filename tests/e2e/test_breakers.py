@@ -19,7 +19,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.types import epoch_ms, rfc3339_ms
 from tests.support.calls import call_document, outcome
-from tests.support.cli_scenario import jsonl, read_topic, scenario_env
+from tests.support.cli_scenario import fast_breaker_text, jsonl, read_topic, scenario_env
 from tests.support.worker_process import WorkerProcess, run_cli, running_worker
 from workers.metrics import BREAKER_ALERTS, BREAKER_TRANSITIONS
 
@@ -33,21 +33,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 T0_MS = 1_795_000_000_000  # event time of the first call (2026-11-18)
 WAIT_MS = 2000
 
-POLICY = f"""
-key: vendor/tool
-breakers:
-  fast:
-    failure_threshold: 5
-    minimum_number_of_calls: 5
-    sliding_window_type: count
-    sliding_window_size: 20
-    wait_in_open_ms: {WAIT_MS}
-    permitted_calls_in_half_open: 3
-    success_threshold: 2
-    error_types: ["500", "503", timeout]
-    fallback_action: use_cache
-default: fast
-"""
+POLICY = fast_breaker_text(WAIT_MS)
 
 
 def call(n: int, vendor: str, *, ok: bool, ts_ms: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import yaml
 from devstack.redis import RedisServer
 from schemas.types import rfc3339_ms
 from tests.support.calls import call_document, outcome
-from tests.support.cli_scenario import jsonl, scenario_env
+from tests.support.cli_scenario import fast_breaker_text, jsonl, scenario_env
 from tests.support.worker_process import run_cli, running_projector, running_worker
 from workers.metrics import BREAKER_TRANSITIONS
 from workers.projection.layout import RedisLayout, Surface
@@ -29,21 +29,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.e2e]
 
 T0_MS = 1_795_000_000_000
 WAIT_MS = 2000
-BREAKERS = f"""
-key: vendor/tool
-breakers:
-  fast:
-    failure_threshold: 5
-    minimum_number_of_calls: 5
-    sliding_window_type: count
-    sliding_window_size: 20
-    wait_in_open_ms: {WAIT_MS}
-    permitted_calls_in_half_open: 3
-    success_threshold: 2
-    error_types: ["503"]
-    fallback_action: use_cache
-default: fast
-"""
+BREAKERS = fast_breaker_text(WAIT_MS)
 BUDGETS = yaml.safe_dump(
     {
         "budgets": {

@@ -26,6 +26,26 @@ def team_budget_text(
     return yaml.safe_dump(spec, sort_keys=False)
 
 
+def fast_breaker_text(wait_in_open_ms: int) -> str:
+    """A breakers file: one breaker per vendor/tool that opens on 5 failures of its last 20
+    calls (503, 500, timeout), waits `wait_in_open_ms`, closes after 2 good trial calls."""
+    return f"""
+key: vendor/tool
+breakers:
+  fast:
+    failure_threshold: 5
+    minimum_number_of_calls: 5
+    sliding_window_type: count
+    sliding_window_size: 20
+    wait_in_open_ms: {wait_in_open_ms}
+    permitted_calls_in_half_open: 3
+    success_threshold: 2
+    error_types: ["500", "503", timeout]
+    fallback_action: use_cache
+default: fast
+"""
+
+
 def availability_slo_text(target: float) -> str:
     """An SLOs file: slo.availability, `target` over 7 days per vendor and tool, from 5 events."""
     slo = {
