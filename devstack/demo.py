@@ -37,6 +37,10 @@ from workers.metrics import (
     EVENTS_ACCEPTED,
     EVENTS_DEAD_LETTERED,
     EVENTS_DUPLICATE,
+    PROJECTION_LAG_RECORDS,
+    PROJECTION_LAG_SECONDS,
+    PROJECTION_REBUILDS,
+    PROJECTION_UPDATES,
 )
 from workers.metrics_scrape import labels, scrape, total
 
@@ -156,6 +160,7 @@ def _page(web_port: int, path: str) -> list[dict[str, Any]]:
 
 def _view(
     samples: dict[str, float],
+    projection: dict[str, float],
     breakers: list[dict[str, Any]],
     budgets: list[dict[str, Any]],
     slos: list[dict[str, Any]],
@@ -178,6 +183,10 @@ def _view(
         f"running {elapsed_s:5.0f}s   throughput {rate:8,.0f} events/s   "
         f"dedup ids {total(samples, DEDUP_TRACKED_IDS):,.0f}   "
         f"lag {total(samples, CONSUMER_LAG):,.0f}\n"
+        f"redis projection: {total(projection, f'{PROJECTION_UPDATES}_total'):,.0f} updates, "
+        f"lag {total(projection, PROJECTION_LAG_RECORDS):,.0f} records / "
+        f"{total(projection, PROJECTION_LAG_SECONDS):.2f} s, "
+        f"rebuilds {total(projection, f'{PROJECTION_REBUILDS}_total'):,.0f}\n"
         f"simulator: chaos (timeout 0.1, api_error 0.05, rate_limit 0.15, corruption 0.01), "
         f"openai outage at 20s for 30s, research spend x20 at 40s for 20s\n"
         f"logs: {logs}   Ctrl-C stops everything"
@@ -215,17 +224,26 @@ def run_demo(seconds: float | None) -> None:
                 logs / "worker.log",
             )
         )
+        projector_port = free_port()
+        stack.enter_context(
+            _process(
+                ["project", "--metrics-port", str(projector_port)],
+                settings_env,
+                logs / "projector.log",
+            )
+        )
         stack.enter_context(_process(SIMULATOR_ARGS, settings_env, logs / "simulator.log"))
         console.print(
             f"Kafka {cluster.bootstrap_servers}, Redis {redis_server.url}, "
             f"metrics http://127.0.0.1:{web_port}/metrics"
         )
-        _watch(console, web_port, worker, seconds, logs)
+        _watch(console, web_port, projector_port, worker, seconds, logs)
 
 
 def _watch(
     console: Console,
     web_port: int,
+    projector_port: int,
     worker: ManagedProcess,
     seconds: float | None,
     logs: Path,
@@ -252,11 +270,14 @@ def _watch(
                 last_total, last_time = seen, now
                 breakers, budgets = _page(web_port, "breakers"), _page(web_port, "budgets")
                 slos = _page(web_port, "slos")
-                live.update(_view(samples, breakers, budgets, slos, rate, now - started, logs))
+                projection = scrape(projector_port)
+                live.update(
+                    _view(samples, projection, breakers, budgets, slos, rate, now - started, logs)
+                )
                 time.sleep(_REFRESH_S)
     except KeyboardInterrupt:
         pass
-    console.print("stopping worker, simulator, Kafka and Redis ...")
+    console.print("stopping worker, projector, simulator, Kafka and Redis ...")
 
 
 async def _create_topics(bootstrap: str, catalog: TopicCatalog) -> None:
