@@ -96,6 +96,18 @@ def test_a_budget_without_scope_is_indexed_as_applying_to_every_call() -> None:
     assert update.indexes == ("guardstream:budget-index:*",)
 
 
+def test_a_budget_is_found_through_its_exact_scope_values_and_through_star_when_it_has_none() -> (
+    None
+):
+    def indexes(scope: dict[str, str]) -> tuple[str, ...]:
+        record = budget(T0, scope=scope)
+        return update_of(LAYOUT, Surface.BUDGET, SOURCE, 3, b"b@p", record).indexes
+
+    index = LAYOUT.budget_index
+    assert indexes({"team": "research", "vendor": "open*"}) == (index("team", "research"),)
+    assert indexes({"vendor": "open*", "tool": "ch?t"}) == (index(None),)
+
+
 def test_a_tombstone_deletes() -> None:
     update = update_of(LAYOUT, Surface.BREAKER, "t:0", 9, b"openai/chat", None)
     assert update.fields is None

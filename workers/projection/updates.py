@@ -73,6 +73,9 @@ class Update:
     """Sets the hash's key joins (budgets: one per scope attribute)."""
 
 
+_GLOB_CHARACTERS = "*?["
+
+
 class UnreadableState(ValueError):
     """A state record that is not the JSON object its topic holds."""
 
@@ -102,11 +105,22 @@ def update_of(
     if not isinstance(scope, dict):
         raise UnreadableState("budget scope is not an object")
     fields["scope"] = orjson.dumps(scope, option=orjson.OPT_SORT_KEYS).decode()
-    indexes = tuple(layout.budget_index(str(a), str(v)) for a, v in sorted(scope.items()))
     rank = _time_ms(record.get("period_start"))
-    return Update(
-        hash_key, topic_key, source, offset, rank, fields, indexes or (layout.budget_index(None),)
-    )
+    indexes = _budget_indexes(layout, scope)
+    return Update(hash_key, topic_key, source, offset, rank, fields, indexes)
+
+
+def _budget_indexes(layout: RedisLayout, scope: Mapping[str, Any]) -> tuple[str, ...]:
+    """The index sets a budget joins: one per exact scope value (a call must match them all,
+    so any one finds it). Glob values (`vendor: "open*"`, matched with fnmatch) cannot be
+    looked up by a call's value; a budget with nothing but globs (or an empty scope) joins
+    `*`, which every call reads, and the gateway matches the globs."""
+    exact = [
+        layout.budget_index(str(attribute), str(value))
+        for attribute, value in sorted(scope.items())
+        if not any(char in str(value) for char in _GLOB_CHARACTERS)
+    ]
+    return tuple(exact) or (layout.budget_index(None),)
 
 
 def is_newer(update: Update, held: Update | None) -> bool:
