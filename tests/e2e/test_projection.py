@@ -1,7 +1,8 @@
 """The live-state projection end to end (issue 13): a worker and `guardstream project` as a
-user runs them, a real broker and a real redis-server.
+user runs them, a real broker and a real redis-server, and a gateway asking `check()`.
 
-Failing calls open a breaker and spend halts a team's budget: Redis shows both. Then Redis
+Failing calls open a breaker and spend halts a team's budget: Redis shows both and the
+gateway denies calls to the breaker's vendor/tool and the team's calls. Then Redis
 is flushed, stopped while the worker goes on deciding, and brought back empty; the projector
 is SIGKILLed while the state moves on. Each time Redis comes back to the newest state by
 itself, and never shows an older one.
@@ -22,6 +23,7 @@ from schemas.types import rfc3339_ms
 from tests.support.calls import call_document, outcome
 from tests.support.cli_scenario import fast_breaker_text, jsonl, scenario_env
 from tests.support.worker_process import run_cli, running_projector, running_worker
+from workers.gateway import GatewayClient, GatewaySettings
 from workers.metrics import BREAKER_TRANSITIONS
 from workers.projection.layout import RedisLayout, Surface
 
@@ -104,6 +106,15 @@ def test_redis_follows_the_state_topics_through_flushes_outages_and_a_killed_pro
             eventually("the budget halted in Redis", shows(budget, "action", "halt"))
             assert field(breaker, "fallback_action") == "use_cache"
             assert field(budget, "scope") == '{"team":"research"}'
+            gateway = GatewayClient(redis_server.url, GatewaySettings(topic_prefix=topic_prefix))
+            refused = gateway.check("openai", "chat")
+            assert refused.decision == "deny"
+            assert refused.fallback_action == "use_cache"
+            assert [r.kind for r in refused.reasons] == ["breaker_open"]
+            halted = gateway.check("mistral", "chat", team="research")
+            assert halted.decision == "deny"
+            assert [r.kind for r in halted.reasons] == ["budget_halt"]
+            assert gateway.check("mistral", "chat", team="support").decision == "allow"
 
             # FLUSHALL: the projection is rebuilt from the topics.
             with redis_server.client() as client:
@@ -121,6 +132,12 @@ def test_redis_follows_the_state_topics_through_flushes_outages_and_a_killed_pro
             redis_server.start()
             eventually("half-open after the outage", shows(breaker, "state", "half_open"))
             eventually("the budget after the outage", shows(budget, "action", "halt"))
+            eventually(
+                "the gateway lets trial calls through a half-open breaker",
+                lambda: gateway.check("openai", "chat").decision == "allow",
+            )
+            assert gateway.check("openai", "chat", team="research").decision == "deny"
+            gateway.close()
             assert projector.alive
             assert worker.alive()
 
