@@ -1,0 +1,55 @@
+"""The example gateway (`examples/gateway.py`) closes the loop as a user runs it: its calls to a
+failing vendor, reported to Kafka, open the breaker in the worker; the projector puts that in
+Redis; the gateway's next checks are refused and take the policy's fallback instead."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack.redis import RedisServer
+from tests.support.cli_scenario import fast_breaker_text, scenario_env
+from tests.support.worker_process import running_projector, running_worker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.e2e]
+
+CALLS = 80
+
+
+def test_a_failing_vendor_s_calls_stop_and_take_the_fallback(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with RedisServer() as redis_server:
+        env = scenario_env(
+            bootstrap_servers,
+            topic_prefix,
+            tmp_path / "policies",
+            {"breakers.yaml": fast_breaker_text(wait_in_open_ms=600_000)},
+            clock_interval_s="1",
+            GUARDSTREAM_REDIS_URL=redis_server.url,
+        )
+        with (
+            running_worker(env, tmp_path / "worker"),
+            running_projector(env, tmp_path / "projector"),
+        ):
+            argv = ["--calls", str(CALLS), "--failure-rate", "1", "--interval", "0.1"]
+            gateway = subprocess.run(
+                [sys.executable, "-m", "examples.gateway", *argv],
+                env=env,
+                capture_output=True,
+                timeout=180,
+                check=False,
+            )
+    assert gateway.returncode == 0, gateway.stderr.decode()
+    outcomes = gateway.stdout.decode().splitlines()[:CALLS]
+    called = [n for n, line in enumerate(outcomes) if line.startswith("called: 503")]
+    refused = [n for n, line in enumerate(outcomes) if line.startswith("deny: use_cache")]
+    assert len(called) >= 5, outcomes  # the breaker's minimum number of calls
+    assert refused, outcomes
+    # Once refused, refused for good (the breaker waits ten minutes): nothing reaches the
+    # vendor any more, and every refusal names the open breaker.
+    assert refused == list(range(refused[0], CALLS)), outcomes
+    assert all("open" in outcomes[n] for n in refused)
