@@ -26,7 +26,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from devstack.kafka import KafkaCluster
 from devstack.ports import free_port
@@ -34,7 +34,11 @@ from devstack.process import ManagedProcess
 from devstack.redis import RedisServer
 from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog
+from topics.settled import high_watermark, partition_reader
 from workers.gateway import GatewayClient, GatewaySettings, report
+from workers.metrics import CONSUMER_LAG
+from workers.metrics_scrape import scrape, total
+from workers.projection.layout import Surface
 
 BREAKERS = """
 key: vendor/tool
@@ -84,7 +88,9 @@ async def background(bootstrap: str, prefix: str, rate: float, stop: asyncio.Eve
     return sent
 
 
-async def trials(bootstrap: str, prefix: str, gateway: GatewayClient, count: int) -> list[float]:
+async def trials(
+    bootstrap: str, prefix: str, gateway: GatewayClient, count: int, web_port: int
+) -> list[float]:
     """Seconds from the breaker-opening event's acknowledgement to the first deny, per trial."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -96,9 +102,17 @@ async def trials(bootstrap: str, prefix: str, gateway: GatewayClient, count: int
                 topic, key, value = _event(prefix, vendor, ok=False)
                 await producer.send_and_wait(topic, value, key=key)
             acknowledged = time.monotonic()
-            while gateway.check(vendor, "chat").decision != "deny":
+            while (verdict := gateway.check(vendor, "chat")).decision != "deny":
                 if time.monotonic() - acknowledged > TRIAL_TIMEOUT_S:
-                    raise RuntimeError(f"{vendor}: not denied within {TRIAL_TIMEOUT_S} s")
+                    held = gateway.redis.hgetall(
+                        gateway.core.layout.state(Surface.BREAKER, f"{vendor}/chat")
+                    )
+                    raise RuntimeError(
+                        f"{vendor}: not denied within {TRIAL_TIMEOUT_S} s; last verdict "
+                        f"{verdict}; Redis holds {held}; breaker-state (end, stable end): "
+                        f"{await _ends(bootstrap, prefix + 'breaker-state', 4)}; the worker's "
+                        f"input lag: {total(scrape(web_port), CONSUMER_LAG):,.0f} records"
+                    )
                 await asyncio.sleep(POLL_S)
             staleness.append(time.monotonic() - acknowledged)
     finally:
@@ -106,15 +120,28 @@ async def trials(bootstrap: str, prefix: str, gateway: GatewayClient, count: int
     return staleness
 
 
+async def _ends(bootstrap: str, topic: str, partitions: int) -> dict[int, tuple[int, int]]:
+    """Partition -> (end offset, last stable offset): a transaction left open shows as a
+    stable end behind the end, and read_committed readers stop there."""
+    options = {"bootstrap_servers": bootstrap}
+    ends: dict[int, tuple[int, int]] = {}
+    for partition in range(partitions):
+        tp = TopicPartition(topic, partition)
+        async with partition_reader(options, tp, committed=True) as consumer:
+            stable = int((await consumer.end_offsets([tp]))[tp])
+        ends[partition] = (await high_watermark(options, tp), stable)
+    return ends
+
+
 async def measure(
-    bootstrap: str, prefix: str, redis_url: str, rate: float, count: int
+    bootstrap: str, prefix: str, redis_url: str, rate: float, count: int, web_port: int
 ) -> tuple[list[float], int]:
     stop = asyncio.Event()
     traffic = asyncio.create_task(background(bootstrap, prefix, rate, stop))
     await asyncio.sleep(5)  # the background traffic settles
     settings = GatewaySettings(topic_prefix=prefix)
     with GatewayClient(redis_url, settings, socket_timeout_s=1.0) as gateway:
-        measured = await trials(bootstrap, prefix, gateway, count)
+        measured = await trials(bootstrap, prefix, gateway, count, web_port)
     stop.set()
     return measured, await traffic
 
@@ -137,7 +164,8 @@ def run_mode(
     )
     asyncio.run(_create_topics(cluster.bootstrap_servers, TopicCatalog(prefix=prefix)))
     cli = [sys.executable, "-m", "workers.cli.main"]
-    worker_argv = [*cli, "worker", "--web-port", str(free_port())]
+    web_port = free_port()
+    worker_argv = [*cli, "worker", "--web-port", str(web_port)]
     projector_argv = [*cli, "project", "--metrics-port", str(free_port())]
     worker = ManagedProcess("worker", worker_argv, work / "worker.log", env=env)
     projector = ManagedProcess("projector", projector_argv, work / "projector.log", env=env)
@@ -146,7 +174,14 @@ def run_mode(
     try:
         time.sleep(15)  # the worker joins its group, the projector reads the empty topics
         measured, sent = asyncio.run(
-            measure(cluster.bootstrap_servers, prefix, redis_server.url, args.rate, args.trials)
+            measure(
+                cluster.bootstrap_servers,
+                prefix,
+                redis_server.url,
+                args.rate,
+                args.trials,
+                web_port,
+            )
         )
     finally:
         projector.stop()
