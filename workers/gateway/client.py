@@ -135,6 +135,7 @@ class GatewayClient(_Checks):
         *,
         socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S,
     ) -> None:
+        self._owns_client = isinstance(client, str)
         if isinstance(client, str):
             client = redis.Redis.from_url(client, **_no_retry_kwargs(socket_timeout_s, True))
         self.redis = client
@@ -157,9 +158,12 @@ class GatewayClient(_Checks):
         self.close()
 
     def close(self) -> None:
+        """Stop the subscriber; close the Redis client if it was built here from a URL."""
         self._stop.set()
         if self._listener is not None:
             self._listener.join(timeout=2 * _LISTEN_POLL_S + 1)
+        if self._owns_client:
+            self.redis.close()
 
     def check(
         self,
@@ -228,6 +232,7 @@ class AsyncGatewayClient(_Checks):
         *,
         socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S,
     ) -> None:
+        self._owns_client = isinstance(client, str)
         if isinstance(client, str):
             client = aioredis.Redis.from_url(client, **_no_retry_kwargs(socket_timeout_s, False))
         self.redis = client
@@ -250,11 +255,14 @@ class AsyncGatewayClient(_Checks):
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def aclose(self) -> None:
+        """Stop the subscriber; close the Redis client if it was built here from a URL."""
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
+        if self._owns_client:
+            await self.redis.aclose()
 
     async def check(
         self,
