@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -43,6 +45,7 @@ from workers.metrics import (
     PROJECTION_UPDATES,
 )
 from workers.metrics_scrape import labels, scrape, total
+from workers.simulate.through_gateway import GATEWAY_CHECKS
 
 SIMULATOR_ARGS = [
     "simulate",
@@ -54,12 +57,29 @@ SIMULATOR_ARGS = [
     "openai:20:30",
     "--spike",
     "research:40:20:20",
+    "--gateway",  # every call asks check() first: refused calls are not made
 ]
 _REFRESH_S = 1.0
 _BREAKER_ROWS = 10
 _BUDGET_ROWS = 8
 _SLO_ROWS = 5
 POLICY_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEMO_DAILY_LIMIT_USD = 1_000_000
+"""The seed's global daily budget is $150, hard: the demo's 300 calls/s spend it in seconds,
+and with every call asking the gateway first, every call after that would be refused and
+nothing else (the openai outage, the breakers) would be seen. The demo raises it."""
+
+
+def _demo_policies(directory: Path) -> Path:
+    """configs/ copied to `directory`, with the global daily budget raised for the demo."""
+    shutil.copytree(POLICY_DIR, directory)
+    budgets_file = directory / "budgets.yaml"
+    budgets = yaml.safe_load(budgets_file.read_text())
+    daily = budgets["budgets"]["bud.global.daily"]
+    daily["limit_usd"] = DEMO_DAILY_LIMIT_USD
+    daily["limit_tokens"] = DEMO_DAILY_LIMIT_USD * 1000
+    budgets_file.write_text(yaml.safe_dump(budgets, sort_keys=False))
+    return directory
 
 
 @contextmanager
@@ -158,9 +178,19 @@ def _page(web_port: int, path: str) -> list[dict[str, Any]]:
         return []
 
 
+def _gateway_table(gateway: dict[str, float]) -> Table:
+    table = Table("decision", "reason", "calls", title="gateway check()", expand=True)
+    for key, value in sorted(gateway.items()):
+        if key.startswith(GATEWAY_CHECKS):
+            found = labels(key)
+            table.add_row(found["decision"], found["reason"], f"{value:,.0f}")
+    return table
+
+
 def _view(
     samples: dict[str, float],
     projection: dict[str, float],
+    gateway: dict[str, float],
     breakers: list[dict[str, Any]],
     budgets: list[dict[str, Any]],
     slos: list[dict[str, Any]],
@@ -188,11 +218,13 @@ def _view(
         f"{total(projection, PROJECTION_LAG_SECONDS):.2f} s, "
         f"rebuilds {total(projection, f'{PROJECTION_REBUILDS}_total'):,.0f}\n"
         f"simulator: chaos (timeout 0.1, api_error 0.05, rate_limit 0.15, corruption 0.01), "
-        f"openai outage at 20s for 30s, research spend x20 at 40s for 20s\n"
+        f"openai outage at 20s for 30s, research spend x20 at 40s for 20s; every call asks "
+        f"the gateway first, refused calls are not made\n"
         f"logs: {logs}   Ctrl-C stops everything"
     )
     return Group(
         Panel(summary, title="guardstream demo"),
+        _gateway_table(gateway),
         _breaker_table(breakers),
         _budget_table(budgets),
         _slo_table(slos),
@@ -217,9 +249,10 @@ def run_demo(seconds: float | None) -> None:
         catalog = TopicCatalog(prefix=settings_env.get("GUARDSTREAM_TOPIC_PREFIX", "guardstream."))
         asyncio.run(_create_topics(cluster.bootstrap_servers, catalog))
         web_port = free_port()
+        policies = _demo_policies(logs / "policies")
         worker = stack.enter_context(
             _process(
-                ["worker", "--policy", str(POLICY_DIR), "--web-port", str(web_port)],
+                ["worker", "--policy", str(policies), "--web-port", str(web_port)],
                 settings_env,
                 logs / "worker.log",
             )
@@ -232,22 +265,24 @@ def run_demo(seconds: float | None) -> None:
                 logs / "projector.log",
             )
         )
-        stack.enter_context(_process(SIMULATOR_ARGS, settings_env, logs / "simulator.log"))
+        gateway_port = free_port()
+        simulator_args = [*SIMULATOR_ARGS, "--metrics-port", str(gateway_port)]
+        stack.enter_context(_process(simulator_args, settings_env, logs / "simulator.log"))
         console.print(
             f"Kafka {cluster.bootstrap_servers}, Redis {redis_server.url}, "
             f"metrics http://127.0.0.1:{web_port}/metrics"
         )
-        _watch(console, web_port, projector_port, worker, seconds, logs)
+        _watch(console, (web_port, projector_port, gateway_port), worker, seconds, logs)
 
 
 def _watch(
     console: Console,
-    web_port: int,
-    projector_port: int,
+    ports: tuple[int, int, int],
     worker: ManagedProcess,
     seconds: float | None,
     logs: Path,
 ) -> None:
+    web_port, projector_port, gateway_port = ports
     started = time.monotonic()
     last_total, last_time = 0.0, started
     try:
@@ -271,8 +306,19 @@ def _watch(
                 breakers, budgets = _page(web_port, "breakers"), _page(web_port, "budgets")
                 slos = _page(web_port, "slos")
                 projection = scrape(projector_port)
+                gateway = scrape(gateway_port)
                 live.update(
-                    _view(samples, projection, breakers, budgets, slos, rate, now - started, logs)
+                    _view(
+                        samples,
+                        projection,
+                        gateway,
+                        breakers,
+                        budgets,
+                        slos,
+                        rate,
+                        now - started,
+                        logs,
+                    )
                 )
                 time.sleep(_REFRESH_S)
     except KeyboardInterrupt:

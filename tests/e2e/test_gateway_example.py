@@ -1,6 +1,7 @@
-"""The example gateway (`examples/gateway.py`) closes the loop as a user runs it: its calls to a
-failing vendor, reported to Kafka, open the breaker in the worker; the projector puts that in
-Redis; the gateway's next checks are refused and take the policy's fallback instead."""
+"""The loop closed as a user runs it: calls to a failing vendor, reported to Kafka, open the
+breaker in the worker; the projector puts that in Redis; the gateway's next checks are refused.
+Once with the example gateway (`examples/gateway.py`), once with the simulator behind the
+gateway (`guardstream simulate --gateway`, what `make demo` runs)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from devstack.redis import RedisServer
 from tests.support.cli_scenario import fast_breaker_text, scenario_env
-from tests.support.worker_process import running_projector, running_worker
+from tests.support.worker_process import run_cli, running_projector, running_worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.e2e]
 
@@ -53,3 +55,28 @@ def test_a_failing_vendor_s_calls_stop_and_take_the_fallback(
     # vendor any more, and every refusal names the open breaker.
     assert refused == list(range(refused[0], CALLS)), outcomes
     assert all("open" in outcomes[n] for n in refused)
+
+
+def test_the_simulator_behind_the_gateway_stops_calling_a_vendor_in_an_outage(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with RedisServer() as redis_server:
+        env = scenario_env(
+            bootstrap_servers,
+            topic_prefix,
+            tmp_path / "policies",
+            {"breakers.yaml": fast_breaker_text(wait_in_open_ms=600_000)},
+            clock_interval_s="1",
+            GUARDSTREAM_REDIS_URL=redis_server.url,
+        )
+        with (
+            running_worker(env, tmp_path / "worker"),
+            running_projector(env, tmp_path / "projector"),
+        ):
+            argv = ["--gateway", "--no-chaos", "--outage", "openai:0:600", "--rate", "100"]
+            simulated = run_cli(["simulate", *argv, "--duration", "15", "--json"], env, timeout=120)
+    assert simulated.returncode == 0, simulated.stderr.decode()
+    outcomes = orjson.loads(simulated.stdout)["outcomes"]
+    assert outcomes.get("outage", 0) >= 5  # openai's calls fail until its breakers open
+    assert outcomes.get("deny:breaker_open", 0) > 0, outcomes  # then they are not made
+    assert outcomes.get("success", 0) > 0  # the other vendors' calls go on
