@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, ProducerFenced
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP, Message
 
 from workers.batching import BatchingApp, BatchTopic, RawBatch
@@ -246,3 +247,35 @@ async def test_records_dropped_while_flow_is_stopped_are_fetched_again(app: Batc
     }
     await consumer._seek_back_after_pause(dropped)
     assert seeks == [(nothing_committed, 7)]
+
+
+async def test_a_delivery_outlasting_a_rebalance_leaves_the_new_generation_alone(
+    app: BatchingApp,
+) -> None:
+    # Seen in the broker-restart test: a batch's commit blocked through the outage, the
+    # worker rejoined meanwhile, and the delivery then went on: it recorded its read offset
+    # after the assignment had reset it, and the new generation skipped the records below.
+    consumer: Any = app.consumer
+    consumer._thread.thread_loop.close()  # not started here: its loop would be left open
+    tp = TP(TOPIC, 2)
+    fetched_at = consumer._rebalances
+    delivered: list[Any] = []
+
+    class Channel:
+        class queue:  # the attribute Faust's channels have
+            @staticmethod
+            async def put(event: Any) -> None:
+                delivered.append(event)
+
+    async def commit_during_which_the_group_rebalances() -> None:
+        await consumer.on_partitions_assigned(set())  # the rejoin completes
+
+    consumer._maybe_commit = commit_during_which_the_group_rebalances
+    consumer.flow_active = True
+    assert consumer._still_in(fetched_at)
+    records = [
+        ConsumerRecord(TOPIC, 2, offset, 0, 0, None, b"{}", None, 0, 2, ()) for offset in range(3)
+    ]
+    await consumer._deliver_batch(tp, records, {Channel()}, fetched_at)
+    assert delivered == []
+    assert consumer._read_offset.get(tp) is None

@@ -61,6 +61,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
+    _rebalances = 0
+    """Revocations and assignments so far: what `_still_in` compares (a lone member's rejoin
+    can keep its group generation, so Faust's generation id does not tell every rebalance)."""
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -78,6 +82,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return committed
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._rebalances += 1
         # Acks and read positions recorded since the revocation are stale: agents finishing
         # batches of the previous generation ack them after Faust forgot the partitions, and
         # a kept partition would otherwise commit or skip past records it must read again.
@@ -110,6 +115,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return committed
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._rebalances += 1
         await super().on_partitions_revoked(revoked)
         migration_of(self.app).on_revoked()
 
@@ -165,9 +171,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     async def _deliver_fetch(
         self, records: Mapping[TP, Sequence[Any]], active_partitions: Set[TP] | None
     ) -> None:
-        generation_id = self.app.consumer_generation_id
+        generation_id = self._rebalances
         for tp, tp_records in records.items():
-            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+            if not self._still_in(generation_id):
                 return  # a rebalance started; the rest is refetched after it
             if not (
                 active_partitions is None
@@ -181,9 +187,19 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 continue
             channels = self._batch_channels(tp)
             if channels is not None:
-                await self._deliver_batch(tp, fresh, channels)
+                await self._deliver_batch(tp, fresh, channels, generation_id)
             else:
-                await self._deliver_one_by_one(tp, fresh)
+                await self._deliver_one_by_one(tp, fresh, generation_id)
+
+    def _still_in(self, generation_id: int) -> bool:
+        """Whether records fetched at `generation_id` (a count of `_rebalances`) may still be
+        delivered: flow is on and no rebalance has happened since. Every await of a delivery
+        can outlast a rebalance (a commit blocked through a broker outage: measured 14 s), and
+        what it does after must then not happen: a stale batch in the new generation's queue,
+        or its read offset recorded after the assignment reset them, which made the new
+        generation skip the records below it (latency-events[2]'s first three, never
+        processed)."""
+        return self.flow_active and self._rebalances == generation_id
 
     def _batch_channels(self, tp: TP) -> Set[BatchTopic] | None:
         """The partition's subscribers when every one takes batches, else None."""
@@ -217,13 +233,19 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return [record for record in tp_records if record.offset >= read_offset]
 
     async def _deliver_batch(
-        self, tp: TP, tp_records: Sequence[RawRecord], channels: Set[BatchTopic]
+        self,
+        tp: TP,
+        tp_records: Sequence[RawRecord],
+        channels: Set[BatchTopic],
+        generation_id: int,
     ) -> None:
         first, last = tp_records[0].offset, tp_records[-1].offset
         await self._mark_skipped_offsets(tp, first)
         if last > first:
             await self._add_gap(tp, first, last - 1)
         await self._maybe_commit()
+        if not self._still_in(generation_id):
+            return
         message: Message = self._to_message(tp, tp_records[-1])
         message.incref(len(channels))
         batch = RawBatch(topic=tp.topic, partition=tp.partition, records=tp_records)
@@ -238,15 +260,22 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 # waiting putters). Nothing of the batch was acked: whoever owns the
                 # partition next fetches it again from the committed offset.
                 return
-        self._read_offset[tp] = last
+        if self._rebalances == generation_id:
+            self._read_offset[tp] = last
 
-    async def _deliver_one_by_one(self, tp: TP, tp_records: Sequence[RawRecord]) -> None:
+    async def _deliver_one_by_one(
+        self, tp: TP, tp_records: Sequence[RawRecord], generation_id: int
+    ) -> None:
         callback = self.callback
         for record in tp_records:
             await self._mark_skipped_offsets(tp, record.offset)
             await self._maybe_commit()
+            if not self._still_in(generation_id):
+                return
             message = self._to_message(tp, record)
             await self.wait_first(callback(message), self.suspend_flow.wait())
+            if self._rebalances != generation_id:
+                return
             self._read_offset[tp] = record.offset
 
     async def _mark_skipped_offsets(self, tp: TP, next_offset: int) -> None:
