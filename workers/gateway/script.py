@@ -37,26 +37,27 @@ BUDGET_FIELDS = (
     "scope",
 )
 SLO_FIELDS = ("slo_id", "firing", "level", "policy_version")
-# Field counts travel in ARGV so the field lists are written once, here.
-FETCH_SCRIPT = """
+
+
+def _lua_list(names: Sequence[str]) -> str:
+    return "{" + ", ".join(f"'{name}'" for name in names) + "}"
+
+
+# The field lists are written once, here, into the script's text: sent as ARGV they cost
+# every check ~20 more arguments to encode and parse (measured: a third of a cold check).
+FETCH_SCRIPT = f"""
 local nbreakers, nslos = tonumber(ARGV[1]), tonumber(ARGV[2])
-local nb, nu, ns = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local function fields(from, count)
-  local names = {}
-  for i = 0, count - 1 do names[#names + 1] = ARGV[from + i] end
-  return names
-end
-local breaker_fields = fields(6, nb)
-local budget_fields = fields(6 + nb, nu)
-local slo_fields = fields(6 + nb + nu, ns)
-local breakers, slos, budgets = {}, {}, {}
+local breaker_fields = {_lua_list(BREAKER_FIELDS)}
+local budget_fields = {_lua_list(BUDGET_FIELDS)}
+local slo_fields = {_lua_list(SLO_FIELDS)}
+local breakers, slos, budgets = {{}}, {{}}, {{}}
 for i = 2, 1 + nbreakers do
   breakers[#breakers + 1] = redis.call('HMGET', KEYS[i], unpack(breaker_fields))
 end
 for i = 2 + nbreakers, 1 + nbreakers + nslos do
   slos[#slos + 1] = redis.call('HMGET', KEYS[i], unpack(slo_fields))
 end
-local indexes = {}
+local indexes = {{}}
 for i = 2 + nbreakers + nslos, #KEYS do indexes[#indexes + 1] = KEYS[i] end
 if #indexes > 0 then
   for _, member in ipairs(redis.call('SUNION', unpack(indexes))) do
@@ -64,7 +65,7 @@ if #indexes > 0 then
     budgets[#budgets + 1] = redis.call('HMGET', member, unpack(budget_fields))
   end
 end
-return {redis.call('HGET', KEYS[1], 'updated_at_ms') or '', breakers, slos, budgets}
+return {{redis.call('HGET', KEYS[1], 'updated_at_ms') or '', breakers, slos, budgets}}
 """
 
 
@@ -101,16 +102,7 @@ def plan_fetch(layout: RedisLayout, call: Call, watched_slos: Sequence[str]) -> 
         *indexes,
         layout.budget_index(None),
     )
-    args = (
-        len(call.breaker_keys),
-        len(slo_names),
-        len(BREAKER_FIELDS),
-        len(BUDGET_FIELDS),
-        len(SLO_FIELDS),
-        *BREAKER_FIELDS,
-        *BUDGET_FIELDS,
-        *SLO_FIELDS,
-    )
+    args = (len(call.breaker_keys), len(slo_names))
     return FetchPlan(keys, args, call.breaker_keys, slo_names)
 
 
