@@ -121,6 +121,13 @@ def test_redis_follows_the_state_topics_through_flushes_outages_and_a_killed_pro
                 client.flushall()
             eventually("the breaker back after FLUSHALL", shows(breaker, "state", "open"))
             eventually("the budget back after FLUSHALL", shows(budget, "action", "halt"))
+            eventually(
+                "the same verdicts after the rebuild",
+                lambda: (
+                    gateway.check("openai", "chat").reasons == refused.reasons
+                    and gateway.check("mistral", "chat", team="research").reasons == halted.reasons
+                ),
+            )
 
             # Redis down: the worker goes on deciding (the breaker half-opens), the projector
             # waits; Redis back empty: rebuilt, at the newest state.
