@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
@@ -86,15 +86,12 @@ class _Checks:
 
     def _answer(
         self,
-        vendor: str,
-        tool: str,
-        scope: Mapping[str, str | None],
+        call: Call,
         data_classes: Sequence[str],
         estimated_cost_usd: Decimal | float | str | None,
     ) -> Verdict | _Pending:
         """The verdict without Redis (cached, or Redis held down), else the round trip to make."""
-        call = make_call(vendor, tool, **scope)
-        data = self.core.data_verdict(vendor, tuple(data_classes))
+        data = self.core.data_verdict(call.vendor, tuple(data_classes))
         cost = None if estimated_cost_usd is None else Decimal(str(estimated_cost_usd))
         now_ms = self.core.settings.clock()
         state = self.core.cached(call, now_ms)
@@ -181,10 +178,9 @@ class GatewayClient(_Checks):
         estimated_cost_usd: Decimal | float | str | None = None,
     ) -> Verdict:
         """May this call go out now? Never raises."""
-        scope = {"user": user, "team": team, "project": project, "org": org}
-        scope |= {"api_key": api_key, "model": model, "environment": environment}
         try:
-            pending = self._answer(vendor, tool, scope, data_classes, estimated_cost_usd)
+            call = make_call(vendor, tool, user, team, project, org, api_key, model, environment)
+            pending = self._answer(call, data_classes, estimated_cost_usd)
             if isinstance(pending, Verdict):
                 return pending
             try:
@@ -280,11 +276,10 @@ class AsyncGatewayClient(_Checks):
         estimated_cost_usd: Decimal | float | str | None = None,
     ) -> Verdict:
         """May this call go out now? Never raises."""
-        scope = {"user": user, "team": team, "project": project, "org": org}
-        scope |= {"api_key": api_key, "model": model, "environment": environment}
         try:
+            call = make_call(vendor, tool, user, team, project, org, api_key, model, environment)
             self.start()
-            pending = self._answer(vendor, tool, scope, data_classes, estimated_cost_usd)
+            pending = self._answer(call, data_classes, estimated_cost_usd)
             if isinstance(pending, Verdict):
                 return pending
             try:
