@@ -12,39 +12,30 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devstack.redis import RedisServer
-from tests.support.cli_scenario import fast_breaker_text, scenario_env
-from tests.support.worker_process import run_cli, running_projector, running_worker
+from tests.support.cli_scenario import fast_breaker_text, live_state
+from tests.support.worker_process import run_cli
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.e2e]
 
 CALLS = 80
+BREAKERS = {"breakers.yaml": fast_breaker_text(wait_in_open_ms=600_000)}
+"""Open for ten minutes: once refused, a vendor stays refused for the whole test."""
 
 
 def test_a_failing_vendor_s_calls_stop_and_take_the_fallback(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    with RedisServer() as redis_server:
-        env = scenario_env(
-            bootstrap_servers,
-            topic_prefix,
-            tmp_path / "policies",
-            {"breakers.yaml": fast_breaker_text(wait_in_open_ms=600_000)},
-            clock_interval_s="1",
-            GUARDSTREAM_REDIS_URL=redis_server.url,
+    with live_state(
+        bootstrap_servers, topic_prefix, tmp_path, BREAKERS, clock_interval_s="1"
+    ) as live:
+        argv = ["--calls", str(CALLS), "--failure-rate", "1", "--interval", "0.1"]
+        gateway = subprocess.run(
+            [sys.executable, "-m", "examples.gateway", *argv],
+            env=live.env,
+            capture_output=True,
+            timeout=180,
+            check=False,
         )
-        with (
-            running_worker(env, tmp_path / "worker"),
-            running_projector(env, tmp_path / "projector"),
-        ):
-            argv = ["--calls", str(CALLS), "--failure-rate", "1", "--interval", "0.1"]
-            gateway = subprocess.run(
-                [sys.executable, "-m", "examples.gateway", *argv],
-                env=env,
-                capture_output=True,
-                timeout=180,
-                check=False,
-            )
     assert gateway.returncode == 0, gateway.stderr.decode()
     outcomes = gateway.stdout.decode().splitlines()[:CALLS]
     called = [n for n, line in enumerate(outcomes) if line.startswith("called: 503")]
@@ -60,21 +51,13 @@ def test_a_failing_vendor_s_calls_stop_and_take_the_fallback(
 def test_the_simulator_behind_the_gateway_stops_calling_a_vendor_in_an_outage(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    with RedisServer() as redis_server:
-        env = scenario_env(
-            bootstrap_servers,
-            topic_prefix,
-            tmp_path / "policies",
-            {"breakers.yaml": fast_breaker_text(wait_in_open_ms=600_000)},
-            clock_interval_s="1",
-            GUARDSTREAM_REDIS_URL=redis_server.url,
+    with live_state(
+        bootstrap_servers, topic_prefix, tmp_path, BREAKERS, clock_interval_s="1"
+    ) as live:
+        argv = ["--gateway", "--no-chaos", "--outage", "openai:0:600", "--rate", "100"]
+        simulated = run_cli(
+            ["simulate", *argv, "--duration", "15", "--json"], live.env, timeout=120
         )
-        with (
-            running_worker(env, tmp_path / "worker"),
-            running_projector(env, tmp_path / "projector"),
-        ):
-            argv = ["--gateway", "--no-chaos", "--outage", "openai:0:600", "--rate", "100"]
-            simulated = run_cli(["simulate", *argv, "--duration", "15", "--json"], env, timeout=120)
     assert simulated.returncode == 0, simulated.stderr.decode()
     outcomes = orjson.loads(simulated.stdout)["outcomes"]
     assert outcomes.get("outage", 0) >= 5  # openai's calls fail until its breakers open

@@ -21,8 +21,8 @@ import yaml
 from devstack.redis import RedisServer
 from schemas.types import rfc3339_ms
 from tests.support.calls import call_document, outcome
-from tests.support.cli_scenario import fast_breaker_text, jsonl, scenario_env
-from tests.support.worker_process import run_cli, running_projector, running_worker
+from tests.support.cli_scenario import fast_breaker_text, jsonl, live_state
+from tests.support.worker_process import run_cli
 from workers.gateway import GatewayClient, GatewaySettings
 from workers.metrics import BREAKER_TRANSITIONS
 from workers.projection.layout import RedisLayout, Surface
@@ -72,14 +72,9 @@ def eventually(what: str, check: Callable[[], bool], timeout_s: float = 90) -> N
 def test_redis_follows_the_state_topics_through_flushes_outages_and_a_killed_projector(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    with RedisServer() as redis_server:
-        env = scenario_env(
-            bootstrap_servers,
-            topic_prefix,
-            tmp_path / "policies",
-            {"breakers.yaml": BREAKERS, "budgets.yaml": BUDGETS},
-            GUARDSTREAM_REDIS_URL=redis_server.url,
-        )
+    files = {"breakers.yaml": BREAKERS, "budgets.yaml": BUDGETS}
+    with live_state(bootstrap_servers, topic_prefix, tmp_path, files) as live:
+        env, redis_server, worker, projector = live.env, live.redis, live.worker, live.projector
         layout = RedisLayout.for_topic_prefix(topic_prefix)
         breaker = layout.state(Surface.BREAKER, "openai/chat")
         budget = layout.state(Surface.BUDGET, "bud.team.research")
@@ -95,70 +90,66 @@ def test_redis_follows_the_state_topics_through_flushes_outages_and_a_killed_pro
         def shows(key: str, name: str, expected: str) -> Callable[[], bool]:
             return lambda: field(key, name) == expected
 
-        with (
-            running_worker(env, tmp_path / "worker") as worker,
-            running_projector(env, tmp_path / "projector") as projector,
-        ):
-            publish(env, calls(0, 5, ok=False, ts_ms=T0_MS))
-            publish(env, calls(5, 3, ok=True, ts_ms=T0_MS + 10, team="research", cost_usd="0.6"))
-            publish(env, [tick(T0_MS + 1000)])  # budgets count once every partition passed it
-            eventually("the breaker open in Redis", shows(breaker, "state", "open"))
-            eventually("the budget halted in Redis", shows(budget, "action", "halt"))
-            assert field(breaker, "fallback_action") == "use_cache"
-            assert field(budget, "scope") == '{"team":"research"}'
-            gateway = GatewayClient(redis_server.url, GatewaySettings(topic_prefix=topic_prefix))
-            refused = gateway.check("openai", "chat")
-            assert refused.decision == "deny"
-            assert refused.fallback_action == "use_cache"
-            assert [r.kind for r in refused.reasons] == ["breaker_open"]
-            halted = gateway.check("mistral", "chat", team="research")
-            assert halted.decision == "deny"
-            assert [r.kind for r in halted.reasons] == ["budget_halt"]
-            assert gateway.check("mistral", "chat", team="support").decision == "allow"
+        publish(env, calls(0, 5, ok=False, ts_ms=T0_MS))
+        publish(env, calls(5, 3, ok=True, ts_ms=T0_MS + 10, team="research", cost_usd="0.6"))
+        publish(env, [tick(T0_MS + 1000)])  # budgets count once every partition passed it
+        eventually("the breaker open in Redis", shows(breaker, "state", "open"))
+        eventually("the budget halted in Redis", shows(budget, "action", "halt"))
+        assert field(breaker, "fallback_action") == "use_cache"
+        assert field(budget, "scope") == '{"team":"research"}'
+        gateway = GatewayClient(redis_server.url, GatewaySettings(topic_prefix=topic_prefix))
+        refused = gateway.check("openai", "chat")
+        assert refused.decision == "deny"
+        assert refused.fallback_action == "use_cache"
+        assert [r.kind for r in refused.reasons] == ["breaker_open"]
+        halted = gateway.check("mistral", "chat", team="research")
+        assert halted.decision == "deny"
+        assert [r.kind for r in halted.reasons] == ["budget_halt"]
+        assert gateway.check("mistral", "chat", team="support").decision == "allow"
 
-            # FLUSHALL: the projection is rebuilt from the topics.
-            with redis_server.client() as client:
-                client.flushall()
-            eventually("the breaker back after FLUSHALL", shows(breaker, "state", "open"))
-            eventually("the budget back after FLUSHALL", shows(budget, "action", "halt"))
-            eventually(
-                "the same verdicts after the rebuild",
-                lambda: (
-                    gateway.check("openai", "chat").reasons == refused.reasons
-                    and gateway.check("mistral", "chat", team="research").reasons == halted.reasons
-                ),
-            )
+        # FLUSHALL: the projection is rebuilt from the topics.
+        with redis_server.client() as client:
+            client.flushall()
+        eventually("the breaker back after FLUSHALL", shows(breaker, "state", "open"))
+        eventually("the budget back after FLUSHALL", shows(budget, "action", "halt"))
+        eventually(
+            "the same verdicts after the rebuild",
+            lambda: (
+                gateway.check("openai", "chat").reasons == refused.reasons
+                and gateway.check("mistral", "chat", team="research").reasons == halted.reasons
+            ),
+        )
 
-            # Redis down: the worker goes on deciding (the breaker half-opens), the projector
-            # waits; Redis back empty: rebuilt, at the newest state.
-            transitions = worker.total(f"{BREAKER_TRANSITIONS}_total")
-            redis_server.shutdown()
-            publish(env, [tick(T0_MS + WAIT_MS + 100)])
-            assert worker.wait_for(f"{BREAKER_TRANSITIONS}_total", transitions + 1) > transitions
-            assert projector.alive
-            redis_server.start()
-            eventually("half-open after the outage", shows(breaker, "state", "half_open"))
-            eventually("the budget after the outage", shows(budget, "action", "halt"))
-            eventually(
-                "the gateway lets trial calls through a half-open breaker",
-                lambda: gateway.check("openai", "chat").decision == "allow",
-            )
-            assert gateway.check("openai", "chat", team="research").decision == "deny"
-            gateway.close()
-            assert projector.alive
-            assert worker.alive()
+        # Redis down: the worker goes on deciding (the breaker half-opens), the projector
+        # waits; Redis back empty: rebuilt, at the newest state.
+        transitions = worker.total(f"{BREAKER_TRANSITIONS}_total")
+        redis_server.shutdown()
+        publish(env, [tick(T0_MS + WAIT_MS + 100)])
+        assert worker.wait_for(f"{BREAKER_TRANSITIONS}_total", transitions + 1) > transitions
+        assert projector.alive
+        redis_server.start()
+        eventually("half-open after the outage", shows(breaker, "state", "half_open"))
+        eventually("the budget after the outage", shows(budget, "action", "halt"))
+        eventually(
+            "the gateway lets trial calls through a half-open breaker",
+            lambda: gateway.check("openai", "chat").decision == "allow",
+        )
+        assert gateway.check("openai", "chat", team="research").decision == "deny"
+        gateway.close()
+        assert projector.alive
+        assert worker.alive()
 
-            # The projector killed while the breaker closes; a new one catches up.
-            offsets_before = _offsets(redis_server)
-            projector.kill()
-            publish(env, calls(8, 3, ok=True, ts_ms=T0_MS + WAIT_MS + 200))
-            assert worker.wait_for(f"{BREAKER_TRANSITIONS}_total", transitions + 2)
-            assert field(breaker, "state") == "half_open"  # nobody projects meanwhile
-            projector.start()
-            eventually("closed after the projector's restart", shows(breaker, "state", "closed"))
-            offsets_after = _offsets(redis_server)
-            assert all(offsets_after[k] >= v for k, v in offsets_before.items())
-            assert projector.alive
+        # The projector killed while the breaker closes; a new one catches up.
+        offsets_before = _offsets(redis_server)
+        projector.kill()
+        publish(env, calls(8, 3, ok=True, ts_ms=T0_MS + WAIT_MS + 200))
+        assert worker.wait_for(f"{BREAKER_TRANSITIONS}_total", transitions + 2)
+        assert field(breaker, "state") == "half_open"  # nobody projects meanwhile
+        projector.start()
+        eventually("closed after the projector's restart", shows(breaker, "state", "closed"))
+        offsets_after = _offsets(redis_server)
+        assert all(offsets_after[k] >= v for k, v in offsets_before.items())
+        assert projector.alive
 
 
 def _offsets(redis_server: RedisServer) -> dict[bytes, int]:

@@ -5,14 +5,24 @@ read back from its beginning."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
 
-from tests.support.worker_process import cli_env, run_cli
+from devstack.process import ManagedProcess
+from devstack.redis import RedisServer
+from tests.support.worker_process import (
+    WorkerProcess,
+    cli_env,
+    run_cli,
+    running_projector,
+    running_worker,
+)
 
 
 def team_budget_text(
@@ -119,3 +129,35 @@ def export_when_settled(env: dict[str, str], path: Path, timeout_s: float = 90) 
         assert time.monotonic() < deadline, f"the audit trail did not settle ({count} records)"
         previous = count
         time.sleep(3)
+
+
+@dataclass
+class LiveState:
+    """A redis-server of the test's own, and a worker and `guardstream project` using it."""
+
+    env: dict[str, str]
+    redis: RedisServer
+    worker: WorkerProcess
+    projector: ManagedProcess
+
+
+@contextmanager
+def live_state(
+    bootstrap: str, prefix: str, tmp_path: Path, files: Mapping[str, str], **extra: str
+) -> Iterator[LiveState]:
+    """The worker running the policy `files` (see `scenario_env`, `extra` passed on) and the
+    projector keeping its state in a fresh redis-server, as a gateway deployment runs them."""
+    with RedisServer() as redis_server:
+        env = scenario_env(
+            bootstrap,
+            prefix,
+            tmp_path / "policies",
+            files,
+            GUARDSTREAM_REDIS_URL=redis_server.url,
+            **extra,
+        )
+        with (
+            running_worker(env, tmp_path / "worker") as worker,
+            running_projector(env, tmp_path / "projector") as projector,
+        ):
+            yield LiveState(env, redis_server, worker, projector)
