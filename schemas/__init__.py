@@ -29,11 +29,13 @@ from schemas.events import (
 )
 from schemas.policy import PolicyDocument, PolicyKind, policy_version
 from schemas.state import (
+    Availability,
     BreakerState,
     BudgetAction,
     BudgetPeriod,
     BudgetState,
     CircuitState,
+    DependencyState,
     ObjectiveLevel,
     ObjectiveState,
     SlaState,
@@ -68,6 +70,7 @@ __all__ = [
     "Attributes",
     "AuditRecord",
     "AuditSource",
+    "Availability",
     "BreakerState",
     "BudgetAction",
     "BudgetPeriod",
@@ -78,6 +81,7 @@ __all__ = [
     "CostEvent",
     "DeadLetter",
     "DeadLetterKind",
+    "DependencyState",
     "Duration",
     "EventBase",
     "EventTime",

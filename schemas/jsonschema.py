@@ -30,7 +30,14 @@ from schemas.events import CostEvent, LatencyEvent, ToolInvocation
 from schemas.override import BreakerOverride
 from schemas.policy import PolicyDocument
 from schemas.slo_counts import SloCounts
-from schemas.state import BreakerState, BudgetState, ObjectiveState, SlaState, SloState
+from schemas.state import (
+    BreakerState,
+    BudgetState,
+    DependencyState,
+    ObjectiveState,
+    SlaState,
+    SloState,
+)
 from schemas.watermark import SourceWatermark
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
@@ -56,6 +63,7 @@ ALL_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
             SloState,
             ObjectiveState,
             SlaState,
+            DependencyState,
             SloCounts,
             ControlCommand,
             DeadLetter,

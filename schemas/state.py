@@ -217,3 +217,37 @@ class SloStateRecord(RootModel[SloState | ObjectiveState | SlaState]):
     """A record of topic slo-state, whichever kind (told apart by its `kind` field)."""
 
     root: Annotated[SloState | ObjectiveState | SlaState, Field(discriminator="kind")]
+
+
+class Availability(StrEnum):
+    """Whether a dependency node can be used (the cascade's verdict on it)."""
+
+    AVAILABLE = "available"
+    DEGRADED = "degraded"
+    """An optional dependency, somewhere down the chain, is down: usable, with less."""
+    UNAVAILABLE = "unavailable"
+    """A required dependency, somewhere down the chain, is down."""
+
+
+class DependencyState(WireModel):
+    """One node of the dependency graph, published when the cascade changes its availability;
+    topic dependency-state, keyed by node id."""
+
+    node: Identifier
+    subject: ShortStr
+    """What the node guards: `tool:t001`, `vendor:openai`, `module:planner`, `external:...`."""
+    availability: Availability
+    previous: Availability
+    cause: list[Identifier] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    """The node, the dependencies leading to the one that is down, and that one (empty when
+    available)."""
+    reason: Text
+    criticality: ShortStr | None = None
+    trigger: ShortStr
+    """The health fact that changed it: `tool:t001 down`, or `resync` after a restart."""
+    breaker_key: Identifier | None = None
+    """The breaker whose transition made the fact (None for a resync)."""
+    policy_version: PolicyVersion
+    """The dependency policy's version."""
+    updated_at: EventTime
+    """Event time of the breaker transition that caused it (the resync's newest one)."""

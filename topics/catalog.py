@@ -53,6 +53,7 @@ class TopicName(StrEnum):
     BREAKER_STATE = "breaker-state"
     BUDGET_STATE = "budget-state"
     SLO_STATE = "slo-state"
+    DEPENDENCY_STATE = "dependency-state"
     CONTROL = "control"
     DEAD_LETTER = "dead-letter"
     BUDGET_SPEND = "budget-spend"
@@ -123,6 +124,8 @@ class TopicCatalog:
                 Cleanup.COMPACT,
                 None,
             ),
+            # One partition: the cascade has one writer, which sees every breaker.
+            (TopicName.DEPENDENCY_STATE, "node id", "DependencyState", 1, Cleanup.COMPACT, None),
             (TopicName.CONTROL, "target", "ControlCommand", n, Cleanup.DELETE, 7 * DAY_MS),
             (TopicName.DEAD_LETTER, "original key", "DeadLetter", n, Cleanup.DELETE, 30 * DAY_MS),
             # Internal (DESIGN §11): spend routed from the input partitions to the budget's.

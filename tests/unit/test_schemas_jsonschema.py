@@ -36,7 +36,7 @@ def test_registry_covers_every_topic_value_type() -> None:
         "ToolInvocation", "CostEvent", "LatencyEvent", "PolicyDocument", "Alert", "AuditRecord",
         "BreakerState", "BudgetState", "SloState", "ControlCommand", "DeadLetter", "ClockTick",
         "BreakerOverride", "BudgetSpend", "SourceWatermark", "ObjectiveState", "SlaState",
-        "SloCounts",
+        "SloCounts", "DependencyState",
     }  # fmt: skip
     assert all(issubclass(model, WireModel) for model in ALL_MODELS.values())
 

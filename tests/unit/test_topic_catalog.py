@@ -26,6 +26,8 @@ DESIGN_TOPICS: dict[str, tuple[str, Cleanup, int | None]] = {
     "breaker-state": ("BreakerState", Cleanup.COMPACT, None),
     "budget-state": ("BudgetState", Cleanup.COMPACT, None),
     "slo-state": ("SloState | ObjectiveState | SlaState", Cleanup.COMPACT, None),
+    # Not in DESIGN §3 (issue 13): the dependency cascade's decisions, one record per node.
+    "dependency-state": ("DependencyState", Cleanup.COMPACT, None),
     "control": ("ControlCommand", Cleanup.DELETE, 7),
     "dead-letter": ("DeadLetter", Cleanup.DELETE, 30),
     # Not in DESIGN §3: internal, the cross-partition budget path of DESIGN §11.
@@ -73,7 +75,14 @@ def test_compacted_topics_are_the_state_policy_and_snapshot_topics() -> None:
         for name, spec in _by_logical_name(TopicCatalog()).items()
         if spec.cleanup is Cleanup.COMPACT
     }
-    assert compacted == {"policies", "breaker-state", "budget-state", "slo-state", "snapshots"}
+    assert compacted == {
+        "policies",
+        "breaker-state",
+        "budget-state",
+        "slo-state",
+        "dependency-state",
+        "snapshots",
+    }
 
 
 def test_input_topics_are_the_three_event_streams() -> None:
@@ -95,6 +104,8 @@ def test_input_retention_and_partitions_are_configurable() -> None:
     assert catalog.spec(TopicName.DEAD_LETTER).retention_ms == 30 * DAY_MS
     # Policies are one ordered stream: a single partition keeps changes in order.
     assert catalog.spec(TopicName.POLICIES).partitions == 1
+    # So is the cascade's output: one writer, which sees every breaker.
+    assert catalog.spec(TopicName.DEPENDENCY_STATE).partitions == 1
 
 
 def test_audit_retention_defaults_to_seven_years_and_can_be_infinite() -> None:

@@ -24,12 +24,18 @@ from workers.policies.audit_event_types import AuditPolicy
 from workers.policies.breakers import BreakerPolicy
 from workers.policies.budgets import BudgetPolicy
 from workers.policies.classification import ClassificationPolicy
-from workers.policies.policy_set import PolicySet
+from workers.policies.dependencies import DependencyPolicy
+from workers.policies.policy_set import PolicySet, default_policies
 from workers.policies.slos import SloPolicy
+from workers.policies.vendor_registry import VendorRegistry
 from workers.settings import Mode
 
 POLICY_CHAIN = "policy"
 POLICY_CHANGED = names.POLICY_CHANGED
+
+# Kinds a trail written before they existed does not record: such a trail ran under their
+# defaults (an empty graph, an empty registry).
+_ADDED_LATER = frozenset({PolicyKind.DEPENDENCIES, PolicyKind.VENDORS})
 
 KINDS = (
     PolicyKind.BREAKERS,
@@ -37,6 +43,8 @@ KINDS = (
     PolicyKind.SLOS,
     PolicyKind.CLASSIFICATION,
     PolicyKind.AUDIT,
+    PolicyKind.DEPENDENCIES,
+    PolicyKind.VENDORS,
 )
 
 
@@ -56,6 +64,8 @@ def documents_of(policies: PolicySet) -> dict[PolicyKind, PolicyDocument]:
         PolicyKind.SLOS: policies.slos.document,
         PolicyKind.CLASSIFICATION: policies.classification.document,
         PolicyKind.AUDIT: policies.audit.document,
+        PolicyKind.DEPENDENCIES: policies.dependencies.document,
+        PolicyKind.VENDORS: policies.vendors.document,
     }
 
 
@@ -148,6 +158,8 @@ def recorded_policies(payload: Mapping[str, Any], mode: Mode | None = None) -> R
     masked = []
     for kind in KINDS:
         raw = documents.get(str(kind))
+        if raw is None and kind in _ADDED_LATER:
+            continue  # a trail recorded before the kind existed ran under its default
         if not isinstance(raw, Mapping):
             raise ConfigError(f"the recorded policies have no {kind} document")
         try:
@@ -161,8 +173,22 @@ def recorded_policies(payload: Mapping[str, Any], mode: Mode | None = None) -> R
         SloPolicy.from_document(parsed[PolicyKind.SLOS], run_mode),
         ClassificationPolicy.from_document(parsed[PolicyKind.CLASSIFICATION], run_mode),
         AuditPolicy.from_document(parsed[PolicyKind.AUDIT], run_mode),
+        _recorded_or_default(parsed, PolicyKind.DEPENDENCIES, DependencyPolicy, run_mode),
+        _recorded_or_default(parsed, PolicyKind.VENDORS, VendorRegistry, run_mode),
     )
     return RecordedPolicies(policies, tuple(masked))
+
+
+def _recorded_or_default(
+    parsed: Mapping[PolicyKind, PolicyDocument],
+    kind: PolicyKind,
+    policy: type[DependencyPolicy] | type[VendorRegistry],
+    mode: Mode,
+) -> Any:
+    document = parsed.get(kind)
+    if document is None:
+        return getattr(default_policies(mode), str(kind))  # the field is named as its kind
+    return policy.from_document(document, mode)
 
 
 def _as_recorded(kind: PolicyKind, raw: Mapping[str, Any]) -> PolicyDocument:

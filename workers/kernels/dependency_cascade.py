@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from schemas.state import CircuitState
+from schemas.state import Availability, CircuitState
 from workers.kernels.dependency_graph import DependencyGraph, Node, Subject
 
 
@@ -48,14 +48,6 @@ _DOWN_STATES = frozenset({CircuitState.OPEN, CircuitState.FORCED_OPEN})
 def circuit_health(state: CircuitState) -> Health:
     """A breaker's state as a health fact: down while calls are refused (open, forced open)."""
     return Health.DOWN if state in _DOWN_STATES else Health.UP
-
-
-class Availability(StrEnum):
-    AVAILABLE = "available"
-    DEGRADED = "degraded"
-    """An optional dependency, somewhere down the chain, is down: usable, with less."""
-    UNAVAILABLE = "unavailable"
-    """A required dependency, somewhere down the chain, is down."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Every policy a worker or a replay runs under, from one `--policy` path.
 
 A directory holds one file per kind (`breakers.yaml`, `budgets.yaml`, `slos.yaml`,
-`data_classification.yaml`, or the seeds' names); a kind without a file runs under its
+`data_classification.yaml`, `audit.yaml`, `dependency_graph.yaml`, `vendors.yaml`, or the
+seeds' names); a kind without a file runs under its
 built-in default. A single file is the one kind its name says (e.g.
 `configs/seeds/alpha-solver/circuit_breakers.json`), the others default.
 """
@@ -14,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from workers.errors import ConfigError
-from workers.policies import audit_event_types, breakers, budgets, classification, slos
+from workers.policies import (
+    audit_event_types,
+    breakers,
+    budgets,
+    classification,
+    dependencies,
+    slos,
+    vendor_registry,
+)
 from workers.policies.audit_event_types import AuditPolicy, default_audit_policy, load_audit_policy
 from workers.policies.breakers import BreakerPolicy, default_breaker_policy, load_breaker_policy
 from workers.policies.budgets import BudgetPolicy, default_budget_policy, load_budget_policy
@@ -23,8 +32,18 @@ from workers.policies.classification import (
     default_classification_policy,
     load_classification_policy,
 )
+from workers.policies.dependencies import (
+    DependencyPolicy,
+    default_dependency_policy,
+    load_dependency_policy,
+)
 from workers.policies.files import has_policy_file
 from workers.policies.slos import SloPolicy, default_slo_policy, load_slo_policy
+from workers.policies.vendor_registry import (
+    VendorRegistry,
+    default_vendor_registry,
+    load_vendor_registry,
+)
 from workers.settings import Mode
 
 
@@ -37,6 +56,10 @@ class PolicySet:
     """The PII/PHI patterns masked before anything reaches the audit trail, alerts or logs."""
     audit: AuditPolicy = field(default_factory=default_audit_policy)
     """Audit event types: severity, required fields, retention."""
+    dependencies: DependencyPolicy = field(default_factory=default_dependency_policy)
+    """Which tools, vendors and modules depend on which: the cascade's graph."""
+    vendors: VendorRegistry = field(default_factory=default_vendor_registry)
+    """Which vendor is in which group (`enterprise_only`...): the data-class rules' vendors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +84,13 @@ _KINDS = (
         default_classification_policy,
     ),
     _Kind("audit", audit_event_types.FILE_STEMS, load_audit_policy, default_audit_policy),
+    _Kind(
+        "dependencies",
+        dependencies.FILE_STEMS,
+        load_dependency_policy,
+        default_dependency_policy,
+    ),
+    _Kind("vendors", vendor_registry.FILE_STEMS, load_vendor_registry, default_vendor_registry),
 )
 
 
