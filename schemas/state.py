@@ -231,11 +231,13 @@ class Availability(StrEnum):
 
 class DependencyState(WireModel):
     """One node of the dependency graph, published when the cascade changes its availability;
-    topic dependency-state, keyed by node id."""
+    topic dependency-state, keyed by `subject` (what a gateway asks about: a graph has at most
+    one node per subject)."""
 
     node: Identifier
     subject: ShortStr
-    """What the node guards: `tool:t001`, `vendor:openai`, `module:planner`, `external:...`."""
+    """What the node guards: `tool:t001`, `vendor:openai`, `module:planner`, `external:...`;
+    the Kafka key."""
     availability: Availability
     previous: Availability
     cause: list[Identifier] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
