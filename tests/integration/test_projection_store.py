@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from workers.projection.layout import RedisLayout
+from workers.projection.layout import RedisLayout, Surface
 from workers.projection.store import ProjectionLost, ProjectionStore
-from workers.projection.updates import Update, is_newer
+from workers.projection.updates import Update, is_newer, update_of
 
 pytestmark = pytest.mark.redis
 
@@ -125,6 +125,42 @@ def test_a_rebuild_wipes_only_its_own_prefix(redis_url: str) -> None:
         assert not await client.exists(mine.state("breaker", "a"))  # type: ignore[arg-type]
         assert await neighbour.positions() == {"s:0": 2}
         await neighbour_client.aclose()
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+DEPENDENCY_RECORD = (
+    b'{"node":"dep.t001","subject":"tool:t001","availability":"unavailable",'
+    b'"previous":"available","cause":["dep.t001","dep.openai"],'
+    b'"reason":"dep.openai is down: dep.t001 -> dep.openai","criticality":null,'
+    b'"trigger":"vendor:openai down","breaker_key":"openai","policy_version":"v1",'
+    b'"updated_at":"2026-11-01T00:00:00Z"}'
+)
+
+
+def test_a_dependency_hash_is_projected_notified_and_wiped_by_a_rebuild(redis_url: str) -> None:
+    async def scenario() -> None:
+        layout = fresh_layout()
+        client, store = await started(redis_url, layout)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(layout.changes)
+        await pubsub.get_message(timeout=1)  # the subscription's confirmation
+        source = "guardstream.dependency-state:0"
+        record = update_of(layout, Surface.DEPENDENCY, source, 0, b"tool:t001", DEPENDENCY_RECORD)
+        assert await store.apply([record], {source: 1}, {}) == 1
+        hash_key = layout.state(Surface.DEPENDENCY, "tool:t001")
+        held = await client.hgetall(hash_key)
+        assert held[b"availability"] == b"unavailable"
+        assert held[b"cause"] == b'["dep.t001","dep.openai"]'
+        assert held[b"topic_key"] == b"tool:t001"
+        notified = await pubsub.get_message(timeout=1)
+        assert notified is not None
+        assert notified["data"] == hash_key.encode()
+        await store.reset({"rebuilds": "2"})  # what the projector does after a FLUSHALL
+        assert not await client.exists(hash_key)
+        assert await store.positions() == {}
+        await pubsub.aclose()
         await client.aclose()
 
     asyncio.run(scenario())

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.codec import encode
-from schemas.state import BreakerState, BudgetState
+from schemas.state import Availability, BreakerState, BudgetState, DependencyState
 from workers.projection.layout import RedisLayout, Surface
 from workers.projection.updates import (
     UnreadableState,
@@ -108,8 +108,63 @@ def test_a_budget_is_found_through_its_exact_scope_values_and_through_star_when_
     assert indexes({"vendor": "open*", "tool": "ch?t"}) == (index(None),)
 
 
-def test_a_tombstone_deletes() -> None:
-    update = update_of(LAYOUT, Surface.BREAKER, "t:0", 9, b"openai/chat", None)
+def dependency(availability: Availability = Availability.UNAVAILABLE) -> bytes:
+    return encode(
+        DependencyState(
+            node="dep.t001",
+            subject="tool:t001",
+            availability=availability,
+            previous=Availability.AVAILABLE,
+            cause=["dep.t001", "dep.planner", "dep.openai"],
+            reason="dep.openai is down: dep.t001 -> dep.planner -> dep.openai",
+            criticality="essential",
+            trigger="vendor:openai down",
+            breaker_key="openai",
+            policy_version=VERSION,
+            updated_at=T0,
+        )
+    )
+
+
+def test_a_dependency_record_becomes_its_subject_s_hash_with_the_cause_as_a_json_list() -> None:
+    update = update_of(LAYOUT, Surface.DEPENDENCY, "d:0", 4, b"tool:t001", dependency())
+    assert update.hash_key == "guardstream:dependency:tool:t001"
+    assert (update.topic_key, update.source, update.offset, update.rank) == (
+        "tool:t001",
+        "d:0",
+        4,
+        0,
+    )
+    assert update.fields is not None
+    assert {name: update.fields[name] for name in ("node", "subject", "availability")} == {
+        "node": "dep.t001",
+        "subject": "tool:t001",
+        "availability": "unavailable",
+    }
+    assert update.fields["reason"] == "dep.openai is down: dep.t001 -> dep.planner -> dep.openai"
+    assert orjson.loads(update.fields["cause"]) == ["dep.t001", "dep.planner", "dep.openai"]
+    assert update.fields["criticality"] == "essential"
+    assert update.fields["policy_version"] == VERSION
+    assert update.fields["updated_at"] == "2026-11-01T00:00:00Z"
+    assert orjson.loads(update.fields["record"])["trigger"] == "vendor:openai down"
+    assert update.indexes == ()
+
+
+def test_a_dependency_back_to_available_keeps_an_empty_cause_and_no_criticality() -> None:
+    record = orjson.loads(dependency(Availability.AVAILABLE))
+    record.update(cause=[], criticality=None, reason="available")
+    update = update_of(LAYOUT, Surface.DEPENDENCY, "d:0", 5, b"tool:t001", orjson.dumps(record))
+    assert update.fields is not None
+    assert (update.fields["availability"], update.fields["cause"]) == ("available", "[]")
+    assert update.fields["criticality"] == ""
+
+
+@pytest.mark.parametrize(
+    ("surface", "key"), [(Surface.BREAKER, b"openai/chat"), (Surface.DEPENDENCY, b"vendor:openai")]
+)
+def test_a_tombstone_deletes(surface: Surface, key: bytes) -> None:
+    update = update_of(LAYOUT, surface, "t:0", 9, key, None)
+    assert update.hash_key == LAYOUT.state(surface, key.decode())
     assert update.fields is None
 
 

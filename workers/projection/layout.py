@@ -12,6 +12,7 @@ class Surface(StrEnum):
     BREAKER = "breaker"
     BUDGET = "budget"
     SLO = "slo"
+    DEPENDENCY = "dependency"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ SURFACES: Mapping[TopicName, Surface] = {
     TopicName.BREAKER_STATE: Surface.BREAKER,
     TopicName.BUDGET_STATE: Surface.BUDGET,
     TopicName.SLO_STATE: Surface.SLO,
+    TopicName.DEPENDENCY_STATE: Surface.DEPENDENCY,
 }
 MAX_RECORDS_PER_BATCH = 5_000
 BACKOFF_FIRST_S = 0.1

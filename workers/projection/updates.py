@@ -9,7 +9,9 @@ so replays, retries and two projectors in parallel never move a hash backwards.
 Budgets: `budget-state` is keyed `<ledger key>@<period>` (compaction keeps each period's final
 record), but a gateway asks about the ledger now, so the hash is the ledger's and holds the
 newest period: `rank` is the period's start, and within a period (one topic key, one
-partition) the newest offset wins. Breaker and SLO records rank 0: one topic key per hash.
+partition) the newest offset wins. Breaker, SLO and dependency records rank 0: one topic key
+per hash (a dependency node's hash is named by its subject, `dependency:tool:t001`, the topic
+key, which is what a gateway looks up from a call's vendor and tool).
 """
 
 from __future__ import annotations
@@ -51,10 +53,21 @@ _BUDGET_FIELDS = (
     "updated_at",
 )
 _SLO_FIELDS = ("kind", "slo_id", "level", "firing", "error_budget_remaining", "policy_version")
+_DEPENDENCY_FIELDS = (
+    "node",
+    "subject",
+    "availability",
+    "reason",
+    "cause",
+    "criticality",
+    "policy_version",
+    "updated_at",
+)
 _FIELDS: Mapping[Surface, tuple[str, ...]] = {
     Surface.BREAKER: _BREAKER_FIELDS,
     Surface.BUDGET: _BUDGET_FIELDS,
     Surface.SLO: _SLO_FIELDS,
+    Surface.DEPENDENCY: _DEPENDENCY_FIELDS,
 }
 
 
