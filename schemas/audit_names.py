@@ -28,6 +28,8 @@ SLO_CONTROL = "aud.slo.control"
 SLO_RECORD_PREFIX = "aud.slo."
 """+ an SLO record's `what` (sla_report, slo_period_closed, late_events)."""
 CARDINALITY_LIMIT = "aud.state.cardinality_limit"
+DEPENDENCY_CHANGED = "aud.dependency.changed"
+"""A dependency node's availability changed (`workers.cascade`)."""
 
 # The trail itself.
 POLICY_CHANGED = "aud.policy.changed"
