@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,11 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.state import Availability, CircuitState, DependencyState
+from topics.catalog import TopicCatalog
+from workers.audit.recorded_input import CASCADE_CHAIN, read_trail
 from workers.cascade.core import CascadeCore, CascadeDecision, breaker_subject, published_status
 from workers.cascade.verify import verify_cascade
 from workers.kernels.dependency_cascade import NodeStatus
 from workers.kernels.dependency_graph import DependencyGraph, Edge, GuardKind, Node, Subject
 from workers.policies.breaker_models import KeyMode
+from workers.policies.policy_set import default_policies
+from workers.replay.pipeline import PipelineReplay
+from workers.replay.trail import verify_trail
+from workers.settings import Mode
 
 OPEN, CLOSED, HALF_OPEN = CircuitState.OPEN, CircuitState.CLOSED, CircuitState.HALF_OPEN
 UNAVAILABLE, DEGRADED, AVAILABLE = (
@@ -218,3 +225,29 @@ def test_a_dropped_decision_is_a_mismatch() -> None:
     assert len(payloads) == 2  # search, planner
     del payloads[0]
     assert verify_cascade(payloads, GRAPH, KeyMode.VENDOR_TOOL).extra[0][0] == "tool:search"
+
+
+def test_replay_from_the_trail_verifies_the_dependencies_chain() -> None:
+    defaults = default_policies(Mode.DEVELOPMENT)
+    policies = replace(
+        defaults, dependencies=replace(defaults.dependencies, graph=GRAPH)
+    )  # the default breaker key mode: vendor/tool
+    payloads = _payloads_of([("openai/search", OPEN), None, ("openai/search", CLOSED)])
+    records = [
+        {"chain": CASCADE_CHAIN, "seq": n, "event_type": "aud.dependency.changed", "payload": p}
+        for n, p in enumerate(payloads)
+    ]
+    pipeline = PipelineReplay(policies, TopicCatalog())
+    clean = verify_trail(read_trail(records), pipeline)
+    assert (clean.recorded, clean.mismatches) == (len(payloads), 0)
+    records[0]["payload"] = {**payloads[0], "to": "degraded"}
+    edited = verify_trail(read_trail(records), pipeline)
+    assert edited.mismatches == 2
+    assert edited.missing[0][:6] == (
+        "dependency",
+        "change",
+        "tool:search",
+        "",
+        "available",
+        "degraded",
+    )

@@ -22,6 +22,8 @@ from workers.audit.policy_trail import POLICY_CHAIN
 from workers.ingest.input_lines import decode_event
 
 INPUT_CHAIN_PREFIX = "input-p"
+CASCADE_CHAIN = "dependencies"
+"""The dependency cascade's chain (one writer: `workers.cascade.runner`)."""
 INPUT_EVENT_TYPES = frozenset(
     {
         names.TOOL_INVOCATION,
@@ -48,6 +50,9 @@ class Trail:
     """The recorded decisions' lines (`Decision.to_json()` as audited)."""
     policies: list[Mapping[str, Any]] = field(default_factory=list)
     """The `aud.policy.changed` payloads, oldest first (`audit.policy_trail`)."""
+    cascade: list[Mapping[str, Any]] = field(default_factory=list)
+    """The dependency cascade's `aud.dependency.changed` payloads in chain order: decisions
+    derived from breaker states, not from input (`workers.cascade.verify`)."""
     records: int = 0
     not_forensic: int = 0
     """Input records without their event (a standard-level trail): exact replay needs all."""
@@ -72,6 +77,12 @@ def read_trail(records: Iterable[Mapping[str, Any]], *, from_ms: int | None = No
                 record["payload"]
                 for record in changes
                 if record["event_type"] == names.POLICY_CHANGED
+            ]
+        elif chain == CASCADE_CHAIN:
+            trail.cascade += [
+                record["payload"]
+                for _, record in entries
+                if record["event_type"] == names.DEPENDENCY_CHANGED
             ]
         else:
             # A kernel's chain. Decisions only: not the notices chained with them

@@ -42,6 +42,7 @@ from topics.catalog import TopicCatalog, TopicName
 from topics.compacted import latest_values
 from topics.connect import start_client
 from workers.audit.chain import AuditChain
+from workers.audit.recorded_input import CASCADE_CHAIN
 from workers.audit.recover import last_record
 from workers.audit.sealing import seal_masked
 from workers.cascade.core import CascadeCore, CascadeDecision, published_status
@@ -52,7 +53,7 @@ from workers.stopping import stopped_within
 
 log = logging.getLogger(__name__)
 
-CHAIN: Final = "dependencies"
+CHAIN: Final = CASCADE_CHAIN
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 _FETCH_TIMEOUT_MS = 500

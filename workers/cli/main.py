@@ -12,6 +12,7 @@ from rich.console import Console
 from workers.cli.audit_cmd import audit
 from workers.cli.breakers_cmd import breakers
 from workers.cli.budgets_cmd import budgets
+from workers.cli.cascade_cmd import cascade
 from workers.cli.context import CliContext, fail
 from workers.cli.project_cmd import project
 from workers.cli.publish_cmd import publish
@@ -63,6 +64,7 @@ cli.add_command(topics)
 cli.add_command(publish)
 cli.add_command(tail)
 cli.add_command(project)
+cli.add_command(cascade)
 cli.add_command(simulate)
 cli.add_command(replay)
 cli.add_command(breakers)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import faust
 
@@ -11,9 +9,9 @@ from topics.admin import TopicAdmin, TopicStatus, problems_of
 from topics.catalog import TopicCatalog
 from workers.app import catalog_for, create_worker, tune_garbage_collector
 from workers.cli.context import CliContext, pass_cli, run
-from workers.errors import ConfigError, TopicMismatchError
+from workers.cli.policy_option import policies_or_exit, policy_option
+from workers.errors import TopicMismatchError
 from workers.logs import logging_config
-from workers.policies.policy_set import load_policies
 
 
 @click.command()
@@ -23,13 +21,7 @@ from workers.policies.policy_set import load_policies
     default=None,
     help="Port of the health/metrics endpoint (0 disables; default 6066).",
 )
-@click.option(
-    "--policy",
-    "policy_dir",
-    type=click.Path(exists=True),
-    envvar="GUARDSTREAM_POLICY_DIR",
-    help="Policy directory or file (default: the runtime mode's built-in policies).",
-)
+@policy_option
 @pass_cli
 def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> None:
     """Run a worker: ingest the input topics, dead-letter bad records, run the circuit
@@ -39,12 +31,7 @@ def worker(cli: CliContext, web_port: int | None, policy_dir: str | None) -> Non
     settings = cli.settings
     if web_port is not None:
         settings = settings.model_copy(update={"web_port": web_port})
-    policy_path = policy_dir or settings.policy_dir
-    try:
-        policies = load_policies(Path(policy_path) if policy_path else None, settings.mode)
-    except ConfigError as exc:
-        cli.err.print(f"[red]invalid policy:[/] {exc}", highlight=False)
-        raise SystemExit(ConfigError.exit_code) from None
+    policies = policies_or_exit(cli, policy_dir)
     run(_ensure_topics(cli, catalog_for(settings, policies.audit)))
     guardstream = create_worker(settings, policies)
     tune_garbage_collector()

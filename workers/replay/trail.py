@@ -15,6 +15,10 @@ chain is one batch), and compares every decision with the recorded ones:
   a second, which depends on how partitions interleaved, and is not compared.
 
 Breaker alerts are not audited (the transition is), so they are not compared either.
+
+The dependency cascade's decisions (`dependencies` chain) follow from breaker states, not
+from input: each recorded step is derived again from the facts it records
+(`workers.cascade.verify`) and compared by (subject, from, to, cause).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.audit.recorded_input import Trail
+from workers.cascade.verify import Projection as CascadeProjection
+from workers.cascade.verify import verify_cascade
 from workers.decisions import Decision
 from workers.replay.pipeline import PipelineReplay
 
@@ -113,12 +119,19 @@ def verify_trail(
     if to_ms is not None:
         replayed = [d for d in replayed if d.ts_ms <= to_ms]
     result = compare(trail.decisions, replayed)
+    policies = pipeline.policies
+    cascade = verify_cascade(trail.cascade, policies.dependencies.graph, policies.breakers.key)
     events = sum(len(inputs) for inputs in trail.inputs.values())
     return Verification(
         events=events,
-        recorded=result.recorded,
-        replayed=result.replayed,
-        missing=result.missing,
-        extra=result.extra,
+        recorded=result.recorded + cascade.recorded,
+        replayed=result.replayed + cascade.recorded - len(cascade.missing) + len(cascade.extra),
+        missing=result.missing + tuple(_cascade_projection(p) for p in cascade.missing),
+        extra=result.extra + tuple(_cascade_projection(p) for p in cascade.extra),
         policy_versions=result.policy_versions,
     )
+
+
+def _cascade_projection(change: CascadeProjection) -> Projection:
+    subject, before, after, cause = change
+    return ("dependency", "change", subject, "", before, after, " -> ".join(cause))
