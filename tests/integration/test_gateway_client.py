@@ -1,7 +1,8 @@
 """The gateway clients against a real redis-server, with state written as the projector writes
-it (ProjectionStore.apply of real state records): breaker open, budget halt, rate limit, data
-classes, the cache (no round trip when warm, invalidated by the change notifications) and
-Redis outages under both failure modes, for the sync and the async client."""
+it (ProjectionStore.apply of real state records): breaker open, budget halt, rate limit,
+dependency nodes unavailable or degraded, data classes, the cache (no round trip when warm,
+invalidated by the change notifications) and Redis outages under both failure modes, for the
+sync and the async client."""
 
 from __future__ import annotations
 
@@ -20,7 +21,15 @@ from redis.asyncio import Redis as AsyncRedis
 
 from devstack.redis import RedisServer
 from schemas.codec import encode
-from schemas.state import BreakerState, BudgetAction, BudgetPeriod, BudgetState, CircuitState
+from schemas.state import (
+    Availability,
+    BreakerState,
+    BudgetAction,
+    BudgetPeriod,
+    BudgetState,
+    CircuitState,
+    DependencyState,
+)
 from schemas.types import from_epoch_ms
 from tests.support.policy_files import ALPHA_SOLVER_SEEDS
 from workers.gateway import (
@@ -117,6 +126,25 @@ def budget(scope: dict[str, str], action: BudgetAction, **fields: Any) -> tuple[
     return "bud.research@2024-01-01", state
 
 
+def dependency(subject: str, availability: Availability) -> DependencyState:
+    """The cascade's record for the node guarding `subject`, down through dep.openai."""
+    cause = [] if availability is Availability.AVAILABLE else ["dep.chat", "dep.openai"]
+    reason = "dep.openai is down: dep.chat -> dep.openai" if cause else "available"
+    return DependencyState(
+        node="dep.chat",
+        subject=subject,
+        availability=availability,
+        previous=Availability.AVAILABLE,
+        cause=cause,
+        reason=reason,
+        criticality="essential",
+        trigger="vendor:openai down",
+        breaker_key="openai",
+        policy_version=V2,
+        updated_at=when(wall_clock_ms()),
+    )
+
+
 def eventually(condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + BOUND_S
     while not condition():
@@ -183,6 +211,51 @@ def test_a_rate_limit_throttles_with_its_retry_after(
     assert [r.kind for r in verdict.reasons] == [ReasonKind.RATE_LIMIT]
     assert verdict.retry_after_ms is not None
     assert 0 < verdict.retry_after_ms <= 20_000
+
+
+def test_a_projected_dependency_node_denies_its_tool_and_names_the_cause(
+    projection: Projection, gateway: GatewayClient
+) -> None:
+    projection.write(
+        Surface.DEPENDENCY, "tool:chat", dependency("tool:chat", Availability.UNAVAILABLE)
+    )
+    verdict = gateway.check("openai", "chat", team="research")
+    assert verdict.decision is Decision.DENY
+    (reason,) = verdict.reasons
+    assert (reason.kind, reason.key) == (ReasonKind.DEPENDENCY_UNAVAILABLE, "tool:chat")
+    assert "dep.openai is down: dep.chat -> dep.openai" in reason.message
+    assert verdict.policy_versions == (V2,)
+    assert gateway.check("openai", "embed").decision is Decision.ALLOW
+    projection.write(
+        Surface.DEPENDENCY, "vendor:mistral", dependency("vendor:mistral", Availability.DEGRADED)
+    )
+    degraded = gateway.check("mistral", "embed")
+    assert degraded.decision is Decision.ALLOW
+    assert [(r.kind, r.key) for r in degraded.reasons] == [
+        (ReasonKind.DEPENDENCY_DEGRADED, "vendor:mistral")
+    ]
+
+
+def test_a_dependency_change_evicts_the_cached_calls_that_read_it(
+    projection: Projection, gateway: GatewayClient
+) -> None:
+    projection.write(Surface.BREAKER, "openai", breaker("openai", CircuitState.CLOSED))
+    # Eventually: a check that raced the breaker's own notification is not cached.
+    eventually(lambda: gateway.check("openai", "chat").source is Source.CACHE)
+    eventually(lambda: gateway.check("anthropic", "embed").source is Source.CACHE)
+    # The node's hash did not exist when the entry was read: its creation evicts the entry.
+    # Within BOUND_S, well inside the 30 s cache TTL, only that eviction can show the deny.
+    projection.write(
+        Surface.DEPENDENCY, "tool:chat", dependency("tool:chat", Availability.UNAVAILABLE)
+    )
+    eventually(lambda: gateway.check("openai", "chat").decision is Decision.DENY)
+    assert gateway.check("anthropic", "embed").source is Source.CACHE  # it read other hashes
+    eventually(lambda: gateway.check("openai", "chat").source is Source.CACHE)
+    projection.write(
+        Surface.DEPENDENCY, "tool:chat", dependency("tool:chat", Availability.AVAILABLE)
+    )
+    eventually(lambda: gateway.check("openai", "chat").reasons == ())
+    assert gateway.check("openai", "chat").decision is Decision.ALLOW
 
 
 def test_phi_to_a_vendor_that_is_not_hipaa_compliant_is_denied(projection: Projection) -> None:

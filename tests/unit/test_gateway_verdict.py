@@ -85,13 +85,35 @@ def slo(*firing: str) -> Hash:
     return {"slo_id": "slo.avail", "firing": text, "level": "", "policy_version": "3"}
 
 
+CHAIN = "dep.openai is down: dep.chat -> dep.planner -> dep.openai"
+
+
+def dependency(availability: str, *, reason: str = CHAIN, cause: str | None = None) -> Hash:
+    """A dependency node's hash as the gateway's script reads it (a node guarding `tool:chat`)."""
+    path = '["dep.chat","dep.planner","dep.openai"]' if availability != "available" else "[]"
+    return {
+        "availability": availability,
+        "node": "dep.chat",
+        "reason": reason,
+        "cause": path if cause is None else cause,
+        "policy_version": "4",
+    }
+
+
 def state(
     breakers: Mapping[str, Hash] | None = None,
     budgets: Mapping[str, Hash] | None = None,
     slos: Mapping[str, Hash] | None = None,
     updated_at_ms: int | None = NOW - 40,
+    dependencies: Mapping[str, Hash] | None = None,
 ) -> FetchedState:
-    return FetchedState(breakers or {}, budgets or {}, slos or {}, updated_at_ms)
+    return FetchedState(
+        breakers=breakers or {},
+        budgets=budgets or {},
+        slos=slos or {},
+        dependencies=dependencies or {},
+        updated_at_ms=updated_at_ms,
+    )
 
 
 # --- breakers ----------------------------------------------------------------------------------
@@ -252,6 +274,113 @@ def test_an_unknown_data_class_is_denied() -> None:
     assert "unknown data class" in verdict.reasons[0].message
 
 
+# --- dependencies ------------------------------------------------------------------------------
+
+
+def test_a_call_reads_the_dependency_nodes_of_its_vendor_and_its_tool() -> None:
+    assert CALL.dependency_subjects == ("vendor:openai", "tool:chat")
+
+
+def test_an_unavailable_dependency_denies_and_names_the_cause_chain() -> None:
+    verdict = decide(CALL, state(dependencies={"tool:chat": dependency("unavailable")}), NOW)
+    assert verdict.decision is Decision.DENY
+    (reason,) = verdict.reasons
+    assert (reason.kind, reason.key, reason.decision) == (
+        ReasonKind.DEPENDENCY_UNAVAILABLE,
+        "tool:chat",
+        Decision.DENY,
+    )
+    assert reason.message == f"dependency tool:chat (dep.chat) is unavailable: {CHAIN}"
+    assert reason.retry_after_ms is None  # the cascade does not know when the chain recovers
+    assert verdict.retry_after_ms is None
+    assert verdict.policy_versions == ("4",)
+
+
+def test_without_a_reason_the_message_falls_back_to_the_cause_path() -> None:
+    fields = dependency("unavailable", reason="")
+    (reason,) = decide(CALL, state(dependencies={"vendor:openai": fields}), NOW).reasons
+    assert reason.message.endswith(": dep.chat -> dep.planner -> dep.openai")
+    bare = dependency("unavailable", reason="", cause="")
+    (reason,) = decide(CALL, state(dependencies={"vendor:openai": bare}), NOW).reasons
+    assert reason.message.endswith(": no reason recorded")
+
+
+def test_a_degraded_dependency_allows_and_is_listed() -> None:
+    verdict = decide(CALL, state(dependencies={"tool:chat": dependency("degraded")}), NOW)
+    assert verdict.decision is Decision.ALLOW
+    assert [(r.kind, r.key, r.decision) for r in verdict.reasons] == [
+        (ReasonKind.DEPENDENCY_DEGRADED, "tool:chat", Decision.ALLOW)
+    ]
+    assert CHAIN in verdict.reasons[0].message
+    # Informational whatever slo_throttles says: that setting is the SLOs'.
+    assert decide(
+        CALL, state(dependencies={"tool:chat": dependency("degraded")}), NOW, slo_throttles=True
+    ).allowed
+
+
+@pytest.mark.parametrize("availability", ["available", "", "rebooting"])
+def test_an_available_or_unknown_dependency_says_nothing(availability: str) -> None:
+    verdict = decide(CALL, state(dependencies={"tool:chat": dependency(availability)}), NOW)
+    assert (verdict.decision, verdict.reasons) == (Decision.ALLOW, ())
+
+
+def test_a_deny_from_a_dependency_alone_keeps_the_breakers_fallback_rule() -> None:
+    down = {"vendor:openai": dependency("unavailable")}
+    closed = {"openai": breaker("closed", fallback="use_alternate_vendor")}
+    assert decide(CALL, state(closed, dependencies=down), NOW).fallback_action == (
+        "use_alternate_vendor"
+    )
+    assert decide(CALL, state(dependencies=down), NOW).fallback_action is None
+
+
+def test_a_dependency_deny_outranks_throttles_and_lists_after_the_breakers() -> None:
+    verdict = decide(
+        CALL,
+        state(
+            {"openai": breaker("open", retry_at=NOW + 9, version="7")},
+            {"bud.b": budget("throttle", decided_by="threshold:80")},
+            {"slo:slo.avail/openai": slo("ticket-6h")},
+            dependencies={
+                "tool:chat": dependency("degraded"),
+                "vendor:openai": dependency("unavailable"),
+            },
+        ),
+        NOW,
+    )
+    assert verdict.decision is Decision.DENY
+    assert [(r.kind, r.key) for r in verdict.reasons] == [
+        (ReasonKind.BREAKER_OPEN, "openai"),
+        (ReasonKind.DEPENDENCY_UNAVAILABLE, "vendor:openai"),
+        (ReasonKind.BUDGET_THROTTLE, "bud.b"),
+        (ReasonKind.SLO_DEGRADED, "slo:slo.avail/openai"),
+        (ReasonKind.DEPENDENCY_DEGRADED, "tool:chat"),
+    ]
+    assert verdict.retry_after_ms == 9  # the breaker's: the dependency names no wait
+    only_throttled = state(
+        budgets={"bud.b": budget("throttle", decided_by="threshold:80")},
+        dependencies={"tool:chat": dependency("degraded")},
+    )
+    assert decide(CALL, only_throttled, NOW).decision is Decision.THROTTLE
+    halted = state(
+        budgets={"bud.a": budget("halt", decided_by="hard_limit")},
+        dependencies={"tool:chat": dependency("unavailable")},
+    )
+    assert [r.kind for r in decide(CALL, halted, NOW).reasons] == [
+        ReasonKind.DEPENDENCY_UNAVAILABLE,
+        ReasonKind.BUDGET_HALT,
+    ]
+
+
+def test_fail_open_keeps_a_last_known_unavailable_dependency() -> None:
+    known = state(dependencies={"tool:chat": dependency("unavailable")})
+    verdict = unavailable(CALL, known, NOW, FailureMode.FAIL_OPEN, "down")
+    assert verdict.decision is Decision.DENY
+    assert [r.kind for r in verdict.reasons] == [
+        ReasonKind.REDIS_UNAVAILABLE,
+        ReasonKind.DEPENDENCY_UNAVAILABLE,
+    ]
+
+
 # --- precedence, versions, staleness -----------------------------------------------------------
 
 
@@ -334,6 +463,7 @@ BUDGETS = st.builds(
     st.integers(-1000, 1000),
 )
 SLOS = st.builds(lambda firing: slo(*firing), st.lists(st.sampled_from(["page", "ticket"])))
+DEPENDENCIES = st.builds(dependency, st.sampled_from(["available", "degraded", "unavailable"]))
 
 
 @given(
@@ -342,6 +472,7 @@ SLOS = st.builds(lambda firing: slo(*firing), st.lists(st.sampled_from(["page", 
     ),
     budgets=st.dictionaries(st.sampled_from(["b1", "b2", "b3"]), BUDGETS),
     slos=st.dictionaries(st.sampled_from(["s1", "s2"]), SLOS),
+    dependencies=st.dictionaries(st.sampled_from(CALL.dependency_subjects), DEPENDENCIES),
     classes=st.lists(st.sampled_from(["public", "pii", "phi", "internal"]), max_size=2),
     throttles=st.booleans(),
     data=st.data(),
@@ -350,18 +481,24 @@ def test_the_decision_is_the_most_restrictive_reason_whatever_the_order(
     breakers: dict[str, Hash],
     budgets: dict[str, Hash],
     slos: dict[str, Hash],
+    dependencies: dict[str, Hash],
     classes: list[str],
     throttles: bool,
     data: st.DataObject,
 ) -> None:
     rules = data_class_verdict(HANDLING, REGISTRY, "openai", classes)
-    verdict = decide(CALL, state(breakers, budgets, slos), NOW, data=rules, slo_throttles=throttles)
+    fetched = state(breakers, budgets, slos, dependencies=dependencies)
+    verdict = decide(CALL, fetched, NOW, data=rules, slo_throttles=throttles)
     assert verdict.decision is most_restrictive(r.decision for r in verdict.reasons)
     assert list(verdict.reasons) == sorted(verdict.reasons, key=lambda r: r.order)
+    unavailable_nodes = [h for h in dependencies.values() if h["availability"] == "unavailable"]
+    if unavailable_nodes:
+        assert verdict.decision is Decision.DENY
     shuffled = state(
         dict(data.draw(st.permutations(list(breakers.items())))),
         dict(data.draw(st.permutations(list(budgets.items())))),
         dict(data.draw(st.permutations(list(slos.items())))),
+        dependencies=dict(data.draw(st.permutations(list(dependencies.items())))),
     )
     assert decide(CALL, shuffled, NOW, data=rules, slo_throttles=throttles) == verdict
 

@@ -7,8 +7,10 @@ hash keys it read. The rules:
   leave an entry stale, so `subscribed(False)` empties the cache and turns it off, and each
   (re)subscription starts from empty too (redis-py may reconnect a pub/sub connection by
   itself: a second subscribe confirmation clears as well);
-* a **changed hash** drops every entry that read it (a breaker that did not exist when read is
-  a key the entry read too, so its creation counts);
+* a **changed hash** drops every entry that read it (a breaker, SLO or dependency node that
+  did not exist when read is a key the entry read too, so its creation counts: a
+  `dependency:tool:<tool>` hash the cascade writes for the first time evicts the calls to
+  that tool);
 * a changed **budget hash the cache has never seen** clears everything: it may have joined an
   index set any entry read, and the notification does not say which;
 * a fetch that raced a notification is not stored: `begin()` takes a sequence number, and

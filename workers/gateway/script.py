@@ -1,10 +1,11 @@
 """The one round trip of a check: a Lua script reading every hash a call touches.
 
-KEYS: the meta record, the candidate breaker hashes, the watched SLO hashes, then the budget
-index sets of the call's attributes (and `budget-index:*`). The script returns meta's
-`updated_at_ms`, each breaker's and SLO's fields (HMGET: the decision fields only, never the
-`record` JSON, so a reply stays small), and for each member of the index sets' union its
-hash key and fields.
+KEYS: the meta record, the candidate breaker hashes, the watched SLO hashes, the dependency
+hashes of the call's vendor and tool subjects, then the budget index sets of the call's
+attributes (and `budget-index:*`); ARGV: how many breaker, SLO and dependency keys there are.
+The script returns meta's `updated_at_ms`, each breaker's, SLO's and dependency's fields
+(HMGET: the decision fields only, never the `record` JSON, so a reply stays small), and for
+each member of the index sets' union its hash key and fields.
 
 Budgets are filtered in Python (`verdict.budget_applies`), not in Lua: scopes may hold
 fnmatch globs, and Lua patterns are not globs; the union of a call's index sets is small (the
@@ -37,6 +38,7 @@ BUDGET_FIELDS = (
     "scope",
 )
 SLO_FIELDS = ("slo_id", "firing", "level", "policy_version")
+DEPENDENCY_FIELDS = ("availability", "node", "reason", "cause", "policy_version")
 
 
 def _lua_list(names: Sequence[str]) -> str:
@@ -46,26 +48,27 @@ def _lua_list(names: Sequence[str]) -> str:
 # The field lists are written once, here, into the script's text: sent as ARGV they cost
 # every check ~20 more arguments to encode and parse (measured: a third of a cold check).
 FETCH_SCRIPT = f"""
-local nbreakers, nslos = tonumber(ARGV[1]), tonumber(ARGV[2])
-local breaker_fields = {_lua_list(BREAKER_FIELDS)}
 local budget_fields = {_lua_list(BUDGET_FIELDS)}
-local slo_fields = {_lua_list(SLO_FIELDS)}
-local breakers, slos, budgets = {{}}, {{}}, {{}}
-for i = 2, 1 + nbreakers do
-  breakers[#breakers + 1] = redis.call('HMGET', KEYS[i], unpack(breaker_fields))
+local k = 2
+local function read(count, fields)
+  local found = {{}}
+  for i = k, k + count - 1 do found[#found + 1] = redis.call('HMGET', KEYS[i], unpack(fields)) end
+  k = k + count
+  return found
 end
-for i = 2 + nbreakers, 1 + nbreakers + nslos do
-  slos[#slos + 1] = redis.call('HMGET', KEYS[i], unpack(slo_fields))
-end
-local indexes = {{}}
-for i = 2 + nbreakers + nslos, #KEYS do indexes[#indexes + 1] = KEYS[i] end
+local breakers = read(tonumber(ARGV[1]), {_lua_list(BREAKER_FIELDS)})
+local slos = read(tonumber(ARGV[2]), {_lua_list(SLO_FIELDS)})
+local dependencies = read(tonumber(ARGV[3]), {_lua_list(DEPENDENCY_FIELDS)})
+local indexes, budgets = {{}}, {{}}
+for i = k, #KEYS do indexes[#indexes + 1] = KEYS[i] end
 if #indexes > 0 then
   for _, member in ipairs(redis.call('SUNION', unpack(indexes))) do
     budgets[#budgets + 1] = member
     budgets[#budgets + 1] = redis.call('HMGET', member, unpack(budget_fields))
   end
 end
-return {{redis.call('HGET', KEYS[1], 'updated_at_ms') or '', breakers, slos, budgets}}
+local updated_at = redis.call('HGET', KEYS[1], 'updated_at_ms') or ''
+return {{updated_at, breakers, slos, budgets, dependencies}}
 """
 
 
@@ -81,6 +84,14 @@ class FetchPlan:
     args: tuple[str | int, ...]
     breaker_names: tuple[str, ...]
     slo_names: tuple[str, ...]
+    dependency_names: tuple[str, ...]
+
+    @property
+    def hash_keys(self) -> tuple[str, ...]:
+        """The hashes the script reads by name (breakers, SLOs, dependencies), whether or not
+        they exist: the budgets come from the index sets."""
+        count = len(self.breaker_names) + len(self.slo_names) + len(self.dependency_names)
+        return self.keys[1 : 1 + count]
 
 
 def plan_fetch(layout: RedisLayout, call: Call, watched_slos: Sequence[str]) -> FetchPlan:
@@ -95,15 +106,17 @@ def plan_fetch(layout: RedisLayout, call: Call, watched_slos: Sequence[str]) -> 
     )
     attributes = call.attributes
     indexes = [layout.budget_index(a, v) for a, v in sorted(attributes.items())]
+    dependency_names = call.dependency_subjects
     keys = (
         layout.meta,
         *(layout.state(Surface.BREAKER, name) for name in call.breaker_keys),
         *(layout.state(Surface.SLO, name) for name in slo_names),
+        *(layout.state(Surface.DEPENDENCY, name) for name in dependency_names),
         *indexes,
         layout.budget_index(None),
     )
-    args = (len(call.breaker_keys), len(slo_names))
-    return FetchPlan(keys, args, call.breaker_keys, slo_names)
+    args = (len(call.breaker_keys), len(slo_names), len(dependency_names))
+    return FetchPlan(keys, args, call.breaker_keys, slo_names, dependency_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +131,7 @@ class Fetched:
 
 def parse_reply(layout: RedisLayout, call: Call, plan: FetchPlan, reply: Any) -> Fetched:
     """The script's reply as state; ProjectionMissing when Redis holds no projection."""
-    updated_at, breakers, slos, budgets = reply
+    updated_at, breakers, slos, budgets, dependencies = reply
     if not updated_at:
         raise ProjectionMissing(layout.meta)
     budget_prefix = layout.state(Surface.BUDGET, "")
@@ -131,16 +144,14 @@ def parse_reply(layout: RedisLayout, call: Call, plan: FetchPlan, reply: Any) ->
         fields = _fields(BUDGET_FIELDS, budgets[i + 1])
         if fields is not None and budget_applies(fields["scope"], attributes):
             applying[hash_key.removeprefix(budget_prefix)] = fields
-    read = {
-        *plan.keys[1 : 1 + len(plan.breaker_names) + len(plan.slo_names)],
-        *budget_keys,
-    }
     state = FetchedState(
         breakers=_existing(BREAKER_FIELDS, plan.breaker_names, breakers),
         budgets=applying,
         slos=_existing(SLO_FIELDS, plan.slo_names, slos),
+        dependencies=_existing(DEPENDENCY_FIELDS, plan.dependency_names, dependencies),
         updated_at_ms=int(_text(updated_at)),
     )
+    read = {*plan.hash_keys, *budget_keys}
     return Fetched(state, frozenset(read), frozenset(budget_keys))
 
 

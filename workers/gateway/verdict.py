@@ -22,11 +22,17 @@
   and a class that may not be cached turns a `use_cache` fallback into `return_error`.
 * **SLO degradation** (`slo_degraded`): a watched burn-rate SLO firing for this vendor/tool is
   reported, informational by default (`slo_throttles=True` makes it throttle).
+* **dependencies**: the cascade's verdict on the dependency-graph nodes guarding the call's
+  vendor and tool (`dependency:vendor:<vendor>`, `dependency:tool:<tool>`; a subject no node
+  guards has no hash and allows). `unavailable` denies (`dependency_unavailable`) and the
+  message names the cause chain (the record's reason: which node is down, through which
+  required dependencies); no retry time, as the cascade does not know when the breaker at the
+  chain's end will half-open. `degraded` (the down node is on an optional path) is reported
+  and allows (`dependency_degraded`). A dependency carries no fallback: the verdict's fallback
+  stays the call's breakers' (`_fallback`), so a deny from a dependency alone gives the most
+  specific breaker's fallback that names one, or none.
 * **Redis unavailable** (`redis_unavailable`, see `unavailable`): allow under fail_open, deny
   under fail_closed.
-* **dependencies**: TODO (issue 13's dependency cascade is not projected yet). When it is, its
-  hashes join `FetchedState` and a `dependency_open` reason joins the rules here; nothing in
-  Redis names a dependency today, so no layout is assumed.
 
 The most restrictive reason decides (deny > throttle > allow); reasons are listed in a fixed
 order (`REASON_ORDER`, then key, then message), whatever order Redis returned the hashes in.
@@ -43,8 +49,10 @@ from enum import StrEnum
 
 import orjson
 
+from schemas.state import Availability
 from schemas.types import epoch_ms
 from workers.kernels.data_rules import DataClassVerdict
+from workers.kernels.dependency_graph import GuardKind, Subject
 
 
 class Decision(StrEnum):
@@ -61,13 +69,22 @@ def most_restrictive(decisions: Iterable[Decision]) -> Decision:
 
 
 class ReasonKind(StrEnum):
+    """Declared in the order a verdict lists its reasons (`REASON_ORDER`): the kinds that can
+    deny, then those that throttle, then the informational ones. The order only lists; the
+    decision is `most_restrictive` of the reasons' own decisions."""
+
     REDIS_UNAVAILABLE = "redis_unavailable"
     DATA_CLASS = "data_class"
     BREAKER_OPEN = "breaker_open"
+    DEPENDENCY_UNAVAILABLE = "dependency_unavailable"
+    """After the breakers: a breaker is the call's own state, a dependency what the cascade
+    derives from other breakers."""
     BUDGET_HALT = "budget_halt"
     RATE_LIMIT = "rate_limit"
     BUDGET_THROTTLE = "budget_throttle"
     SLO_DEGRADED = "slo_degraded"
+    DEPENDENCY_DEGRADED = "dependency_degraded"
+    """Last: it always allows, where `slo_degraded` may throttle (`slo_throttles`)."""
 
 
 REASON_ORDER = {kind: rank for rank, kind in enumerate(ReasonKind)}
@@ -125,6 +142,15 @@ class Call:
         tool) and every one that exists applies."""
         return tuple(dict.fromkeys((f"{self.vendor}/{self.tool}", self.vendor, self.tool)))
 
+    @property
+    def dependency_subjects(self) -> tuple[str, ...]:
+        """The dependency-graph subjects guarding this call, the keys of the cascade's
+        dependency-state records: its vendor's and its tool's."""
+        return (
+            str(Subject(GuardKind.VENDOR, self.vendor)),
+            str(Subject(GuardKind.TOOL, self.tool)),
+        )
+
 
 Hash = Mapping[str, str]
 """A projected hash's fields (workers.projection.updates), "" for an absent value."""
@@ -140,6 +166,9 @@ class FetchedState:
     """Ledger key -> hash, for the budgets whose scope the call matches."""
     slos: Mapping[str, Hash] = field(default_factory=dict)
     """SLO state key -> hash, for the watched SLOs' keys that exist."""
+    dependencies: Mapping[str, Hash] = field(default_factory=dict)
+    """Dependency subject (`vendor:openai`, `tool:chat`) -> hash, for the call's subjects that
+    a dependency-graph node guards."""
     updated_at_ms: int | None = None
     """When the projector last wrote (meta `updated_at_ms`)."""
 
@@ -148,7 +177,8 @@ class FetchedState:
 class Reason:
     kind: ReasonKind
     key: str
-    """The breaker, budget or SLO key, the data class, or the Redis address."""
+    """The breaker, budget or SLO key, the dependency subject, the data class, or the Redis
+    address."""
     message: str
     decision: Decision
     """What this reason alone decides."""
@@ -204,6 +234,7 @@ def decide(
         *_budget_reasons(state.budgets, now_ms),
         *_cost_reasons(state.budgets, estimated_cost_usd),
         *_slo_reasons(state.slos, slo_throttles),
+        *_dependency_reasons(state.dependencies),
         *_data_reasons(data),
     ]
     return _verdict(call, state, now_ms, reasons, data, source)
@@ -275,7 +306,12 @@ def _verdict(
     fallback = _fallback(call, state.breakers, reasons)
     if data is not None:
         fallback = data.fallback(fallback)
-    hashes = [*state.breakers.values(), *state.budgets.values(), *state.slos.values()]
+    hashes = [
+        *state.breakers.values(),
+        *state.budgets.values(),
+        *state.slos.values(),
+        *state.dependencies.values(),
+    ]
     return Verdict(
         decision=most_restrictive(r.decision for r in reasons),
         reasons=tuple(reasons),
@@ -291,7 +327,9 @@ def _verdict(
 
 def _fallback(call: Call, breakers: Mapping[str, Hash], reasons: list[Reason]) -> str | None:
     """The fallback of the most specific denying breaker, else of the most specific breaker
-    that names one (a gateway also needs it when the vendor fails on an allowed call)."""
+    that names one (a gateway also needs it when the vendor fails on an allowed call). Budgets
+    and dependencies carry no fallback of their own: a call only they deny gets this one too
+    (None when no breaker of the call names one)."""
     denying = {r.key for r in reasons if r.kind is ReasonKind.BREAKER_OPEN}
     named = [k for k in call.breaker_keys if breakers.get(k, {}).get("fallback_action")]
     chosen = next((k for k in named if k in denying), named[0] if named else None)
@@ -389,6 +427,46 @@ def _slo_reasons(slos: Mapping[str, Hash], throttles: bool) -> list[Reason]:
                 )
             )
     return reasons
+
+
+def _dependency_reasons(dependencies: Mapping[str, Hash]) -> list[Reason]:
+    """`unavailable` denies, `degraded` informs; `available` (or a value this gateway does not
+    know) says nothing, as a breaker state it does not know says nothing."""
+    reasons = []
+    for subject, fields in dependencies.items():
+        availability = fields.get("availability", "")
+        if availability == Availability.UNAVAILABLE:
+            kind, decision = ReasonKind.DEPENDENCY_UNAVAILABLE, Decision.DENY
+        elif availability == Availability.DEGRADED:
+            kind, decision = ReasonKind.DEPENDENCY_DEGRADED, Decision.ALLOW
+        else:
+            continue
+        node = fields.get("node") or "no node recorded"
+        reasons.append(
+            Reason(
+                kind,
+                subject,
+                f"dependency {subject} ({node}) is {availability}: {_cause_chain(fields)}",
+                decision,
+                None,
+                fields.get("policy_version") or None,
+            )
+        )
+    return reasons
+
+
+def _cause_chain(fields: Hash) -> str:
+    """The record's reason (it names the down node and the path to it), else the bare `cause`
+    path, so a deny always says why when the record does."""
+    if fields.get("reason"):
+        return fields["reason"]
+    try:
+        cause = orjson.loads(fields.get("cause") or "[]")
+    except orjson.JSONDecodeError:
+        cause = []
+    if isinstance(cause, list) and cause:
+        return " -> ".join(str(node) for node in cause)
+    return "no reason recorded"
 
 
 def _data_reasons(data: DataClassVerdict | None) -> list[Reason]:
