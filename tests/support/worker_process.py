@@ -104,6 +104,12 @@ def _wait_healthy(worker: WorkerProcess, timeout_s: float = 60) -> None:
     raise RuntimeError(f"worker not healthy after {timeout_s}s:\n{worker.log_tail()}")
 
 
+def cascade_process(env: Mapping[str, str], log_path: Path) -> ManagedProcess:
+    """`guardstream cascade` as a user runs it (not started)."""
+    argv = [sys.executable, "-m", "workers.cli.main", "cascade"]
+    return ManagedProcess("cascade", argv, log_path, env=dict(env))
+
+
 @contextmanager
 def running_projector(env: Mapping[str, str], tmp_path: Path) -> Iterator[ManagedProcess]:
     """`guardstream project` as a user runs it, metrics on a free port."""
