@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from workers.metrics import (
     PROJECTION_UPDATES,
 )
 from workers.metrics_scrape import labels, scrape, total
+from workers.projection.layout import RedisLayout, Surface
 from workers.simulate.through_gateway import GATEWAY_CHECKS
 
 SIMULATOR_ARGS = [
@@ -95,6 +96,7 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[Manage
 
 
 _STATE_STYLE = {"closed": "green", "open": "bold red", "half_open": "yellow"}
+_AVAILABILITY_STYLE = {"available": "green", "unavailable": "bold red", "degraded": "yellow"}
 
 
 def _breaker_table(states: list[dict[str, Any]]) -> Table:
@@ -114,6 +116,34 @@ def _breaker_table(states: list[dict[str, Any]]) -> Table:
             state.get("reason") or "",
         )
     return table
+
+
+def _dependency_table(nodes: list[dict[str, str]]) -> Table:
+    table = Table(
+        "subject", "node", "availability", "reason",
+        title="dependencies (guardstream cascade, from Redis)", expand=True,
+    )  # fmt: skip
+    order = {"unavailable": 0, "degraded": 1}
+    for node in sorted(nodes, key=lambda n: (order.get(n["availability"], 2), n["subject"])):
+        style = _AVAILABILITY_STYLE.get(node["availability"], "")
+        shown = f"[{style}]{node['availability']}[/]" if style else node["availability"]
+        table.add_row(node["subject"], node["node"], shown, node["reason"])
+    return table
+
+
+def _dependencies(redis_server: RedisServer, layout: RedisLayout) -> list[dict[str, str]]:
+    """The cascade's nodes as the projector holds them in Redis (what gateways read)."""
+    names = ("subject", "node", "availability", "reason")
+    try:
+        with redis_server.client() as client:
+            keys = list(client.scan_iter(layout.state(Surface.DEPENDENCY, "*")))
+            rows = [client.hmget(key, names) for key in keys]
+    except OSError:
+        return []
+    return [
+        {name: (value or b"").decode() for name, value in zip(names, row, strict=True)}
+        for row in rows
+    ]
 
 
 def _budget_table(states: list[dict[str, Any]]) -> Table:
@@ -194,6 +224,7 @@ def _view(
     breakers: list[dict[str, Any]],
     budgets: list[dict[str, Any]],
     slos: list[dict[str, Any]],
+    dependencies: list[dict[str, str]],
     rate: float,
     elapsed_s: float,
     logs: Path,
@@ -226,6 +257,7 @@ def _view(
         Panel(summary, title="guardstream demo"),
         _gateway_table(gateway),
         _breaker_table(breakers),
+        _dependency_table(dependencies),
         _budget_table(budgets),
         _slo_table(slos),
         ingest,
@@ -265,6 +297,9 @@ def run_demo(seconds: float | None) -> None:
                 logs / "projector.log",
             )
         )
+        stack.enter_context(
+            _process(["cascade", "--policy", str(policies)], settings_env, logs / "cascade.log")
+        )
         gateway_port = free_port()
         simulator_args = [*SIMULATOR_ARGS, "--metrics-port", str(gateway_port)]
         stack.enter_context(_process(simulator_args, settings_env, logs / "simulator.log"))
@@ -272,13 +307,22 @@ def run_demo(seconds: float | None) -> None:
             f"Kafka {cluster.bootstrap_servers}, Redis {redis_server.url}, "
             f"metrics http://127.0.0.1:{web_port}/metrics"
         )
-        _watch(console, (web_port, projector_port, gateway_port), worker, seconds, logs)
+        layout = RedisLayout.for_topic_prefix(catalog.prefix)
+        _watch(
+            console,
+            (web_port, projector_port, gateway_port),
+            worker,
+            lambda: _dependencies(redis_server, layout),
+            seconds,
+            logs,
+        )
 
 
 def _watch(
     console: Console,
     ports: tuple[int, int, int],
     worker: ManagedProcess,
+    dependencies: Callable[[], list[dict[str, str]]],
     seconds: float | None,
     logs: Path,
 ) -> None:
@@ -315,6 +359,7 @@ def _watch(
                         breakers,
                         budgets,
                         slos,
+                        dependencies(),
                         rate,
                         now - started,
                         logs,
@@ -323,7 +368,7 @@ def _watch(
                 time.sleep(_REFRESH_S)
     except KeyboardInterrupt:
         pass
-    console.print("stopping worker, projector, simulator, Kafka and Redis ...")
+    console.print("stopping worker, projector, cascade, simulator, Kafka and Redis ...")
 
 
 async def _create_topics(bootstrap: str, catalog: TopicCatalog) -> None:

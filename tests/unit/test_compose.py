@@ -86,10 +86,18 @@ def _service_argv(service: dict[str, Any]) -> list[str]:
 # --- services and start order --------------------------------------------------------------
 
 
-def test_the_stack_has_broker_redis_topics_worker_projector_and_simulator(
+def test_the_stack_has_broker_redis_topics_worker_projector_cascade_and_simulator(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
-    assert set(services) == {"kafka", "redis", "topics", "worker", "projector", "simulator"}
+    assert set(services) == {
+        "kafka",
+        "redis",
+        "topics",
+        "worker",
+        "projector",
+        "cascade",
+        "simulator",
+    }
     assert compose["name"] == "guardstream"  # not the checkout directory's name
 
 
