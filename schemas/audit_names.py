@@ -14,6 +14,8 @@ OTHER_INPUT = "aud.input.event"
 DEAD_LETTERED = "aud.input.dead_lettered"
 UNSEALABLE = "aud.input.unsealable"
 SENSITIVE_DATA = "aud.data.sensitive"
+RISK_TRIGGERED = "aud.risk.triggered"
+"""A tool invocation that broke a data-class rule (`workers.audit.data_risk`)."""
 
 # Decisions.
 BREAKER_TRANSITION = "aud.breaker.transition"

@@ -125,7 +125,14 @@ class TopicCatalog:
                 None,
             ),
             # One partition: the cascade has one writer, which sees every breaker.
-            (TopicName.DEPENDENCY_STATE, "node subject", "DependencyState", 1, Cleanup.COMPACT, None),
+            (
+                TopicName.DEPENDENCY_STATE,
+                "node subject",
+                "DependencyState",
+                1,
+                Cleanup.COMPACT,
+                None,
+            ),
             (TopicName.CONTROL, "target", "ControlCommand", n, Cleanup.DELETE, 7 * DAY_MS),
             (TopicName.DEAD_LETTER, "original key", "DeadLetter", n, Cleanup.DELETE, 30 * DAY_MS),
             # Internal (DESIGN §11): spend routed from the input partitions to the budget's.

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.events import INPUT_EVENT_TYPES, InputEvent
 from topics.catalog import INPUT_TOPICS, TopicCatalog, TopicName
+from workers.audit.data_risk import DataRiskRules
 from workers.audit.inputs import InputAuditSink
 from workers.audit.policy_writer import record_policy_changes
 from workers.batching import BatchingApp, BatchTopic, RawBatch
@@ -133,7 +134,15 @@ def create_worker(
     _register_log_masking(app, masker)
     client_options = settings.kafka_client_options()
     level = settings.effective_audit_level
-    worker.input_audit = InputAuditSink(app, catalog, level, client_options, masker, policies.audit)
+    worker.input_audit = InputAuditSink(
+        app,
+        catalog,
+        level,
+        client_options,
+        masker,
+        policies.audit,
+        DataRiskRules.from_policies(policies, masker),
+    )
     undecodable = UndecodableBatchAlerts(app, catalog)
     worker.sinks += [worker.input_audit, undecodable]
     registry.register(UndecodableBatchCollector(undecodable.counts))

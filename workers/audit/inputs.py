@@ -33,6 +33,7 @@ from schemas.override import BreakerOverride
 from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from workers.audit.chains import ChainBook
+from workers.audit.data_risk import DataRiskRules, risk_payload
 from workers.batching.outputs import BatchOutputs
 from workers.ingest.stage import IngestResult
 from workers.masking.masker import Masker
@@ -49,6 +50,7 @@ _EVENT_TYPES: Mapping[type, str] = {
 OTHER_INPUT = names.OTHER_INPUT
 """A stream record of a kind added later: recorded all the same (forensic means every one)."""
 DEAD_LETTERED = names.DEAD_LETTERED
+RISK_TRIGGERED = names.RISK_TRIGGERED
 UNSEALABLE = names.UNSEALABLE
 """In place of an entry that could not be sealed: where it came from and why, no payload."""
 
@@ -79,9 +81,12 @@ class InputEntry:
         }
 
 
-def input_entries(level: AuditLevel, result: IngestResult) -> list[InputEntry]:
+def input_entries(
+    level: AuditLevel, result: IngestResult, risk: DataRiskRules | None = None
+) -> list[InputEntry]:
     """The audit entries `level` asks for in one ingested batch, in the partition's order
-    (accepted and rejected records interleaved by offset)."""
+    (accepted and rejected records interleaved by offset); with `risk`, at every level, an
+    `aud.risk.triggered` entry after each tool invocation that broke a data-class rule."""
     entries: list[tuple[int, InputEntry]] = []
     for rejected in result.rejected:
         letter = rejected.dead_letter
@@ -99,6 +104,8 @@ def input_entries(level: AuditLevel, result: IngestResult) -> list[InputEntry]:
         entries.append(
             (letter.offset, InputEntry(DEAD_LETTERED, ts_ms, Severity.WARNING, refused, source))
         )
+    if risk is not None:
+        entries += _risk_entries(risk, result)
     if level is not AuditLevel.MINIMAL:
         forensic = level is AuditLevel.FORENSIC
         for item in result.accepted:
@@ -123,8 +130,30 @@ def input_entries(level: AuditLevel, result: IngestResult) -> list[InputEntry]:
                 _EVENT_TYPES[type(event)], epoch_ms(event.ts), severity, payload, source
             )
             entries.append((record.offset, entry))
+    # Stable: a risk entry (listed first) goes before its invocation's own record.
     entries.sort(key=lambda pair: pair[0])
     return [entry for _, entry in entries]
+
+
+def _risk_entries(risk: DataRiskRules, result: IngestResult) -> list[tuple[int, InputEntry]]:
+    entries = []
+    for item in result.accepted:
+        event = item.event
+        if type(event) is not ToolInvocation:
+            continue
+        payload = risk_payload(risk, event, item.document)
+        if payload is None:
+            continue
+        record = item.record
+        source = AuditSource(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_id=event.event_id,
+        )
+        entry = InputEntry(RISK_TRIGGERED, epoch_ms(event.ts), Severity.WARNING, payload, source)
+        entries.append((record.offset, entry))
+    return entries
 
 
 def _invocation_fields(event: ToolInvocation) -> dict[str, Any]:
@@ -192,8 +221,10 @@ class InputAuditSink:
         client_options: Mapping[str, Any],
         masker: Masker | None = None,
         audit_policy: AuditPolicy | None = None,
+        risk: DataRiskRules | None = None,
     ) -> None:
         self.level = level
+        self.risk = risk
         self._outputs = BatchOutputs(app)
         self._audit = catalog.name(TopicName.AUDIT)
         self._chains = ChainBook.on_audit_topic(
@@ -205,7 +236,7 @@ class InputAuditSink:
         self._chains.forget(partition)
 
     async def handle(self, result: IngestResult) -> None:
-        entries = input_entries(self.level, result)
+        entries = input_entries(self.level, result, self.risk)
         if not entries:
             return
         for entry in entries:
