@@ -6,7 +6,9 @@ policy's fallback when told no, and report every call made, so the next answer k
 
 Settings come from the environment, as for every guardstream command (GUARDSTREAM_REDIS_URL,
 GUARDSTREAM_KAFKA_BOOTSTRAP, GUARDSTREAM_TOPIC_PREFIX); `guardstream worker` and `guardstream
-project` must run. Prints one line per call and a count per outcome.
+project` must run. With GUARDSTREAM_POLICY_DIR, `--data-class` (repeatable: phi, pii, ...)
+is checked against the policies' data-class handling and vendor registry. Prints one line per
+call and a count per outcome.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import argparse
 import asyncio
 import random
 from collections import Counter
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
 from workers.gateway import AsyncGatewayClient, GatewaySettings, report, send_report
+from workers.policies.policy_set import load_policies
 from workers.settings import Settings
 
 
@@ -31,7 +35,8 @@ async def call_vendor(failure_rate: float) -> bool:
 async def handle(
     gateway: AsyncGatewayClient, producer: AIOKafkaProducer, args: argparse.Namespace
 ) -> str:
-    verdict = await gateway.check(args.vendor, args.tool, team=args.team)
+    classes = tuple(args.data_class)
+    verdict = await gateway.check(args.vendor, args.tool, team=args.team, data_classes=classes)
     if verdict.decision != "allow":
         reasons = "; ".join(reason.message for reason in verdict.reasons)
         return f"{verdict.decision}: {verdict.fallback_action or 'return_error'} ({reasons})"
@@ -44,6 +49,7 @@ async def handle(
         duration_ms=50,
         cost_usd=args.cost_usd,
         team=args.team,
+        data_classes=classes,
         topic_prefix=Settings().topic_prefix,
     )
     await send_report(producer, event)
@@ -55,7 +61,9 @@ async def main(args: argparse.Namespace) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     producer = AIOKafkaProducer(**settings.kafka_client_options())
     await producer.start()
-    gateway_settings = GatewaySettings(topic_prefix=settings.topic_prefix)
+    policy_path = Path(settings.policy_dir) if settings.policy_dir else None
+    policies = load_policies(policy_path, settings.mode)
+    gateway_settings = GatewaySettings.from_policies(policies, topic_prefix=settings.topic_prefix)
     try:
         async with AsyncGatewayClient(
             settings.redis_url.get_secret_value(), gateway_settings
@@ -78,6 +86,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--team", default="research")
     parser.add_argument("--failure-rate", type=float, default=0.0)
     parser.add_argument("--cost-usd", default="0.002")
+    parser.add_argument(
+        "--data-class", action="append", default=[], help="a class the call carries"
+    )
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between calls")
     return parser.parse_args(argv)
 

@@ -298,6 +298,11 @@ class ScopedEvent(EventBase):
     """Classification level the producer assigned (e.g. public, internal, pii, phi)."""
 
 
+DATA_CLASSES_ATTRIBUTE = "data_classes"
+"""The attribute listing, comma-separated, every data class a call carried (besides
+`data_classification`): what a gateway declared to `check()` (`workers.audit.data_risk`)."""
+
+
 class ToolInvocation(ScopedEvent):
     """One call of an LLM or tool by an agent (topic `tool-invocations`)."""
 

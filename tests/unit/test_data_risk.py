@@ -68,6 +68,14 @@ def test_the_same_call_to_an_allowed_vendor_is_none(rules: DataRiskRules) -> Non
     assert payload_of(rules, "openai") is None  # nothing declared, nothing found
 
 
+def test_the_events_own_data_classification_is_declared_too(rules: DataRiskRules) -> None:
+    value = audited_call("c1", TS_MS, vendor="openai", data_classification="pii")
+    (item,) = ingest_values(TOPIC, 0, [value], first_offset=0, ts_ms=TS_MS).accepted
+    payload = risk_payload(rules, item.event, item.document)
+    assert payload is not None
+    assert payload["declared_classes"] == ["pii"]
+
+
 def test_detected_classes_count_and_their_values_never_appear(rules: DataRiskRules) -> None:
     payload = payload_of(rules, "openai", note=f"customer {SSN}")
     assert payload is not None

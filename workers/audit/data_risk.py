@@ -3,8 +3,9 @@
 The gateway's `check()` denies a call whose data may not go to its vendor; a reported call
 that did go there anyway (a gateway that does not ask, or ignores the answer) is a risk the
 worker records. A tool invocation's data classes are those its producer declared (the
-attribute `data_classes`, comma-separated class ids or levels: ``class.phi`` or ``phi``)
-and those the classification policy's detectors find in the event (an SSN in an
+event's `data_classification` and the attribute `data_classes`, comma-separated; class ids
+or levels: ``class.phi`` or ``phi``; `report(data_classes=...)` writes the attribute) and
+those the classification policy's detectors find in the event (an SSN in an
 attribute...); `workers.kernels.data_rules` judges them against the vendor registry.
 
 Only a deployment with a vendor registry (a `vendors.yaml`) is judged: without one no vendor
@@ -23,13 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from schemas.events import ToolInvocation
+from schemas.events import DATA_CLASSES_ATTRIBUTE, ToolInvocation
 from workers.kernels.data_rules import ClassHandling, VendorGroups, data_class_verdict
 from workers.masking.masker import Masker
 from workers.policies.policy_set import PolicySet
 from workers.policies.vendor_registry import default_vendor_registry
 
-DATA_CLASSES_ATTRIBUTE: Final = "data_classes"
 MAX_DECLARED_CLASSES: Final = 16
 """Classes read from one event's attribute (the attribute's length is capped already)."""
 _SCORES: Final = {"phi": 1.0, "pii": 0.9, "confidential": 0.7, "internal": 0.4}
@@ -51,8 +51,8 @@ class DataRiskRules:
 
 
 def declared_classes(event: ToolInvocation) -> tuple[str, ...]:
-    declared = event.attributes.get(DATA_CLASSES_ATTRIBUTE, "")
-    names = (name.strip() for name in declared.split(","))
+    listed = event.attributes.get(DATA_CLASSES_ATTRIBUTE, "").split(",")
+    names = (name.strip() for name in (event.data_classification or "", *listed))
     return tuple(dict.fromkeys(name for name in names if name))[:MAX_DECLARED_CLASSES]
 
 

@@ -28,6 +28,7 @@ from workers.kernels.data_rules import (
     VendorGroups,
     data_class_verdict,
 )
+from workers.policies.policy_set import PolicySet
 from workers.projection.layout import RedisLayout, Surface
 
 DEFAULT_SOCKET_TIMEOUT_S = 0.05
@@ -57,6 +58,16 @@ class GatewaySettings:
     cache_ttl_ms: int = DEFAULT_TTL_MS
     retry_interval_ms: int = DEFAULT_RETRY_INTERVAL_MS
     clock: Callable[[], int] = field(default=wall_clock_ms)
+
+    @classmethod
+    def from_policies(cls, policies: PolicySet, **options: Any) -> GatewaySettings:
+        """Settings that check declared data classes as `policies` say: the classification
+        policy's per-class handling and the vendor registry (`vendors.yaml`)."""
+        return cls(
+            handling=policies.classification.data_handling,
+            registry=policies.vendors.groups,
+            **options,
+        )
 
 
 class GatewayCore:

@@ -13,7 +13,7 @@ lands in the partition of its breaker.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from schemas.codec import encode
 from schemas.dead_letter import describe_validation_error
-from schemas.events import ToolInvocation
+from schemas.events import DATA_CLASSES_ATTRIBUTE, ToolInvocation
 from topics.catalog import TopicCatalog, TopicName
 from topics.errors import InvalidEventError
 
@@ -56,13 +56,16 @@ def report(
     cost_usd: Decimal | str | float = 0,
     tokens_in: int = 0,
     tokens_out: int = 0,
+    data_classes: Sequence[str] = (),
     **fields: Any,
 ) -> Report:
     """The event for one call: `status` success | error | timeout | rejected, the scope
     (user, team, project, org, api_key_id, environment, session_id, model, ...) and anything
     else `ToolInvocation` accepts in `fields`. InvalidEventError if it is not a valid event.
     `event_id` defaults to a new UUID, `ts` to now (pass the call's own to make retries of a
-    report duplicates the worker drops)."""
+    report duplicates the worker drops). `data_classes`: the classes the call carried, as
+    declared to `check()`; they go in the attribute `data_classes`, and the worker audits a
+    call that broke a data-class rule (`aud.risk.triggered`)."""
     document: Mapping[str, Any] = {
         "event_id": event_id or str(uuid.uuid4()),
         "ts": ts or datetime.now(UTC),
@@ -75,6 +78,10 @@ def report(
         "tokens_out": tokens_out,
         **fields,
     }
+    if data_classes:
+        attributes = dict(document.get("attributes") or {})
+        attributes[DATA_CLASSES_ATTRIBUTE] = ",".join(data_classes)
+        document = {**document, "attributes": attributes}
     try:
         event = ToolInvocation.model_validate(document)
     except ValidationError as exc:
