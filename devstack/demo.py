@@ -69,16 +69,31 @@ DEMO_DAILY_LIMIT_USD = 1_000_000
 """The seed's global daily budget is $150, hard: the demo's 300 calls/s spend it in seconds,
 and with every call asking the gateway first, every call after that would be refused and
 nothing else (the openai outage, the breakers) would be seen. The demo raises it."""
+RESEARCH_HOURLY_BUDGET = {
+    "scope": {"team": "research"},
+    "period": "hourly",
+    "limit_usd": 150,
+    "hard": True,
+    "thresholds": [
+        {"percent": 50, "action": "throttle"},
+        {"percent": 100, "action": "halt"},
+    ],
+}
+"""What the spend spike runs into: the research team's normal spend stays well under half of
+it in the demo's first 40 s; twenty times that spend throttles its calls within seconds,
+then halts them (every later research call is denied by the gateway)."""
 
 
 def _demo_policies(directory: Path) -> Path:
-    """configs/ copied to `directory`, with the global daily budget raised for the demo."""
+    """configs/ copied to `directory`, with the global daily budget raised and the research
+    team's hourly budget added for the demo."""
     shutil.copytree(POLICY_DIR, directory)
     budgets_file = directory / "budgets.yaml"
     budgets = yaml.safe_load(budgets_file.read_text())
     daily = budgets["budgets"]["bud.global.daily"]
     daily["limit_usd"] = DEMO_DAILY_LIMIT_USD
     daily["limit_tokens"] = DEMO_DAILY_LIMIT_USD * 1000
+    budgets["budgets"]["bud.team.research.hourly"] = RESEARCH_HOURLY_BUDGET
     budgets_file.write_text(yaml.safe_dump(budgets, sort_keys=False))
     return directory
 
