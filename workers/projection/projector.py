@@ -35,6 +35,7 @@ from topics.connect import start_client
 from workers.projection.layout import Surface
 from workers.projection.store import ProjectionLost, ProjectionStore
 from workers.projection.updates import UnreadableState, Update, coalesced, update_of
+from workers.stopping import stopped_within
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class Projector:
                     for partition in range(self.catalog.spec(topic).partitions)
                 ]
             log.warning("waiting for the state topics %s", ", ".join(missing))
-            if await _stopped_within(stopping, 2.0):
+            if await stopped_within(stopping, 2.0):
                 return []
 
     async def _start_position(
@@ -266,7 +267,7 @@ class Projector:
             except (RedisError, OSError) as exc:
                 self.counters.redis_errors += 1
                 log.warning("redis: %s; retrying in %.1f s", exc, delay)
-                if await _stopped_within(stopping, delay * random.uniform(0.5, 1.0)):
+                if await stopped_within(stopping, delay * random.uniform(0.5, 1.0)):
                     return None
                 delay = min(delay * 2, BACKOFF_MAX_S)
         return None
@@ -274,11 +275,3 @@ class Projector:
 
 def _source(tp: TopicPartition) -> str:
     return f"{tp.topic}:{tp.partition}"
-
-
-async def _stopped_within(stopping: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(stopping.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
