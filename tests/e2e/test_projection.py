@@ -156,3 +156,41 @@ def _offsets(redis_server: RedisServer) -> dict[bytes, int]:
     with redis_server.client() as client:
         meta: dict[bytes, bytes] = client.hgetall(next(iter(client.scan_iter("*:meta"))))
     return {k: int(v) for k, v in meta.items() if k.startswith(b"offset:")}
+
+
+RATE_LIMITED = yaml.safe_dump(
+    {
+        "budgets": {
+            "bud.vendor.mistral": {
+                "scope": {"vendor": "mistral"},
+                "period": "daily",
+                "limit_usd": 1000,
+                "rate_limits": {"requests_per_minute": 5},
+            }
+        }
+    }
+)
+
+
+def test_a_rate_limit_decided_by_the_worker_throttles_with_its_retry_after(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # Event time now: the gateway times the window's reset against its own clock.
+    now_ms = int(time.time() * 1000)
+    with live_state(
+        bootstrap_servers, topic_prefix, tmp_path, {"budgets.yaml": RATE_LIMITED}
+    ) as live:
+        publish(live.env, calls(0, 8, ok=True, ts_ms=now_ms, vendor="mistral"))
+        publish(live.env, [tick(now_ms + 1000)])  # budgets count once every partition passed it
+        gateway = GatewayClient(live.redis.url, GatewaySettings(topic_prefix=topic_prefix))
+        eventually(
+            "the gateway throttles mistral",
+            lambda: gateway.check("mistral", "chat").decision == "throttle",
+        )
+        verdict = gateway.check("mistral", "chat")
+        gateway.close()
+    assert [r.kind for r in verdict.reasons] == ["rate_limit"]
+    # The window (one minute of event time from the first call) resets within the minute.
+    assert verdict.retry_after_ms is not None
+    assert 0 < verdict.retry_after_ms <= 60_000
+    assert "no requests left" in verdict.reasons[0].message
