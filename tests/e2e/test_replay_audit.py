@@ -159,7 +159,15 @@ def test_a_forensic_trail_replays_to_the_recorded_decisions_and_what_if_shows_di
     # The worker recorded its policies (aud.policy.changed, every kind at its first start):
     # without --policy the replay runs under them and decides the same.
     changed = {r["payload"]["kind"]: r["payload"] for r in records if r["chain"] == "policy"}
-    assert set(changed) == {"breakers", "budgets", "slos", "classification", "audit"}
+    assert set(changed) == {
+        "breakers",
+        "budgets",
+        "slos",
+        "classification",
+        "audit",
+        "dependencies",
+        "vendors",
+    }
     assert changed["budgets"]["previous_version"] is None
     assert changed["budgets"]["changes"] == ["added budgets.bud.team.research"]
     assert changed["slos"]["source"] == str(policies / "slos.yaml")

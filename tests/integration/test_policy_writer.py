@@ -49,13 +49,13 @@ async def test_workers_starting_together_record_each_change_once(
             audit_policy=policies.audit,
         )
 
-    # Three workers start at once: one writes the five kinds, the others find them written
+    # Three workers start at once: one writes the seven kinds, the others find them written
     # or are fenced while writing (and commit nothing).
     written = await asyncio.gather(*(start_worker(first) for _ in range(3)))
     records = await policy_chain(options, catalog)
     changed = [r for r in records if r["event_type"] == POLICY_CHANGED]
     assert sorted(r["payload"]["kind"] for r in changed) == sorted(
-        ["breakers", "budgets", "slos", "classification", "audit"]
+        ["breakers", "budgets", "slos", "classification", "audit", "dependencies", "vendors"]
     )
     assert sum(written) == len(records)
     assert [r["seq"] for r in records] == list(range(len(records)))  # no fork, no repeat
