@@ -11,6 +11,7 @@ are taken every few batches, so takeovers restore from a snapshot and its tail (
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -27,6 +28,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.kafka import KafkaCluster
 from devstack.process import ManagedProcess
@@ -142,14 +144,45 @@ def export_when_settled(
         time.sleep(4)
 
 
-def keep_evidence(tmp: Path) -> Path:
+def keep_evidence(tmp: Path, env: dict[str, str] | None = None) -> Path:
     """A copy of a failed run's trail and worker logs that outlives pytest's temporary
-    directories (it keeps the last three runs only, and a soak makes many)."""
+    directories (it keeps the last three runs only, and a soak makes many); with `env`, the
+    routed and state topics too and the group's committed offsets (what a lost decision needs
+    to be traced: which routed records reached which counter, and what was committed)."""
     kept = (
         Path(tempfile.gettempdir()) / "guardstream-crash-evidence" / f"{tmp.name}-{time.time_ns()}"
     )
     shutil.copytree(tmp, kept, ignore=shutil.ignore_patterns("data"))
+    if env is not None:
+        try:
+            _dump_topics(env, kept)
+        except Exception as exc:  # the evidence must not hide the failure it documents
+            (kept / "dump-error.txt").write_text(repr(exc))
     return kept
+
+
+def _dump_topics(env: dict[str, str], kept: Path) -> None:
+    topics = kept / "topics"
+    topics.mkdir()
+    for topic in ("slo-counts", "budget-spend", "slo-state", "breaker-state", "alerts"):
+        tail = ["tail", topic, "--json", "--from-beginning", "--idle-timeout", "3"]
+        (topics / f"{topic}.jsonl").write_bytes(run_cli(tail, env, timeout=120).stdout)
+    (kept / "committed-offsets.json").write_bytes(orjson.dumps(committed_offsets(env)))
+
+
+def committed_offsets(env: dict[str, str]) -> dict[str, int]:
+    """The worker group's committed offsets, `topic[partition]` -> offset."""
+
+    async def read() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=env["GUARDSTREAM_KAFKA_BOOTSTRAP"])
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(env["GUARDSTREAM_APP_ID"])
+        finally:
+            await admin.close()
+        return {f"{tp.topic}[{tp.partition}]": meta.offset for tp, meta in offsets.items()}
+
+    return asyncio.run(read())
 
 
 def outcome(env: dict[str, str], tmp: Path, events: int = EVENTS) -> dict[str, Any]:
@@ -226,7 +259,12 @@ def uninterrupted_short(
     return uninterrupted_run(bootstrap_servers, policies, work, SHORT_EVENTS)
 
 
-def assert_same_outcome(killed: dict[str, Any], uninterrupted: dict[str, Any]) -> None:
+def assert_same_outcome(
+    killed: dict[str, Any], uninterrupted: dict[str, Any], env: dict[str, str], tmp: Path
+) -> None:
+    compared = ("inputs", "decisions", "alerts", "states")
+    if any(killed[part] != uninterrupted[part] for part in compared):
+        print(f"evidence (trail, worker logs, topics) kept in {keep_evidence(tmp, env)}")
     assert killed["inputs"] == uninterrupted["inputs"]  # every input recorded exactly once
     assert killed["decisions"] == uninterrupted["decisions"]  # none missing, none twice
     assert killed["alerts"] == uninterrupted["alerts"]
@@ -253,7 +291,7 @@ def test_sigkill_and_restart_five_times_ends_like_an_uninterrupted_run(
     with running_worker(env, tmp_path / "worker-final") as worker:
         killed = outcome(env, tmp_path)
         assert worker.alive(), worker.log_tail()
-    assert_same_outcome(killed, uninterrupted)
+    assert_same_outcome(killed, uninterrupted, env, tmp_path)
 
 
 @contextmanager
@@ -299,7 +337,7 @@ def test_two_workers_in_one_group_one_killed_repeatedly_ends_like_an_uninterrupt
         killed = outcome(env, tmp_path)
         for worker in pair:
             assert worker.alive(), worker.log_tail()
-    assert_same_outcome(killed, uninterrupted)
+    assert_same_outcome(killed, uninterrupted, env, tmp_path)
 
 
 @pytest.mark.timeout(1500)
@@ -324,7 +362,7 @@ def test_a_zombie_paused_past_its_session_is_fenced_recovers_and_ends_like_an_un
         paused = outcome(env, tmp_path, SHORT_EVENTS)
         for worker in (zombie, survivor):
             assert worker.alive(), worker.log_tail()
-    assert_same_outcome(paused, uninterrupted_short)
+    assert_same_outcome(paused, uninterrupted_short, env, tmp_path)
 
 
 @pytest.mark.timeout(1500)
@@ -344,4 +382,4 @@ def test_a_broker_restart_mid_run_ends_like_an_uninterrupted_run(
             cluster.start_broker(0)
             restarted = outcome(env, tmp_path, SHORT_EVENTS)
             assert worker.alive(), worker.log_tail()
-    assert_same_outcome(restarted, uninterrupted_short)
+        assert_same_outcome(restarted, uninterrupted_short, env, tmp_path)  # broker still up
