@@ -37,7 +37,6 @@ class RoutedSender:
         source = (source_topic, source_partition)
         if reached <= self._marks.get(source, -1):
             return
-        self._marks[source] = reached
         mark = encode(
             SourceWatermark(
                 source_topic=source_topic, source_partition=source_partition, ts_ms=reached
@@ -45,3 +44,7 @@ class RoutedSender:
         )
         for partition in range(self._partitions):
             await self._outputs.send(source, self._topic, WATERMARK_KEY, mark, partition)
+        # Only once every partition has it: a send that failed (its transaction lost) must
+        # not keep the next batch of the source from sending the watermark again, or the
+        # counters wait for it forever (a source with no later event never advances it).
+        self._marks[source] = reached
