@@ -279,3 +279,74 @@ async def test_a_delivery_outlasting_a_rebalance_leaves_the_new_generation_alone
     await consumer._deliver_batch(tp, records, {Channel()}, fetched_at)
     assert delivered == []
     assert consumer._read_offset.get(tp) is None
+
+
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, topic: str, key: Any, value: bytes, *args: Any, **kwargs: Any) -> None:
+        self.sent.append(value)
+
+
+class Assignments:
+    """The consumer as `batching.generation` sees it: its rebalance and assignment counts."""
+
+    _rebalances = 0
+    _assignments = 0
+
+
+def stamped(partition: int, offset: int, generation: int) -> RawBatch:
+    return RawBatch(TOPIC, partition, batch(partition, offset).records, generation=generation)
+
+
+async def test_a_batch_delivered_before_an_assignment_is_neither_started_nor_sent(
+    app: BatchingApp,
+) -> None:
+    # A batch abandoned by a rejoin (its transaction lost) must not go on once the partitions
+    # are assigned again: its sends would land in the new generation's open transaction, to
+    # be committed with offsets they do not belong to, and its failure would rejoin again.
+    consumer = Assignments()
+    app._consumer = consumer  # type: ignore[assignment]
+    producer = RecordingProducer()
+    app._producer = producer  # type: ignore[assignment]
+    outputs = BatchOutputs(app)
+    handled: list[int] = []
+
+    async def handle(item: RawBatch) -> None:
+        await outputs.send((TOPIC, item.partition), "p.audit", b"k", b"first")
+        consumer._assignments += 1  # the rejoin completes while the batch runs
+        await outputs.send((TOPIC, item.partition), "p.audit", b"k", b"second")
+        handled.append(item.records[0].offset)
+
+    batches = stream(stamped(0, 0, generation=0), stamped(0, 1, generation=0))
+    await run_batches(app, batches, handle)  # type: ignore[arg-type]
+    assert producer.sent == [b"first"]  # nothing after the assignment
+    assert handled == []
+    assert batches.left_unacked() == [0, 1]  # both read again, the second never started
+    assert not app.migration.commits_blocked  # no second rejoin for a stale batch
+
+    async def handle_again(item: RawBatch) -> None:
+        handled.append(item.records[0].offset)
+
+    fresh = stream(stamped(0, 1, generation=1))
+    await run_batches(app, fresh, handle_again)  # type: ignore[arg-type]
+    assert handled == [1]
+
+
+async def test_a_revocation_alone_lets_the_batch_in_flight_finish(app: BatchingApp) -> None:
+    # Faust's revocation waits for the batches in flight and commits them with their
+    # outputs: refusing their sends then would commit half a batch.
+    consumer = Assignments()
+    app._consumer = consumer  # type: ignore[assignment]
+    app._producer = RecordingProducer()  # type: ignore[assignment]
+    outputs = BatchOutputs(app)
+
+    async def handle(item: RawBatch) -> None:
+        consumer._rebalances += 1  # the revocation starts, and waits for this batch
+        await outputs.send((TOPIC, item.partition), "p.audit", b"k", b"v")
+
+    batches = stream(stamped(0, 0, generation=0))
+    await run_batches(app, batches, handle)  # type: ignore[arg-type]
+    assert app.producer.sent == [b"v"]  # type: ignore[attr-defined]
+    assert batches.left_unacked() == []

@@ -64,6 +64,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     _rebalances = 0
     """Revocations and assignments so far: what `_still_in` compares (a lone member's rejoin
     can keep its group generation, so Faust's generation id does not tell every rebalance)."""
+    _assignments = 0
+    """Assignments so far: the generation a delivered batch carries (`batching.generation`).
+    Counted at the assignment, not the revocation: a revocation waits for the batches in
+    flight to finish and commits them, so they must still be allowed to send."""
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -83,6 +87,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self._rebalances += 1
+        self._assignments += 1
         # Acks and read positions recorded since the revocation are stale: agents finishing
         # batches of the previous generation ack them after Faust forgot the partitions, and
         # a kept partition would otherwise commit or skip past records it must read again.
@@ -248,7 +253,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             return
         message: Message = self._to_message(tp, tp_records[-1])
         message.incref(len(channels))
-        batch = RawBatch(topic=tp.topic, partition=tp.partition, records=tp_records)
+        batch = RawBatch(tp.topic, tp.partition, tp_records, generation=self._assignments)
         event = self.app.create_event(message.key, batch, message.headers, message)
         for channel in channels:
             try:

@@ -20,6 +20,7 @@ from aiokafka.errors import IllegalOperation, KafkaError
 from faust.exceptions import ProducerSendError
 from faust.types import ProcessingGuarantee
 
+from workers.batching.generation import ensure_current
 from workers.batching.migration import TransactionLost
 from workers.batching.transactions import transactional_id
 
@@ -41,7 +42,9 @@ class BatchOutputs:
     ) -> None:
         """Send `value` to `topic` as an output of the batch of `source` (input topic,
         partition) being processed (partition None: by the key's hash). Raises
-        `TransactionLost` when the batch can no longer be committed (`batching.runner`)."""
+        `TransactionLost` when the batch can no longer be committed, `StaleBatch` when a
+        rebalance happened since it was delivered (`batching.runner`)."""
+        ensure_current(self._app)
         source_topic, source_partition = source
         producer: Any = self._app.producer
         tid = None

@@ -44,6 +44,9 @@ class RawBatch:
     topic: str
     partition: int
     records: Sequence[RawRecord]
+    generation: int | None = None
+    """The consumer's rebalance count when it was delivered (`batching.generation`); None
+    for batches that did not come from the consumer (replay, tests)."""
 
     def __len__(self) -> int:
         return len(self.records)

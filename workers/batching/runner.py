@@ -20,6 +20,7 @@ import faust
 from aiokafka.errors import IllegalOperation, KafkaError
 
 from workers.batching.app import BatchingApp
+from workers.batching.generation import StaleBatch, is_stale, processing
 from workers.batching.migration import TransactionLost
 from workers.batching.records import RawBatch
 
@@ -33,15 +34,28 @@ async def run_batches(
 ) -> None:
     gate, migration = app.commit_gate, app.migration
     async for batch in batches:
-        if migration.commits_blocked:
-            # Its partition is being given up; it is read again after the rejoin.
+        if migration.commits_blocked or is_stale(app, batch.generation):
+            # Its partition is being given up, or was since it was delivered: it is read
+            # again (by whoever owns it now) from the committed offset.
             _leave_unacked(app, batches)
             continue
         try:
-            async with gate.batch():
-                await handle(batch)
+            with processing(batch.generation):
+                async with gate.batch():
+                    await handle(batch)
         except Exception as exc:
             _leave_unacked(app, batches)
+            if isinstance(exc, StaleBatch) or is_stale(app, batch.generation):
+                # The rebalance that made it stale already gave every partition up and
+                # read them again: a failure of its old producers (fenced by the new
+                # ones) is no reason to rejoin once more.
+                log.info(
+                    "a batch of %s[%d] from before a rebalance stopped: %r",
+                    batch.topic,
+                    batch.partition,
+                    exc,
+                )
+                continue
             if isinstance(exc, TransactionLost):
                 await migration.lost(exc.cause, exc.transactional_id)
                 continue
