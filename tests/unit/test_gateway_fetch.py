@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.gateway.cache import StateCache
+from workers.gateway.core import GatewayCore, GatewaySettings
 from workers.gateway.script import BREAKER_FIELDS, DEPENDENCY_FIELDS, parse_reply, plan_fetch
 from workers.gateway.verdict import Call
 from workers.projection.layout import RedisLayout, Surface
@@ -57,3 +58,12 @@ def test_a_change_to_a_dependency_hash_evicts_the_entries_that_read_it() -> None
     assert cache.get(CALL, now_ms=1) is not None
     cache.changed(VENDOR_NODE)  # a node created for the call's vendor
     assert cache.get(CALL, now_ms=1) is None
+
+
+def test_a_call_signature_is_planned_once() -> None:
+    core = GatewayCore(GatewaySettings(topic_prefix="p.", watched_slos=("slo.availability",)))
+    call = Call("openai", "chat", (("team", "research"),))
+    first = core.plan(call)
+    assert core.plan(Call("openai", "chat", (("team", "research"),))) is first
+    assert first == plan_fetch(core.layout, call, ("slo.availability",))
+    assert core.plan(Call("openai", "chat", (("team", "search"),))) is not first

@@ -36,6 +36,8 @@ DEFAULT_RETRY_INTERVAL_MS = 200
 """After a failed round trip, checks answer from the failure mode without trying Redis for this
 long: an outage must not cost every request a connect attempt."""
 _MAX_DATA_VERDICTS = 1024
+_MAX_PLANS = 10_000
+"""Key plans kept per call signature (a plan is a function of the call and the settings)."""
 
 
 def wall_clock_ms() -> int:
@@ -82,6 +84,7 @@ class GatewayCore:
         self.lock = threading.Lock()
         self._last_known: OrderedDict[Call, FetchedState] = OrderedDict()
         self._data_verdicts: dict[tuple[str, tuple[str, ...]], DataClassVerdict] = {}
+        self._plans: dict[Call, FetchPlan] = {}
         self._down_until_ms = 0
         self.round_trips = 0
 
@@ -90,7 +93,16 @@ class GatewayCore:
         return self.settings.cache_entries > 0
 
     def plan(self, call: Call) -> FetchPlan:
-        return plan_fetch(self.layout, call, self.settings.watched_slos)
+        """The script's keys for `call`, built once per call signature (~11 µs of a cold
+        check otherwise). Cleared when full rather than kept in LRU order: a gateway's call
+        signatures are few, and a dict lookup is all a hit may cost."""
+        found = self._plans.get(call)
+        if found is None:
+            found = plan_fetch(self.layout, call, self.settings.watched_slos)
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            self._plans[call] = found
+        return found
 
     def data_verdict(self, vendor: str, data_classes: Sequence[str]) -> DataClassVerdict | None:
         handling, registry = self.settings.handling, self.settings.registry
