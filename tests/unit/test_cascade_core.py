@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,9 +16,11 @@ from schemas.state import Availability, CircuitState, DependencyState
 from topics.catalog import TopicCatalog
 from workers.audit.recorded_input import CASCADE_CHAIN, read_trail
 from workers.cascade.core import CascadeCore, CascadeDecision, breaker_subject, published_status
+from workers.cascade.runner import CascadeRunner
 from workers.cascade.verify import verify_cascade
 from workers.kernels.dependency_cascade import NodeStatus
 from workers.kernels.dependency_graph import DependencyGraph, Edge, GuardKind, Node, Subject
+from workers.masking.masker import default_masker
 from workers.policies.breaker_models import KeyMode
 from workers.policies.policy_set import default_policies
 from workers.replay.pipeline import PipelineReplay
@@ -251,3 +254,21 @@ def test_replay_from_the_trail_verifies_the_dependencies_chain() -> None:
         "available",
         "degraded",
     )
+
+
+def test_a_breaker_tombstone_is_the_key_no_longer_refusing_calls() -> None:
+    runner = CascadeRunner(
+        {},
+        "unused:9092",
+        app_id="test",
+        catalog=TopicCatalog(),
+        policies=default_policies(Mode.DEVELOPMENT),
+        masker=default_masker(),
+    )
+    core = CascadeCore(GRAPH, KeyMode.VENDOR_TOOL, ["openai/search"])
+    tp = TopicPartition("guardstream.breaker-state", 1)
+    tombstone = ConsumerRecord(tp.topic, 1, 42, 7_000, 0, b"openai/search", None, None, 13, -1, [])
+    decided = runner._observe(core, tp, tombstone)
+    assert changes(decided)[0] == ("tool:search", UNAVAILABLE, AVAILABLE)
+    assert (decided[0].step, decided[0].at_ms) == ("guardstream.breaker-state:1:42", 7_000)
+    assert core.open_breakers == ()

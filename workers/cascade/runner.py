@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from schemas import audit_names as names
 from schemas.audit import AuditSource
 from schemas.codec import encode
-from schemas.state import Availability, BreakerState, DependencyState
+from schemas.state import Availability, BreakerState, CircuitState, DependencyState
 from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from topics.compacted import latest_values
@@ -184,15 +184,16 @@ class CascadeRunner:
         self, core: CascadeCore, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]
     ) -> list[CascadeDecision]:
         self.counters.breaker_records += 1
+        step = f"{tp.topic}:{tp.partition}:{record.offset}"
+        if record.value is None and record.key is not None:
+            # A tombstone: the worker forgot the key, so it no longer refuses calls (the
+            # resync reads it the same way: the key's state is gone).
+            key = record.key.decode(errors="replace")
+            return core.observe(key, CircuitState.CLOSED, step=step, at_ms=record.timestamp)
         state = self._breaker_state(record)
         if state is None:
             return []
-        return core.observe(
-            state.key,
-            state.state,
-            step=f"{tp.topic}:{tp.partition}:{record.offset}",
-            at_ms=epoch_ms(state.updated_at),
-        )
+        return core.observe(state.key, state.state, step=step, at_ms=epoch_ms(state.updated_at))
 
     def _breaker_state(self, record: ConsumerRecord[bytes, bytes]) -> BreakerState | None:
         if record.value is None:
