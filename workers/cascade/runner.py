@@ -15,8 +15,9 @@ depends on all of them. So the cascade is a process of its own that reads every 
   back, what it did not is decided again.
 - **Then it follows** `breaker-state` from where that read ended; the decisions of each fetched
   batch (state records and audit records) commit in one transaction.
-- Kafka errors other than fencing restart the cycle (resync included) after a capped,
-  jittered backoff; unreadable breaker records are logged and skipped.
+- Kafka errors other than fencing, and a broker gone after the first resync, restart the
+  cycle (resync included) after a capped, jittered backoff; a broker never reached at start
+  is an error (exit 5). Unreadable breaker records are logged and skipped.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
 from topics.compacted import latest_values
 from topics.connect import start_client
+from topics.errors import BrokerUnavailableError
 from workers.audit.chain import AuditChain
 from workers.audit.recorded_input import CASCADE_CHAIN
 from workers.audit.recover import last_record
@@ -106,7 +108,9 @@ class CascadeRunner:
                 return
             except ProducerFenced as exc:
                 raise CascadeFenced(f"another cascade ({self.app_id}-cascade) took over") from exc
-            except KafkaError as exc:
+            except (KafkaError, BrokerUnavailableError) as exc:
+                if isinstance(exc, BrokerUnavailableError) and not self.resynced.is_set():
+                    raise  # never reached the broker: a wrong address, say so (exit 5)
                 self.counters.restarts += 1
                 log.warning("cascade restarting in %.1f s after a Kafka error: %r", backoff, exc)
                 if await stopped_within(stopping, backoff * random.uniform(0.5, 1.0)):
