@@ -123,14 +123,14 @@ class CascadeRunner:
             transactional_id=f"{self.app_id}-cascade",
             enable_idempotence=True,
         )
-        consumer = AIOKafkaConsumer(
-            **self.client_options,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
         await start_client(producer, self.bootstrap, producer.stop)
         try:
+            consumer = AIOKafkaConsumer(
+                **self.client_options,
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+            )
             await start_client(consumer, self.bootstrap, consumer.stop)
             try:
                 await self._cascade(producer, consumer, stopping)
