@@ -153,6 +153,12 @@ BUILTIN_SPEC: Mapping[str, Any] = MappingProxyType(
                 _entry(
                     "aud.breaker.transition", None, ["key", "from", "to", "reason", "policy_id"]
                 ),
+                # --- the dependency cascade (workers.cascade) ---
+                _entry(
+                    "aud.dependency.changed",
+                    None,
+                    ["subject", "from", "to", "cause", "step", "trigger", "open_breakers"],
+                ),
                 # --- budgets (workers.budgets.spec: the decision plus the seed's budget fields)
                 _entry(
                     "aud.budget.recovered",
