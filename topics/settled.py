@@ -41,6 +41,7 @@ SETTLE_TIMEOUT_S = 90.0
 """How long to wait at most: a transaction left open by a dead producer ends at the broker's
 transaction timeout (`GUARDSTREAM_TRANSACTION_TIMEOUT_S`, 60 s by default) plus its abort."""
 _POLL_S = 0.1
+_WARN_AFTER_S = 5.0
 _FIRST_STEP = 1000
 _FETCH_TIMEOUT_MS = 1000
 
@@ -89,11 +90,27 @@ async def settled_end(
     committed record with `key`: its end offset once that is past the key's newest record.
     Raises UnsettledPartition after `timeout_s`."""
     newest = await newest_offset(client_options, tp, key)
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
+    warned = False
     while True:
         end = int((await consumer.end_offsets([tp]))[tp])
         if newest is None or end > newest:
+            if warned:
+                log.warning("%s[%d] settled after %.1f s", tp.topic, tp.partition, _since(started))
             return end
+        if not warned and time.monotonic() - started >= _WARN_AFTER_S:
+            # Worth a line in the log: a crash test once stalled here without a trace.
+            warned = True
+            log.warning(
+                "%s[%d]: waiting for a transaction open before offset %d (the newest record "
+                "keyed %r) to end; the stable end is %d",
+                tp.topic,
+                tp.partition,
+                newest,
+                key.decode(errors="replace"),
+                end,
+            )
         if time.monotonic() >= deadline:
             raise UnsettledPartition(
                 f"{tp.topic}[{tp.partition}]: a transaction before offset {newest} (the newest "
@@ -101,6 +118,10 @@ async def settled_end(
                 f"{timeout_s:.0f} s"
             )
         await asyncio.sleep(_POLL_S)
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
 
 
 async def newest_offset(
