@@ -28,12 +28,14 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.kafka import KafkaCluster
 from devstack.process import ManagedProcess
 from schemas.types import rfc3339_ms
 from tests.support.worker_process import WorkerProcess, cli_env, run_cli, running_worker
+from topics.catalog import INPUT_TOPICS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
@@ -46,6 +48,7 @@ SHORT_EVENTS = EVENTS * 3 // 10
 VENDORS = ["openai", "anthropic", "mistral", "cohere", "google", "azure", "groq", "bedrock"]
 KILLS = 5
 TICK_EVERY = 3750  # calls: a minute of event time
+PARTITIONS = 4  # the catalog's default for every input and routed topic
 INPUT_PARTITIONS = 12  # 4 partitions x 3 input topics: `publish` sends a tick to each
 SESSION_TIMEOUT_S = 6  # the broker's minimum: partitions of a silent worker move soonest
 
@@ -134,11 +137,17 @@ def export_when_settled(
         assert exported.returncode == 0, exported.stderr.decode()
         content = path.read_bytes()
         inputs = content.count(b'"chain":"input-p')
+        behind: list[str] = []
         if content == previous and inputs >= expected_inputs(events):
-            return [orjson.loads(line) for line in content.splitlines()]
+            # Every input recorded is not yet the end: the routed partitions (spend, SLO
+            # counts) may still wait for processing, and their states with them.
+            behind = unprocessed_partitions(env)
+            if not behind:
+                return [orjson.loads(line) for line in content.splitlines()]
         assert time.monotonic() < deadline, (
-            f"the audit trail did not settle ({inputs} of {expected_inputs(events)} inputs); "
-            f"evidence (trail, worker logs) kept in {keep_evidence(path.parent)}"
+            f"the audit trail did not settle ({inputs} of {expected_inputs(events)} inputs; "
+            f"partitions with unprocessed records: {behind}); "
+            f"evidence (trail, worker logs, topics) kept in {keep_evidence(path.parent, env)}"
         )
         previous = content
         time.sleep(4)
@@ -170,19 +179,53 @@ def _dump_topics(env: dict[str, str], kept: Path) -> None:
     (kept / "committed-offsets.json").write_bytes(orjson.dumps(committed_offsets(env)))
 
 
-def committed_offsets(env: dict[str, str]) -> dict[str, int]:
-    """The worker group's committed offsets, `topic[partition]` -> offset."""
+def unprocessed_partitions(env: dict[str, str]) -> list[str]:
+    """The worker group's input and routed partitions holding committed records past its
+    committed offset (`topic[partition]`)."""
+    prefix = env["GUARDSTREAM_TOPIC_PREFIX"]
+    consumed = [f"{prefix}{t}" for t in (*INPUT_TOPICS, "budget-spend", "slo-counts")]
 
-    async def read() -> dict[str, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=env["GUARDSTREAM_KAFKA_BOOTSTRAP"])
-        await admin.start()
+    async def read() -> list[str]:
+        committed = await read_committed_offsets(env)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=env["GUARDSTREAM_KAFKA_BOOTSTRAP"],
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
         try:
-            offsets = await admin.list_consumer_group_offsets(env["GUARDSTREAM_APP_ID"])
+            behind = []
+            for topic in consumed:
+                for partition in range(PARTITIONS):
+                    name, tp = f"{topic}[{partition}]", TopicPartition(topic, partition)
+                    offset = committed.get(name, 0)
+                    end = (await consumer.end_offsets([tp]))[tp]
+                    if end - offset <= 1:
+                        continue  # nothing past it, or only the commit's transaction marker
+                    consumer.assign([tp])
+                    consumer.seek(tp, offset)
+                    if (await consumer.getmany(tp, timeout_ms=1000)).get(tp):
+                        behind.append(name)  # a committed record, not only aborted ones
+            return behind
         finally:
-            await admin.close()
-        return {f"{tp.topic}[{tp.partition}]": meta.offset for tp, meta in offsets.items()}
+            await consumer.stop()
 
     return asyncio.run(read())
+
+
+def committed_offsets(env: dict[str, str]) -> dict[str, int]:
+    """The worker group's committed offsets, `topic[partition]` -> offset."""
+    return asyncio.run(read_committed_offsets(env))
+
+
+async def read_committed_offsets(env: dict[str, str]) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=env["GUARDSTREAM_KAFKA_BOOTSTRAP"])
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(env["GUARDSTREAM_APP_ID"])
+    finally:
+        await admin.close()
+    return {f"{tp.topic}[{tp.partition}]": meta.offset for tp, meta in offsets.items()}
 
 
 def outcome(env: dict[str, str], tmp: Path, events: int = EVENTS) -> dict[str, Any]:
