@@ -35,7 +35,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from pydantic import ValidationError
 
 from schemas import audit_names as names
-from schemas.audit import AuditSource
+from schemas.audit import AuditRecord, AuditSource
 from schemas.codec import encode
 from schemas.state import Availability, BreakerState, CircuitState, DependencyState
 from schemas.types import Severity, epoch_ms
@@ -250,7 +250,7 @@ class CascadeRunner:
         decision: CascadeDecision,
         version: str,
         tp: TopicPartition | None,
-    ) -> list[Any]:
+    ) -> list[AuditRecord]:
         unavailable = decision.after.availability is Availability.UNAVAILABLE
         source = None
         if tp is not None and decision.step.count(":") >= 2:
