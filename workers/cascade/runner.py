@@ -48,7 +48,7 @@ from workers.audit.recorded_input import CASCADE_CHAIN
 from workers.audit.recover import last_record
 from workers.audit.sealing import seal_masked
 from workers.cascade.core import CascadeCore, CascadeDecision, published_status
-from workers.kernels.dependency_cascade import Health, circuit_health
+from workers.kernels.dependency_cascade import Health, NodeStatus, circuit_health
 from workers.masking.masker import Masker
 from workers.policies.policy_set import PolicySet
 from workers.stopping import stopped_within
@@ -268,7 +268,7 @@ class CascadeRunner:
             policy=self.policies.audit,
         )
 
-    async def _published(self) -> dict[str, Any]:
+    async def _published(self) -> dict[str, NodeStatus]:
         values = await latest_values(self.client_options, self.bootstrap, self._state_topic, 1)
         published = {}
         for key, value in values.items():
