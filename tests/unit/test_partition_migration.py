@@ -4,6 +4,8 @@ is in tests/e2e/test_crash_safety.py; these pin the rules each piece follows."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -350,3 +352,32 @@ async def test_a_revocation_alone_lets_the_batch_in_flight_finish(app: BatchingA
     await run_batches(app, batches, handle)  # type: ignore[arg-type]
     assert app.producer.sent == [b"v"]  # type: ignore[attr-defined]
     assert batches.left_unacked() == []
+
+
+async def test_a_failed_delivery_in_a_transaction_is_not_logged_as_never_retrieved(
+    app: BatchingApp,
+) -> None:
+    # Fencing fails every record in flight; the commit reports it, and each record's own
+    # future must not add an ERROR line of its own ("Future exception was never retrieved").
+    loop = asyncio.get_running_loop()
+    deliveries: list[asyncio.Future[Any]] = []
+
+    class InFlight:
+        async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+            delivery = loop.create_future()
+            deliveries.append(delivery)
+            return delivery
+
+    app._producer = InFlight()  # type: ignore[assignment]
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        await BatchOutputs(app).send((TOPIC, 0), "p.audit", b"k", b"v")
+        deliveries[0].set_exception(ProducerFenced())
+        await asyncio.sleep(0)  # the done callbacks run
+        deliveries.clear()
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []

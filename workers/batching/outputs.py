@@ -13,6 +13,7 @@ at-least-once mode this is a plain send.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -23,6 +24,11 @@ from faust.types import ProcessingGuarantee
 from workers.batching.generation import ensure_current
 from workers.batching.migration import TransactionLost
 from workers.batching.transactions import transactional_id
+
+
+def _retrieved(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 class BatchOutputs:
@@ -56,7 +62,14 @@ class BatchOutputs:
                 await producer.send(topic, key, value, partition, None, None)
                 return
             tid = transactional_id(self._app, source_topic, source_partition)
-            await producer.send(topic, key, value, partition, None, None, transactional_id=tid)
+            delivery = await producer.send(
+                topic, key, value, partition, None, None, transactional_id=tid
+            )
+            # The transaction's commit reports a failed delivery; the record's own future
+            # would otherwise log "Future exception was never retrieved" once per record
+            # in flight when a producer is fenced (measured: 32 ERROR lines for one fencing).
+            if isinstance(delivery, asyncio.Future):
+                delivery.add_done_callback(_retrieved)
         except (KafkaError, ProducerSendError, IllegalOperation) as exc:
             # Fenced, out of a transaction (IllegalOperation is not a KafkaError), or its
             # producer dropped after a failure.
