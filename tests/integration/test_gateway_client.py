@@ -7,6 +7,8 @@ sync and the async client."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -374,3 +376,47 @@ async def _until_async(client: AsyncGatewayClient, condition: Callable[[Any], bo
     while not condition(await client.check("openai", "chat")):
         assert time.monotonic() < deadline, "not within the bound"
         await asyncio.sleep(0.01)
+
+
+def test_a_redis_that_lost_its_scripts_is_answered_after_loading_them_again(
+    projection: Projection, redis_server: RedisServer
+) -> None:
+    projection.write(Surface.BREAKER, "openai", breaker("openai", CircuitState.OPEN))
+    with GatewayClient(projection.url, projection.settings(cache_entries=0)) as client:
+        assert client.check("openai", "chat").decision is Decision.DENY
+        redis_server.client().script_flush()
+        verdict = client.check("openai", "chat")
+        assert (verdict.decision, verdict.source) == (Decision.DENY, Source.REDIS)
+        asyncio.run(_async_after_script_flush(projection, redis_server))
+
+
+async def _async_after_script_flush(projection: Projection, redis_server: RedisServer) -> None:
+    redis_server.client().script_flush()
+    async with AsyncGatewayClient(projection.url, projection.settings(cache_entries=0)) as client:
+        verdict = await client.check("openai", "chat")
+        assert (verdict.decision, verdict.source) == (Decision.DENY, Source.REDIS)
+
+
+def test_a_reply_that_came_too_late_is_never_read_as_the_next_calls(
+    projection: Projection, redis_server: RedisServer
+) -> None:
+    """A check that timed out leaves its reply on the wire. The raw round trip drops the
+    connection (and the pool would refuse one holding unread data), so the next check (another
+    vendor, breaker closed) reads its own reply, not the open one's."""
+    projection.write(Surface.BREAKER, "openai", breaker("openai", CircuitState.OPEN))
+    projection.write(Surface.BREAKER, "mistral", breaker("mistral", CircuitState.CLOSED))
+    settings = projection.settings(cache_entries=0, retry_interval_ms=0)
+    with GatewayClient(projection.url, settings) as client:
+        assert client.check("openai", "chat").decision is Decision.DENY  # connection pooled
+        pid = redis_server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            late = client.check("openai", "chat")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert late.source is Source.LAST_KNOWN  # the 50 ms socket timeout answered
+        time.sleep(0.2)  # the late reply has reached the (dropped) socket by now
+        for _ in range(5):
+            verdict = client.check("mistral", "chat")
+            assert (verdict.decision, verdict.source) == (Decision.ALLOW, Source.REDIS)

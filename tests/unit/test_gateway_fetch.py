@@ -4,11 +4,18 @@ by name, so they are keys its cache entry read, and a change to one evicts it.""
 
 from __future__ import annotations
 
-from typing import Any
+import orjson
+import pytest
 
 from workers.gateway.cache import StateCache
 from workers.gateway.core import GatewayCore, GatewaySettings
-from workers.gateway.script import BREAKER_FIELDS, DEPENDENCY_FIELDS, parse_reply, plan_fetch
+from workers.gateway.script import (
+    DEPENDENCY_FIELDS,
+    FETCH_SHA,
+    ProjectionMissing,
+    parse_reply,
+    plan_fetch,
+)
 from workers.gateway.verdict import Call
 from workers.projection.layout import RedisLayout, Surface
 
@@ -18,11 +25,10 @@ TOOL_NODE = LAYOUT.state(Surface.DEPENDENCY, "tool:chat")
 VENDOR_NODE = LAYOUT.state(Surface.DEPENDENCY, "vendor:openai")
 
 
-def reply(tool_node: list[Any]) -> list[Any]:
-    """What the script returns for CALL: no breakers, no budgets, the vendor's node absent."""
-    absent_breaker = [None] * len(BREAKER_FIELDS)
-    absent_node = [None] * len(DEPENDENCY_FIELDS)
-    return [b"1700000000000", [absent_breaker] * 3, [], [], [absent_node, tool_node]]
+def reply(tool_node: dict[str, str] | bool) -> bytes:
+    """What the script returns for CALL: no breakers, no budgets, the vendor's node absent
+    (cjson writes the empty arrays as objects)."""
+    return orjson.dumps(["1700000000000", [False] * 3, {}, {}, [False, tool_node]])
 
 
 def test_the_plan_reads_the_vendor_and_tool_dependency_hashes_after_the_breakers() -> None:
@@ -34,7 +40,13 @@ def test_the_plan_reads_the_vendor_and_tool_dependency_hashes_after_the_breakers
 
 def test_a_reply_keeps_the_existing_nodes_and_reads_every_node_key() -> None:
     plan = plan_fetch(LAYOUT, CALL, watched_slos=())
-    node = [b"unavailable", b"dep.chat", b"dep.openai is down", b'["dep.chat"]', b"v"]
+    node = dict(
+        zip(
+            DEPENDENCY_FIELDS,
+            ["unavailable", "dep.chat", "dep.openai is down", '["dep.chat"]', "v"],
+            strict=True,
+        )
+    )
     fetched = parse_reply(LAYOUT, CALL, plan, reply(node))
     assert fetched.state.dependencies == {
         "tool:chat": {
@@ -52,7 +64,7 @@ def test_a_change_to_a_dependency_hash_evicts_the_entries_that_read_it() -> None
     plan = plan_fetch(LAYOUT, CALL, watched_slos=())
     cache = StateCache(LAYOUT.state(Surface.BUDGET, ""))
     cache.subscribed(True)
-    fetched = parse_reply(LAYOUT, CALL, plan, reply([None] * len(DEPENDENCY_FIELDS)))
+    fetched = parse_reply(LAYOUT, CALL, plan, reply(False))
     assert cache.store(CALL, fetched, cache.begin(), now_ms=0)
     cache.changed(LAYOUT.state(Surface.DEPENDENCY, "tool:embed"))  # another tool's node
     assert cache.get(CALL, now_ms=1) is not None
@@ -67,3 +79,18 @@ def test_a_call_signature_is_planned_once() -> None:
     assert core.plan(Call("openai", "chat", (("team", "research"),))) is first
     assert first == plan_fetch(core.layout, call, ("slo.availability",))
     assert core.plan(Call("openai", "chat", (("team", "search"),))) is not first
+
+
+def test_a_plan_carries_its_evalsha_encoded_as_redis_reads_it() -> None:
+    plan = plan_fetch(LAYOUT, CALL, watched_slos=())
+    arguments = ["EVALSHA", FETCH_SHA, str(len(plan.keys)), *plan.keys, *map(str, plan.args)]
+    expected = f"*{len(arguments)}\r\n" + "".join(
+        f"${len(a.encode())}\r\n{a}\r\n" for a in arguments
+    )
+    assert plan.command == expected.encode()
+
+
+def test_a_reply_without_the_meta_record_is_a_missing_projection() -> None:
+    plan = plan_fetch(LAYOUT, CALL, watched_slos=())
+    with pytest.raises(ProjectionMissing):
+        parse_reply(LAYOUT, CALL, plan, orjson.dumps(["", [False] * 3, {}, {}, [False, False]]))

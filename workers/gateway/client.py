@@ -1,10 +1,11 @@
 """`GatewayClient` (sync, redis.Redis) and `AsyncGatewayClient` (redis.asyncio.Redis).
 
 `check()` answers from the in-process cache when it can (no network), else with one round trip
-(`workers.gateway.script`), and never raises: a Redis error, a timeout, a projection that is
-missing (flushed, being rebuilt) or a bug of ours all become a verdict under the failure mode,
-with the call's last known state and its age (`verdict.unavailable`). After a failed round
-trip, checks do not try Redis again for `retry_interval_ms`.
+(`workers.gateway.script`, sent by `workers.gateway.wire`), and never raises: a Redis error, a
+timeout, a projection that is missing (flushed, being rebuilt) or a bug of ours all become a
+verdict under the failure mode, with the call's last known state and its age
+(`verdict.unavailable`). After a failed round trip, checks do not try Redis again for
+`retry_interval_ms`.
 
 A client built from a URL gets `socket_timeout_s` (50 ms) for connecting and reading, and no
 command retries: redis-py's default retries with backoff would turn one outage into seconds of
@@ -41,6 +42,7 @@ from workers.gateway.core import (
 )
 from workers.gateway.script import FETCH_SCRIPT, FetchPlan
 from workers.gateway.verdict import Call, Source, Verdict
+from workers.gateway.wire import async_round_trip, round_trip
 from workers.kernels.data_rules import DataClassVerdict
 
 _LISTEN_POLL_S = 0.5
@@ -137,7 +139,6 @@ class GatewayClient(_Checks):
             client = redis.Redis.from_url(client, **_no_retry_kwargs(socket_timeout_s, True))
         self.redis = client
         self.core = GatewayCore(settings or GatewaySettings())
-        self._script = client.register_script(FETCH_SCRIPT)
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         if self.core.caching:
@@ -184,7 +185,7 @@ class GatewayClient(_Checks):
             if isinstance(pending, Verdict):
                 return pending
             try:
-                reply = self._script(keys=pending.plan.keys, args=pending.plan.args)
+                reply = round_trip(self.redis, pending.plan.command, FETCH_SCRIPT)
             except Exception as exc:  # RedisError, OSError: the failure mode answers
                 return self._answered(pending, None, exc)
             return self._answered(pending, reply, None)
@@ -233,7 +234,6 @@ class AsyncGatewayClient(_Checks):
             client = aioredis.Redis.from_url(client, **_no_retry_kwargs(socket_timeout_s, False))
         self.redis = client
         self.core = GatewayCore(settings or GatewaySettings())
-        self._script = client.register_script(FETCH_SCRIPT)
         self._listener: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AsyncGatewayClient:
@@ -283,7 +283,7 @@ class AsyncGatewayClient(_Checks):
             if isinstance(pending, Verdict):
                 return pending
             try:
-                reply = await self._script(keys=pending.plan.keys, args=pending.plan.args)
+                reply = await async_round_trip(self.redis, pending.plan.command, FETCH_SCRIPT)
             except Exception as exc:  # RedisError, OSError: the failure mode answers
                 return self._answered(pending, None, exc)
             return self._answered(pending, reply, None)

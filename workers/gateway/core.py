@@ -129,7 +129,7 @@ class GatewayCore:
             return self.cache.begin()
 
     def fetched(
-        self, call: Call, plan: FetchPlan, reply: Any, started: int, now_ms: int
+        self, call: Call, plan: FetchPlan, reply: bytes | str, started: int, now_ms: int
     ) -> Fetched:
         """Read a round trip's reply, cache it (if nothing it read changed meanwhile) and keep
         it as the call's last known state."""

@@ -3,9 +3,9 @@
 KEYS: the meta record, the candidate breaker hashes, the watched SLO hashes, the dependency
 hashes of the call's vendor and tool subjects, then the budget index sets of the call's
 attributes (and `budget-index:*`); ARGV: how many breaker, SLO and dependency keys there are.
-The script returns meta's `updated_at_ms`, each breaker's, SLO's and dependency's fields
-(HMGET: the decision fields only, never the `record` JSON, so a reply stays small), and for
-each member of the index sets' union its hash key and fields.
+The script returns, as one JSON array, meta's `updated_at_ms`, each breaker's, SLO's and
+dependency's fields (HMGET: the decision fields only, never the `record` JSON, so a reply stays
+small), and for each member of the index sets' union its hash key and fields.
 
 Budgets are filtered in Python (`verdict.budget_applies`), not in Lua: scopes may hold
 fnmatch globs, and Lua patterns are not globs; the union of a call's index sets is small (the
@@ -18,11 +18,13 @@ standalone Redis (the projection's deployment), not on a Redis Cluster.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+import orjson
 
 from workers.gateway.verdict import Call, FetchedState, Hash, budget_applies
+from workers.gateway.wire import encode_command, script_sha
 from workers.projection.layout import RedisLayout, Surface
 
 BREAKER_FIELDS = ("state", "retry_at", "reason", "fallback_action", "policy_id", "policy_version")
@@ -47,15 +49,25 @@ def _lua_list(names: Sequence[str]) -> str:
 
 # The field lists are written once, here, into the script's text: sent as ARGV they cost
 # every check ~20 more arguments to encode and parse (measured: a third of a cold check).
+# The reply is one JSON string (`cjson`): each hash an object of its fields, or false when it
+# does not exist, so Python reads the whole reply with one `orjson.loads` and builds nothing.
 FETCH_SCRIPT = f"""
-local budget_fields = {_lua_list(BUDGET_FIELDS)}
+local function as_object(values, fields)
+  if not values[1] then return false end
+  local object = {{}}
+  for i, name in ipairs(fields) do object[name] = values[i] or '' end
+  return object
+end
 local k = 2
 local function read(count, fields)
   local found = {{}}
-  for i = k, k + count - 1 do found[#found + 1] = redis.call('HMGET', KEYS[i], unpack(fields)) end
+  for i = k, k + count - 1 do
+    found[#found + 1] = as_object(redis.call('HMGET', KEYS[i], unpack(fields)), fields)
+  end
   k = k + count
   return found
 end
+local budget_fields = {_lua_list(BUDGET_FIELDS)}
 local breakers = read(tonumber(ARGV[1]), {_lua_list(BREAKER_FIELDS)})
 local slos = read(tonumber(ARGV[2]), {_lua_list(SLO_FIELDS)})
 local dependencies = read(tonumber(ARGV[3]), {_lua_list(DEPENDENCY_FIELDS)})
@@ -63,13 +75,14 @@ local indexes, budgets = {{}}, {{}}
 for i = k, #KEYS do indexes[#indexes + 1] = KEYS[i] end
 if #indexes > 0 then
   for _, member in ipairs(redis.call('SUNION', unpack(indexes))) do
-    budgets[#budgets + 1] = member
-    budgets[#budgets + 1] = redis.call('HMGET', member, unpack(budget_fields))
+    local fields = as_object(redis.call('HMGET', member, unpack(budget_fields)), budget_fields)
+    budgets[#budgets + 1] = {{member, fields}}
   end
 end
 local updated_at = redis.call('HGET', KEYS[1], 'updated_at_ms') or ''
-return {{updated_at, breakers, slos, budgets, dependencies}}
+return cjson.encode({{updated_at, breakers, slos, budgets, dependencies}})
 """
+FETCH_SHA = script_sha(FETCH_SCRIPT)
 
 
 class ProjectionMissing(Exception):
@@ -85,6 +98,8 @@ class FetchPlan:
     breaker_names: tuple[str, ...]
     slo_names: tuple[str, ...]
     dependency_names: tuple[str, ...]
+    command: bytes
+    """The `EVALSHA` of these keys and arguments, encoded once (`workers.gateway.wire`)."""
 
     @property
     def hash_keys(self) -> tuple[str, ...]:
@@ -116,7 +131,8 @@ def plan_fetch(layout: RedisLayout, call: Call, watched_slos: Sequence[str]) -> 
         layout.budget_index(None),
     )
     args = (len(call.breaker_keys), len(slo_names), len(dependency_names))
-    return FetchPlan(keys, args, call.breaker_keys, slo_names, dependency_names)
+    command = encode_command("EVALSHA", FETCH_SHA, len(keys), *keys, *args)
+    return FetchPlan(keys, args, call.breaker_keys, slo_names, dependency_names, command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,50 +145,34 @@ class Fetched:
     """The budget hash keys the index sets held."""
 
 
-def parse_reply(layout: RedisLayout, call: Call, plan: FetchPlan, reply: Any) -> Fetched:
+def parse_reply(layout: RedisLayout, call: Call, plan: FetchPlan, reply: bytes | str) -> Fetched:
     """The script's reply as state; ProjectionMissing when Redis holds no projection."""
-    updated_at, breakers, slos, budgets, dependencies = reply
+    updated_at, breakers, slos, budgets, dependencies = orjson.loads(reply)
     if not updated_at:
         raise ProjectionMissing(layout.meta)
     budget_prefix = layout.state(Surface.BUDGET, "")
     attributes = call.attributes
     applying: dict[str, Hash] = {}
     budget_keys = []
-    for i in range(0, len(budgets), 2):
-        hash_key = _text(budgets[i])
+    for hash_key, fields in budgets or ():  # cjson writes an empty array as {}
         budget_keys.append(hash_key)
-        fields = _fields(BUDGET_FIELDS, budgets[i + 1])
-        if fields is not None and budget_applies(fields["scope"], attributes):
+        if fields and budget_applies(fields["scope"], attributes):
             applying[hash_key.removeprefix(budget_prefix)] = fields
     state = FetchedState(
-        breakers=_existing(BREAKER_FIELDS, plan.breaker_names, breakers),
+        breakers=_existing(plan.breaker_names, breakers),
         budgets=applying,
-        slos=_existing(SLO_FIELDS, plan.slo_names, slos),
-        dependencies=_existing(DEPENDENCY_FIELDS, plan.dependency_names, dependencies),
-        updated_at_ms=int(_text(updated_at)),
+        slos=_existing(plan.slo_names, slos),
+        dependencies=_existing(plan.dependency_names, dependencies),
+        updated_at_ms=int(updated_at),
     )
     read = {*plan.hash_keys, *budget_keys}
     return Fetched(state, frozenset(read), frozenset(budget_keys))
 
 
-def _existing(names: Sequence[str], keys: Sequence[str], replies: Sequence[Any]) -> dict[str, Hash]:
-    found = {}
-    for key, values in zip(keys, replies, strict=True):
-        fields = _fields(names, values)
-        if fields is not None:
-            found[key] = fields
-    return found
-
-
-def _fields(names: Sequence[str], values: Sequence[Any]) -> Mapping[str, str] | None:
-    """An HMGET reply as fields; None for a hash that does not exist (no first field: every
-    projected hash has its first decision field, maybe as "")."""
-    if values[0] is None:
-        return None
-    return {name: _text(value) for name, value in zip(names, values, strict=True)}
-
-
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
+def _existing(names: Sequence[str], replies: Sequence[Hash | bool]) -> dict[str, Hash]:
+    """The hashes that exist, by name (false in the reply: no such hash)."""
+    return {
+        name: fields
+        for name, fields in zip(names, replies or (), strict=True)
+        if isinstance(fields, dict)
+    }
