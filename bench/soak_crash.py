@@ -56,7 +56,10 @@ def run_round(number: int, selection: str | None, log_dir: Path) -> dict[str, st
     if failed or not outcomes:
         log = log_dir / f"round-{number}.log"
         log.write_text(output)
-        print(f"round {number}: {len(failed)} failed {failed} in {elapsed:.0f} s (log: {log})", flush=True)
+        print(
+            f"round {number}: {len(failed)} failed {failed} in {elapsed:.0f} s (log: {log})",
+            flush=True,
+        )
     else:
         print(f"round {number}: {len(outcomes)} passed in {elapsed:.0f} s", flush=True)
     return outcomes
