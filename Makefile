@@ -1,6 +1,7 @@
 # guardstream developer entry points. On a fresh machine `make test` installs what it needs:
-# a Python 3.11 venv with the package and dev tools, Debian's redis-server (and Java/Maven
-# if absent), and the Kafka broker jars into ~/.cache/guardstream (outside the work tree).
+# a Python 3.11 venv with the package and dev tools, Debian's redis-server and
+# prometheus-alertmanager (and Java/Maven if absent), and the Kafka broker jars into
+# ~/.cache/guardstream (outside the work tree).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -11,9 +12,11 @@ VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 # Commands the harness runs, and the Debian packages that provide them (javac: the e2e test
-# compiles a kafka-clients producer, tests/support/java).
+# compiles a kafka-clients producer, tests/support/java; Alertmanager: the alert forwarder's
+# tests and the demo).
 SYSTEM_DEPS := redis-server:redis-server java:openjdk-17-jre-headless \
-	javac:openjdk-17-jdk-headless mvn:maven
+	javac:openjdk-17-jdk-headless mvn:maven \
+	prometheus-alertmanager:prometheus-alertmanager
 
 .PHONY: help deps system-deps kafka-jars test lint demo bench
 

@@ -58,6 +58,9 @@ class DeadLetterKind(StrEnum):
     """Over the size cap; not parsed."""
     PROCESSING = "processing"
     """Valid, but a kernel raised on it; kept so it can be replayed after a fix."""
+    DELIVERY = "delivery"
+    """An alert a receiver refused or could not take in time (`guardstream alerts forward`);
+    `topic` is the alerts topic, so republishing the original forwards it again."""
 
 
 class DeadLetter(WireModel):

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from workers.alerting.forwarder import ForwarderCounters
 from workers.ingest.stage import IngestCounters
 from workers.kernels.key_cap import KeyCounts
 from workers.projection.projector import ProjectorCounters
@@ -46,6 +47,15 @@ PROJECTION_REDIS_ERRORS = "guardstream_projection_redis_errors"
 PROJECTION_LAG_RECORDS = "guardstream_projection_lag_records"
 PROJECTION_LAG_SECONDS = "guardstream_projection_lag_seconds"
 PROJECTION_LAST_UPDATE = "guardstream_projection_last_update_unixtime"
+FORWARDER_RECORDS = "guardstream_alert_forwarder_records"
+FORWARDER_UNREADABLE = "guardstream_alert_forwarder_unreadable_records"
+ALERTS_DELIVERED = "guardstream_alerts_delivered"
+ALERTS_RESENT = "guardstream_alerts_resent"
+ALERT_DELIVERY_FAILURES = "guardstream_alert_delivery_failed_attempts"
+ALERTS_DEAD_LETTERED = "guardstream_alerts_dead_lettered"
+ALERTS_FIRING = "guardstream_alerts_firing"
+FORWARDER_LAG_RECORDS = "guardstream_alert_forwarder_lag_records"
+FORWARDER_LAST_DELIVERY = "guardstream_alert_forwarder_last_delivery_unixtime"
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
 
@@ -279,4 +289,39 @@ class ProjectorCollector(Collector):
         if c.last_update_unixtime is not None:
             yield GaugeMetricFamily(
                 PROJECTION_LAST_UPDATE, "When Redis was last written", value=c.last_update_unixtime
+            )
+
+
+class ForwarderCollector(Collector):
+    """The alert forwarder (`guardstream alerts forward`): what it delivered to `receiver`,
+    re-sent, failed to deliver and dead-lettered, and how far it is behind the alerts topic."""
+
+    def __init__(self, counters: ForwarderCounters, receiver: str) -> None:
+        self._counters = counters
+        self._receiver = receiver
+
+    def collect(self) -> Iterator[Metric]:
+        c, labels = self._counters, [self._receiver]
+        yield CounterMetricFamily(FORWARDER_RECORDS, "Alert records read", value=c.records)
+        yield CounterMetricFamily(
+            FORWARDER_UNREADABLE, "Alert records skipped as unreadable", value=c.unreadable
+        )
+        for name, text, value in (
+            (ALERTS_DELIVERED, "Alerts the receiver took (first deliveries)", c.delivered),
+            (ALERTS_RESENT, "Firing alerts sent again", c.resent),
+            (ALERT_DELIVERY_FAILURES, "Sends the receiver did not take", c.failed_attempts),
+            (ALERTS_DEAD_LETTERED, "Alerts sent to the dead-letter topic", c.dead_lettered),
+        ):
+            family = CounterMetricFamily(name, text, labels=["receiver"])
+            family.add_metric(labels, value)
+            yield family
+        yield GaugeMetricFamily(ALERTS_FIRING, "Incidents open (firing)", value=c.firing)
+        yield GaugeMetricFamily(
+            FORWARDER_LAG_RECORDS, "Alert records not yet delivered", value=c.lag_records
+        )
+        if c.last_delivery_unixtime is not None:
+            yield GaugeMetricFamily(
+                FORWARDER_LAST_DELIVERY,
+                "When the receiver last took alerts",
+                value=c.last_delivery_unixtime,
             )

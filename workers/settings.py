@@ -151,6 +151,20 @@ class Settings(BaseSettings):
     projector_port: int = Field(default=6067, ge=0, le=65535)
     """The projector's Prometheus /metrics (0: none)."""
 
+    # Alert delivery (`guardstream alerts forward`).
+    alertmanager_url: str | None = None
+    """Alertmanager's base URL, e.g. http://alertmanager:9093 (the forwarder posts to
+    /api/v2/alerts)."""
+    alert_resend_interval_s: float = Field(default=60.0, gt=0, le=3600)
+    alert_give_up_after_s: float = Field(default=300.0, gt=0)
+    alert_runbook_url: str | None = None
+    """Template of each alert's runbook link: {kind}, {fingerprint} and label names in braces."""
+    alert_dashboard_url: str | None = None
+    alert_generator_url: str | None = None
+    """Where an alert links back to (the worker's status page)."""
+    forwarder_port: int = Field(default=6068, ge=0, le=65535)
+    """The forwarder's Prometheus /metrics (0: none)."""
+
     # Worker web server (health + Prometheus metrics).
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"

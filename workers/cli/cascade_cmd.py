@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging.config
-import signal
 
 import click
 
 from workers.app import catalog_for
 from workers.cascade.runner import CascadeFenced, CascadeRunner
-from workers.cli.context import CliContext, pass_cli, run
+from workers.cli.context import CliContext, pass_cli, run, stopping_on_signals
 from workers.cli.policy_option import policies_or_exit, policy_option
 from workers.logs import logging_config
 from workers.masking.masker import Masker
@@ -49,10 +47,7 @@ async def _cascade(cli: CliContext, policies: PolicySet) -> None:
         policies=policies,
         masker=Masker(policies.classification),
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
+    stopping = stopping_on_signals()
     log.info(
         "cascade: %d dependency node(s), breaker keys by %s",
         len(policies.dependencies.graph),

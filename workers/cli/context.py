@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -38,6 +39,16 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 def print_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode())
+
+
+def stopping_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, for a long-running command's loop to end on (call
+    it inside the running event loop)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    return stopping
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

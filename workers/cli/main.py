@@ -9,6 +9,7 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
+from workers.cli.alerts_cmd import alerts
 from workers.cli.audit_cmd import audit
 from workers.cli.breakers_cmd import breakers
 from workers.cli.budgets_cmd import budgets
@@ -71,6 +72,7 @@ cli.add_command(breakers)
 cli.add_command(budgets)
 cli.add_command(slos)
 cli.add_command(audit)
+cli.add_command(alerts)
 
 
 def main() -> None:

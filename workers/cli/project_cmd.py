@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging.config
-import signal
 
 import click
 from prometheus_client import CollectorRegistry, start_http_server
 from redis.asyncio import Redis
 
-from workers.cli.context import CliContext, pass_cli, run
+from workers.cli.context import CliContext, pass_cli, run, stopping_on_signals
 from workers.logs import logging_config
 from workers.metrics import ProjectorCollector
 from workers.projection.layout import RedisLayout
@@ -58,10 +56,7 @@ async def _project(cli: CliContext, settings: Settings, metrics_port: int) -> No
         registry = CollectorRegistry()
         registry.register(ProjectorCollector(projector.counters))
         start_http_server(metrics_port, settings.web_host, registry)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
+    stopping = stopping_on_signals()
     try:
         await projector.run(stopping)
     finally:

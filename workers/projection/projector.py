@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from redis.exceptions import RedisError
 
 from topics.catalog import TopicCatalog, TopicName
-from topics.connect import start_client
+from topics.connect import start_client, wait_for_topics
 from workers.projection.layout import Surface
 from workers.projection.store import ProjectionLost, ProjectionStore
 from workers.projection.updates import UnreadableState, Update, coalesced, update_of
@@ -116,17 +116,13 @@ class Projector:
     ) -> list[TopicPartition]:
         """Every partition of the state topics (as many as the catalog says: the worker
         refuses to start on topics that differ), once the worker has created them."""
-        while True:
-            missing = sorted(set(self._surface_of) - await consumer.topics())
-            if not missing:
-                return [
-                    TopicPartition(self.catalog.name(topic), partition)
-                    for topic in SURFACES
-                    for partition in range(self.catalog.spec(topic).partitions)
-                ]
-            log.warning("waiting for the state topics %s", ", ".join(missing))
-            if await stopped_within(stopping, 2.0):
-                return []
+        if not await wait_for_topics(consumer, self._surface_of, stopping, log):
+            return []
+        return [
+            TopicPartition(self.catalog.name(topic), partition)
+            for topic in SURFACES
+            for partition in range(self.catalog.spec(topic).partitions)
+        ]
 
     async def _start_position(
         self,
