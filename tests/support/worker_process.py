@@ -128,3 +128,20 @@ def running_projector(env: Mapping[str, str], tmp_path: Path) -> Iterator[Manage
         yield process
     finally:
         process.stop(timeout=30)
+
+
+@contextmanager
+def running_forwarder(
+    env: Mapping[str, str], tmp_path: Path, alertmanager_url: str
+) -> Iterator[tuple[ManagedProcess, int]]:
+    """`guardstream alerts forward` as a user runs it; yields it and its metrics port."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [sys.executable, "-m", "workers.cli.main", "alerts", "forward"]
+    argv += ["--alertmanager", alertmanager_url, "--metrics-port", str(port)]
+    process = ManagedProcess("forwarder", argv, tmp_path / "forwarder.log", env=dict(env))
+    process.start()
+    try:
+        yield process, port
+    finally:
+        process.stop(timeout=30)

@@ -1,0 +1,84 @@
+"""Alerts reach Alertmanager the way a deployment runs it (issue 14): an exactly-once worker
+decides, `guardstream alerts forward` delivers, a real prometheus-alertmanager shows the
+breaker's alert while it is open and no more once it closed; the forwarder's /metrics count
+both deliveries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.alertmanager import AlertmanagerServer
+from schemas.types import rfc3339_ms
+from tests.support.calls import call_document, outcome
+from tests.support.cli_scenario import fast_breaker_text, jsonl, scenario_env
+from tests.support.worker_process import run_cli, running_forwarder, running_worker
+from workers.metrics import ALERTS_DELIVERED
+from workers.metrics_scrape import scrape, total
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+T0_MS = 1_795_000_000_000
+WAIT_MS = 2000
+
+
+def calls(
+    vendor: str, first: int, count: int, *, failing: bool, ts_ms: int
+) -> list[dict[str, Any]]:
+    return [
+        call_document(f"{vendor}-{n}", rfc3339_ms(ts_ms + n), vendor=vendor, **outcome(failing))
+        for n in range(first, first + count)
+    ]
+
+
+def publish(env: dict[str, str], documents: list[dict[str, Any]]) -> None:
+    result = run_cli(["publish", "-", "--json"], env, stdin=jsonl(documents))
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def eventually(what: str, check: Callable[[], Any], timeout_s: float = 90) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.3)
+    return value
+
+
+def test_a_breaker_alert_fires_and_resolves_in_alertmanager(
+    bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = scenario_env(
+        bootstrap_servers,
+        topic_prefix,
+        tmp_path / "policies",
+        {"breakers.yaml": fast_breaker_text(WAIT_MS)},
+        GUARDSTREAM_MODE="production",
+    )
+    with (
+        AlertmanagerServer() as alertmanager,
+        running_worker(env, tmp_path / "worker"),
+        running_forwarder(env, tmp_path / "forwarder", alertmanager.url) as (forwarder, port),
+    ):
+        publish(env, calls("openai", 0, 5, failing=True, ts_ms=T0_MS))
+        [shown] = eventually(
+            "the alert in Alertmanager", lambda: alertmanager.alerts(vendor="openai")
+        )
+        assert shown["labels"]["alertname"] == "breaker_open"
+        assert shown["labels"]["severity"] == "critical"
+        assert shown["labels"]["tool"] == "chat"
+        assert shown["status"]["state"] == "active"
+        assert "openai/chat" in shown["annotations"]["summary"]
+
+        opened_ms = T0_MS + 4
+        publish(env, [{"type": "clock", "ts": rfc3339_ms(opened_ms + WAIT_MS + 1)}])
+        publish(env, calls("openai", 100, 2, failing=False, ts_ms=opened_ms + WAIT_MS + 10))
+        eventually("resolved in Alertmanager", lambda: not alertmanager.alerts(vendor="openai"))
+        delivered = eventually(
+            "two deliveries counted", lambda: total(scrape(port), f"{ALERTS_DELIVERED}_total") >= 2
+        )
+        assert delivered
+        assert forwarder.alive
