@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from devstack.alertmanager import AlertmanagerServer
 from devstack.kafka import KafkaCluster
 from devstack.ports import free_port
 from devstack.process import ManagedProcess
@@ -64,6 +65,7 @@ _REFRESH_S = 1.0
 _BREAKER_ROWS = 10
 _BUDGET_ROWS = 8
 _SLO_ROWS = 5
+_MAX_ALERT_ROWS = 8
 POLICY_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEMO_DAILY_LIMIT_USD = 1_000_000
 """The seed's global daily budget is $150, hard: the demo's 300 calls/s spend it in seconds,
@@ -223,6 +225,28 @@ def _page(web_port: int, path: str) -> list[dict[str, Any]]:
         return []
 
 
+def _alertmanager_alerts(alertmanager: AlertmanagerServer) -> list[dict[str, Any]]:
+    try:
+        return alertmanager.alerts()
+    except OSError:
+        return []
+
+
+def _alert_table(alerts: list[dict[str, Any]]) -> Table:
+    """What Alertmanager holds, as the forwarder delivered it (suppressed: inhibited)."""
+    table = Table(
+        "alert", "severity", "labels", "state", title="alerts (in Alertmanager)", expand=True
+    )
+    hidden = {"alertname", "severity", "guardstream_fingerprint"}
+    for alert in sorted(alerts, key=lambda a: a.get("startsAt", ""))[-_MAX_ALERT_ROWS:]:
+        shown = alert["labels"]
+        rest = " ".join(f"{k}={v}" for k, v in sorted(shown.items()) if k not in hidden)
+        table.add_row(
+            shown.get("alertname", ""), shown.get("severity", ""), rest, alert["status"]["state"]
+        )
+    return table
+
+
 def _gateway_table(gateway: dict[str, float]) -> Table:
     table = Table("decision", "reason", "calls", title="gateway check()", expand=True)
     for key, value in sorted(gateway.items()):
@@ -240,6 +264,7 @@ def _view(
     budgets: list[dict[str, Any]],
     slos: list[dict[str, Any]],
     dependencies: list[dict[str, str]],
+    alerts: list[dict[str, Any]],
     rate: float,
     elapsed_s: float,
     logs: Path,
@@ -275,6 +300,7 @@ def _view(
         _dependency_table(dependencies),
         _budget_table(budgets),
         _slo_table(slos),
+        _alert_table(alerts),
         ingest,
         dead,
     )
@@ -287,6 +313,7 @@ def run_demo(seconds: float | None) -> None:
         console.print("starting Kafka (KRaft) and redis-server ...")
         cluster = stack.enter_context(KafkaCluster(n_brokers=1))
         redis_server = stack.enter_context(RedisServer())
+        alertmanager = stack.enter_context(AlertmanagerServer())
         settings_env = dict(
             os.environ,
             GUARDSTREAM_KAFKA_BOOTSTRAP=cluster.bootstrap_servers,
@@ -315,12 +342,14 @@ def run_demo(seconds: float | None) -> None:
         stack.enter_context(
             _process(["cascade", "--policy", str(policies)], settings_env, logs / "cascade.log")
         )
+        forward = ["alerts", "forward", "--alertmanager", alertmanager.url, "--metrics-port", "0"]
+        stack.enter_context(_process(forward, settings_env, logs / "forwarder.log"))
         gateway_port = free_port()
         simulator_args = [*SIMULATOR_ARGS, "--metrics-port", str(gateway_port)]
         stack.enter_context(_process(simulator_args, settings_env, logs / "simulator.log"))
         console.print(
             f"Kafka {cluster.bootstrap_servers}, Redis {redis_server.url}, "
-            f"metrics http://127.0.0.1:{web_port}/metrics"
+            f"metrics http://127.0.0.1:{web_port}/metrics, Alertmanager {alertmanager.url}"
         )
         layout = RedisLayout.for_topic_prefix(catalog.prefix)
         _watch(
@@ -328,6 +357,7 @@ def run_demo(seconds: float | None) -> None:
             (web_port, projector_port, gateway_port),
             worker,
             lambda: _dependencies(redis_server, layout),
+            alertmanager,
             seconds,
             logs,
         )
@@ -338,6 +368,7 @@ def _watch(
     ports: tuple[int, int, int],
     worker: ManagedProcess,
     dependencies: Callable[[], list[dict[str, str]]],
+    alertmanager: AlertmanagerServer,
     seconds: float | None,
     logs: Path,
 ) -> None:
@@ -375,6 +406,7 @@ def _watch(
                         budgets,
                         slos,
                         dependencies(),
+                        _alertmanager_alerts(alertmanager),
                         rate,
                         now - started,
                         logs,
@@ -383,7 +415,10 @@ def _watch(
                 time.sleep(_REFRESH_S)
     except KeyboardInterrupt:
         pass
-    console.print("stopping worker, projector, cascade, simulator, Kafka and Redis ...")
+    console.print(
+        "stopping worker, projector, cascade, forwarder, simulator, Alertmanager, Kafka and "
+        "Redis ..."
+    )
 
 
 async def _create_topics(bootstrap: str, catalog: TopicCatalog) -> None:

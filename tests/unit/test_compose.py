@@ -86,7 +86,7 @@ def _service_argv(service: dict[str, Any]) -> list[str]:
 # --- services and start order --------------------------------------------------------------
 
 
-def test_the_stack_has_broker_redis_topics_worker_projector_cascade_and_simulator(
+def test_the_stack_has_every_process_of_a_deployment(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
     assert set(services) == {
@@ -96,6 +96,8 @@ def test_the_stack_has_broker_redis_topics_worker_projector_cascade_and_simulato
         "worker",
         "projector",
         "cascade",
+        "alertmanager",
+        "forwarder",
         "simulator",
     }
     assert compose["name"] == "guardstream"  # not the checkout directory's name
@@ -113,6 +115,18 @@ def test_worker_waits_for_healthy_broker_and_redis_and_created_topics(
     # service_healthy only waits for something when the dependency has a health check.
     assert "kafka-broker-api-versions.sh" in " ".join(services["kafka"]["healthcheck"]["test"])
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_the_forwarder_posts_to_the_compose_alertmanager_with_the_repo_config(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    forwarder, alertmanager = services["forwarder"], services["alertmanager"]
+    assert _service_argv(forwarder)[-2:] == ["alerts", "forward"]
+    assert forwarder["environment"]["GUARDSTREAM_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    assert forwarder["environment"]["GUARDSTREAM_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    source = alertmanager["volumes"][0].split(":")[0]
+    assert (ROOT / source).resolve() == ROOT / "configs" / "alertmanager.yml"
+    assert "--cluster.listen-address=" in alertmanager["command"]
 
 
 def test_topics_is_one_shot_and_waits_for_the_broker(services: dict[str, dict[str, Any]]) -> None:
