@@ -64,10 +64,11 @@ class AlertBook:
         event_id: str,
         *,
         summary: str | None = None,
+        value: float | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> list[AlertDecision]:
-        """Resolve `slot`'s alert if it is firing: same fingerprint, labels updated by
-        `extra` (e.g. the burn rates at resolution)."""
+        """Resolve `slot`'s alert if it is firing: same fingerprint, `value` and labels
+        updated by `extra` (the figures at resolution, not the firing ones)."""
         firing = self._firing.pop(slot, None)
         if firing is None:
             return []
@@ -79,6 +80,8 @@ class AlertBook:
         }
         if summary is not None:
             update["summary"] = summary
+        if value is not None:
+            update["value"] = value
         if extra:
             update["labels"] = {**firing.labels, **extra}
         resolved = firing.model_copy(update=update)

@@ -632,17 +632,20 @@ class Oracle:
             if kind not in self.open and on:
                 tier = max(on, key=lambda t: t.factor)
                 self.open[kind] = (tier, self.now)
-                good, valid = self.sums(self.config.period_ms)
-                remaining = (
-                    1.0 - (valid - good) / (self.config.error_budget * valid) if valid else 1.0
-                )
-                out.append(BurnAlertFired(tier, self.now, self.burn(tier.long_window_ms),
-                                          self.burn(tier.short_window_ms), remaining))  # fmt: skip
+                long_burn = self.burn(tier.long_window_ms)
+                short_burn = self.burn(tier.short_window_ms)
+                out.append(BurnAlertFired(tier, self.now, long_burn, short_burn, self.remaining()))
             elif kind in self.open and not on:
                 tier, started = self.open.pop(kind)
                 long_burn = self.burn(tier.long_window_ms)
                 short_burn = self.burn(tier.short_window_ms)
-                out.append(BurnAlertResolved(tier, self.now, started, long_burn, short_burn))
+                out.append(BurnAlertResolved(tier, self.now, started, long_burn, short_burn,
+                                             self.remaining()))  # fmt: skip
+
+    def remaining(self) -> float:
+        assert self.config.period_ms is not None
+        good, valid = self.sums(self.config.period_ms)
+        return 1.0 - (valid - good) / (self.config.error_budget * valid) if valid else 1.0
 
     def move(self, to: int, out: list[SloOutput]) -> None:
         if self.now is None:

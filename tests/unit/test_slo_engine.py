@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -188,6 +189,25 @@ def test_a_degraded_vendor_pages_once_and_resolves_with_clock_ticks_alone() -> N
     assert T0 + 30 * MIN < resolved.ts_ms <= T0 + 90 * MIN
     assert resolved.event_id.startswith("clock-")
     assert {d.alert.labels["vendor"] for d in burn} == {"openai"}
+
+
+def test_a_resolution_carries_the_figures_at_resolution_not_the_firing_ones() -> None:
+    pages = [
+        d
+        for d in replay(outage())
+        if isinstance(d, AlertDecision)
+        and d.alert.kind == "slo_burn_rate"
+        and d.alert.labels["severity"] == "page"
+    ]
+    fired, resolved = (d.alert for d in pages)
+    # The outage kept spending the error budget after the page fired.
+    left_at_firing = float(fired.labels["error_budget_remaining"])
+    left_at_resolution = float(resolved.labels["error_budget_remaining"])
+    assert left_at_resolution < left_at_firing
+    assert f"{left_at_resolution:.1%} of the budget left" in resolved.summary
+    assert resolved.value is not None
+    assert resolved.value == pytest.approx(float(resolved.labels["long_burn_rate"]), rel=1e-4)
+    assert resolved.value != fired.value
 
 
 def test_a_breached_slo_degrades_after_its_duration_and_undoes_on_recovery() -> None:

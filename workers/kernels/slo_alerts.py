@@ -126,7 +126,11 @@ class BurnAlerts:
                 tier = self._tiers[opened[0]]
                 self._open[k] = None
                 long_burn, short_burn = self._tier_burns(windows, tier)
-                out.append(BurnAlertResolved(tier, now_ms, opened[1], long_burn, short_burn))
+                out.append(
+                    BurnAlertResolved(
+                        tier, now_ms, opened[1], long_burn, short_burn, budget_remaining
+                    )
+                )
 
     # --- reading ---
 

@@ -35,6 +35,8 @@ class BurnAlertResolved:
     started_ms: int
     long_burn: float
     short_burn: float
+    error_budget_remaining: float
+    """Of the period at `ts_ms`: what the resolution reports, not what the firing saw."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -422,8 +422,13 @@ class SloEngine:
                     output.ts_ms,
                     event_id,
                     summary=f"SLO {target_id}: burn rate back under {tier.factor:g}x over "
-                    f"{rates['short_window']}",
-                    extra=rates,
+                    f"{rates['short_window']}; {output.error_budget_remaining:.1%} of the "
+                    "budget left",
+                    value=output.long_burn,
+                    extra={
+                        **rates,
+                        "error_budget_remaining": f"{output.error_budget_remaining:.4f}",
+                    },
                 )
             )
             if tier.notify is self._breach_notify(target_id):
@@ -457,7 +462,9 @@ class SloEngine:
                     extra=facts,
                 )
             else:
-                decisions += self._alerts.resolve(slot, output.ts_ms, event_id, extra=facts)
+                decisions += self._alerts.resolve(
+                    slot, output.ts_ms, event_id, value=output.value, extra=facts
+                )
         decisions += self._breach(
             objective.objective_id, key, to is not Level.OK, output.ts_ms, event_id
         )
