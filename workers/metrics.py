@@ -49,6 +49,7 @@ PROJECTION_LAG_SECONDS = "guardstream_projection_lag_seconds"
 PROJECTION_LAST_UPDATE = "guardstream_projection_last_update_unixtime"
 FORWARDER_RECORDS = "guardstream_alert_forwarder_records"
 FORWARDER_UNREADABLE = "guardstream_alert_forwarder_unreadable_records"
+FORWARDER_UNROUTED = "guardstream_alerts_unrouted"
 ALERTS_DELIVERED = "guardstream_alerts_delivered"
 ALERTS_RESENT = "guardstream_alerts_resent"
 ALERT_DELIVERY_FAILURES = "guardstream_alert_delivery_failed_attempts"
@@ -293,35 +294,43 @@ class ProjectorCollector(Collector):
 
 
 class ForwarderCollector(Collector):
-    """The alert forwarder (`guardstream alerts forward`): what it delivered to `receiver`,
-    re-sent, failed to deliver and dead-lettered, and how far it is behind the alerts topic."""
+    """The alert forwarder (`guardstream alerts forward`): per receiver what it delivered,
+    re-sent, failed to deliver and dead-lettered; how far it is behind the alerts topic."""
 
-    def __init__(self, counters: ForwarderCounters, receiver: str) -> None:
+    def __init__(self, counters: ForwarderCounters) -> None:
         self._counters = counters
-        self._receiver = receiver
 
     def collect(self) -> Iterator[Metric]:
-        c, labels = self._counters, [self._receiver]
+        c = self._counters
         yield CounterMetricFamily(FORWARDER_RECORDS, "Alert records read", value=c.records)
         yield CounterMetricFamily(
             FORWARDER_UNREADABLE, "Alert records skipped as unreadable", value=c.unreadable
         )
-        for name, text, value in (
-            (ALERTS_DELIVERED, "Alerts the receiver took (first deliveries)", c.delivered),
-            (ALERTS_RESENT, "Firing alerts sent again", c.resent),
-            (ALERT_DELIVERY_FAILURES, "Sends the receiver did not take", c.failed_attempts),
-            (ALERTS_DEAD_LETTERED, "Alerts sent to the dead-letter topic", c.dead_lettered),
-        ):
-            family = CounterMetricFamily(name, text, labels=["receiver"])
-            family.add_metric(labels, value)
-            yield family
+        yield CounterMetricFamily(
+            FORWARDER_UNROUTED, "Alerts no route sent to a receiver", value=c.unrouted
+        )
+        families = {
+            name: CounterMetricFamily(name, text, labels=["receiver"])
+            for name, text in (
+                (ALERTS_DELIVERED, "Alerts a receiver took (first deliveries)"),
+                (ALERTS_RESENT, "Firing alerts sent again"),
+                (ALERT_DELIVERY_FAILURES, "Sends a receiver did not take"),
+                (ALERTS_DEAD_LETTERED, "Alerts sent to the dead-letter topic"),
+            )
+        }
+        last = GaugeMetricFamily(
+            FORWARDER_LAST_DELIVERY, "When a receiver last took alerts", labels=["receiver"]
+        )
+        for receiver, counts in sorted(c.receivers.items()):
+            families[ALERTS_DELIVERED].add_metric([receiver], counts.delivered)
+            families[ALERTS_RESENT].add_metric([receiver], counts.resent)
+            families[ALERT_DELIVERY_FAILURES].add_metric([receiver], counts.failed_attempts)
+            families[ALERTS_DEAD_LETTERED].add_metric([receiver], counts.dead_lettered)
+            if counts.last_delivery_unixtime is not None:
+                last.add_metric([receiver], counts.last_delivery_unixtime)
+        yield from families.values()
+        yield last
         yield GaugeMetricFamily(ALERTS_FIRING, "Incidents open (firing)", value=c.firing)
         yield GaugeMetricFamily(
             FORWARDER_LAG_RECORDS, "Alert records not yet delivered", value=c.lag_records
         )
-        if c.last_delivery_unixtime is not None:
-            yield GaugeMetricFamily(
-                FORWARDER_LAST_DELIVERY,
-                "When the receiver last took alerts",
-                value=c.last_delivery_unixtime,
-            )

@@ -2,7 +2,8 @@
 prometheus-alertmanager): firing -> resolved, a page inhibiting its ticket, a restart that
 re-sends what is firing to an Alertmanager that lost it, an outage that delays and loses
 nothing, and a receiver that refuses alerts for good (dead-lettered with its answer, the
-rest delivered)."""
+rest delivered). Then the routed receivers on a local HTTP server: PagerDuty v2 events,
+a Slack-compatible hook that fails twice first, and a webhook archive."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from schemas.types import Severity, from_epoch_ms
 from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog, TopicName
 from workers.alerting.forwarder import Forwarder, ForwardSettings
-from workers.alerting.receivers import AlertmanagerReceiver
+from workers.alerting.receivers import AlertmanagerReceiver, receiver_of
+from workers.alerting.routes import Router, RoutesSpec
 
 pytestmark = pytest.mark.kafka
 
@@ -100,13 +102,14 @@ async def publish(bootstrap: str, catalog: TopicCatalog, *alerts: Alert) -> None
 async def forwarding(
     bootstrap: str, catalog: TopicCatalog, url: str, group: str, **settings: Any
 ) -> AsyncIterator[Forwarder]:
+    forward_settings = ForwardSettings(**{"resend_interval_s": 60.0, **settings})
     forwarder = Forwarder(
         {"bootstrap_servers": bootstrap},
         bootstrap,
         catalog,
-        AlertmanagerReceiver(url, timeout_s=2.0),
+        [AlertmanagerReceiver(url, forward_settings.rendering, timeout_s=2.0)],
         group_id=group,
-        settings=ForwardSettings(**{"resend_interval_s": 60.0, **settings}),
+        settings=forward_settings,
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(forwarder.run(stopping))
@@ -178,7 +181,7 @@ async def test_a_restart_resends_what_is_firing_to_an_alertmanager_that_lost_it(
     with AlertmanagerServer() as first:
         await publish(bootstrap_servers, catalog, still, gone, resolved(gone, t + 1))
         async with forwarding(bootstrap_servers, catalog, first.url, "g2") as forwarder:
-            await until("delivered", lambda: forwarder.counters.delivered == 2)
+            await until("delivered", lambda: forwarder.counters.delivered == 3)
             await until(
                 "one firing", lambda: set(by_fingerprint(first, ours)) == {still.fingerprint}
             )
@@ -269,3 +272,99 @@ async def dead_letters(bootstrap: str, catalog: TopicCatalog, count: int) -> lis
     finally:
         await consumer.stop()
     return found
+
+
+@asynccontextmanager
+async def capturing_receiver(
+    failures_before_success: int = 0,
+) -> AsyncIterator[tuple[str, dict[str, list[Any]]]]:
+    """One HTTP server for several receivers, a path each; every JSON body kept by path. The
+    first `failures_before_success` requests to /slack answer 503."""
+    seen: dict[str, list[Any]] = {}
+    failures = [failures_before_success]
+
+    async def take(request: web.Request) -> web.Response:
+        if request.path == "/slack" and failures[0] > 0:
+            failures[0] -= 1
+            return web.Response(status=503, text="try later")
+        seen.setdefault(request.path, []).append(orjson.loads(await request.read()))
+        return web.Response(status=202 if request.path == "/pd" else 200)
+
+    app = web.Application()
+    app.router.add_post("/{name}", take)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_routes_send_pages_to_pagerduty_budgets_to_chat_and_everything_to_the_archive(
+    bootstrap_servers: str, catalog: TopicCatalog
+) -> None:
+    t = now_ms()
+    page = burn("page", Severity.PAGE, t)
+    budget = firing_alert(
+        "budget_threshold",
+        {"budget": "bud.team.research", "team": "research"},
+        severity=Severity.WARNING,
+        summary="team research spent 80% of its daily budget",
+        at_ms=t,
+        policy_version=VERSION,
+    )
+    await publish(bootstrap_servers, catalog, page, budget, resolved(page, t + 1000))
+    async with capturing_receiver(failures_before_success=2) as (url, seen):
+        spec = RoutesSpec.model_validate(
+            {
+                "receivers": {
+                    "pager": {"type": "pagerduty", "url": f"{url}/pd", "routing_key_env": "PD"},
+                    "chat": {"type": "slack", "url": f"{url}/slack"},
+                    "archive": {"type": "webhook", "url": f"{url}/archive"},
+                },
+                "routes": [
+                    {"match": {"severity": "page"}, "receiver": "pager", "continue": True},
+                    {"match_re": {"kind": "budget_.*"}, "receiver": "chat", "continue": True},
+                    {"receiver": "archive"},
+                ],
+            }
+        )
+        settings = ForwardSettings()
+        receivers = [
+            receiver_of(name, r, settings.rendering, {"PD": "routing-key"})
+            for name, r in spec.receivers.items()
+        ]
+        router = Router(spec)
+        forwarder = Forwarder(
+            {"bootstrap_servers": bootstrap_servers},
+            bootstrap_servers,
+            catalog,
+            receivers,
+            group_id="g5",
+            settings=settings,
+            route=router.receivers_for,
+        )
+        stopping = asyncio.Event()
+        task = asyncio.create_task(forwarder.run(stopping))
+        try:
+            await until("the slack retries", lambda: len(seen.get("/slack", [])) == 1)
+            await until(
+                "archived", lambda: sum(len(p["alerts"]) for p in seen.get("/archive", [])) == 3
+            )
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 30)
+    actions = [(e["event_action"], e["dedup_key"]) for e in seen["/pd"]]
+    assert actions == [("trigger", page.fingerprint), ("resolve", page.fingerprint)]
+    assert seen["/pd"][0]["routing_key"] == "routing-key"
+    assert "team research spent 80%" in seen["/slack"][0]["text"]
+    archived = [a for p in seen["/archive"] for a in p["alerts"]]
+    assert [a["status"] for a in archived if a["fingerprint"] == page.fingerprint] == [
+        "firing",
+        "resolved",
+    ]
+    assert forwarder.counters.of("chat").failed_attempts == 2
+    assert forwarder.counters.resent == 0  # only Alertmanager is sent firing alerts again

@@ -1,7 +1,10 @@
-"""The alert forwarder: the alerts topic -> a receiver (Alertmanager), at least once (shell).
+"""The alert forwarder: the alerts topic -> its receivers (Alertmanager, webhooks, Slack,
+PagerDuty), at least once (shell).
 
-A process of its own (`guardstream alerts forward`), not an agent in the worker: a receiver
-that is slow or down then never slows a decision, and the forwarder restarts, scales and is
+Every record goes to the receivers the route names for its incident (Alertmanager gets all;
+a routes file's receivers what its label routes match, `workers.alerting.routes`), in topic
+order. A process of its own (`guardstream alerts forward`), not an agent in the worker: a
+receiver that is slow or down then never slows a decision, and the forwarder restarts, scales and is
 configured apart from the worker. It reads committed records only (an exactly-once worker's
 aborted alerts are never sent).
 
@@ -9,12 +12,13 @@ Where it stands is its consumer group's committed offsets (`<app>-alert-forwarde
 below them was delivered (or dead-lettered), one at or past them was not. So that it can
 re-send what is firing, every start reads the topic from its beginning: records below the
 committed offsets only rebuild the open incidents, the others are delivered; once it has read
-up to the committed offsets, every open incident is sent again (Alertmanager takes the same
-alert twice as one), and again every `resend_interval_s`, which keeps a firing alert's `endsAt`
-in the future for as long as the forwarder runs.
+up to the committed offsets, every open incident is sent again to the receivers that want
+re-sends (Alertmanager, which takes the same alert twice as one), and again every
+`resend_interval_s`, which keeps a firing alert's `endsAt` in the future for as long as the
+forwarder runs.
 
-A batch the receiver does not take is retried with capped, jittered exponential backoff; a
-batch it refuses for good (HTTP 400) is split and each refused alert goes to the dead-letter
+A batch a receiver does not take is retried with capped, jittered exponential backoff; a
+batch it refuses for good (HTTP 4xx) is split and each refused alert goes to the dead-letter
 topic with the receiver's answer, and so does a batch still undelivered after
 `give_up_after_s`. Offsets are committed only after that, so a forwarder killed mid-batch
 sends that batch again.
@@ -40,8 +44,8 @@ from schemas.dead_letter import DeadLetter, DeadLetterKind
 from topics.catalog import TopicCatalog, TopicName
 from topics.connect import start_client, wait_for_topics
 from workers.alerting.book import DeliveryBook
-from workers.alerting.postable import Delivery, Links, postable
-from workers.alerting.receivers import Outcome, Receiver
+from workers.alerting.postable import Delivery, Links
+from workers.alerting.receivers import Outcome, Receiver, Rendering
 from workers.stopping import stopped_within
 
 log = logging.getLogger(__name__)
@@ -64,22 +68,57 @@ class ForwardSettings:
     """How long a batch is retried before it goes to the dead-letter topic."""
     links: Links = field(default_factory=Links)
 
+    @property
+    def rendering(self) -> Rendering:
+        ttl_ms = int(self.resend_interval_s * self.ttl_factor * 1000)
+        return Rendering(ttl_ms=ttl_ms, links=self.links)
+
+
+Route = Callable[[Alert], Sequence[str]]
+"""The names of the receivers an incident's alerts go to (given its firing record)."""
+
 
 @dataclass(slots=True)
-class ForwarderCounters:
-    """What the forwarder has done, for /metrics (read when scraped)."""
-
-    records: int = 0
+class ReceiverCounters:
     delivered: int = 0
     """Alerts the receiver took, first deliveries only."""
     resent: int = 0
     """Firing alerts sent again (after a start and every resend interval)."""
     failed_attempts: int = 0
     dead_lettered: int = 0
+    last_delivery_unixtime: float | None = None
+
+
+@dataclass(slots=True)
+class ForwarderCounters:
+    """What the forwarder has done, for /metrics (read when scraped)."""
+
+    records: int = 0
     unreadable: int = 0
+    unrouted: int = 0
+    """Alerts no route sent anywhere."""
     firing: int = 0
     lag_records: int = 0
-    last_delivery_unixtime: float | None = None
+    receivers: dict[str, ReceiverCounters] = field(default_factory=dict)
+
+    def of(self, receiver: str) -> ReceiverCounters:
+        return self.receivers.setdefault(receiver, ReceiverCounters())
+
+    @property
+    def delivered(self) -> int:
+        return sum(c.delivered for c in self.receivers.values())
+
+    @property
+    def resent(self) -> int:
+        return sum(c.resent for c in self.receivers.values())
+
+    @property
+    def failed_attempts(self) -> int:
+        return sum(c.failed_attempts for c in self.receivers.values())
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(c.dead_lettered for c in self.receivers.values())
 
 
 class Forwarder:
@@ -88,16 +127,19 @@ class Forwarder:
         client_options: Mapping[str, Any],
         bootstrap: str,
         catalog: TopicCatalog,
-        receiver: Receiver,
+        receivers: Sequence[Receiver],
         group_id: str,
         settings: ForwardSettings | None = None,
+        route: Route | None = None,
         counters: ForwarderCounters | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client_options = client_options
         self.bootstrap = bootstrap
         self.catalog = catalog
-        self.receiver = receiver
+        self.receivers = {receiver.name: receiver for receiver in receivers}
+        everyone = list(self.receivers)
+        self.route: Route = route or (lambda alert: everyone)
         self.group_id = group_id
         self.settings = settings or ForwardSettings()
         self.counters = counters or ForwarderCounters()
@@ -151,7 +193,8 @@ class Forwarder:
         finally:
             await producer.stop()
             await consumer.stop()
-            await self.receiver.close()
+            for receiver in self.receivers.values():
+                await receiver.close()
 
     async def _forward_next(
         self,
@@ -165,14 +208,16 @@ class Forwarder:
         fetched = await consumer.getmany(
             timeout_ms=_FETCH_TIMEOUT_MS, max_records=MAX_ALERTS_PER_POST
         )
-        newest: dict[str, tuple[Record, Delivery]] = {}
+        # Every record, in order: a firing and its resolution in one batch are both sent (a
+        # pager must see the incident, not only its end).
+        pending: list[tuple[Record, Delivery]] = []
         for tp, records in fetched.items():
             for record in records:
                 delivery = self._observe(record)
                 if delivery is not None and record.offset >= delivered_to[tp]:
-                    newest[delivery.alert.fingerprint] = (record, delivery)
+                    pending.append((record, delivery))
         self.counters.firing = len(self.book)
-        if newest and not await self._deliver(list(newest.values()), producer, stopping):
+        if pending and not await self._deliver(pending, producer, stopping):
             return False
         positions = {tp: await consumer.position(tp) for tp in fetched}
         moved = {tp: p for tp, p in positions.items() if p > delivered_to[tp]}
@@ -206,38 +251,60 @@ class Forwarder:
         producer: AIOKafkaProducer,
         stopping: asyncio.Event,
     ) -> bool:
-        """Deliver `pending` or dead-letter what cannot be; False if stopping first."""
+        """Deliver `pending` to the receivers its routes name, or dead-letter what cannot
+        be; False if stopping first."""
+        by_receiver: dict[str, list[tuple[Record, Delivery]]] = {}
+        for record, delivery in pending:
+            names = self.route(delivery.identity)
+            if not names:
+                self.counters.unrouted += 1
+            for name in names:
+                by_receiver.setdefault(name, []).append((record, delivery))
+        for name, share in by_receiver.items():
+            if not await self._deliver_to(self.receivers[name], share, producer, stopping):
+                return False
+        return True
+
+    async def _deliver_to(
+        self,
+        receiver: Receiver,
+        pending: Sequence[tuple[Record, Delivery]],
+        producer: AIOKafkaProducer,
+        stopping: asyncio.Event,
+    ) -> bool:
+        counters = self.counters.of(receiver.name)
         for start in range(0, len(pending), MAX_ALERTS_PER_POST):
             chunk = pending[start : start + MAX_ALERTS_PER_POST]
-            outcome = await self._send_retrying([d for _, d in chunk], stopping)
+            outcome = await self._send_retrying(receiver, [d for _, d in chunk], stopping)
             if outcome is None:
                 return False
             if outcome.delivered:
-                self.counters.delivered += len(chunk)
+                counters.delivered += len(chunk)
                 continue
             if outcome.permanent and len(chunk) > 1:  # find the alerts refused, keep the rest
                 for one in chunk:
-                    if not await self._deliver([one], producer, stopping):
+                    if not await self._deliver_to(receiver, [one], producer, stopping):
                         return False
                 continue
-            await self._dead_letter(chunk, outcome.reason, producer)
+            await self._dead_letter(receiver.name, chunk, outcome.reason, producer)
         return True
 
     async def _send_retrying(
-        self, deliveries: Sequence[Delivery], stopping: asyncio.Event
+        self, receiver: Receiver, deliveries: Sequence[Delivery], stopping: asyncio.Event
     ) -> Outcome | None:
         """The receiver's last answer: delivered, refused for good, or still failing after
         `give_up_after_s`; None if stopping first."""
+        counters = self.counters.of(receiver.name)
         give_up_at = time.monotonic() + self.settings.give_up_after_s
         delay = BACKOFF_FIRST_S
         while True:
-            outcome = await self.receiver.send(self._bodies(deliveries))
+            outcome = await receiver.send(deliveries, int(self.clock() * 1000))
             if outcome.delivered:
-                self.counters.last_delivery_unixtime = self.clock()
+                counters.last_delivery_unixtime = self.clock()
                 return outcome
-            self.counters.failed_attempts += 1
+            counters.failed_attempts += 1
             log.warning(
-                "%s did not take %d alerts: %s", self.receiver.name, len(deliveries), outcome.reason
+                "%s did not take %d alerts: %s", receiver.name, len(deliveries), outcome.reason
             )
             if outcome.permanent or time.monotonic() >= give_up_at:
                 return outcome
@@ -246,26 +313,31 @@ class Forwarder:
             delay = min(delay * 2, BACKOFF_MAX_S)
 
     async def _resend(self) -> None:
-        """Send every open incident again, once: a failure is logged and counted, and the next
-        resend tries again (nothing is lost: the incidents stay open in the book)."""
+        """Send every open incident again, once, to the receivers that want it: a failure is
+        logged and counted, and the next resend tries again (nothing is lost: the incidents
+        stay open in the book)."""
         firing = list(self.book.firing())
-        for start in range(0, len(firing), MAX_ALERTS_PER_POST):
-            chunk = firing[start : start + MAX_ALERTS_PER_POST]
-            outcome = await self.receiver.send(self._bodies(chunk))
-            if not outcome.delivered:
-                self.counters.failed_attempts += 1
-                log.warning("re-sending firing alerts failed: %s", outcome.reason)
-                return
-            self.counters.resent += len(chunk)
-            self.counters.last_delivery_unixtime = self.clock()
-
-    def _bodies(self, deliveries: Sequence[Delivery]) -> list[dict[str, Any]]:
-        now_ms = int(self.clock() * 1000)
-        ttl_ms = int(self.settings.resend_interval_s * self.settings.ttl_factor * 1000)
-        return [postable(d, now_ms, ttl_ms, self.settings.links) for d in deliveries]
+        for receiver in self.receivers.values():
+            if not receiver.resends:
+                continue
+            counters = self.counters.of(receiver.name)
+            mine = [d for d in firing if receiver.name in self.route(d.identity)]
+            for start in range(0, len(mine), MAX_ALERTS_PER_POST):
+                chunk = mine[start : start + MAX_ALERTS_PER_POST]
+                outcome = await receiver.send(chunk, int(self.clock() * 1000))
+                if not outcome.delivered:
+                    counters.failed_attempts += 1
+                    log.warning("re-sending firing alerts failed: %s", outcome.reason)
+                    break
+                counters.resent += len(chunk)
+                counters.last_delivery_unixtime = self.clock()
 
     async def _dead_letter(
-        self, failed: Sequence[tuple[Record, Delivery]], reason: str, producer: AIOKafkaProducer
+        self,
+        receiver: str,
+        failed: Sequence[tuple[Record, Delivery]],
+        reason: str,
+        producer: AIOKafkaProducer,
     ) -> None:
         now_ms = int(self.clock() * 1000)
         for record, _ in failed:
@@ -276,11 +348,11 @@ class Forwarder:
                 partition=record.partition,
                 offset=record.offset,
                 error_kind=DeadLetterKind.DELIVERY,
-                error=f"{self.receiver.name}: {reason}",
+                error=f"{receiver}: {reason}",
                 record_ts=record.timestamp,
                 received_at=now_ms,
                 expected_type="Alert",
             )
             await producer.send_and_wait(self._dead_letters, encode(letter), key=record.key)
-        self.counters.dead_lettered += len(failed)
-        log.error("%d alerts dead-lettered: %s", len(failed), reason)
+        self.counters.of(receiver).dead_lettered += len(failed)
+        log.error("%d alerts for %s dead-lettered: %s", len(failed), receiver, reason)
