@@ -1,10 +1,13 @@
 """Alerts reach Alertmanager the way a deployment runs it (issue 14): an exactly-once worker
 decides, `guardstream alerts forward` delivers, a real prometheus-alertmanager shows the
 breaker's alert while it is open and no more once it closed; the forwarder's /metrics count
-both deliveries."""
+both deliveries. `guardstream breakers --watch` shows the open breaker meanwhile."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +43,22 @@ def publish(env: dict[str, str], documents: list[dict[str, Any]]) -> None:
     assert result.returncode == 0, result.stderr.decode()
 
 
+def assert_watch_shows(env: dict[str, str], argv: list[str], expected: str) -> None:
+    """`argv` redraws until Ctrl-C (SIGINT), then leaves its last table on the screen."""
+    command = [sys.executable, "-m", "workers.cli.main", *argv]
+    wide = {**env, "COLUMNS": "200"}
+    watcher = subprocess.Popen(command, env=wide, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(6)  # the interpreter's start, the first read of the topic, a few refreshes
+    watcher.send_signal(signal.SIGINT)
+    out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err.decode()
+    assert expected in out.decode(), out.decode()
+    assert "Ctrl-C stops" in out.decode()
+    refused = run_cli([*argv, "--json"], env)
+    assert refused.returncode == 2
+    assert b"leave --json out" in refused.stderr
+
+
 def eventually(what: str, check: Callable[[], Any], timeout_s: float = 90) -> Any:
     deadline = time.monotonic() + timeout_s
     while not (value := check()):
@@ -72,6 +91,7 @@ def test_a_breaker_alert_fires_and_resolves_in_alertmanager(
         assert shown["labels"]["tool"] == "chat"
         assert shown["status"]["state"] == "active"
         assert "openai/chat" in shown["annotations"]["summary"]
+        assert_watch_shows(env, ["breakers", "--watch", "--interval", "0.5"], "openai/chat")
 
         opened_ms = T0_MS + 4
         publish(env, [{"type": "clock", "ts": rfc3339_ms(opened_ms + WAIT_MS + 1)}])

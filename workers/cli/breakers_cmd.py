@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 
 import click
 from rich.table import Table
@@ -14,7 +15,7 @@ from schemas.types import from_epoch_ms
 from topics.catalog import TopicName
 from topics.publish import EventPublisher, Published
 from workers.cli.context import CliContext, pass_cli, run
-from workers.cli.state_topic import read_states, shown_without_table
+from workers.cli.state_topic import read_states, show_states, watch_options
 
 _STATE_STYLE = {
     CircuitState.CLOSED: "green",
@@ -28,14 +29,23 @@ _STATE_STYLE = {
 
 @click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of BreakerState records.")
+@watch_options
 @click.pass_context
-def breakers(ctx: click.Context, as_json: bool) -> None:
+def breakers(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> None:
     """Show every breaker's latest state (the compacted breaker-state topic, read to its end);
     `breakers override` moves one by hand."""
     if ctx.invoked_subcommand is None:
         cli = ctx.find_object(CliContext)
         assert cli is not None  # the top-level group always sets it
-        _show(cli, as_json)
+        show_states(
+            cli,
+            lambda: _read(cli),
+            _table,
+            as_json=as_json,
+            none_yet="no breaker has changed state yet (every breaker is closed)",
+            watch=watch,
+            interval_s=interval,
+        )
 
 
 @breakers.command()
@@ -74,11 +84,7 @@ async def _send(cli: CliContext, command: BreakerOverride) -> Published:
         return await publisher.publish(command)
 
 
-def _show(cli: CliContext, as_json: bool) -> None:
-    states = run(_read(cli))
-    none_yet = "no breaker has changed state yet (every breaker is closed)"
-    if shown_without_table(cli, states, as_json=as_json, none_yet=none_yet):
-        return
+def _table(states: Sequence[BreakerState]) -> Table:
     table = Table("BREAKER", "STATE", "SINCE", "RETRY AT", "ATTEMPT", "FAILURE RATE",
                   "SLOW RATE", "CALLS", "FALLBACK", "POLICY", "REASON")  # fmt: skip
     for state in states:
@@ -95,7 +101,7 @@ def _show(cli: CliContext, as_json: bool) -> None:
             state.policy_id,
             state.reason or "",
         )
-    cli.console.print(table)
+    return table
 
 
 async def _read(cli: CliContext) -> list[BreakerState]:

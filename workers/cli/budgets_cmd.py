@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 from rich.table import Table
 
 from schemas.state import BudgetAction, BudgetState
 from topics.catalog import TopicName
-from workers.cli.context import CliContext, pass_cli, run
-from workers.cli.state_topic import bar, read_states, shown_without_table
+from workers.cli.context import CliContext, pass_cli
+from workers.cli.state_topic import bar, read_states, show_states, watch_options
 
 _ACTION_STYLE = {
     BudgetAction.ALLOW: "green",
@@ -19,13 +21,23 @@ _ACTION_STYLE = {
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of BudgetState records.")
+@watch_options
 @pass_cli
-def budgets(cli: CliContext, as_json: bool) -> None:
+def budgets(cli: CliContext, as_json: bool, watch: bool, interval: float) -> None:
     """Show every budget key's current period: spend, limit, utilization and the action
     gateways must take (the compacted budget-state topic, read to its end)."""
-    states = run(_read(cli))
-    if shown_without_table(cli, states, as_json=as_json, none_yet="no budget has seen spend yet"):
-        return
+    show_states(
+        cli,
+        lambda: _read(cli),
+        _table,
+        as_json=as_json,
+        none_yet="no budget has seen spend yet",
+        watch=watch,
+        interval_s=interval,
+    )
+
+
+def _table(states: Sequence[BudgetState]) -> Table:
     table = Table("BUDGET", "PERIOD", "SPENT", "LIMIT", "UTILIZATION", "ACTION", "DECIDED BY",
                   "PROJECTED", "THRESHOLDS")  # fmt: skip
     for state in states:
@@ -42,7 +54,7 @@ def budgets(cli: CliContext, as_json: bool) -> None:
             f"${state.projected_spend_usd:,.2f}",
             ",".join(str(t) for t in state.thresholds_crossed),
         )
-    cli.console.print(table)
+    return table
 
 
 def _bar(utilization: float) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
+from rich.console import Group
 from rich.table import Table
 
 from schemas.state import ObjectiveLevel, ObjectiveState, SlaState, SloState, SloStateRecord
 from topics.catalog import TopicName
-from workers.cli.context import CliContext, pass_cli, run
-from workers.cli.state_topic import bar, read_states, shown_without_table
+from workers.cli.context import CliContext, pass_cli
+from workers.cli.state_topic import bar, read_states, show_states, watch_options
 
 _LEVEL_STYLE = {
     ObjectiveLevel.OK: "green",
@@ -24,23 +27,35 @@ _LEVEL_STYLE = {
     is_flag=True,
     help="One JSON array of SloState / ObjectiveState / SlaState records (told apart by `kind`).",
 )
+@watch_options
 @pass_cli
-def slos(cli: CliContext, as_json: bool) -> None:
+def slos(cli: CliContext, as_json: bool, watch: bool, interval: float) -> None:
     """Show every SLO's error budget remaining and burn rates, the window objectives' levels
     and the SLA contracts' figures for the period so far (the compacted slo-state topic, read
     to its end)."""
-    states = run(_read(cli))
-    if shown_without_table(cli, states, as_json=as_json, none_yet="no SLO has seen an event yet"):
-        return
+    show_states(
+        cli,
+        lambda: _read(cli),
+        _tables,
+        as_json=as_json,
+        none_yet="no SLO has seen an event yet",
+        watch=watch,
+        interval_s=interval,
+    )
+
+
+def _tables(states: Sequence[SloState | ObjectiveState | SlaState]) -> Group:
     burn = [s for s in states if isinstance(s, SloState)]
     objectives = [s for s in states if isinstance(s, ObjectiveState)]
     contracts = [s for s in states if isinstance(s, SlaState)]
+    tables: list[Table] = []
     if burn:
-        cli.console.print(_burn_table(burn))
+        tables.append(_burn_table(burn))
     if objectives:
-        cli.console.print(_objective_table(objectives))
+        tables.append(_objective_table(objectives))
     if contracts:
-        cli.console.print(_sla_table(contracts))
+        tables.append(_sla_table(contracts))
+    return Group(*tables)
 
 
 def _burn_table(states: list[SloState]) -> Table:
