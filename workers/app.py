@@ -152,7 +152,7 @@ def create_worker(
     _register_policy_trail(worker, policies, masker)
     _register_ingest_agent(worker)
     register_clock_ticker(app, settings, catalog)
-    register_web_pages(app, settings, registry, worker.kernels, kernels)
+    register_web_pages(app, settings, registry, worker.kernels, kernels, stage.counters)
     return worker
 
 

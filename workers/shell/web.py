@@ -1,4 +1,5 @@
-"""A worker's web pages: Prometheus metrics, health, and each kernel's states (shell)."""
+"""A worker's web pages: Prometheus metrics, health, each kernel's states and the status
+page (shell)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,19 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from schemas.state import SloState
+from workers.ingest.stage import IngestCounters
 from workers.metrics import render
 from workers.settings import Settings
 from workers.shell.spec import KernelSpec
+from workers.shell.status import (
+    SAMPLE_EVERY_S,
+    BurnHistory,
+    of_type,
+    status_document,
+    status_page_html,
+    wall_clock_ms,
+)
 from workers.shell.wiring import WiredKernel
 
 # aiohttp refuses parameters in content_type=, so the exposition type goes in as a header.
@@ -23,9 +34,10 @@ def register_web_pages(
     registry: CollectorRegistry,
     kernels: Sequence[WiredKernel],
     specs: Sequence[KernelSpec[Any]],
+    counters: IngestCounters,
 ) -> None:
-    """`/metrics`, `/health`, and a page per kernel of `specs` (listing nothing when the
-    policies leave it out of `kernels`)."""
+    """`/metrics`, `/health`, a page per kernel of `specs` (listing nothing when the
+    policies leave it out of `kernels`), and the status page (`/`, `/status`)."""
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -38,6 +50,8 @@ def register_web_pages(
     for spec in specs:
         if spec.page is not None:
             app.page(spec.page)(_state_page(wired.get(spec.page)))
+
+    _register_status_page(app, kernels, counters)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -56,3 +70,30 @@ def _state_page(kernel: WiredKernel | None) -> Callable[[Any, Any], Awaitable[An
         return web.json([state.model_dump(mode="json") for state in listed])
 
     return states
+
+
+def _register_status_page(
+    app: faust.App, kernels: Sequence[WiredKernel], counters: IngestCounters
+) -> None:
+    history = BurnHistory()
+    html = status_page_html()
+
+    def states() -> dict[str, Sequence[Any]]:
+        return {
+            kernel.spec.page.strip("/"): kernel.states() for kernel in kernels if kernel.spec.page
+        }
+
+    async def sample_burn_rates() -> None:
+        history.sample(of_type(states().get("slos", ()), SloState), wall_clock_ms())
+
+    app.timer(interval=SAMPLE_EVERY_S, name="guardstream.status.burn_history")(sample_burn_rates)
+
+    async def page(web: Any, request: Any) -> Any:
+        return web.html(html)
+
+    app.page("/")(page)
+    app.page("/status")(page)
+
+    @app.page("/status.json")
+    async def document(web: Any, request: Any) -> Any:
+        return web.json(status_document(states(), counters, history, wall_clock_ms()))
