@@ -1,6 +1,6 @@
 # guardstream developer entry points. On a fresh machine `make test` installs what it needs:
 # a Python 3.11 venv with the package and dev tools, Debian's redis-server,
-# prometheus-alertmanager and chromium (and Java/Maven if absent), and the Kafka broker jars into
+# prometheus-alertmanager, chromium and prometheus (promtool) (and Java/Maven if absent), and the Kafka broker jars into
 # ~/.cache/guardstream (outside the work tree).
 
 SHELL := /bin/bash
@@ -13,10 +13,11 @@ PYTEST_ARGS ?=
 
 # Commands the harness runs, and the Debian packages that provide them (javac: the e2e test
 # compiles a kafka-clients producer, tests/support/java; Alertmanager: the alert forwarder's
-# tests and the demo; Chromium: the status page's browser test).
+# tests and the demo; Chromium: the status page's browser test; promtool, from prometheus:
+# the metrics and rules checks).
 SYSTEM_DEPS := redis-server:redis-server java:openjdk-17-jre-headless \
 	javac:openjdk-17-jdk-headless mvn:maven \
-	prometheus-alertmanager:prometheus-alertmanager chromium:chromium
+	prometheus-alertmanager:prometheus-alertmanager chromium:chromium promtool:prometheus
 
 .PHONY: help deps system-deps kafka-jars test lint demo bench
 

@@ -34,8 +34,10 @@ from workers.kernel_set import KERNELS
 from workers.masking.log_filter import install_log_masking
 from workers.masking.masker import Masker
 from workers.metrics import (
+    AlertCountCollector,
     IngestCollector,
     MigrationCollector,
+    TimingCollector,
     UndecodableBatchCollector,
 )
 from workers.policies.audit_event_types import AuditPolicy, default_audit_policy
@@ -131,6 +133,8 @@ def create_worker(
         )
     )
     registry.register(MigrationCollector(lambda: app.migration.migrations))
+    registry.register(TimingCollector(app.timings))
+    registry.register(AlertCountCollector(lambda: (k.alert_counts() for k in worker.kernels)))
     _register_log_masking(app, masker)
     client_options = settings.kafka_client_options()
     level = settings.effective_audit_level

@@ -6,13 +6,19 @@ and turned into metric families only when Prometheus scrapes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from workers.alerting.forwarder import ForwarderCounters
+from workers.batching.timing import BatchTimings, Histogram
 from workers.ingest.stage import IngestCounters
 from workers.kernels.key_cap import KeyCounts
 from workers.projection.projector import ProjectorCounters
@@ -47,6 +53,10 @@ PROJECTION_REDIS_ERRORS = "guardstream_projection_redis_errors"
 PROJECTION_LAG_RECORDS = "guardstream_projection_lag_records"
 PROJECTION_LAG_SECONDS = "guardstream_projection_lag_seconds"
 PROJECTION_LAST_UPDATE = "guardstream_projection_last_update_unixtime"
+ALERTS_PUBLISHED = "guardstream_alerts_published"
+BATCH_SECONDS = "guardstream_batch_seconds"
+COMMIT_SECONDS = "guardstream_commit_seconds"
+COMMIT_WAIT_SECONDS = "guardstream_commit_wait_seconds"
 FORWARDER_RECORDS = "guardstream_alert_forwarder_records"
 FORWARDER_UNREADABLE = "guardstream_alert_forwarder_unreadable_records"
 FORWARDER_UNROUTED = "guardstream_alerts_unrouted"
@@ -334,3 +344,45 @@ class ForwarderCollector(Collector):
         yield GaugeMetricFamily(
             FORWARDER_LAG_RECORDS, "Alert records not yet delivered", value=c.lag_records
         )
+
+
+class AlertCountCollector(Collector):
+    """Alerts the worker published, by kind, severity and status (firing / resolved)."""
+
+    def __init__(self, counts: Callable[[], Iterable[Mapping[tuple[str, str, str], int]]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            ALERTS_PUBLISHED, "Alerts published", labels=["kind", "severity", "status"]
+        )
+        total: dict[tuple[str, str, str], int] = {}
+        for counts in self._counts():
+            for labels, count in counts.items():
+                total[labels] = total.get(labels, 0) + count
+        for labels, count in sorted(total.items()):
+            family.add_metric(list(labels), count)
+        yield family
+
+
+class TimingCollector(Collector):
+    """How long batches and commits take (`workers.batching.timing`)."""
+
+    def __init__(self, timings: BatchTimings) -> None:
+        self._timings = timings
+
+    def collect(self) -> Iterator[Metric]:
+        t = self._timings
+        for name, text, histogram in (
+            (BATCH_SECONDS, "One batch handled by an agent", t.batch),
+            (COMMIT_SECONDS, "One commit of offsets (and transactions)", t.commit),
+            (COMMIT_WAIT_SECONDS, "A commit waiting for the batches in flight", t.commit_wait),
+        ):
+            yield _histogram(name, text, histogram)
+
+
+def _histogram(name: str, text: str, histogram: Histogram) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, text)
+    rows = histogram.cumulative()
+    family.add_metric([], [(bound, float(count)) for bound, count in rows], histogram.total_s)
+    return family

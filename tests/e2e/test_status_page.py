@@ -1,7 +1,8 @@
 """The worker's status page in a real browser (issue 14): headless Chromium (Debian's) loads
 `/status` of a worker holding an open breaker and a halted budget, runs the page's script, and
 the DOM it leaves shows the open breaker's tile, the budget's bar with `halt`, and both in
-"needs attention". The screenshot is kept as a test artefact (`test-artifacts/`)."""
+"needs attention". The screenshot is kept as a test artefact (`test-artifacts/`). The same
+worker's /metrics passes `promtool check metrics`."""
 
 from __future__ import annotations
 
@@ -59,6 +60,26 @@ def status(web_port: int) -> dict[str, Any]:
     return document
 
 
+def assert_metrics_follow_prometheus_conventions(web_port: int) -> None:
+    """The worker's /metrics passes `promtool check metrics` (Debian's prometheus package)
+    and covers the decision surfaces this scenario touched."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as r:
+        text = r.read()
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: `make deps` installs Debian's prometheus"
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=60, check=False
+    )
+    assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
+    exposition = text.decode()
+    assert (
+        'guardstream_alerts_published_total{kind="breaker_open",severity="critical",'
+        'status="firing"} 1.0' in exposition
+    )
+    assert 'guardstream_batch_seconds_bucket{le="+Inf"}' in exposition
+    assert "guardstream_commit_seconds_count" in exposition
+
+
 def test_the_status_page_shows_an_open_breaker_and_a_halted_budget_in_a_browser(
     bootstrap_servers: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -105,6 +126,8 @@ def test_the_status_page_shows_an_open_breaker_and_a_halted_budget_in_a_browser(
         assert 'data-kind="breaker"' in page
         assert 'data-kind="budget"' in page
         assert "events accepted" in page  # the header the script fills in
+
+        assert_metrics_follow_prometheus_conventions(worker.web_port)
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         screenshot = ARTIFACTS / "status-page.png"

@@ -12,6 +12,7 @@ from faust.types import TransportT
 from workers.batching.consumer import BatchingConsumer
 from workers.batching.gate import CommitGate
 from workers.batching.migration import PartitionMigration
+from workers.batching.timing import BatchTimings
 from workers.batching.transactions import BatchingTransactionManager
 
 # aiokafka's default. A transaction open longer than this is aborted by the broker and its
@@ -43,6 +44,7 @@ class BatchingApp(faust.App):
         super().__init__(*args, **kwargs)
         self.commit_gate = CommitGate()
         self.migration = PartitionMigration(self)
+        self.timings = BatchTimings()
         self.transaction_timeout_ms = DEFAULT_TRANSACTION_TIMEOUT_MS
         self.transaction_groups: dict[str, str] = {}
         """Topic -> its transaction group (`batching.transactions`), set by `BatchTopic`."""

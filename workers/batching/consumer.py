@@ -14,6 +14,7 @@ past the whole batch, and never past a batch that is still being processed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence, Set
 from typing import Any, cast
@@ -27,6 +28,7 @@ from mode import ServiceT
 from workers.batching.gate import CommitGate
 from workers.batching.migration import migration_of
 from workers.batching.records import RawBatch, RawRecord
+from workers.batching.timing import BatchTimings
 from workers.batching.topic import BatchTopic
 from workers.batching.undecodable import (
     UndecodableBatch,
@@ -79,10 +81,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if migration_of(self.app).check_blocked():
             return False  # a transaction was lost: nothing is committed until the rejoin
         gate: CommitGate = self.app.commit_gate  # type: ignore[attr-defined]
+        timings: BatchTimings = self.app.timings  # type: ignore[attr-defined]
+        waiting = time.perf_counter()
         async with gate.commit():
-            committed: bool = await super().force_commit(
-                topics, start_new_transaction=start_new_transaction
-            )
+            timings.commit_wait.observe(time.perf_counter() - waiting)
+            with timings.commit.timing():
+                committed: bool = await super().force_commit(
+                    topics, start_new_transaction=start_new_transaction
+                )
         return committed
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:

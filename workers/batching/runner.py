@@ -32,7 +32,7 @@ async def run_batches(
     batches: faust.StreamT[RawBatch],
     handle: Callable[[RawBatch], Awaitable[None]],
 ) -> None:
-    gate, migration = app.commit_gate, app.migration
+    gate, migration, timed = app.commit_gate, app.migration, app.timings.batch.timing
     async for batch in batches:
         if migration.commits_blocked or is_stale(app, batch.generation):
             # Its partition is being given up, or was since it was delivered: it is read
@@ -42,7 +42,8 @@ async def run_batches(
         try:
             with processing(batch.generation):
                 async with gate.batch():
-                    await handle(batch)
+                    with timed():
+                        await handle(batch)
         except Exception as exc:
             _leave_unacked(app, batches)
             if isinstance(exc, StaleBatch) or is_stale(app, batch.generation):

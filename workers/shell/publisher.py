@@ -41,6 +41,8 @@ class DecisionPublisher:
         self.outputs = BatchOutputs(app)
         self.chains = chains
         self.published: Counter[DecisionType] = Counter()
+        self.alerts: Counter[tuple[str, str, str]] = Counter()
+        """Alerts published by (kind, severity, status)."""
         self._spec = spec
         self._alerts = catalog.name(TopicName.ALERTS)
         self._control = catalog.name(TopicName.CONTROL)
@@ -55,7 +57,9 @@ class DecisionPublisher:
         self.published[decision.type] += 1
         send = self.outputs.send
         if isinstance(decision, AlertDecision):
-            alert = masked_alert(self.chains.masker, decision.alert)
+            raw = decision.alert
+            self.alerts[(raw.kind, raw.severity.value, raw.status.value)] += 1
+            alert = masked_alert(self.chains.masker, raw)
             await send(source, self._alerts, decision.alert.fingerprint.encode(), encode(alert))
         elif isinstance(decision, ControlDecision):
             command = decision.command

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,10 @@ class WiredKernel:
 
     def states(self) -> list[BaseModel]:
         return self.stage.states()
+
+    def alert_counts(self) -> Counter[tuple[str, str, str]]:
+        """Alerts this kernel published, by (kind, severity, status)."""
+        return self.stage.publisher.alerts
 
     def key_counts(self) -> KeyCounts:
         return self.stage.key_counts()
