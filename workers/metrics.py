@@ -6,7 +6,9 @@ and turned into metric families only when Prometheus scrapes.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -35,6 +37,11 @@ BREAKER_TRANSITIONS = "guardstream_breaker_transitions"
 BREAKER_ALERTS = "guardstream_breaker_alerts"
 BUDGET_SPEND_ROUTED = "guardstream_budget_spend_routed"
 BUDGET_DECISIONS = "guardstream_budget_decisions"
+BUDGET_UTILIZATION = "guardstream_budget_utilization_ratio"
+BUDGET_ACTION = "guardstream_budget_action"
+BREAKER_STATE = "guardstream_breaker_state"
+BREAKER_STATE_OMITTED = "guardstream_breaker_state_keys_omitted"
+BUDGET_KEYS_OMITTED = "guardstream_budget_keys_omitted"
 SLO_MEASURES_ROUTED = "guardstream_slo_measures_routed"
 SLO_DECISIONS = "guardstream_slo_decisions"
 SLO_BURN_RATE = "guardstream_slo_burn_rate"
@@ -124,24 +131,45 @@ class IngestCollector(Collector):
         yield from metrics
 
 
+MAX_KEYED_SERIES = 200
+"""Keys exported per keyed gauge (breaker state, budget utilization and action): the ones
+that need attention first (breakers not closed; budgets most used), the count of the rest in
+`guardstream_breaker_state_keys_omitted` / `guardstream_budget_keys_omitted`. Keys are
+producer-controlled (vendor/tool, users): an uncapped label would let traffic grow Prometheus
+without bound."""
+
+
 class BreakerCollector(Collector):
-    """Breakers per state, and the transitions and alerts published so far."""
+    """Breakers per state, the state of each breaker (capped), and the transitions and alerts
+    published so far."""
 
     def __init__(
         self,
         states: Callable[[], Mapping[str, int]],
         transitions: Callable[[], int],
         alerts: Callable[[], int],
+        keyed: Callable[[], Iterable[tuple[str, str]]] = lambda: (),
     ) -> None:
         self._states = states
         self._transitions = transitions
         self._alerts = alerts
+        self._keyed = keyed
 
     def collect(self) -> Iterator[Metric]:
         states = GaugeMetricFamily(BREAKERS, "Circuit breakers by state", labels=["state"])
         for state, count in sorted(self._states().items()):
             states.add_metric([state], count)
         yield states
+        keyed = GaugeMetricFamily(
+            BREAKER_STATE, "1 for each breaker's current state (capped)", labels=["key", "state"]
+        )
+        shown, omitted = _capped(self._keyed(), lambda ks: (ks[1] == "closed", ks[0]))
+        for key, state in shown:
+            keyed.add_metric([key, state], 1)
+        yield keyed
+        yield GaugeMetricFamily(
+            BREAKER_STATE_OMITTED, "Breakers left out of the capped per-key gauge", value=omitted
+        )
         yield CounterMetricFamily(
             BREAKER_TRANSITIONS, "Breaker transitions published", value=self._transitions()
         )
@@ -149,13 +177,35 @@ class BreakerCollector(Collector):
 
 
 class BudgetCollector(Collector):
-    """Spend routed to budget-spend by this worker, and the budget decisions it published."""
+    """Spend routed to budget-spend by this worker, the budget decisions it published, and
+    each budget key's utilization and action (the most used first, capped)."""
 
-    def __init__(self, routed: Callable[[], int], decisions: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        routed: Callable[[], int],
+        decisions: Callable[[], int],
+        keyed: Callable[[], Iterable[tuple[str, str, float, str]]] = lambda: (),
+    ) -> None:
         self._routed = routed
         self._decisions = decisions
+        self._keyed = keyed
 
     def collect(self) -> Iterator[Metric]:
+        utilization = GaugeMetricFamily(
+            BUDGET_UTILIZATION, "Spend / limit of the current period", labels=["budget", "key"]
+        )
+        action = GaugeMetricFamily(
+            BUDGET_ACTION, "1 for each budget key's action", labels=["budget", "key", "action"]
+        )
+        shown, omitted = _capped(self._keyed(), lambda g: (-g[2], g[1]))
+        for budget, key, used, decided in shown:
+            utilization.add_metric([budget, key], used)
+            action.add_metric([budget, key, decided], 1)
+        yield utilization
+        yield action
+        yield GaugeMetricFamily(
+            BUDGET_KEYS_OMITTED, "Budget keys left out of the capped per-key gauges", value=omitted
+        )
         yield CounterMetricFamily(
             BUDGET_SPEND_ROUTED, "Event x budget spends routed", value=self._routed()
         )
@@ -386,3 +436,13 @@ def _histogram(name: str, text: str, histogram: Histogram) -> HistogramMetricFam
     rows = histogram.cumulative()
     family.add_metric([], [(bound, float(count)) for bound, count in rows], histogram.total_s)
     return family
+
+
+T = TypeVar("T")
+
+
+def _capped(items: Iterable[T], order: Callable[[T], Any]) -> tuple[list[T], int]:
+    """The first MAX_KEYED_SERIES of `items` by `order`, and how many were left out."""
+    every = list(items)
+    shown = heapq.nsmallest(MAX_KEYED_SERIES, every, key=order)
+    return shown, len(every) - len(shown)

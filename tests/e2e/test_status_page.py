@@ -77,6 +77,11 @@ def assert_metrics_follow_prometheus_conventions(web_port: int) -> None:
         'status="firing"} 1.0' in exposition
     )
     assert 'guardstream_batch_seconds_bucket{le="+Inf"}' in exposition
+    assert 'guardstream_breaker_state{key="openai/chat",state="open"} 1.0' in exposition
+    assert (
+        'guardstream_budget_action{action="halt",budget="bud.team.research",'
+        'key="bud.team.research"} 1.0' in exposition
+    )
     assert "guardstream_commit_seconds_count" in exposition
 
 

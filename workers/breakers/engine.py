@@ -182,6 +182,11 @@ class BreakerEngine:
         for breaker in self._breakers():
             yield breaker.state.state
 
+    def key_states(self) -> Iterator[tuple[str, CircuitState]]:
+        """Each breaker's key and state (per-key metrics: no record built per scrape)."""
+        for breaker in self._breakers():
+            yield breaker.identity.key, breaker.state.state
+
     def states(self) -> Iterator[BreakerState]:
         """The published state of every breaker, as of the last event each one saw."""
         for breaker in self._breakers():

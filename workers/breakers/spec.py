@@ -92,7 +92,12 @@ def states_by_state(cores: Iterable[BreakerCore]) -> dict[str, int]:
 
 def _collector(stats: KernelStats) -> Collector:
     cores: Any = stats.cores
-    return BreakerCollector(lambda: states_by_state(cores()), stats.transitions, stats.alerts)
+    return BreakerCollector(
+        lambda: states_by_state(cores()),
+        stats.transitions,
+        stats.alerts,
+        lambda: ((key, state.value) for core in cores() for key, state in core.engine.key_states()),
+    )
 
 
 def _state_key(state: BaseModel) -> str:

@@ -55,6 +55,18 @@ class BudgetCounting(RoutedCounting[Spend, BudgetSpend]):
         self.touched.update(d.key for d in moved if d.key in ledgers)
         return moved
 
+    def gauges(self) -> Iterator[tuple[str, str, float, str]]:
+        """(budget id, ledger key, utilization, action) of every ledger (per-key metrics:
+        no record built per scrape)."""
+        for ledger in self.engine:
+            if ledger.period is not None:
+                yield (
+                    ledger.config.budget_id,
+                    ledger.key,
+                    float(ledger.utilization()),
+                    ledger.action,
+                )
+
     def states(self) -> Iterator[BudgetState]:
         """Every budget key it counts, in its current period."""
         for ledger in self.engine:

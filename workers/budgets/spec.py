@@ -101,7 +101,10 @@ def _state_order(state: BaseModel) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _collector(stats: KernelStats) -> Collector:
-    return BudgetCollector(stats.routed, stats.decisions)
+    cores: Any = stats.cores
+    return BudgetCollector(
+        stats.routed, stats.decisions, lambda: (g for core in cores() for g in core.gauges())
+    )
 
 
 BUDGETS: KernelSpec[BudgetCounting] = KernelSpec(
