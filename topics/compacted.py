@@ -1,16 +1,16 @@
 """Read a compacted state topic to its end: the latest value of every key (shell: Kafka I/O).
 
-What `guardstream breakers` shows and what a projection rebuild starts from: read every
-partition from the beginning up to the end offsets taken at the start (later writes are the
-next read's business), keeping the last value per key; a tombstone deletes the key.
+What `guardstream breakers` shows and what the cascade resyncs from: read every partition
+from the beginning up to at least the end offsets taken at the start, keeping the last value
+per key; a tombstone deletes the key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from topics.connect import start_client
 
@@ -28,23 +28,34 @@ async def latest_values(
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
         latest: dict[bytes, bytes] = {}
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            fetched = await consumer.getmany(*pending, timeout_ms=_FETCH_TIMEOUT_MS)
-            for tp, records in fetched.items():
-                for record in records:
-                    if record.offset >= ends[tp] or record.key is None:
-                        continue
-                    if record.value is None:
-                        latest.pop(record.key, None)
-                    else:
-                        latest[record.key] = record.value
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+        async for record in records_to_end(consumer, tps):
+            if record.key is None:
+                continue
+            if record.value is None:
+                latest.pop(record.key, None)
+            else:
+                latest[record.key] = record.value
         return latest
     finally:
         await consumer.stop()
+
+
+async def records_to_end(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of the assigned `partitions` from their beginning until each has been
+    read to the end offset it had when the read began. Records fetched past that end are
+    yielded too: the consumer's position is past them, and a caller that goes on following
+    the topic from there would otherwise never see them."""
+    await consumer.seek_to_beginning(*partitions)
+    ends = await consumer.end_offsets(list(partitions))
+    pending = {tp for tp in partitions if ends[tp] > 0}
+    while pending:
+        fetched = await consumer.getmany(*pending, timeout_ms=_FETCH_TIMEOUT_MS)
+        for records in fetched.values():
+            for record in records:
+                yield record
+        for tp in list(pending):
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)

@@ -40,8 +40,8 @@ from schemas.codec import encode
 from schemas.state import Availability, BreakerState, CircuitState, DependencyState
 from schemas.types import Severity, epoch_ms
 from topics.catalog import TopicCatalog, TopicName
-from topics.compacted import latest_values
-from topics.connect import start_client
+from topics.compacted import latest_values, records_to_end
+from topics.connect import start_client, wait_for_topics
 from topics.errors import BrokerUnavailableError
 from workers.audit.chain import AuditChain
 from workers.audit.recorded_input import CASCADE_CHAIN
@@ -142,7 +142,8 @@ class CascadeRunner:
     async def _cascade(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, stopping: asyncio.Event
     ) -> None:
-        if not await self._topics_exist(consumer, stopping):
+        wanted = (self._breaker_topic, self._state_topic, self._audit_topic)
+        if not await wait_for_topics(consumer, wanted, stopping, log):
             return
         partitions = [
             TopicPartition(self._breaker_topic, p)
@@ -284,36 +285,17 @@ class CascadeRunner:
         self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
     ) -> dict[str, BreakerState]:
         """Every breaker's latest state; the consumer stays where the read ended."""
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(list(partitions))
         latest: dict[str, BreakerState] = {}
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        while pending:
-            fetched = await consumer.getmany(*pending, timeout_ms=_FETCH_TIMEOUT_MS)
-            for records in fetched.values():
-                for record in records:
-                    self.counters.breaker_records += 1
-                    if record.key is None:
-                        continue
-                    state = self._breaker_state(record)
-                    if state is None:
-                        latest.pop(record.key.decode(errors="replace"), None)
-                    else:
-                        latest[state.key] = state
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+        async for record in records_to_end(consumer, partitions):
+            self.counters.breaker_records += 1
+            if record.key is None:
+                continue
+            state = self._breaker_state(record)
+            if state is None:
+                latest.pop(record.key.decode(errors="replace"), None)
+            else:
+                latest[state.key] = state
         return latest
-
-    async def _topics_exist(self, consumer: AIOKafkaConsumer, stopping: asyncio.Event) -> bool:
-        wanted = {self._breaker_topic, self._state_topic, self._audit_topic}
-        while True:
-            missing = sorted(wanted - await consumer.topics())
-            if not missing:
-                return True
-            log.warning("waiting for the topics %s", ", ".join(missing))
-            if await stopped_within(stopping, 2.0):
-                return False
 
 
 def _is_down(state: BreakerState) -> bool:
