@@ -13,14 +13,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import weakref
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import orjson
 
 from devstack.ports import free_port
-from devstack.process import DevstackError, ManagedProcess, ServerContext, stop_all, tail
+from devstack.process import DevstackError, ManagedProcess, OneProcessServer
 
 __all__ = ["DEFAULT_CONFIG", "AlertmanagerServer", "AlertmanagerServerError"]
 
@@ -44,12 +43,9 @@ def _find_binary() -> str:
     )
 
 
-def _cleanup(process: ManagedProcess, workdir: Path) -> None:
-    stop_all([process], 5.0)
-    shutil.rmtree(workdir, ignore_errors=True)
+class AlertmanagerServer(OneProcessServer):
+    error = AlertmanagerServerError
 
-
-class AlertmanagerServer(ServerContext):
     def __init__(
         self,
         config: str | None = None,
@@ -75,9 +71,7 @@ class AlertmanagerServer(ServerContext):
             self._workdir / "alertmanager.log",
             cwd=self._workdir,
         )
-        self._finalizer: weakref.finalize[Any, Any] | None = weakref.finalize(
-            self, _cleanup, self._process, self._workdir
-        )
+        self._remove_when_collected(self._workdir)
 
     def __repr__(self) -> str:
         return f"AlertmanagerServer(port={self.port}, running={self.running})"
@@ -85,35 +79,6 @@ class AlertmanagerServer(ServerContext):
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._process.alive
-
-    def log_tail(self, lines: int = 100) -> str:
-        return tail(self._process.log_path, lines)
-
-    def start(self) -> Self:
-        if self._finalizer is None:
-            raise AlertmanagerServerError("AlertmanagerServer was stopped for good")
-        self._process.start()
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self._process.kill()
-            raise
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._process.stop(timeout)
-        if self._finalizer is not None:
-            self._finalizer()
-            self._finalizer = None
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop it but keep its directory, to `start()` it again (an outage; alerts kept in
-        its storage come back)."""
-        self._process.stop(timeout)
 
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         """`GET /api/v2/alerts` (active, silenced, inhibited and unprocessed alike), filtered

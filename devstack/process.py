@@ -21,13 +21,21 @@ import signal
 import subprocess
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-__all__ = ["DevstackError", "ManagedProcess", "ServerContext", "stop_all", "tail"]
+__all__ = [
+    "DevstackError",
+    "ManagedProcess",
+    "OneProcessServer",
+    "ServerContext",
+    "stop_all",
+    "tail",
+]
 
 
 class DevstackError(RuntimeError):
@@ -215,3 +223,66 @@ def _stop_leftovers() -> None:
     with _LIVE_LOCK:
         leftovers = list(_LIVE)
     stop_all(leftovers, _ATEXIT_GRACE_S)
+
+
+class OneProcessServer(ServerContext):
+    """A server that is one `ManagedProcess` with a work directory: `start()` waits until it
+    answers, `shutdown()` stops it keeping the directory (an outage), `stop()` for good.
+    Subclasses set `_process` and `_finalizer` (which removes the directory) and say when
+    the server is ready."""
+
+    _process: ManagedProcess
+    _finalizer: weakref.finalize[Any, Any] | None
+    error: type[DevstackError] = DevstackError
+
+    def _remove_when_collected(self, workdir: Path) -> None:
+        """Stop the process and remove `workdir` when this object goes (or at `stop()`)."""
+        self._finalizer = weakref.finalize(self, _stop_and_remove, self._process, workdir)
+
+    @property
+    def running(self) -> bool:
+        return self._process.alive
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server (None when it is not running)."""
+        return self._process.pid if self._process.alive else None
+
+    def log_tail(self, lines: int = 200) -> str:
+        return tail(self._process.log_path, lines)
+
+    def start(self) -> Self:
+        """Start the server and wait until it is ready."""
+        if self._finalizer is None:
+            raise self.error(f"{type(self).__name__} was stopped for good; create a new one")
+        self._process.start()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self._process.kill()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and remove its working directory; the object is done after this."""
+        self._process.stop(timeout)
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the server but keep everything needed to `start()` it again (an outage)."""
+        self._process.stop(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the server: a crash, the port is closed until `start()`."""
+        self._process.kill()
+
+    @abstractmethod
+    def _wait_until_ready(self) -> None: ...
+
+
+def _stop_and_remove(process: ManagedProcess, workdir: Path) -> None:
+    """Finalizer body: must not reference the server object, or it would keep it alive."""
+    stop_all([process], 5.0)
+    shutil.rmtree(workdir, ignore_errors=True)

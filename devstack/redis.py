@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -17,7 +16,7 @@ from urllib.parse import quote
 import redis
 
 from devstack.ports import free_port
-from devstack.process import DevstackError, ManagedProcess, ServerContext, stop_all, tail
+from devstack.process import DevstackError, ManagedProcess, OneProcessServer
 
 __all__ = ["RedisServer", "RedisServerError"]
 
@@ -55,14 +54,10 @@ def _render_config(port: int, password: str | None, workdir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cleanup(process: ManagedProcess, workdir: Path) -> None:
-    """Finalizer body: must not reference the server object."""
-    stop_all([process], 5.0)
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-class RedisServer(ServerContext):
+class RedisServer(OneProcessServer):
     """``redis-server`` in its own process group with a temp working directory."""
+
+    error = RedisServerError
 
     def __init__(
         self, port: int | None = None, password: str | None = None, *, start_timeout: float = 10.0
@@ -82,9 +77,7 @@ class RedisServer(ServerContext):
             self._workdir / "redis.log",
             cwd=self._workdir,
         )
-        self._finalizer: weakref.finalize[Any, Any] | None = weakref.finalize(
-            self, _cleanup, self._process, self._workdir
-        )
+        self._remove_when_collected(self._workdir)
 
     def __repr__(self) -> str:
         return f"RedisServer(port={self.port}, running={self.running})"
@@ -96,47 +89,8 @@ class RedisServer(ServerContext):
         return f"redis://{auth}{HOST}:{self.port}/0"
 
     @property
-    def running(self) -> bool:
-        return self._process.alive
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the running server (None before the first start)."""
-        return self._process.pid if self._process.alive else None
-
-    @property
     def log_path(self) -> Path:
         return self._process.log_path
-
-    def log_tail(self, lines: int = 200) -> str:
-        return tail(self.log_path, lines)
-
-    def start(self) -> Self:
-        """Start the server and wait until it answers PING."""
-        if self._finalizer is None:
-            raise RedisServerError("RedisServer was stopped for good; create a new one")
-        self._process.start()
-        try:
-            self._wait_for_ping()
-        except BaseException:
-            self._process.kill()
-            raise
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server and remove its working directory; the object is done after this."""
-        self._process.stop(timeout)
-        if self._finalizer is not None:
-            self._finalizer()
-            self._finalizer = None
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the server but keep everything needed to ``start()`` it again (an outage)."""
-        self._process.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the server: a crash, the port is closed until ``start()``/``restart()``."""
-        self._process.kill()
 
     def restart(self) -> Self:
         """Stop (if running) and start again on the same port, empty."""
@@ -164,7 +118,7 @@ class RedisServer(ServerContext):
         finally:
             client.close()
 
-    def _wait_for_ping(self) -> None:
+    def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         while not self._answers():
             if not self._process.alive:

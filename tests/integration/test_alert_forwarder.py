@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +23,6 @@ from schemas.alerts import Alert, AlertStatus, firing_alert
 from schemas.codec import decode, encode
 from schemas.dead_letter import DeadLetter, DeadLetterKind
 from schemas.types import Severity, from_epoch_ms
-from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog, TopicName
 from workers.alerting.forwarder import Forwarder, ForwardSettings
 from workers.alerting.receivers import AlertmanagerReceiver, receiver_of
@@ -70,14 +69,6 @@ def resolved(alert: Alert, at_ms: int) -> Alert:
             "ends_at": from_epoch_ms(at_ms),
         }
     )
-
-
-@pytest.fixture
-async def catalog(bootstrap_servers: str, topic_prefix: str) -> TopicCatalog:
-    catalog = TopicCatalog(prefix=topic_prefix)
-    async with TopicAdmin({"bootstrap_servers": bootstrap_servers}) as admin:
-        await admin.ensure(catalog.specs())
-    return catalog
 
 
 @pytest.fixture
@@ -212,6 +203,25 @@ async def test_an_outage_delays_delivery_and_loses_nothing(
 
 
 @asynccontextmanager
+async def local_receiver(
+    handle: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[str]:
+    """A real HTTP server on a free loopback port answering every POST with `handle`; its
+    base URL."""
+    app = web.Application()
+    app.router.add_post("/{path:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def refusing_receiver(refused_vendor: str) -> AsyncIterator[tuple[str, list[Any]]]:
     """An HTTP receiver answering 400 to any batch holding an alert for `refused_vendor`."""
     taken: list[Any] = []
@@ -223,17 +233,8 @@ async def refusing_receiver(refused_vendor: str) -> AsyncIterator[tuple[str, lis
         taken.extend(batch)
         return web.Response(status=200)
 
-    app = web.Application()
-    app.router.add_post("/api/v2/alerts", alerts)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", taken
-    finally:
-        await runner.cleanup()
+    async with local_receiver(alerts) as url:
+        yield url, taken
 
 
 async def test_alerts_refused_for_good_are_dead_lettered_with_the_answer_and_the_rest_delivered(
@@ -290,17 +291,8 @@ async def capturing_receiver(
         seen.setdefault(request.path, []).append(orjson.loads(await request.read()))
         return web.Response(status=202 if request.path == "/pd" else 200)
 
-    app = web.Application()
-    app.router.add_post("/{name}", take)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with local_receiver(take) as url:
+        yield url, seen
 
 
 async def test_routes_send_pages_to_pagerduty_budgets_to_chat_and_everything_to_the_archive(

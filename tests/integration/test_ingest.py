@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.dead_letter import DeadLetter
 from schemas.events import CostEvent, InputEvent, LatencyEvent, ToolInvocation
 from tests.support.worker_process import cli_env, running_worker
-from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog, TopicName
 from topics.publish import EventPublisher
 
@@ -100,15 +99,6 @@ def malformed_records() -> list[tuple[str, bytes | None]]:
         tag, value = shapes[i % len(shapes)]
         records.append((tag, value))
     return records
-
-
-@pytest.fixture
-async def catalog(bootstrap_servers: str, topic_prefix: str) -> TopicCatalog:
-    """The topics of this test's prefix, created."""
-    catalog = TopicCatalog(prefix=topic_prefix)
-    async with TopicAdmin({"bootstrap_servers": bootstrap_servers}) as admin:
-        await admin.ensure(catalog.specs())
-    return catalog
 
 
 async def _publish_malformed(
