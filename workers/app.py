@@ -33,17 +33,12 @@ from workers.ingest.undecodable import UndecodableBatchAlerts
 from workers.kernel_set import KERNELS
 from workers.masking.log_filter import install_log_masking
 from workers.masking.masker import Masker
-from workers.metrics import (
-    AlertCountCollector,
-    IngestCollector,
-    MigrationCollector,
-    TimingCollector,
-    UndecodableBatchCollector,
-)
+from workers.metrics import UndecodableBatchCollector
 from workers.policies.audit_event_types import AuditPolicy, default_audit_policy
 from workers.policies.policy_set import PolicySet
 from workers.settings import AuditLevel, ProcessingGuarantee, Settings
-from workers.shell.faust_settings import consumer_lag, faust_settings
+from workers.shell.collectors import register_worker_collectors
+from workers.shell.faust_settings import faust_settings
 from workers.shell.ingest import EventSink, IngestBatches
 from workers.shell.key_metrics import cardinality_collector
 from workers.shell.snapshots import SnapshotStore
@@ -124,17 +119,9 @@ def create_worker(
     )
     registry = CollectorRegistry()
     worker = Worker(settings, catalog, app, stage, registry)
-    registry.register(
-        IngestCollector(
-            stage.counters,
-            stage.tracked_ids,
-            lambda: consumer_lag(app),
-            lambda: worker.last_batch_unixtime,
-        )
+    register_worker_collectors(
+        registry, app, stage, worker.kernels, lambda: worker.last_batch_unixtime
     )
-    registry.register(MigrationCollector(lambda: app.migration.migrations))
-    registry.register(TimingCollector(app.timings))
-    registry.register(AlertCountCollector(lambda: (k.alert_counts() for k in worker.kernels)))
     _register_log_masking(app, masker)
     client_options = settings.kafka_client_options()
     level = settings.effective_audit_level
