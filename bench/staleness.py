@@ -36,8 +36,8 @@ from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog
 from topics.settled import high_watermark, partition_reader
 from workers.gateway import GatewayClient, GatewaySettings, report
-from workers.metrics import CONSUMER_LAG
-from workers.metrics_scrape import scrape, total
+from workers.metrics import BATCH_SECONDS, COMMIT_SECONDS, COMMIT_WAIT_SECONDS, CONSUMER_LAG
+from workers.metrics_scrape import labels, scrape, total
 from workers.projection.layout import Surface
 
 BREAKERS = """
@@ -183,6 +183,7 @@ def run_mode(
                 web_port,
             )
         )
+        timings = _timings(scrape(web_port))
     finally:
         projector.stop()
         worker.stop()
@@ -192,6 +193,31 @@ def run_mode(
         f"max {max(measured) * 1000:7.0f} ms  ({len(measured)} trials, "
         f"{sent:,} background events; logs {work})"
     )
+    print(f"{'':<12} worker: {timings}")
+
+
+def _timings(samples: dict[str, float]) -> str:
+    """p50 / p99 / max bucket of the worker's batch, commit and commit-wait histograms."""
+    parts = []
+    for name in (BATCH_SECONDS, COMMIT_SECONDS, COMMIT_WAIT_SECONDS):
+        buckets = sorted(
+            (float(labels(key)["le"]), value)
+            for key, value in samples.items()
+            if key.startswith(f"{name}_bucket{{")
+        )
+        count = buckets[-1][1] if buckets else 0
+        if not count:
+            continue
+        quantile = {
+            q: next(bound for bound, seen in buckets if seen >= q * count) for q in (0.5, 0.99)
+        }
+        slowest = next(bound for bound, seen in buckets if seen >= count)
+        short = name.removeprefix("guardstream_").removesuffix("_seconds")
+        parts.append(
+            f"{short} p50 <= {quantile[0.5] * 1000:g} ms, p99 <= {quantile[0.99] * 1000:g} ms, "
+            f"max <= {slowest * 1000:g} ms ({count:,.0f})"
+        )
+    return "; ".join(parts)
 
 
 async def _create_topics(bootstrap: str, catalog: TopicCatalog) -> None:
