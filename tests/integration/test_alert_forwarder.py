@@ -17,12 +17,14 @@ import orjson
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.alertmanager import AlertmanagerServer
 from schemas.alerts import Alert, AlertStatus, firing_alert
 from schemas.codec import decode, encode
 from schemas.dead_letter import DeadLetter, DeadLetterKind
 from schemas.types import Severity, from_epoch_ms
+from topics.admin import TopicAdmin
 from topics.catalog import TopicCatalog, TopicName
 from workers.alerting.forwarder import Forwarder, ForwardSettings
 from workers.alerting.receivers import AlertmanagerReceiver, receiver_of
@@ -360,3 +362,37 @@ async def test_routes_send_pages_to_pagerduty_budgets_to_chat_and_everything_to_
     ]
     assert forwarder.counters.of("chat").failed_attempts == 2
     assert forwarder.counters.resent == 0  # only Alertmanager is sent firing alerts again
+
+
+async def test_a_recreated_alerts_topic_is_delivered_from_its_beginning(
+    bootstrap_servers: str, catalog: TopicCatalog, alertmanager: AlertmanagerServer
+) -> None:
+    t = now_ms()
+    old = [breaker_open(f"old{n}", t) for n in range(3)]
+    await publish(bootstrap_servers, catalog, *old)
+    async with forwarding(bootstrap_servers, catalog, alertmanager.url, "g6") as forwarder:
+        await until("delivered", lambda: forwarder.counters.delivered == 3)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics([catalog.name(TopicName.ALERTS)])
+    finally:
+        await admin.close()
+    async with TopicAdmin({"bootstrap_servers": bootstrap_servers}) as topics:
+        await until_created(topics, catalog)
+    new = breaker_open("new", t)
+    await publish(bootstrap_servers, catalog, new)
+    async with forwarding(bootstrap_servers, catalog, alertmanager.url, "g6") as restarted:
+        await until("the new one delivered", lambda: restarted.counters.delivered == 1)
+
+
+async def until_created(topics: TopicAdmin, catalog: TopicCatalog) -> None:
+    """Create the deleted topic again (the broker deletes in the background: retry)."""
+    deadline = time.monotonic() + BOUND_S
+    while True:
+        try:
+            await topics.ensure(catalog.specs())
+            return
+        except Exception:
+            assert time.monotonic() < deadline, "the alerts topic was not created again"
+            await asyncio.sleep(0.5)

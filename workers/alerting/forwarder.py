@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
@@ -175,7 +176,7 @@ class Forwarder:
                 for p in range(self.catalog.spec(TopicName.ALERTS).partitions)
             ]
             consumer.assign(partitions)
-            delivered_to = {tp: await consumer.committed(tp) or 0 for tp in partitions}
+            delivered_to = await self._delivered_to(consumer, partitions)
             await consumer.seek_to_beginning(*partitions)
             log.info("alert forwarder started; delivered up to %s", delivered_to)
             next_resend = 0.0
@@ -195,6 +196,28 @@ class Forwarder:
             await consumer.stop()
             for receiver in self.receivers.values():
                 await receiver.close()
+
+    async def _delivered_to(
+        self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Where the group stands per partition; 0 where it stands past the partition's end
+        (a log truncated by an unclean leader election: what is there now was not
+        delivered). Deleting a topic deletes the group's offsets with it."""
+        ends = await consumer.end_offsets(list(partitions))
+        delivered_to = {}
+        for tp in partitions:
+            committed = await consumer.committed(tp) or 0
+            if committed > ends[tp]:
+                log.warning(
+                    "%s[%d]: the group stands at %d, past the end %d: delivering it all",
+                    tp.topic,
+                    tp.partition,
+                    committed,
+                    ends[tp],
+                )
+                committed = 0
+            delivered_to[tp] = committed
+        return delivered_to
 
     async def _forward_next(
         self,
@@ -222,7 +245,10 @@ class Forwarder:
         positions = {tp: await consumer.position(tp) for tp in fetched}
         moved = {tp: p for tp, p in positions.items() if p > delivered_to[tp]}
         if moved:
-            await consumer.commit({tp: OffsetAndMetadata(p, "") for tp, p in moved.items()})
+            try:
+                await consumer.commit({tp: OffsetAndMetadata(p, "") for tp, p in moved.items()})
+            except KafkaError as exc:  # delivered, not recorded: sent again after a restart
+                log.warning("committing the delivered offsets failed: %r", exc)
             delivered_to.update(moved)
         self.counters.lag_records = sum(
             max(0, (consumer.highwater(tp) or 0) - delivered_to[tp]) for tp in delivered_to
