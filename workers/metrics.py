@@ -42,6 +42,7 @@ BUDGET_ACTION = "guardstream_budget_action"
 BREAKER_STATE = "guardstream_breaker_state"
 BREAKER_STATE_OMITTED = "guardstream_breaker_state_keys_omitted"
 BUDGET_KEYS_OMITTED = "guardstream_budget_keys_omitted"
+SLO_KEYS_OMITTED = "guardstream_slo_keys_omitted"
 SLO_MEASURES_ROUTED = "guardstream_slo_measures_routed"
 SLO_DECISIONS = "guardstream_slo_decisions"
 SLO_BURN_RATE = "guardstream_slo_burn_rate"
@@ -132,9 +133,10 @@ class IngestCollector(Collector):
 
 
 MAX_KEYED_SERIES = 200
-"""Keys exported per keyed gauge (breaker state, budget utilization and action): the ones
-that need attention first (breakers not closed; budgets most used), the count of the rest in
-`guardstream_breaker_state_keys_omitted` / `guardstream_budget_keys_omitted`. Keys are
+"""Keys exported per keyed gauge (breaker state, budget utilization and action, SLO burn rate
+and error budget): the ones that need attention first (breakers not closed; budgets most
+used; SLOs with the least error budget left), the count of the rest in
+`guardstream_breaker_state_keys_omitted` / `_budget_keys_omitted` / `_slo_keys_omitted`. Keys are
 producer-controlled (vendor/tool, users): an uncapped label would let traffic grow Prometheus
 without bound."""
 
@@ -239,12 +241,16 @@ class SloCollector(Collector):
         remaining = GaugeMetricFamily(
             SLO_ERROR_BUDGET_REMAINING, "Fraction of the error budget left", labels=["slo"]
         )
-        for key, windows, left in self._burn():
+        shown, omitted = _capped(self._burn(), lambda burn: (burn[2], burn[0]))
+        for key, windows, left in shown:
             for window, rate in windows.items():
                 rates.add_metric([key, window], rate)
             remaining.add_metric([key], left)
         yield rates
         yield remaining
+        yield GaugeMetricFamily(
+            SLO_KEYS_OMITTED, "SLO keys left out of the capped per-key gauges", value=omitted
+        )
 
 
 class UndecodableBatchCollector(Collector):

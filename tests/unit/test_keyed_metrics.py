@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from workers.metrics import MAX_KEYED_SERIES, BreakerCollector, BudgetCollector
+from workers.metrics import MAX_KEYED_SERIES, BreakerCollector, BudgetCollector, SloCollector
 
 
 def exposition(collector: object) -> str:
@@ -36,3 +36,18 @@ def test_budget_gauges_show_the_most_used_keys_with_their_action() -> None:
     assert 'guardstream_budget_action{action="halt",budget="bud.team",key="research"} 1.0' in lines
     assert 'guardstream_budget_utilization_ratio{budget="bud.user",key="u0"} 0.0' not in lines
     assert f"guardstream_budget_keys_omitted {501 - MAX_KEYED_SERIES}.0" in text
+
+
+def test_slo_gauges_show_the_keys_with_the_least_error_budget_left() -> None:
+    burns = [(f"slo.a/v{n}", {"1h": 0.5}, 1.0 - n / 1000) for n in range(300)]
+    burns.append(("slo.a/worst", {"1h": 20.0}, -0.5))
+    text = exposition(SloCollector(lambda: 0, lambda: 0, lambda: iter(burns)))
+    left = [
+        line
+        for line in text.splitlines()
+        if line.startswith("guardstream_slo_error_budget_remaining{")
+    ]
+    assert len(left) == MAX_KEYED_SERIES
+    assert left[0] == 'guardstream_slo_error_budget_remaining{slo="slo.a/worst"} -0.5'
+    assert 'guardstream_slo_burn_rate{slo="slo.a/worst",window="1h"} 20.0' in text
+    assert f"guardstream_slo_keys_omitted {301 - MAX_KEYED_SERIES}.0" in text
