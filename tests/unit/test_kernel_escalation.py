@@ -136,7 +136,8 @@ steps = st.lists(
 
 def run(book: EscalationBook, script: list[Step]) -> list[tuple[str, str, int]]:
     """Outputs as (vendor, status, instant)."""
-    now, firing, out = T0, {}, []
+    now, out = T0, []
+    firing: dict[str, Alert] = {}
     for what, index, later in script:
         now += later * MIN
         vendor = VENDORS[index]
@@ -161,7 +162,8 @@ def naive(script: list[Step]) -> list[tuple[str, str, int]]:
     unacknowledged for 5 minutes by then escalate, in due order), then acts: a firing starts
     an incident, a resolution or an acknowledgement ends its escalation (if any); an
     acknowledged incident never escalates."""
-    now, state, out = T0, {}, []  # vendor -> {"start", "acked", "escalated"}
+    now, out = T0, []
+    state: dict[str, dict[str, int | bool]] = {}  # vendor -> start, acked, escalated
     for what, index, later in script:
         now += later * MIN
         vendor = VENDORS[index]
