@@ -22,7 +22,7 @@ SYSTEM_DEPS := redis-server:redis-server java:openjdk-17-jre-headless \
 .PHONY: help deps system-deps kafka-jars test lint demo bench
 
 help:
-	@echo "make deps   - venv (.venv), redis-server, Java/Maven if missing, Kafka jars"
+	@echo "make deps   - venv (.venv), redis-server, Alertmanager, Chromium, promtool, Java/Maven if missing, Kafka jars"
 	@echo "make test   - the whole test suite (PYTEST_ARGS='-k ...' to narrow it)"
 	@echo "make demo   - Kafka + Redis + worker + traffic generator, live view (DEMO_SECONDS=N)"
 	@echo "make bench  - ingest benchmark: raw aiokafka vs guardstream (BENCH_ARGS=...)"
