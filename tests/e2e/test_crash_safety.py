@@ -12,6 +12,7 @@ are taken every few batches, so takeovers restore from a snapshot and its tail (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -144,13 +145,35 @@ def export_when_settled(
             behind = unprocessed_partitions(env)
             if not behind:
                 return [orjson.loads(line) for line in content.splitlines()]
+        if time.monotonic() >= deadline:
+            dump_worker_tasks(env)
         assert time.monotonic() < deadline, (
             f"the audit trail did not settle ({inputs} of {expected_inputs(events)} inputs; "
             f"partitions with unprocessed records: {behind}); "
-            f"evidence (trail, worker logs, topics) kept in {keep_evidence(path.parent, env)}"
+            f"evidence (trail, worker logs with their tasks' stacks, topics) kept in "
+            f"{keep_evidence(path.parent, env)}"
         )
         previous = content
         time.sleep(4)
+
+
+def dump_worker_tasks(env: dict[str, str]) -> None:
+    """Ask every live worker of this run (its topic prefix in the environment) for the stack
+    of each of its asyncio tasks: a Faust worker writes them to its log on SIGUSR1. What a
+    stalled partition waits on is then in the evidence."""
+    marker = f"GUARDSTREAM_TOPIC_PREFIX={env['GUARDSTREAM_TOPIC_PREFIX']}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environment = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if b"worker" in argv and marker in environment:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGUSR1)
+    time.sleep(3)  # the dump goes through the worker's event loop
 
 
 def keep_evidence(tmp: Path, env: dict[str, str] | None = None) -> Path:
