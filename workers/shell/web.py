@@ -84,7 +84,10 @@ def _register_status_page(
         }
 
     async def sample_burn_rates() -> None:
-        history.sample(of_type(states().get("slos", ()), SloState), wall_clock_ms())
+        # The SLO kernel's states only: every 30 s, building every breaker's and budget's
+        # record too would be work for nothing.
+        slos = [k.states() for k in kernels if k.spec.page and k.spec.page.strip("/") == "slos"]
+        history.sample(of_type((s for listed in slos for s in listed), SloState), wall_clock_ms())
 
     app.timer(interval=SAMPLE_EVERY_S, name="guardstream.status.burn_history")(sample_burn_rates)
 
