@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from devstack.alertmanager import AlertmanagerServer
 from schemas.types import rfc3339_ms
 from tests.support.calls import call_document, outcome
-from tests.support.cli_scenario import fast_breaker_text, jsonl, scenario_env
+from tests.support.cli_scenario import eventually, fast_breaker_text, jsonl, scenario_env
 from tests.support.worker_process import run_cli, running_forwarder, running_worker
 from workers.metrics import ALERTS_DELIVERED
 from workers.metrics_scrape import scrape, total
@@ -57,14 +56,6 @@ def assert_watch_shows(env: dict[str, str], argv: list[str], expected: str) -> N
     refused = run_cli([*argv, "--json"], env)
     assert refused.returncode == 2
     assert b"leave --json out" in refused.stderr
-
-
-def eventually(what: str, check: Callable[[], Any], timeout_s: float = 90) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.3)
-    return value
 
 
 def test_a_breaker_alert_fires_and_resolves_in_alertmanager(

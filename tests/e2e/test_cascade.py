@@ -11,7 +11,6 @@ chain, no fork) and `replay --source audit --verify` re-derives every cascade de
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import yaml
 from schemas.types import rfc3339_ms
 from tests.support.calls import call_document, outcome
 from tests.support.cli_scenario import (
+    eventually,
     export_when_settled,
     fast_breaker_text,
     jsonl,
@@ -65,13 +65,6 @@ def failing_embeddings(first: int, count: int, ts_ms: int) -> list[dict[str, Any
         )
         for n in range(first, first + count)
     ]
-
-
-def eventually(what: str, check: Callable[[], bool], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.3)
 
 
 def resynced(log_path: Path) -> Callable[[], bool]:

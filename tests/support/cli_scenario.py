@@ -5,7 +5,7 @@ read back from its beginning."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,3 +161,13 @@ def live_state(
             running_projector(env, tmp_path / "projector") as projector,
         ):
             yield LiveState(env, redis_server, worker, projector)
+
+
+def eventually(what: str, check: Callable[[], Any], timeout_s: float = 90) -> Any:
+    """`check()` every 0.3 s until it returns something true, which is returned; fails the
+    test naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.3)
+    return value
